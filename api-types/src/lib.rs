@@ -1,0 +1,6 @@
+//! The Docker Engine API as Rust types: wire shapes, API versions and the
+//! error body. Only serde; no I/O.
+
+pub mod common;
+pub mod system;
+pub mod version;

@@ -1,0 +1,158 @@
+//! The one shared gRPC channel to containerd and the calls made on it.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use containerd_client::services::v1::{
+    containers_client::ContainersClient, content_client::ContentClient,
+    images_client::ImagesClient, namespaces_client::NamespacesClient,
+    tasks_client::TasksClient, version_client::VersionClient, CreateNamespaceRequest,
+    GetNamespaceRequest, ListContainersRequest, ListContentRequest, ListImagesRequest,
+    ListTasksRequest, Namespace,
+};
+use containerd_client::types::v1::Status as TaskStatus;
+use hyper_util::rt::TokioIo;
+use tonic::transport::{Channel, Endpoint};
+use tonic::Request;
+
+use super::error::{ContainerdError, ErrorKind};
+
+/// A handle on containerd: cheap to clone, all clones share one channel.
+#[derive(Clone)]
+pub struct Containerd {
+    channel: Channel,
+    namespace: String,
+    address: PathBuf,
+}
+
+/// containerd's own version, as `/version` reports it.
+#[derive(Debug, Clone, Default)]
+pub struct RuntimeVersion {
+    pub version: String,
+    pub revision: String,
+}
+
+/// Counts that `/info` reports, read from containerd.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ContainerdSummary {
+    pub containers: u64,
+    pub running: u64,
+    pub paused: u64,
+    pub stopped: u64,
+    pub images: u64,
+}
+
+impl Containerd {
+    /// A lazily connected channel: it dials on first use and redials after
+    /// containerd restarts, so one channel serves the daemon's whole life.
+    pub fn new(address: &Path, namespace: &str) -> Result<Self, ContainerdError> {
+        let socket = address.to_path_buf();
+        let channel = Endpoint::from_static("http://[::]")
+            .connect_timeout(Duration::from_secs(5))
+            .connect_with_connector_lazy(tower::service_fn(move |_| {
+                let socket = socket.clone();
+                async move { Ok::<_, std::io::Error>(TokioIo::new(tokio::net::UnixStream::connect(socket).await?)) }
+            }));
+        Ok(Self { channel, namespace: namespace.to_string(), address: address.to_path_buf() })
+    }
+
+    pub fn address(&self) -> &Path {
+        &self.address
+    }
+
+    pub fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
+    fn request<T>(&self, message: T) -> Request<T> {
+        let mut req = Request::new(message);
+        if let Ok(ns) = self.namespace.parse() {
+            req.metadata_mut().insert("containerd-namespace", ns);
+        }
+        req
+    }
+
+    pub async fn version(&self) -> Result<RuntimeVersion, ContainerdError> {
+        let resp = VersionClient::new(self.channel.clone())
+            .version(())
+            .await
+            .map_err(|s| ContainerdError::from_status("version", s))?
+            .into_inner();
+        Ok(RuntimeVersion { version: resp.version, revision: resp.revision })
+    }
+
+    /// Create our namespace unless it exists.
+    pub async fn ensure_namespace(&self) -> Result<(), ContainerdError> {
+        let mut client = NamespacesClient::new(self.channel.clone());
+        let name = self.namespace.clone();
+        match client.get(GetNamespaceRequest { name: name.clone() }).await {
+            Ok(_) => return Ok(()),
+            Err(s) if s.code() == tonic::Code::NotFound => {}
+            Err(s) => return Err(ContainerdError::from_status("namespaces.get", s)),
+        }
+        let create = CreateNamespaceRequest { namespace: Some(Namespace { name, labels: Default::default() }) };
+        match client.create(create).await {
+            Ok(_) => Ok(()),
+            Err(s) => match ContainerdError::from_status("namespaces.create", s) {
+                e if e.kind() == ErrorKind::AlreadyExists => Ok(()),
+                e => Err(e),
+            },
+        }
+    }
+
+    /// Containers by task state, and images, in our namespace.
+    pub async fn summary(&self) -> Result<ContainerdSummary, ContainerdError> {
+        let containers = ContainersClient::new(self.channel.clone())
+            .list(self.request(ListContainersRequest { filters: vec![] }))
+            .await
+            .map_err(|s| ContainerdError::from_status("containers.list", s))?
+            .into_inner()
+            .containers;
+        let tasks = TasksClient::new(self.channel.clone())
+            .list(self.request(ListTasksRequest { filter: String::new() }))
+            .await
+            .map_err(|s| ContainerdError::from_status("tasks.list", s))?
+            .into_inner()
+            .tasks;
+        let images = ImagesClient::new(self.channel.clone())
+            .list(self.request(ListImagesRequest { filters: vec![] }))
+            .await
+            .map_err(|s| ContainerdError::from_status("images.list", s))?
+            .into_inner()
+            .images;
+        let count = |wanted: &[TaskStatus]| {
+            tasks
+                .iter()
+                .filter(|t| wanted.iter().any(|w| *w as i32 == t.status))
+                .count() as u64
+        };
+        let total = containers.len() as u64;
+        let running = count(&[TaskStatus::Running]);
+        let paused = count(&[TaskStatus::Paused, TaskStatus::Pausing]);
+        Ok(ContainerdSummary {
+            containers: total,
+            running,
+            paused,
+            stopped: total.saturating_sub(running + paused),
+            images: images.len() as u64,
+        })
+    }
+
+    /// Bytes held in the content store for our namespace.
+    pub async fn content_size(&self) -> Result<i64, ContainerdError> {
+        let mut stream = ContentClient::new(self.channel.clone())
+            .list(self.request(ListContentRequest { filters: vec![] }))
+            .await
+            .map_err(|s| ContainerdError::from_status("content.list", s))?
+            .into_inner();
+        let mut total = 0i64;
+        while let Some(page) = stream
+            .message()
+            .await
+            .map_err(|s| ContainerdError::from_status("content.list", s))?
+        {
+            total += page.info.iter().map(|i| i.size).sum::<i64>();
+        }
+        Ok(total)
+    }
+}

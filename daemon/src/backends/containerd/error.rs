@@ -1,0 +1,44 @@
+//! containerd errors, with gRPC codes mapped once to kinds services act on.
+
+use tonic::Code;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    NotFound,
+    AlreadyExists,
+    Invalid,
+    Precondition,
+    Unavailable,
+    Other,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("containerd: {op}: {message}")]
+pub struct ContainerdError {
+    pub kind: ErrorKind,
+    pub op: &'static str,
+    pub message: String,
+}
+
+impl ContainerdError {
+    pub fn from_status(op: &'static str, status: tonic::Status) -> Self {
+        let kind = match status.code() {
+            Code::NotFound => ErrorKind::NotFound,
+            Code::AlreadyExists => ErrorKind::AlreadyExists,
+            Code::InvalidArgument | Code::OutOfRange => ErrorKind::Invalid,
+            Code::FailedPrecondition | Code::Aborted => ErrorKind::Precondition,
+            Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled => ErrorKind::Unavailable,
+            _ => ErrorKind::Other,
+        };
+        let message = match kind {
+            // tonic's transport text for a refused socket is long and vague.
+            ErrorKind::Unavailable => format!("containerd is not reachable: {}", status.message()),
+            _ => status.message().to_string(),
+        };
+        Self { kind, op, message }
+    }
+
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+}

@@ -1,0 +1,182 @@
+//! Facts about the host that `/info` and `/version` report.
+
+use std::path::Path;
+
+#[derive(Debug, Clone, Default)]
+pub struct HostInfo {
+    pub hostname: String,
+    pub kernel_version: String,
+    /// uname's machine, e.g. `x86_64` (what `/info` calls Architecture).
+    pub machine: String,
+    pub operating_system: String,
+    pub os_version: String,
+    pub ncpu: u64,
+    pub mem_total: u64,
+    pub cgroup_version: &'static str,
+}
+
+impl HostInfo {
+    /// Read once at start; none of this changes while the daemon runs.
+    pub fn read() -> Self {
+        let uname = uname();
+        let os_release = std::fs::read_to_string("/etc/os-release").unwrap_or_default();
+        let field = |key: &str| {
+            os_release.lines().find_map(|l| {
+                l.strip_prefix(key)
+                    .and_then(|v| v.strip_prefix('='))
+                    .map(|v| v.trim_matches('"').to_string())
+            })
+        };
+        Self {
+            hostname: uname.nodename,
+            kernel_version: uname.release,
+            machine: uname.machine,
+            operating_system: field("PRETTY_NAME").unwrap_or_else(|| "Linux".into()),
+            os_version: field("VERSION_ID").unwrap_or_default(),
+            ncpu: std::thread::available_parallelism().map(|n| n.get() as u64).unwrap_or(1),
+            mem_total: mem_total().unwrap_or(0),
+            cgroup_version: if Path::new("/sys/fs/cgroup/cgroup.controllers").exists() { "2" } else { "1" },
+        }
+    }
+}
+
+/// Go's name for the architecture, as `/version` reports it.
+pub fn go_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "x86" => "386",
+        "powerpc64" => "ppc64le",
+        other => other,
+    }
+}
+
+struct Uname {
+    nodename: String,
+    release: String,
+    machine: String,
+}
+
+fn uname() -> Uname {
+    // SAFETY: utsname is plain old data; uname(2) fills it in.
+    let mut buf: libc::utsname = unsafe { std::mem::zeroed() };
+    // SAFETY: buf is a valid, writable utsname.
+    if unsafe { libc::uname(&mut buf) } != 0 {
+        return Uname { nodename: String::new(), release: String::new(), machine: String::new() };
+    }
+    let text = |field: &[libc::c_char]| {
+        let bytes: Vec<u8> = field.iter().take_while(|&&c| c != 0).map(|&c| c as u8).collect();
+        String::from_utf8_lossy(&bytes).into_owned()
+    };
+    Uname { nodename: text(&buf.nodename), release: text(&buf.release), machine: text(&buf.machine) }
+}
+
+fn mem_total() -> Option<u64> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let kib: u64 = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kib * 1024)
+}
+
+/// runc's version and commit, from `runc --version` (the runtime binary that
+/// containerd's shim runs).
+pub async fn runc_version() -> Option<(String, String)> {
+    let out = tokio::process::Command::new("runc").arg("--version").output().await.ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    parse_runc_version(&String::from_utf8_lossy(&out.stdout))
+}
+
+fn parse_runc_version(text: &str) -> Option<(String, String)> {
+    let version = text.lines().find_map(|l| l.strip_prefix("runc version "))?.trim().to_string();
+    let commit = text
+        .lines()
+        .find_map(|l| l.strip_prefix("commit: "))
+        .map(|c| c.trim().to_string())
+        .unwrap_or_default();
+    Some((version, commit))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runc_version_output() {
+        let out = "runc version 1.1.5+ds1\ncommit: 1.1.5+ds1-1+deb12u1\nspec: 1.0.2-dev\ngo: go1.19.8\n";
+        assert_eq!(
+            parse_runc_version(out),
+            Some(("1.1.5+ds1".to_string(), "1.1.5+ds1-1+deb12u1".to_string()))
+        );
+        assert_eq!(parse_runc_version("garbage"), None);
+    }
+
+    #[test]
+    fn host_facts_are_read() {
+        let h = HostInfo::read();
+        assert!(h.ncpu >= 1);
+        assert!(h.mem_total > 0);
+        assert!(!h.kernel_version.is_empty());
+    }
+}
+
+/// What the cgroup hierarchy lets containers limit (`/info`'s booleans).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CgroupFeatures {
+    pub memory_limit: bool,
+    pub swap_limit: bool,
+    pub cpu_cfs_period: bool,
+    pub cpu_cfs_quota: bool,
+    pub cpu_shares: bool,
+    pub cpu_set: bool,
+    pub pids_limit: bool,
+    pub oom_kill_disable: bool,
+}
+
+impl CgroupFeatures {
+    pub fn read(cgroup_version: &str) -> Self {
+        let root = Path::new("/sys/fs/cgroup");
+        if cgroup_version == "2" {
+            let controllers = std::fs::read_to_string(root.join("cgroup.controllers")).unwrap_or_default();
+            let has = |c: &str| controllers.split_whitespace().any(|x| x == c);
+            return Self {
+                memory_limit: has("memory"),
+                swap_limit: has("memory"),
+                cpu_cfs_period: has("cpu"),
+                cpu_cfs_quota: has("cpu"),
+                cpu_shares: has("cpu"),
+                cpu_set: has("cpuset"),
+                pids_limit: has("pids"),
+                oom_kill_disable: false,
+            };
+        }
+        let exists = |p: &str| root.join(p).exists();
+        Self {
+            memory_limit: exists("memory/memory.limit_in_bytes"),
+            swap_limit: exists("memory/memory.memsw.limit_in_bytes"),
+            cpu_cfs_period: exists("cpu/cpu.cfs_period_us"),
+            cpu_cfs_quota: exists("cpu/cpu.cfs_quota_us"),
+            cpu_shares: exists("cpu/cpu.shares"),
+            cpu_set: exists("cpuset/cpuset.cpus"),
+            pids_limit: exists("pids/pids.max") || exists("pids"),
+            oom_kill_disable: exists("memory/memory.oom_control"),
+        }
+    }
+}
+
+/// `net.ipv4.ip_forward` is on.
+pub fn ipv4_forwarding() -> bool {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").is_ok_and(|v| v.trim() == "1")
+}
+
+/// Open file descriptors of this process.
+pub fn open_fds() -> i64 {
+    std::fs::read_dir("/proc/self/fd").map(|d| d.count() as i64).unwrap_or(0)
+}

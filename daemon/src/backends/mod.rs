@@ -1,0 +1,5 @@
+//! What services build on: containerd, the metadata store, the host.
+
+pub mod containerd;
+pub mod host;
+pub mod store;

@@ -1,0 +1,65 @@
+//! Crash-safe metadata under the data-root.
+
+use std::io::Write;
+use std::path::Path;
+
+/// Write `data` to `path` so that a crash leaves either the old or the new
+/// content, never a torn file: write a temporary file, fsync, rename, fsync
+/// the directory.
+pub fn atomic_write(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let mut tmp = tempfile_in(dir, path)?;
+    tmp.1.write_all(data)?;
+    tmp.1.sync_all()?;
+    std::fs::rename(&tmp.0, path)?;
+    std::fs::File::open(dir)?.sync_all()
+}
+
+fn tempfile_in(dir: &Path, target: &Path) -> std::io::Result<(std::path::PathBuf, std::fs::File)> {
+    let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.{}.tmp", uuid::Uuid::new_v4().simple()));
+    let file = std::fs::OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+    Ok((tmp, file))
+}
+
+/// The daemon's stable identity, created on first start (dockerd's
+/// `engine-id`): a UUID kept in `<data-root>/engine-id`.
+pub fn engine_id(data_root: &Path) -> std::io::Result<String> {
+    let path = data_root.join("engine-id");
+    match std::fs::read_to_string(&path) {
+        Ok(id) if !id.trim().is_empty() => Ok(id.trim().to_string()),
+        Ok(_) => create_engine_id(&path),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => create_engine_id(&path),
+        Err(e) => Err(e),
+    }
+}
+
+fn create_engine_id(path: &Path) -> std::io::Result<String> {
+    let id = uuid::Uuid::new_v4().to_string();
+    atomic_write(path, id.as_bytes())?;
+    Ok(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn engine_id_is_stable() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = engine_id(dir.path()).unwrap();
+        assert_eq!(first.len(), 36);
+        assert_eq!(engine_id(dir.path()).unwrap(), first);
+    }
+
+    #[test]
+    fn atomic_write_replaces_and_leaves_no_temp() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("meta.json");
+        atomic_write(&path, b"one").unwrap();
+        atomic_write(&path, b"two").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"two");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+}

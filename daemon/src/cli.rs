@@ -1,0 +1,117 @@
+//! The command line, with dockerd's flag names, short forms and defaults.
+//!
+//! Every setting that daemon.json can also carry is an `Option` here, so the
+//! merge can tell "given on the command line" from "left at its default".
+
+use std::path::PathBuf;
+
+use clap::Parser;
+
+#[derive(Debug, Clone, Default, Parser)]
+#[command(
+    name = "berthd",
+    about = "A self-sufficient runtime for containers, on containerd",
+    disable_version_flag = true
+)]
+pub struct Cli {
+    /// Daemon socket(s) to connect to
+    #[arg(short = 'H', long = "host", value_name = "list")]
+    pub hosts: Vec<String>,
+
+    /// Daemon configuration file
+    #[arg(long = "config-file", value_name = "string")]
+    pub config_file: Option<PathBuf>,
+
+    /// Root directory of persistent berthd state
+    #[arg(long = "data-root", value_name = "string")]
+    pub data_root: Option<PathBuf>,
+
+    /// Root directory for execution state files
+    #[arg(long = "exec-root", value_name = "string")]
+    pub exec_root: Option<PathBuf>,
+
+    /// containerd grpc address
+    #[arg(long = "containerd", value_name = "string")]
+    pub containerd: Option<PathBuf>,
+
+    /// containerd namespace to use
+    #[arg(long = "containerd-namespace", value_name = "string")]
+    pub containerd_namespace: Option<String>,
+
+    /// Enable debug mode
+    #[arg(short = 'D', long = "debug", num_args = 0..=1, require_equals = true,
+          default_missing_value = "true", value_name = "bool")]
+    pub debug: Option<bool>,
+
+    /// Set the logging level ("debug"|"info"|"warn"|"error"|"fatal")
+    #[arg(short = 'l', long = "log-level", value_name = "string")]
+    pub log_level: Option<String>,
+
+    /// Path to use for daemon PID file
+    #[arg(short = 'p', long = "pidfile", value_name = "string")]
+    pub pidfile: Option<PathBuf>,
+
+    /// Group for the unix socket
+    #[arg(short = 'G', long = "group", value_name = "string")]
+    pub group: Option<String>,
+
+    /// Use TLS; implied by --tlsverify
+    #[arg(long = "tls", num_args = 0..=1, require_equals = true,
+          default_missing_value = "true", value_name = "bool")]
+    pub tls: Option<bool>,
+
+    /// Use TLS and verify the remote
+    #[arg(long = "tlsverify", num_args = 0..=1, require_equals = true,
+          default_missing_value = "true", value_name = "bool")]
+    pub tls_verify: Option<bool>,
+
+    /// Trust certs signed only by this CA
+    #[arg(long = "tlscacert", value_name = "string")]
+    pub tls_ca_cert: Option<PathBuf>,
+
+    /// Path to TLS certificate file
+    #[arg(long = "tlscert", value_name = "string")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// Path to TLS key file
+    #[arg(long = "tlskey", value_name = "string")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Enable live restore of containers when the daemon stops
+    #[arg(long = "live-restore", num_args = 0..=1, require_equals = true,
+          default_missing_value = "true", value_name = "bool")]
+    pub live_restore: Option<bool>,
+
+    /// Validate daemon configuration and exit
+    #[arg(long = "validate")]
+    pub validate: bool,
+
+    /// Print version information and quit
+    #[arg(short = 'v', long = "version")]
+    pub version: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Cli {
+        Cli::try_parse_from(std::iter::once("berthd").chain(args.iter().copied())).unwrap()
+    }
+
+    #[test]
+    fn repeated_hosts_and_short_forms() {
+        let cli = parse(&["-H", "unix:///a.sock", "--host", "tcp://127.0.0.1:2375", "-D", "-l", "warn"]);
+        assert_eq!(cli.hosts, ["unix:///a.sock", "tcp://127.0.0.1:2375"]);
+        assert_eq!(cli.debug, Some(true));
+        assert_eq!(cli.log_level.as_deref(), Some("warn"));
+    }
+
+    #[test]
+    fn explicit_false_booleans() {
+        let cli = parse(&["--tls=false", "--debug=false"]);
+        assert_eq!(cli.tls, Some(false));
+        assert_eq!(cli.debug, Some(false));
+        assert_eq!(parse(&[]).tls, None);
+    }
+}

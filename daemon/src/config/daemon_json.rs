@@ -1,0 +1,165 @@
+//! `daemon.json`: dockerd's key names, parsed strictly.
+//!
+//! Keys berthd honours are fields of [`DaemonJson`]. Keys dockerd knows but
+//! berthd does not honour yet are accepted with a start-up warning, so a
+//! working dockerd configuration never stops berthd from starting; any other
+//! key is an error, as in dockerd.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct DaemonJson {
+    pub hosts: Option<Vec<String>>,
+    pub data_root: Option<PathBuf>,
+    pub exec_root: Option<PathBuf>,
+    pub containerd: Option<PathBuf>,
+    pub containerd_namespace: Option<String>,
+    pub debug: Option<bool>,
+    pub log_level: Option<String>,
+    pub pidfile: Option<PathBuf>,
+    pub group: Option<String>,
+    pub tls: Option<bool>,
+    #[serde(rename = "tlsverify")]
+    pub tls_verify: Option<bool>,
+    #[serde(rename = "tlscacert")]
+    pub tls_ca_cert: Option<PathBuf>,
+    #[serde(rename = "tlscert")]
+    pub tls_cert: Option<PathBuf>,
+    #[serde(rename = "tlskey")]
+    pub tls_key: Option<PathBuf>,
+    pub live_restore: Option<bool>,
+    pub labels: Option<Vec<String>>,
+    pub registry_mirrors: Option<Vec<String>>,
+    pub insecure_registries: Option<Vec<String>>,
+}
+
+/// Keys that dockerd accepts and berthd does not honour yet.
+pub const NOT_YET_HONOURED: &[&str] = &[
+    "allow-nondistributable-artifacts", "api-cors-header", "authorization-plugins",
+    "bip", "bip6", "bridge", "builder", "cdi-spec-dirs", "cgroup-parent",
+    "containerd-plugins-namespace", "cpu-rt-period", "cpu-rt-runtime", "cri-containerd",
+    "default-address-pools", "default-cgroupns-mode", "default-gateway",
+    "default-gateway-v6", "default-ipc-mode", "default-network-opts", "default-runtime",
+    "default-shm-size", "default-ulimits", "dns", "dns-opts", "dns-search", "exec-opts",
+    "experimental", "features", "fixed-cidr", "fixed-cidr-v6", "host-gateway-ip",
+    "host-gateway-ips", "icc", "init", "init-path", "ip", "ip-forward",
+    "ip-forward-no-drop", "ip-masq", "ip6tables", "ipv6", "iptables", "log-driver",
+    "log-format", "log-opts", "max-concurrent-downloads", "max-concurrent-uploads",
+    "max-download-attempts", "metrics-addr", "min-api-version", "mtu", "no-new-privileges",
+    "node-generic-resources", "oom-score-adjust", "proxies", "raw-logs", "runtimes",
+    "seccomp-profile", "selinux-enabled", "shutdown-timeout", "storage-driver",
+    "storage-opts", "swarm-default-advertise-addr", "userland-proxy",
+    "userland-proxy-path", "userns-remap",
+];
+
+/// The keys [`DaemonJson`] honours, in dockerd's spelling.
+pub const HONOURED: &[&str] = &[
+    "hosts", "data-root", "exec-root", "containerd", "containerd-namespace", "debug",
+    "log-level", "pidfile", "group", "tls", "tlsverify", "tlscacert", "tlscert", "tlskey",
+    "live-restore", "labels", "registry-mirrors", "insecure-registries",
+];
+
+/// A parsed file: the typed keys, the raw values (for conflict messages) and
+/// the dockerd keys that were present but are not honoured yet.
+#[derive(Debug, Clone, Default)]
+pub struct ParsedFile {
+    pub config: DaemonJson,
+    pub raw: BTreeMap<String, serde_json::Value>,
+    pub ignored: Vec<String>,
+}
+
+/// Why a daemon.json could not be used. The text after the file name follows
+/// dockerd's wording.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum FileError {
+    #[error("{0}")]
+    Syntax(String),
+    #[error("the following directives don't match any configuration option: {}", .0.join(", "))]
+    UnknownKeys(Vec<String>),
+    #[error("{0}")]
+    BadValue(String),
+}
+
+pub fn parse(text: &str) -> Result<ParsedFile, FileError> {
+    if text.trim().is_empty() {
+        return Ok(ParsedFile::default());
+    }
+    let raw: BTreeMap<String, serde_json::Value> =
+        serde_json::from_str(text).map_err(|e| FileError::Syntax(e.to_string()))?;
+    let unknown: Vec<String> = raw
+        .keys()
+        .filter(|k| !HONOURED.contains(&k.as_str()) && !NOT_YET_HONOURED.contains(&k.as_str()))
+        .cloned()
+        .collect();
+    if !unknown.is_empty() {
+        return Err(FileError::UnknownKeys(unknown));
+    }
+    let ignored: Vec<String> = raw
+        .keys()
+        .filter(|k| NOT_YET_HONOURED.contains(&k.as_str()))
+        .cloned()
+        .collect();
+    let honoured: serde_json::Map<String, serde_json::Value> = raw
+        .iter()
+        .filter(|(k, _)| HONOURED.contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let config = serde_json::from_value(serde_json::Value::Object(honoured))
+        .map_err(|e| FileError::BadValue(e.to_string()))?;
+    Ok(ParsedFile { config, raw, ignored })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_field_has_a_key_in_honoured() {
+        let all = r#"{"hosts":[],"data-root":"/d","exec-root":"/e","containerd":"/c",
+            "containerd-namespace":"n","debug":true,"log-level":"info","pidfile":"/p",
+            "group":"g","tls":true,"tlsverify":true,"tlscacert":"/ca","tlscert":"/c",
+            "tlskey":"/k","live-restore":true,"labels":["a=b"],"registry-mirrors":[],
+            "insecure-registries":[]}"#;
+        let parsed = parse(all).unwrap();
+        assert_eq!(parsed.raw.len(), HONOURED.len());
+        assert_eq!(parsed.config.containerd_namespace.as_deref(), Some("n"));
+    }
+
+    #[test]
+    fn unknown_keys_are_listed() {
+        let err = parse(r#"{"foo": 1, "debug": true, "bar": 2}"#).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "the following directives don't match any configuration option: bar, foo"
+        );
+    }
+
+    #[test]
+    fn dockerd_keys_not_yet_honoured_are_accepted_and_reported() {
+        let parsed = parse(r#"{"log-driver": "json-file", "debug": true}"#).unwrap();
+        assert_eq!(parsed.ignored, ["log-driver"]);
+        assert_eq!(parsed.config.debug, Some(true));
+    }
+
+    #[test]
+    fn empty_file_is_empty_config() {
+        assert_eq!(parse("  \n").unwrap().config, DaemonJson::default());
+    }
+
+    #[test]
+    fn wrong_types_and_syntax_are_errors() {
+        assert!(matches!(parse(r#"{"debug": "yes"}"#), Err(FileError::BadValue(_))));
+        assert!(matches!(parse("{bad"), Err(FileError::Syntax(_))));
+    }
+
+    #[test]
+    fn lists_do_not_overlap() {
+        for k in HONOURED {
+            assert!(!NOT_YET_HONOURED.contains(k), "{k}");
+        }
+    }
+}

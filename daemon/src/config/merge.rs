@@ -1,0 +1,173 @@
+//! Flags + daemon.json → [`Config`]. A setting given both ways is an error,
+//! as in dockerd's `getConflictFreeConfiguration`.
+
+use std::path::{Path, PathBuf};
+
+use super::daemon_json::ParsedFile;
+use super::{Config, TlsConfig};
+use crate::cli::Cli;
+
+pub fn merge(cli: &Cli, file: ParsedFile, path: &Path) -> Result<Config, String> {
+    reject_conflicts(cli, &file)?;
+    let f = file.config;
+    let hosts = if !cli.hosts.is_empty() {
+        cli.hosts.clone()
+    } else {
+        f.hosts.filter(|h| !h.is_empty()).unwrap_or_else(|| vec![super::DEFAULT_HOST.to_string()])
+    };
+    let tls_verify = cli.tls_verify.or(f.tls_verify).unwrap_or(false);
+    let tls_flag = cli.tls.or(f.tls);
+    let tls = if tls_verify || tls_flag == Some(true) {
+        let docker_dir = home_docker_dir();
+        Some(TlsConfig {
+            verify: tls_verify,
+            ca_cert: cli.tls_ca_cert.clone().or(f.tls_ca_cert).unwrap_or_else(|| docker_dir.join("ca.pem")),
+            cert: cli.tls_cert.clone().or(f.tls_cert).unwrap_or_else(|| docker_dir.join("cert.pem")),
+            key: cli.tls_key.clone().or(f.tls_key).unwrap_or_else(|| docker_dir.join("key.pem")),
+        })
+    } else {
+        None
+    };
+    Ok(Config {
+        config_file: path.to_path_buf(),
+        hosts,
+        data_root: cli.data_root.clone().or(f.data_root).unwrap_or_else(|| super::DEFAULT_DATA_ROOT.into()),
+        exec_root: cli.exec_root.clone().or(f.exec_root).unwrap_or_else(|| super::DEFAULT_EXEC_ROOT.into()),
+        containerd: cli.containerd.clone().or(f.containerd),
+        containerd_namespace: cli
+            .containerd_namespace
+            .clone()
+            .or(f.containerd_namespace)
+            .unwrap_or_else(|| super::DEFAULT_NAMESPACE.to_string()),
+        debug: cli.debug.or(f.debug).unwrap_or(false),
+        log_level: cli.log_level.clone().or(f.log_level).unwrap_or_else(|| "info".to_string()),
+        pidfile: cli.pidfile.clone().or(f.pidfile).unwrap_or_else(|| super::DEFAULT_PIDFILE.into()),
+        group: cli.group.clone().or(f.group),
+        tls,
+        tls_explicitly_off: tls_flag == Some(false) && !tls_verify,
+        live_restore: cli.live_restore.or(f.live_restore).unwrap_or(false),
+        labels: f.labels.unwrap_or_default(),
+        registry_mirrors: f.registry_mirrors.unwrap_or_default(),
+        insecure_registries: f.insecure_registries.unwrap_or_default(),
+        ignored_keys: file.ignored,
+    })
+}
+
+fn home_docker_dir() -> PathBuf {
+    std::env::var_os("DOCKER_CERT_PATH")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/root".into())).join(".docker"))
+}
+
+/// The flags given on the command line, by their daemon.json key, with the
+/// value as dockerd would print it.
+fn flags_set(cli: &Cli) -> Vec<(&'static str, String)> {
+    let path = |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string());
+    let text = |s: &Option<String>| s.clone();
+    let boolean = |b: &Option<bool>| b.map(|b| b.to_string());
+    let hosts = (!cli.hosts.is_empty()).then(|| format!("[{}]", cli.hosts.join(" ")));
+    [
+        ("hosts", hosts),
+        ("data-root", path(&cli.data_root)),
+        ("exec-root", path(&cli.exec_root)),
+        ("containerd", path(&cli.containerd)),
+        ("containerd-namespace", text(&cli.containerd_namespace)),
+        ("debug", boolean(&cli.debug)),
+        ("log-level", text(&cli.log_level)),
+        ("pidfile", path(&cli.pidfile)),
+        ("group", text(&cli.group)),
+        ("tls", boolean(&cli.tls)),
+        ("tlsverify", boolean(&cli.tls_verify)),
+        ("tlscacert", path(&cli.tls_ca_cert)),
+        ("tlscert", path(&cli.tls_cert)),
+        ("tlskey", path(&cli.tls_key)),
+        ("live-restore", boolean(&cli.live_restore)),
+    ]
+    .into_iter()
+    .filter_map(|(k, v)| v.map(|v| (k, v)))
+    .collect()
+}
+
+fn reject_conflicts(cli: &Cli, file: &ParsedFile) -> Result<(), String> {
+    let conflicts: Vec<String> = flags_set(cli)
+        .into_iter()
+        .filter_map(|(key, flag)| {
+            file.raw
+                .get(key)
+                .map(|v| format!("{key}: (from flag: {flag}, from file: {})", go_display(v)))
+        })
+        .collect();
+    if conflicts.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "the following directives are specified both as a flag and in the configuration file: {}",
+            conflicts.join(", ")
+        ))
+    }
+}
+
+/// Values printed the way Go's `%v` prints them in dockerd's message.
+fn go_display(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Array(items) => {
+            format!("[{}]", items.iter().map(go_display).collect::<Vec<_>>().join(" "))
+        }
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::daemon_json::parse;
+
+    fn cli(args: &[&str]) -> Cli {
+        use clap::Parser;
+        Cli::try_parse_from(std::iter::once("berthd").chain(args.iter().copied())).unwrap()
+    }
+
+    #[test]
+    fn defaults() {
+        let c = merge(&cli(&[]), ParsedFile::default(), Path::new("/etc/docker/daemon.json")).unwrap();
+        assert_eq!(c.hosts, ["unix:///var/run/docker.sock"]);
+        assert_eq!(c.data_root, PathBuf::from("/var/lib/berth"));
+        assert_eq!(c.exec_root, PathBuf::from("/var/run/berth"));
+        assert_eq!(c.containerd_namespace, "berth");
+        assert_eq!(c.log_level, "info");
+        assert!(c.tls.is_none() && !c.debug && c.containerd.is_none());
+    }
+
+    #[test]
+    fn file_values_apply_when_no_flag() {
+        let file = parse(r#"{"data-root": "/srv/berth", "hosts": ["unix:///x.sock"], "debug": true}"#).unwrap();
+        let c = merge(&cli(&["--exec-root", "/run/b"]), file, Path::new("f")).unwrap();
+        assert_eq!(c.data_root, PathBuf::from("/srv/berth"));
+        assert_eq!(c.exec_root, PathBuf::from("/run/b"));
+        assert_eq!(c.hosts, ["unix:///x.sock"]);
+        assert!(c.debug);
+    }
+
+    #[test]
+    fn conflicts_name_both_values() {
+        let file = parse(r#"{"debug": false, "hosts": ["unix:///x.sock"]}"#).unwrap();
+        let err = merge(&cli(&["-D", "-H", "unix:///y.sock"]), file, Path::new("f")).unwrap_err();
+        assert_eq!(
+            err,
+            "the following directives are specified both as a flag and in the configuration file: \
+             hosts: (from flag: [unix:///y.sock], from file: [unix:///x.sock]), \
+             debug: (from flag: true, from file: false)"
+        );
+    }
+
+    #[test]
+    fn tlsverify_implies_tls_and_tls_false_is_remembered() {
+        let c = merge(&cli(&["--tlsverify", "--tlscacert", "/ca"]), ParsedFile::default(), Path::new("f")).unwrap();
+        let tls = c.tls.unwrap();
+        assert!(tls.verify);
+        assert_eq!(tls.ca_cert, PathBuf::from("/ca"));
+        let c = merge(&cli(&["--tls=false"]), ParsedFile::default(), Path::new("f")).unwrap();
+        assert!(c.tls.is_none() && c.tls_explicitly_off);
+    }
+}

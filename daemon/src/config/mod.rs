@@ -1,0 +1,90 @@
+//! The daemon's configuration: command line and daemon.json merged the way
+//! dockerd merges them, then validated.
+
+pub mod daemon_json;
+pub mod hosts;
+pub mod merge;
+pub mod validate;
+
+use std::path::{Path, PathBuf};
+
+use crate::cli::Cli;
+
+pub const DEFAULT_CONFIG_FILE: &str = "/etc/docker/daemon.json";
+pub const DEFAULT_HOST: &str = "unix:///var/run/docker.sock";
+pub const DEFAULT_DATA_ROOT: &str = "/var/lib/berth";
+pub const DEFAULT_EXEC_ROOT: &str = "/var/run/berth";
+pub const DEFAULT_PIDFILE: &str = "/var/run/docker.pid";
+pub const DEFAULT_NAMESPACE: &str = "berth";
+pub const DEFAULT_CONTAINERD_SOCKET: &str = "/run/containerd/containerd.sock";
+
+/// TLS settings for TCP listeners.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsConfig {
+    pub verify: bool,
+    pub ca_cert: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// The effective configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub config_file: PathBuf,
+    pub hosts: Vec<String>,
+    pub data_root: PathBuf,
+    pub exec_root: PathBuf,
+    /// `None`: use the system containerd if it answers, else start our own.
+    pub containerd: Option<PathBuf>,
+    pub containerd_namespace: String,
+    pub debug: bool,
+    pub log_level: String,
+    pub pidfile: PathBuf,
+    /// `None`: the default (`docker` when that group exists, else root).
+    pub group: Option<String>,
+    /// `None` when TLS is off.
+    pub tls: Option<TlsConfig>,
+    /// The operator asked for plain TCP with an explicit `--tls=false`.
+    pub tls_explicitly_off: bool,
+    pub live_restore: bool,
+    pub labels: Vec<String>,
+    pub registry_mirrors: Vec<String>,
+    pub insecure_registries: Vec<String>,
+    /// dockerd keys present in the file that berthd does not honour yet.
+    pub ignored_keys: Vec<String>,
+}
+
+/// A configuration that cannot be used; the text is what dockerd prints.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("unable to configure the Docker daemon with file {}: {reason}", .file.display())]
+    File { file: PathBuf, reason: String },
+    #[error("open {}: no such file or directory", .0.display())]
+    MissingFile(PathBuf),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Read the configuration file (a missing default file is fine, a missing
+/// named one is not), merge it with the flags and validate the result.
+pub fn load(cli: &Cli) -> Result<Config, ConfigError> {
+    let (path, named) = match &cli.config_file {
+        Some(p) => (p.clone(), true),
+        None => (PathBuf::from(DEFAULT_CONFIG_FILE), false),
+    };
+    let parsed = match std::fs::read_to_string(&path) {
+        Ok(text) => daemon_json::parse(&text).map_err(|e| file_error(&path, e.to_string()))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !named => Default::default(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(ConfigError::MissingFile(path))
+        }
+        Err(e) => return Err(file_error(&path, e.to_string())),
+    };
+    let config = merge::merge(cli, parsed, &path).map_err(|reason| file_error(&path, reason))?;
+    validate::validate(&config).map_err(ConfigError::Invalid)?;
+    Ok(config)
+}
+
+fn file_error(file: &Path, reason: String) -> ConfigError {
+    ConfigError::File { file: file.to_path_buf(), reason }
+}

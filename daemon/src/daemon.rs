@@ -1,0 +1,114 @@
+//! Start-up and shutdown: the order in which the daemon comes up and goes
+//! down.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::watch;
+
+use crate::backends::containerd::supervisor::{self, ManagedContainerd};
+use crate::backends::containerd::Containerd;
+use crate::backends::store;
+use crate::config::{Config, DEFAULT_CONTAINERD_SOCKET};
+use crate::pidfile::PidFile;
+use crate::server::{self, listeners};
+use crate::services::{system::SystemService, Services};
+
+/// Load the TLS material now so that `--validate` and start-up report a bad
+/// certificate the same way.
+pub fn check_tls(config: &Config) -> Result<(), String> {
+    match &config.tls {
+        Some(tls) => server::tls::acceptor(tls).map(|_| ()).map_err(|e| e.to_string()),
+        None => Ok(()),
+    }
+}
+
+pub async fn run(config: Config) -> Result<()> {
+    tracing::info!(version = crate::release::VERSION, "starting up");
+    for key in &config.ignored_keys {
+        tracing::warn!(key = %key, "daemon.json key is not supported by berthd yet and is ignored");
+    }
+    check_tls(&config).map_err(anyhow::Error::msg)?;
+    let pidfile = PidFile::create(&config.pidfile)?;
+    let mut managed = None;
+    let result = serve_until_signal(&config, &mut managed).await;
+    if let Some(m) = managed {
+        m.shutdown().await;
+    }
+    pidfile.remove();
+    if result.is_ok() {
+        tracing::info!("daemon shutdown complete");
+    }
+    result
+}
+
+async fn serve_until_signal(config: &Config, managed: &mut Option<ManagedContainerd>) -> Result<()> {
+    for dir in [&config.data_root, &config.exec_root] {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let address = containerd_address(config, managed).await?;
+    let containerd = Containerd::new(&address, &config.containerd_namespace)?;
+    containerd
+        .ensure_namespace()
+        .await
+        .with_context(|| format!("failed to dial containerd at {}", address.display()))?;
+    let engine_id = store::engine_id(&config.data_root)
+        .with_context(|| format!("reading engine ID under {}", config.data_root.display()))?;
+    let config = Arc::new(config.clone());
+    let services = Services {
+        system: Arc::new(SystemService::new(config.clone(), containerd.clone(), engine_id)),
+    };
+    let app = server::router::build(services);
+    let bound = listeners::bind_all(&config).await.context("failed to load listeners")?;
+    let sockets: Vec<PathBuf> = bound
+        .iter()
+        .filter_map(|l| match l {
+            server::Listener::Unix { path, .. } => path.clone(),
+            _ => None,
+        })
+        .collect();
+    let (stop, stopped) = watch::channel(false);
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        let _ = stop.send(true);
+    });
+    tracing::info!(
+        containerd.address = %address.display(),
+        containerd.namespace = %config.containerd_namespace,
+        "daemon has completed initialization"
+    );
+    server::serve(bound, app, stopped).await;
+    listeners::remove_sockets(&sockets);
+    Ok(())
+}
+
+/// `--containerd` if given; else the system containerd if it answers; else
+/// one of our own.
+async fn containerd_address(config: &Config, managed: &mut Option<ManagedContainerd>) -> Result<PathBuf> {
+    if let Some(address) = &config.containerd {
+        return Ok(address.clone());
+    }
+    let system = PathBuf::from(DEFAULT_CONTAINERD_SOCKET);
+    if supervisor::answers(&system).await {
+        return Ok(system);
+    }
+    tracing::info!("no containerd answers at {}; starting our own", system.display());
+    let own = ManagedContainerd::start(&config.exec_root, &config.data_root).await?;
+    let socket = own.socket().to_path_buf();
+    *managed = Some(own);
+    Ok(socket)
+}
+
+async fn wait_for_signal() {
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        tracing::error!("cannot install signal handlers; stop berthd with SIGKILL");
+        return std::future::pending().await;
+    };
+    let name = tokio::select! {
+        _ = term.recv() => "terminated",
+        _ = int.recv() => "interrupt",
+    };
+    tracing::info!("processing signal '{name}'");
+}

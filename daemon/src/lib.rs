@@ -1,0 +1,10 @@
+//! berthd: the Docker Engine API served on containerd.
+
+pub mod backends;
+pub mod cli;
+pub mod config;
+pub mod daemon;
+pub mod pidfile;
+pub mod release;
+pub mod server;
+pub mod services;

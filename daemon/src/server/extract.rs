@@ -1,0 +1,83 @@
+//! Request extractors that reject bad input with Docker-style 400s instead
+//! of axum's plain-text rejections.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use serde::de::DeserializeOwned;
+
+use super::error::ApiError;
+
+/// The largest JSON body accepted (create configs with big env/labels fit).
+pub const MAX_JSON_BODY: usize = 16 * 1024 * 1024;
+
+/// A JSON request body. An empty body decodes as `null`, which
+/// `Option`/defaulted types accept.
+pub struct DockerJson<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for DockerJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, _: &S) -> Result<Self, Self::Rejection> {
+        let bytes = axum::body::to_bytes(req.into_body(), MAX_JSON_BODY).await.map_err(|e| {
+            if is_length_limit(&e) {
+                ApiError::BadRequest(format!("request body is larger than {MAX_JSON_BODY} bytes"))
+            } else {
+                ApiError::BadRequest(format!("failed to read request body: {e}"))
+            }
+        })?;
+        decode_json(&bytes).map(DockerJson)
+    }
+}
+
+fn is_length_limit(e: &axum::Error) -> bool {
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = current {
+        if err.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        current = err.source();
+    }
+    false
+}
+
+pub fn decode_json<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, ApiError> {
+    let text: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) { b"null" } else { bytes };
+    serde_json::from_slice(text).map_err(|e| ApiError::BadRequest(format!("invalid JSON: {e}")))
+}
+
+/// Query parameters.
+pub struct DockerQuery<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for DockerQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or_default();
+        serde_urlencoded::from_str(query)
+            .map(DockerQuery)
+            .map_err(|e| ApiError::BadRequest(format!("invalid query parameters: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(serde::Deserialize, Debug, PartialEq)]
+    struct Body {
+        #[serde(rename = "Name")]
+        name: String,
+    }
+
+    #[test]
+    fn json_errors_are_bad_requests() {
+        let err = decode_json::<Body>(&Bytes::from_static(b"{bad")).unwrap_err();
+        assert!(matches!(err, ApiError::BadRequest(ref m) if m.starts_with("invalid JSON")), "{err}");
+        assert!(decode_json::<Option<Body>>(&Bytes::from_static(b"")).unwrap().is_none());
+        assert_eq!(
+            decode_json::<Body>(&Bytes::from_static(br#"{"Name":"x","Extra":1}"#)).unwrap(),
+            Body { name: "x".into() }
+        );
+    }
+}

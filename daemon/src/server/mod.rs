@@ -1,0 +1,113 @@
+//! The HTTP side: listeners, routing, version prefix, errors. Only this
+//! module knows about axum and hyper.
+
+pub mod error;
+pub mod extract;
+pub mod listeners;
+pub mod router;
+pub mod routes;
+pub mod tls;
+pub mod version;
+
+use std::time::Duration;
+
+use axum::Router;
+use hyper::server::conn::http1;
+use hyper_util::rt::TokioIo;
+use hyper_util::service::TowerToHyperService;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::{mpsc, watch};
+
+pub use listeners::Listener;
+
+/// How long in-flight requests may run after shutdown begins.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Serve on every listener until `shutdown` flips to true, then stop
+/// accepting, let in-flight requests finish (up to a timeout) and return.
+pub async fn serve(listeners: Vec<Listener>, app: Router, shutdown: watch::Receiver<bool>) {
+    // Every connection holds a sender; when all are dropped, the receiver
+    // reports that the drain is complete.
+    let (alive, mut drained) = mpsc::channel::<()>(1);
+    let mut accept_loops = Vec::new();
+    for listener in listeners {
+        tracing::info!(listener = %listener.describe(), "API listen");
+        accept_loops.push(tokio::spawn(accept_loop(listener, app.clone(), shutdown.clone(), alive.clone())));
+    }
+    drop(alive);
+    for task in accept_loops {
+        let _ = task.await;
+    }
+    if tokio::time::timeout(DRAIN_TIMEOUT, drained.recv()).await.is_err() {
+        tracing::warn!("in-flight requests did not finish within {}s", DRAIN_TIMEOUT.as_secs());
+    }
+}
+
+async fn accept_loop(listener: Listener, app: Router, mut shutdown: watch::Receiver<bool>, alive: mpsc::Sender<()>) {
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => return,
+            accepted = accept(&listener) => match accepted {
+                Ok(Accepted::Plain(io)) => spawn_connection(io, app.clone(), shutdown.clone(), alive.clone()),
+                Ok(Accepted::Tcp(stream, tls)) => {
+                    let (app, shutdown, alive) = (app.clone(), shutdown.clone(), alive.clone());
+                    tokio::spawn(async move {
+                        match tls.accept(stream).await {
+                            Ok(io) => spawn_connection(io, app, shutdown, alive),
+                            Err(e) => tracing::debug!(error = %e, "TLS handshake failed"),
+                        }
+                    });
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    // Out of file descriptors and similar: back off instead of spinning.
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+        }
+    }
+}
+
+enum Accepted {
+    Plain(Box<dyn Io>),
+    Tcp(tokio::net::TcpStream, tokio_rustls::TlsAcceptor),
+}
+
+trait Io: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Io for T {}
+
+async fn accept(listener: &Listener) -> std::io::Result<Accepted> {
+    match listener {
+        Listener::Unix { listener, .. } => Ok(Accepted::Plain(Box::new(listener.accept().await?.0))),
+        Listener::Tcp { listener, tls, .. } => {
+            let (stream, _) = listener.accept().await?;
+            let _ = stream.set_nodelay(true);
+            Ok(match tls {
+                Some(tls) => Accepted::Tcp(stream, tls.clone()),
+                None => Accepted::Plain(Box::new(stream)),
+            })
+        }
+    }
+}
+
+fn spawn_connection<I: Io>(io: I, app: Router, mut shutdown: watch::Receiver<bool>, alive: mpsc::Sender<()>) {
+    tokio::spawn(async move {
+        let _alive = alive;
+        let service = TowerToHyperService::new(app);
+        let conn = http1::Builder::new()
+            .keep_alive(true)
+            .serve_connection(TokioIo::new(io), service)
+            .with_upgrades();
+        tokio::pin!(conn);
+        let result = tokio::select! {
+            r = conn.as_mut() => r,
+            _ = shutdown.changed() => {
+                conn.as_mut().graceful_shutdown();
+                conn.await
+            }
+        };
+        if let Err(e) = result {
+            tracing::debug!(error = %e, "connection ended with an error");
+        }
+    });
+}

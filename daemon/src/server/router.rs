@@ -1,0 +1,187 @@
+//! The route table: every Docker Engine endpoint, with what serves it.
+
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, on, post, MethodFilter};
+use axum::Router;
+
+use super::error::ApiError;
+use super::routes::{swarm, system, unimplemented::not_implemented_yet};
+use super::version::{self, Version};
+use crate::services::Services;
+
+/// Endpoints of the Docker Engine API that berthd does not serve yet, by the
+/// issue that will build them. Each answers 501.
+const NOT_YET: &[(&str, &str)] = &[
+    // containers (issue 4), streams (issue 5), filesystems (issue 7)
+    ("GET", "/containers/json"),
+    ("POST", "/containers/create"),
+    ("GET", "/containers/{id}/json"),
+    ("GET", "/containers/{id}/top"),
+    ("GET", "/containers/{id}/logs"),
+    ("GET", "/containers/{id}/changes"),
+    ("GET", "/containers/{id}/export"),
+    ("GET", "/containers/{id}/stats"),
+    ("POST", "/containers/{id}/resize"),
+    ("POST", "/containers/{id}/start"),
+    ("POST", "/containers/{id}/stop"),
+    ("POST", "/containers/{id}/restart"),
+    ("POST", "/containers/{id}/kill"),
+    ("POST", "/containers/{id}/update"),
+    ("POST", "/containers/{id}/rename"),
+    ("POST", "/containers/{id}/pause"),
+    ("POST", "/containers/{id}/unpause"),
+    ("POST", "/containers/{id}/attach"),
+    ("GET", "/containers/{id}/attach/ws"),
+    ("POST", "/containers/{id}/wait"),
+    ("DELETE", "/containers/{id}"),
+    ("HEAD", "/containers/{id}/archive"),
+    ("GET", "/containers/{id}/archive"),
+    ("PUT", "/containers/{id}/archive"),
+    ("POST", "/containers/prune"),
+    ("POST", "/containers/{id}/exec"),
+    ("POST", "/exec/{id}/start"),
+    ("POST", "/exec/{id}/resize"),
+    ("GET", "/exec/{id}/json"),
+    ("POST", "/commit"),
+    // images (issue 3)
+    ("GET", "/images/json"),
+    ("POST", "/images/create"),
+    ("GET", "/images/{name}/json"),
+    ("GET", "/images/{name}/history"),
+    ("POST", "/images/{name}/push"),
+    ("POST", "/images/{name}/tag"),
+    ("DELETE", "/images/{name}"),
+    ("GET", "/images/search"),
+    ("POST", "/images/prune"),
+    ("GET", "/images/{name}/get"),
+    ("GET", "/images/get"),
+    ("POST", "/images/load"),
+    ("GET", "/distribution/{name}/json"),
+    ("POST", "/auth"),
+    // build (issue 10)
+    ("POST", "/build"),
+    ("POST", "/build/prune"),
+    ("POST", "/build/cancel"),
+    ("POST", "/session"),
+    ("POST", "/grpc"),
+    // networks (issue 6)
+    ("GET", "/networks"),
+    ("GET", "/networks/{id}"),
+    ("DELETE", "/networks/{id}"),
+    ("POST", "/networks/create"),
+    ("POST", "/networks/{id}/connect"),
+    ("POST", "/networks/{id}/disconnect"),
+    ("POST", "/networks/prune"),
+    // volumes (issue 7)
+    ("GET", "/volumes"),
+    ("POST", "/volumes/create"),
+    ("GET", "/volumes/{name}"),
+    ("PUT", "/volumes/{name}"),
+    ("DELETE", "/volumes/{name}"),
+    ("POST", "/volumes/prune"),
+    // events (issue 9)
+    ("GET", "/events"),
+    // swarm mode: forming or joining a swarm is not supported
+    ("POST", "/swarm/init"),
+    ("POST", "/swarm/join"),
+    // managed plugins
+    ("GET", "/plugins/privileges"),
+    ("POST", "/plugins/pull"),
+    ("GET", "/plugins/{name}/json"),
+    ("DELETE", "/plugins/{name}"),
+    ("POST", "/plugins/{name}/enable"),
+    ("POST", "/plugins/{name}/disable"),
+    ("POST", "/plugins/{name}/upgrade"),
+    ("POST", "/plugins/create"),
+    ("POST", "/plugins/{name}/push"),
+    ("POST", "/plugins/{name}/set"),
+];
+
+/// Swarm-manager endpoints: 503 "This node is not a swarm manager".
+const SWARM_MANAGER: &[(&str, &str)] = &[
+    ("GET", "/swarm"),
+    ("POST", "/swarm/update"),
+    ("GET", "/swarm/unlockkey"),
+    ("GET", "/nodes"),
+    ("GET", "/nodes/{id}"),
+    ("DELETE", "/nodes/{id}"),
+    ("POST", "/nodes/{id}/update"),
+    ("GET", "/services"),
+    ("POST", "/services/create"),
+    ("GET", "/services/{id}"),
+    ("DELETE", "/services/{id}"),
+    ("POST", "/services/{id}/update"),
+    ("GET", "/services/{id}/logs"),
+    ("GET", "/tasks"),
+    ("GET", "/tasks/{id}"),
+    ("GET", "/tasks/{id}/logs"),
+    ("GET", "/secrets"),
+    ("POST", "/secrets/create"),
+    ("GET", "/secrets/{id}"),
+    ("DELETE", "/secrets/{id}"),
+    ("POST", "/secrets/{id}/update"),
+    ("GET", "/configs"),
+    ("POST", "/configs/create"),
+    ("GET", "/configs/{id}"),
+    ("DELETE", "/configs/{id}"),
+    ("POST", "/configs/{id}/update"),
+];
+
+fn method_filter(method: &str) -> MethodFilter {
+    match method {
+        "GET" => MethodFilter::GET,
+        "HEAD" => MethodFilter::HEAD,
+        "POST" => MethodFilter::POST,
+        "PUT" => MethodFilter::PUT,
+        "DELETE" => MethodFilter::DELETE,
+        other => unreachable!("no Docker endpoint uses {other}"),
+    }
+}
+
+/// The whole API as one service: version negotiation around routing.
+pub fn build(services: Services) -> Router {
+    let mut router = Router::new()
+        .route("/_ping", get(system::system_ping).head(system::system_ping_head))
+        .route("/version", get(system::system_version))
+        .route("/info", get(system::system_info))
+        .route("/system/df", get(system::system_data_usage))
+        .route("/plugins", get(system::plugin_list))
+        .route("/swarm/leave", post(swarm::not_in_swarm))
+        .route("/swarm/unlock", post(swarm::not_in_swarm));
+    for (method, path) in SWARM_MANAGER {
+        router = router.route(path, on(method_filter(method), swarm::not_a_manager));
+    }
+    for (method, path) in NOT_YET {
+        router = router.route(path, on(method_filter(method), not_implemented_yet));
+    }
+    let api = router
+        .fallback(|| async { ApiError::RouteNotFound })
+        .method_not_allowed_fallback(|| async { ApiError::RouteNotFound })
+        .layer(middleware::from_fn(trace_request))
+        .with_state(services);
+    // Negotiation must see the path before routing does, so it wraps the
+    // finished router instead of being one of its layers.
+    Router::new().fallback_service(api).layer(middleware::from_fn(version::negotiate))
+}
+
+/// One span per request: method, matched route, API version, status, time.
+async fn trace_request(req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string());
+    let version = req.extensions().get::<Version>().map(|v| v.0.to_string());
+    let response = next.run(req).await;
+    tracing::debug!(
+        http.method = %method,
+        http.route = route.as_deref().unwrap_or("-"),
+        api.version = version.as_deref().unwrap_or("-"),
+        http.status = response.status().as_u16(),
+        duration_ms = started.elapsed().as_millis() as u64,
+        "request"
+    );
+    response
+}

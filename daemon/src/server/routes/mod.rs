@@ -1,0 +1,6 @@
+//! Thin handlers, one module per API area: parse the request, call a
+//! service, encode the answer.
+
+pub mod swarm;
+pub mod system;
+pub mod unimplemented;

@@ -1,0 +1,72 @@
+//! System routes: ping, version, info, data usage, plugins.
+
+use axum::extract::State;
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, PRAGMA};
+use axum::http::{HeaderMap, HeaderName, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+
+use api_types::system::{SystemDataUsage, SystemInfo, SystemVersion};
+
+use crate::server::error::{ApiError, ApiResult};
+use crate::server::extract::DockerQuery;
+use crate::services::Services;
+
+/// The classic builder; BuildKit ("2") is not served.
+const BUILDER_VERSION: &str = "1";
+
+fn ping_headers() -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache, no-store, must-revalidate"));
+    headers.insert(PRAGMA, HeaderValue::from_static("no-cache"));
+    headers.insert(HeaderName::from_static("builder-version"), HeaderValue::from_static(BUILDER_VERSION));
+    headers.insert(HeaderName::from_static("swarm"), HeaderValue::from_static("inactive"));
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    headers
+}
+
+/// `GET /_ping` (SystemPing).
+pub async fn system_ping() -> Response {
+    (ping_headers(), "OK").into_response()
+}
+
+/// `HEAD /_ping` (SystemPingHead): the same headers, no body.
+pub async fn system_ping_head() -> Response {
+    (ping_headers(), "").into_response()
+}
+
+/// `GET /version` (SystemVersion).
+pub async fn system_version(State(svc): State<Services>) -> ApiResult<Json<SystemVersion>> {
+    Ok(Json(svc.system.version().await?))
+}
+
+/// `GET /info` (SystemInfo).
+pub async fn system_info(State(svc): State<Services>) -> ApiResult<Json<SystemInfo>> {
+    Ok(Json(svc.system.info().await?))
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct DataUsageQuery {
+    /// Repeated `type=` values (API 1.42+): which object kinds to compute.
+    #[serde(default, rename = "type")]
+    kinds: Vec<String>,
+}
+
+const DATA_USAGE_KINDS: &[&str] = &["container", "image", "volume", "build-cache"];
+
+/// `GET /system/df` (SystemDataUsage).
+pub async fn system_data_usage(
+    State(svc): State<Services>,
+    DockerQuery(query): DockerQuery<DataUsageQuery>,
+) -> ApiResult<Json<SystemDataUsage>> {
+    if let Some(bad) = query.kinds.iter().find(|k| !DATA_USAGE_KINDS.contains(&k.as_str())) {
+        return Err(ApiError::BadRequest(format!("unknown object type: {bad}")));
+    }
+    Ok(Json(svc.system.data_usage().await?))
+}
+
+/// `GET /plugins` (PluginList): berthd runs no managed plugins.
+pub async fn plugin_list() -> Json<Vec<serde_json::Value>> {
+    Json(vec![])
+}

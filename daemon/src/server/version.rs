@@ -1,0 +1,135 @@
+//! The `/vX.Y` path prefix: strip it, check it against the served range,
+//! hand the version to handlers, and set dockerd's response headers.
+
+use axum::extract::{FromRequestParts, Request};
+use axum::http::header::{HeaderValue, SERVER};
+use axum::http::request::Parts;
+use axum::http::{HeaderName, Uri};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use api_types::version::{ApiVersion, MAX_API_VERSION, MIN_API_VERSION};
+
+use super::error::ApiError;
+use crate::release;
+
+/// The API version a request was made with; unprefixed requests get the
+/// maximum, as with dockerd.
+#[derive(Debug, Clone, Copy)]
+pub struct Version(pub ApiVersion);
+
+impl<S: Send + Sync> FromRequestParts<S> for Version {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(parts.extensions.get::<Version>().copied().unwrap_or(Version(MAX_API_VERSION)))
+    }
+}
+
+/// Middleware run before routing.
+pub async fn negotiate(mut req: Request, next: Next) -> Response {
+    let mut response = match strip_prefix(req.uri()) {
+        Ok(None) => {
+            req.extensions_mut().insert(Version(MAX_API_VERSION));
+            next.run(req).await
+        }
+        Ok(Some((version, uri))) => match check_range(&version) {
+            Ok(v) => {
+                *req.uri_mut() = uri;
+                req.extensions_mut().insert(Version(v));
+                next.run(req).await
+            }
+            Err(e) => e.into_response(),
+        },
+        Err(e) => e.into_response(),
+    };
+    let headers = response.headers_mut();
+    headers.insert(HeaderName::from_static("api-version"), HeaderValue::from_static(MAX_VERSION_TEXT));
+    headers.insert(HeaderName::from_static("docker-experimental"), HeaderValue::from_static("false"));
+    headers.insert(HeaderName::from_static("ostype"), HeaderValue::from_static("linux"));
+    if let Ok(server) = HeaderValue::from_str(&format!("Docker/{} (linux)", release::VERSION)) {
+        headers.insert(SERVER, server);
+    }
+    response
+}
+
+const MAX_VERSION_TEXT: &str = "1.51";
+
+/// `/v1.47/containers/json` → ("1.47", `/containers/json`). A first segment
+/// of `v` and digits and dots is a version, as in dockerd's router; anything
+/// else is left for routing (and usually ends in 404).
+fn strip_prefix(uri: &Uri) -> Result<Option<(String, Uri)>, ApiError> {
+    let path = uri.path();
+    let Some(rest) = path.strip_prefix("/v") else { return Ok(None) };
+    let (segment, tail) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, ""),
+    };
+    if segment.is_empty() || !segment.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        return Ok(None);
+    }
+    if tail.is_empty() || tail == "/" {
+        return Err(ApiError::RouteNotFound);
+    }
+    let path_and_query = match uri.query() {
+        Some(q) => format!("{tail}?{q}"),
+        None => tail.to_string(),
+    };
+    let mut parts = uri.clone().into_parts();
+    parts.path_and_query = Some(path_and_query.parse().map_err(|_| ApiError::RouteNotFound)?);
+    let uri = Uri::from_parts(parts).map_err(|_| ApiError::RouteNotFound)?;
+    Ok(Some((segment.to_string(), uri)))
+}
+
+/// Compare as dockerd does: dot-separated numbers, missing parts are zero.
+fn check_range(text: &str) -> Result<ApiVersion, ApiError> {
+    let mut parts = text.split('.').map(|p| p.parse::<u16>().unwrap_or(0));
+    let version = ApiVersion::new(parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    let finer_than_minor = parts.any(|p| p > 0);
+    if version > MAX_API_VERSION || (version == MAX_API_VERSION && finer_than_minor) {
+        return Err(ApiError::BadRequest(format!(
+            "client version {text} is too new. Maximum supported API version is {MAX_API_VERSION}"
+        )));
+    }
+    if version < MIN_API_VERSION {
+        return Err(ApiError::BadRequest(format!(
+            "client version {text} is too old. Minimum supported API version is {MIN_API_VERSION}, \
+             please upgrade your client to a newer version"
+        )));
+    }
+    Ok(version)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strip(path: &str) -> Option<(String, String)> {
+        strip_prefix(&path.parse().unwrap()).unwrap().map(|(v, u)| (v, u.to_string()))
+    }
+
+    #[test]
+    fn header_constant_matches_max() {
+        assert_eq!(MAX_VERSION_TEXT, MAX_API_VERSION.to_string());
+    }
+
+    #[test]
+    fn prefixes_are_stripped_with_query_kept() {
+        assert_eq!(strip("/v1.47/containers/json?all=1"), Some(("1.47".into(), "/containers/json?all=1".into())));
+        assert_eq!(strip("/_ping"), None);
+        assert_eq!(strip("/volumes"), None);
+        assert_eq!(strip("/vabc/version"), None);
+    }
+
+    #[test]
+    fn range_checks_use_dockerd_texts() {
+        assert_eq!(check_range("1.41").unwrap(), ApiVersion::new(1, 41));
+        assert_eq!(check_range("1.24").unwrap(), MIN_API_VERSION);
+        assert_eq!(
+            check_range("1.99").unwrap_err().to_string(),
+            "client version 1.99 is too new. Maximum supported API version is 1.51"
+        );
+        assert!(check_range("1.12").unwrap_err().to_string().starts_with("client version 1.12 is too old."));
+        assert!(check_range("2").is_err());
+    }
+}

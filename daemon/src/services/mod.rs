@@ -1,0 +1,15 @@
+//! Docker's operations, version-agnostic and HTTP-free. Services take and
+//! return api-types shapes and call backends.
+
+pub mod errors;
+pub mod system;
+
+use std::sync::Arc;
+
+pub use errors::ServiceError;
+
+/// Every service, shared by the route handlers.
+#[derive(Clone)]
+pub struct Services {
+    pub system: Arc<system::SystemService>,
+}

@@ -1,0 +1,230 @@
+//! `/version`, `/info` and `/system/df`: the daemon describing itself.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use api_types::system::{
+    Commit, ComponentVersion, ContainerdInfo, ContainerdNamespaces, IndexInfo, Platform,
+    PluginsInfo, RegistryConfig, Runtime, SwarmInfo, SystemDataUsage, SystemInfo, SystemVersion,
+};
+use api_types::version::{MAX_API_VERSION, MIN_API_VERSION};
+
+use super::ServiceError;
+use crate::backends::containerd::Containerd;
+use crate::backends::host::{self, CgroupFeatures, HostInfo};
+use crate::config::Config;
+use crate::release;
+
+/// The snapshotter that backs `overlay2` (`Driver` in `/info`).
+pub const SNAPSHOTTER: &str = "overlayfs";
+const OFFICIAL_INDEX: &str = "https://index.docker.io/v1/";
+/// Loopback is always an insecure registry, as in dockerd.
+const DEFAULT_INSECURE_CIDRS: &[&str] = &["::1/128", "127.0.0.0/8"];
+
+pub struct SystemService {
+    config: Arc<Config>,
+    containerd: Containerd,
+    host: HostInfo,
+    cgroups: CgroupFeatures,
+    engine_id: String,
+}
+
+impl SystemService {
+    pub fn new(config: Arc<Config>, containerd: Containerd, engine_id: String) -> Self {
+        let host = HostInfo::read();
+        let cgroups = CgroupFeatures::read(host.cgroup_version);
+        Self { config, containerd, host, cgroups, engine_id }
+    }
+
+    pub async fn version(&self) -> Result<SystemVersion, ServiceError> {
+        let containerd = self.containerd.version().await?;
+        let mut components = vec![ComponentVersion {
+            name: "Engine".into(),
+            version: release::VERSION.into(),
+            details: BTreeMap::from([
+                ("ApiVersion".into(), MAX_API_VERSION.to_string()),
+                ("Arch".into(), host::go_arch().into()),
+                ("BuildTime".into(), release::BUILD_TIME.into()),
+                ("Experimental".into(), "false".into()),
+                ("GitCommit".into(), release::GIT_COMMIT.into()),
+                ("GoVersion".into(), release::RUSTC_VERSION.into()),
+                ("KernelVersion".into(), self.host.kernel_version.clone()),
+                ("MinAPIVersion".into(), MIN_API_VERSION.to_string()),
+                ("Os".into(), "linux".into()),
+            ]),
+        }];
+        components.push(ComponentVersion {
+            name: "containerd".into(),
+            version: containerd.version,
+            details: BTreeMap::from([("GitCommit".into(), containerd.revision)]),
+        });
+        if let Some((version, commit)) = host::runc_version().await {
+            components.push(ComponentVersion {
+                name: "runc".into(),
+                version,
+                details: BTreeMap::from([("GitCommit".into(), commit)]),
+            });
+        }
+        Ok(SystemVersion {
+            platform: Platform { name: "berthd".into() },
+            components,
+            version: release::VERSION.into(),
+            api_version: MAX_API_VERSION.to_string(),
+            min_api_version: MIN_API_VERSION.to_string(),
+            git_commit: release::GIT_COMMIT.into(),
+            go_version: release::RUSTC_VERSION.into(),
+            os: "linux".into(),
+            arch: host::go_arch().into(),
+            kernel_version: self.host.kernel_version.clone(),
+            build_time: release::BUILD_TIME.into(),
+        })
+    }
+
+    pub async fn info(&self) -> Result<SystemInfo, ServiceError> {
+        let (summary, containerd, runc) = tokio::join!(
+            self.containerd.summary(),
+            self.containerd.version(),
+            host::runc_version()
+        );
+        let summary = summary?;
+        let containerd = containerd?;
+        let config = &self.config;
+        let cg = self.cgroups;
+        Ok(SystemInfo {
+            id: self.engine_id.clone(),
+            containers: summary.containers,
+            containers_running: summary.running,
+            containers_paused: summary.paused,
+            containers_stopped: summary.stopped,
+            images: summary.images,
+            driver: SNAPSHOTTER.into(),
+            driver_status: vec![["driver-type".into(), "io.containerd.snapshotter.v1".into()]],
+            plugins: PluginsInfo::default(),
+            memory_limit: cg.memory_limit,
+            swap_limit: cg.swap_limit,
+            cpu_cfs_period: cg.cpu_cfs_period,
+            cpu_cfs_quota: cg.cpu_cfs_quota,
+            cpu_shares: cg.cpu_shares,
+            cpu_set: cg.cpu_set,
+            pids_limit: cg.pids_limit,
+            oom_kill_disable: cg.oom_kill_disable,
+            ipv4_forwarding: host::ipv4_forwarding(),
+            debug: config.debug,
+            n_fd: host::open_fds(),
+            n_goroutines: tokio::runtime::Handle::current().metrics().num_alive_tasks() as i64,
+            system_time: chrono::Local::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
+            logging_driver: "json-file".into(),
+            cgroup_driver: "cgroupfs".into(),
+            cgroup_version: self.host.cgroup_version.into(),
+            n_events_listener: 0,
+            kernel_version: self.host.kernel_version.clone(),
+            operating_system: self.host.operating_system.clone(),
+            os_version: self.host.os_version.clone(),
+            os_type: "linux".into(),
+            architecture: self.host.machine.clone(),
+            index_server_address: OFFICIAL_INDEX.into(),
+            registry_config: registry_config(config),
+            ncpu: self.host.ncpu,
+            mem_total: self.host.mem_total,
+            generic_resources: None,
+            docker_root_dir: config.data_root.display().to_string(),
+            http_proxy: proxy_env("HTTP_PROXY"),
+            https_proxy: proxy_env("HTTPS_PROXY"),
+            no_proxy: proxy_env("NO_PROXY"),
+            name: self.host.hostname.clone(),
+            labels: config.labels.clone(),
+            experimental_build: false,
+            server_version: release::VERSION.into(),
+            runtimes: BTreeMap::from([
+                ("io.containerd.runc.v2".into(), Runtime { path: "runc".into(), runtime_args: None }),
+                ("runc".into(), Runtime { path: "runc".into(), runtime_args: None }),
+            ]),
+            default_runtime: "runc".into(),
+            swarm: SwarmInfo::inactive(),
+            live_restore_enabled: config.live_restore,
+            isolation: String::new(),
+            init_binary: String::new(),
+            containerd_commit: Commit { id: containerd.revision },
+            runc_commit: Commit { id: runc.map(|(_, commit)| commit).unwrap_or_default() },
+            init_commit: Commit::default(),
+            security_options: vec![],
+            default_address_pools: vec![],
+            cdi_spec_dirs: vec![],
+            containerd: ContainerdInfo {
+                address: self.containerd.address().display().to_string(),
+                namespaces: ContainerdNamespaces {
+                    containers: self.containerd.namespace().into(),
+                    plugins: self.containerd.namespace().into(),
+                },
+            },
+            warnings: warnings(config),
+        })
+    }
+
+    pub async fn data_usage(&self) -> Result<SystemDataUsage, ServiceError> {
+        Ok(SystemDataUsage { layers_size: self.containerd.content_size().await?, ..Default::default() })
+    }
+}
+
+fn registry_config(config: &Config) -> RegistryConfig {
+    let mut cidrs: Vec<String> = DEFAULT_INSECURE_CIDRS.iter().map(|s| s.to_string()).collect();
+    let mut index_configs = BTreeMap::from([(
+        "docker.io".to_string(),
+        IndexInfo {
+            name: "docker.io".into(),
+            mirrors: config.registry_mirrors.clone(),
+            secure: true,
+            official: true,
+        },
+    )]);
+    for registry in &config.insecure_registries {
+        if registry.contains('/') {
+            if !cidrs.contains(registry) {
+                cidrs.push(registry.clone());
+            }
+        } else {
+            index_configs.insert(
+                registry.clone(),
+                IndexInfo { name: registry.clone(), mirrors: vec![], secure: false, official: false },
+            );
+        }
+    }
+    RegistryConfig { insecure_registry_cidrs: cidrs, index_configs, mirrors: config.registry_mirrors.clone() }
+}
+
+/// Proxy settings with any credentials masked, as dockerd shows them.
+fn proxy_env(name: &str) -> String {
+    mask_proxy(std::env::var(name).or_else(|_| std::env::var(name.to_lowercase())).unwrap_or_default())
+}
+
+fn mask_proxy(value: String) -> String {
+    match value.split_once("://").and_then(|(scheme, rest)| rest.split_once('@').map(|(_, h)| (scheme, h))) {
+        Some((scheme, host)) => format!("{scheme}://xxxxx:xxxxx@{host}"),
+        None => value,
+    }
+}
+
+fn warnings(config: &Config) -> Vec<String> {
+    config
+        .hosts
+        .iter()
+        .filter(|h| h.starts_with("tcp://") && config.tls.is_none())
+        .map(|h| {
+            format!(
+                "[DEPRECATION NOTICE]: API is accessible on http://{} without encryption.",
+                h.trim_start_matches("tcp://")
+            )
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proxy_credentials_are_masked() {
+        assert_eq!(mask_proxy("http://user:secret@proxy:3128".into()), "http://xxxxx:xxxxx@proxy:3128");
+        assert_eq!(mask_proxy("http://proxy:3128".into()), "http://proxy:3128");
+    }
+}

@@ -3,7 +3,7 @@
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::http::header::CONTENT_TYPE;
 
 use api_types::common::ErrorResponse;
 
@@ -51,7 +51,10 @@ impl IntoResponse for ApiError {
         } else {
             tracing::debug!(error = %self, status = status.as_u16(), "request rejected");
         }
-        (status, Json(ErrorResponse { message: self.to_string() })).into_response()
+        // dockerd's encoder ends the body with a newline; some clients log it raw.
+        let mut body = serde_json::to_vec(&ErrorResponse { message: self.to_string() }).unwrap_or_default();
+        body.push(b'\n');
+        (status, [(CONTENT_TYPE, "application/json")], body).into_response()
     }
 }
 

@@ -46,7 +46,7 @@ pub fn decode_json<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, ApiError> {
     serde_json::from_slice(text).map_err(|e| ApiError::BadRequest(format!("invalid JSON: {e}")))
 }
 
-/// Query parameters.
+/// Query parameters decoded into a struct (single-valued keys).
 pub struct DockerQuery<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for DockerQuery<T> {
@@ -57,6 +57,24 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for DockerQuery<T>
         serde_urlencoded::from_str(query)
             .map(DockerQuery)
             .map_err(|e| ApiError::BadRequest(format!("invalid query parameters: {e}")))
+    }
+}
+
+/// The raw query, for parameters Docker repeats (`type=a&type=b`).
+pub struct QueryPairs(pub Vec<(String, String)>);
+
+impl QueryPairs {
+    pub fn all<'a>(&'a self, key: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.0.iter().filter(move |(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for QueryPairs {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or_default();
+        Ok(QueryPairs(form_urlencoded::parse(query.as_bytes()).into_owned().collect()))
     }
 }
 

@@ -5,12 +5,11 @@ use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, PRAGMA};
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde::Deserialize;
 
 use api_types::system::{SystemDataUsage, SystemInfo, SystemVersion};
 
 use crate::server::error::{ApiError, ApiResult};
-use crate::server::extract::DockerQuery;
+use crate::server::extract::QueryPairs;
 use crate::services::Services;
 
 /// The classic builder; BuildKit ("2") is not served.
@@ -46,21 +45,15 @@ pub async fn system_info(State(svc): State<Services>) -> ApiResult<Json<SystemIn
     Ok(Json(svc.system.info().await?))
 }
 
-#[derive(Debug, Default, Deserialize)]
-pub struct DataUsageQuery {
-    /// Repeated `type=` values (API 1.42+): which object kinds to compute.
-    #[serde(default, rename = "type")]
-    kinds: Vec<String>,
-}
-
 const DATA_USAGE_KINDS: &[&str] = &["container", "image", "volume", "build-cache"];
 
 /// `GET /system/df` (SystemDataUsage).
 pub async fn system_data_usage(
     State(svc): State<Services>,
-    DockerQuery(query): DockerQuery<DataUsageQuery>,
+    query: QueryPairs,
 ) -> ApiResult<Json<SystemDataUsage>> {
-    if let Some(bad) = query.kinds.iter().find(|k| !DATA_USAGE_KINDS.contains(&k.as_str())) {
+    // `type=` may repeat (API 1.42+): which object kinds to compute.
+    if let Some(bad) = query.all("type").find(|k| !DATA_USAGE_KINDS.contains(k)) {
         return Err(ApiError::BadRequest(format!("unknown object type: {bad}")));
     }
     Ok(Json(svc.system.data_usage().await?))

@@ -1,0 +1,301 @@
+//! One berthd per test: its own temporary data-root, exec-root, socket,
+//! pidfile and containerd namespace, on the shared containerd.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::cli::{self, CmdOutput};
+use crate::containerd;
+
+static NEXT: AtomicUsize = AtomicUsize::new(0);
+
+/// How long a daemon may take to answer its first ping.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The berthd binary under test: `$BERTHD_BIN`, else the workspace's
+/// `target/debug/berthd` (the test command builds it first).
+pub fn berthd_binary() -> PathBuf {
+    let path = std::env::var_os("BERTHD_BIN").map(PathBuf::from).unwrap_or_else(|| {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug/berthd")
+    });
+    assert!(
+        path.exists(),
+        "berthd binary missing at {}: run `cargo build -p berthd` (scripts/test.sh does)",
+        path.display()
+    );
+    path
+}
+
+/// A unique, containerd-valid name for this test's objects.
+pub fn unique_name(prefix: &str) -> String {
+    format!("{prefix}-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+/// How to start a berthd.
+#[derive(Debug, Clone, Default)]
+pub struct BerthdBuilder {
+    args: Vec<String>,
+    daemon_json: Option<serde_json::Value>,
+    env: Vec<(String, String)>,
+    no_containerd_flag: bool,
+    no_default_host: bool,
+    wrapper: Vec<String>,
+}
+
+impl BerthdBuilder {
+    pub fn arg(mut self, arg: impl Into<String>) -> Self {
+        self.args.push(arg.into());
+        self
+    }
+
+    pub fn args<I: IntoIterator<Item = S>, S: Into<String>>(mut self, args: I) -> Self {
+        self.args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    /// Write this as the daemon's `--config-file`.
+    pub fn daemon_json(mut self, value: serde_json::Value) -> Self {
+        self.daemon_json = Some(value);
+        self
+    }
+
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    /// Leave `--containerd` unset, so berthd picks or starts containerd itself.
+    pub fn without_containerd_flag(mut self) -> Self {
+        self.no_containerd_flag = true;
+        self
+    }
+
+    /// Do not pass `-H unix://<test socket>` (the test passes its own hosts).
+    pub fn without_default_host(mut self) -> Self {
+        self.no_default_host = true;
+        self
+    }
+
+    /// Run berthd under a wrapper command, e.g. `unshare -m sh -c '...'`.
+    pub fn wrapped_in<I: IntoIterator<Item = S>, S: Into<String>>(mut self, wrapper: I) -> Self {
+        self.wrapper = wrapper.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Start the daemon and wait until it answers on its socket.
+    #[track_caller]
+    pub fn start(self) -> Berthd {
+        let mut daemon = self.spawn();
+        daemon.wait_ready();
+        daemon
+    }
+
+    /// Run berthd expecting it to exit by itself (`--validate`, `-v`, or a
+    /// refused start); returns what it printed.
+    #[track_caller]
+    pub fn run_to_exit(self) -> CmdOutput {
+        let mut daemon = self.spawn();
+        let deadline = Instant::now() + START_TIMEOUT;
+        let child = daemon.child.as_mut().expect("child");
+        loop {
+            if let Some(status) = child.try_wait().expect("try_wait") {
+                daemon.child = None;
+                return CmdOutput { stdout: String::new(), stderr: daemon.log(), code: status.code().unwrap_or(-1) };
+            }
+            assert!(Instant::now() < deadline, "berthd did not exit; log:\n{}", daemon.log());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Start without waiting.
+    pub fn spawn(self) -> Berthd {
+        containerd::ensure_running();
+        let dir = tempfile::Builder::new().prefix("berth-").tempdir().expect("tempdir");
+        let root = dir.path().to_path_buf();
+        let namespace = unique_name("berth-test");
+        let mut daemon = Berthd {
+            socket: root.join("berthd.sock"),
+            data_root: root.join("data"),
+            exec_root: root.join("exec"),
+            pidfile: root.join("berthd.pid"),
+            config_file: root.join("daemon.json"),
+            log_path: root.join("berthd.log"),
+            docker_config: root.join("docker-config"),
+            namespace,
+            child: None,
+            dir,
+        };
+        std::fs::create_dir_all(&daemon.docker_config).expect("docker config dir");
+        link_cli_plugins(&daemon.docker_config);
+        let json = self.daemon_json.clone().unwrap_or_else(|| serde_json::json!({}));
+        std::fs::write(&daemon.config_file, serde_json::to_vec_pretty(&json).expect("json")).expect("daemon.json");
+        let mut args: Vec<String> = vec![
+            "--config-file".into(),
+            daemon.config_file.display().to_string(),
+            "--data-root".into(),
+            daemon.data_root.display().to_string(),
+            "--exec-root".into(),
+            daemon.exec_root.display().to_string(),
+            "--pidfile".into(),
+            daemon.pidfile.display().to_string(),
+            "--containerd-namespace".into(),
+            daemon.namespace.clone(),
+        ];
+        if !self.no_containerd_flag {
+            args.extend(["--containerd".into(), containerd::SOCKET.into()]);
+        }
+        if !self.no_default_host {
+            args.extend(["-H".into(), format!("unix://{}", daemon.socket.display())]);
+        }
+        args.extend(self.args.iter().cloned());
+        let log = std::fs::File::create(&daemon.log_path).expect("log file");
+        let mut cmd = if self.wrapper.is_empty() {
+            Command::new(berthd_binary())
+        } else {
+            let mut c = Command::new(&self.wrapper[0]);
+            c.args(&self.wrapper[1..]).arg(berthd_binary());
+            c
+        };
+        cmd.args(&args)
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log fd"))
+            .stderr(log);
+        let child = cmd.spawn().unwrap_or_else(|e| panic!("spawning berthd: {e}"));
+        daemon.child = Some(child);
+        daemon
+    }
+}
+
+/// Share the machine's CLI plugins (compose) with the isolated config dir.
+fn link_cli_plugins(config_dir: &Path) {
+    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| "/root".into());
+    let plugins = home.join(".docker/cli-plugins");
+    if plugins.is_dir() {
+        let _ = std::os::unix::fs::symlink(plugins, config_dir.join("cli-plugins"));
+    }
+}
+
+/// A running berthd. Stopped, and its namespace emptied, on drop; its log is
+/// printed if the test is failing.
+pub struct Berthd {
+    dir: tempfile::TempDir,
+    pub socket: PathBuf,
+    pub data_root: PathBuf,
+    pub exec_root: PathBuf,
+    pub pidfile: PathBuf,
+    pub config_file: PathBuf,
+    pub namespace: String,
+    log_path: PathBuf,
+    docker_config: PathBuf,
+    child: Option<Child>,
+}
+
+impl Berthd {
+    pub fn builder() -> BerthdBuilder {
+        BerthdBuilder::default()
+    }
+
+    /// A daemon with the default test settings.
+    #[track_caller]
+    pub fn start() -> Self {
+        Self::builder().start()
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn host(&self) -> String {
+        format!("unix://{}", self.socket.display())
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// `docker ARGS` against this daemon.
+    pub fn docker(&self, args: &[&str]) -> CmdOutput {
+        cli::docker(&self.host(), &self.docker_config, args, None)
+    }
+
+    /// `docker ARGS` with `input` on stdin.
+    pub fn docker_stdin(&self, args: &[&str], input: &[u8]) -> CmdOutput {
+        cli::docker(&self.host(), &self.docker_config, args, Some(input))
+    }
+
+    /// `docker ARGS` against another host of this daemon (tcp, TLS).
+    pub fn docker_at(&self, host: &str, args: &[&str]) -> CmdOutput {
+        cli::docker(host, &self.docker_config, args, None)
+    }
+
+    /// A bollard client on this daemon's socket.
+    pub fn client(&self) -> bollard::Docker {
+        crate::client::connect(&self.socket)
+    }
+
+    /// Raw HTTP on the socket, for status lines and headers.
+    pub fn request(&self, method: &str, path: &str, body: Option<&[u8]>) -> crate::client::RawResponse {
+        crate::client::raw_request(&self.socket, method, path, &[], body)
+    }
+
+    #[track_caller]
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                panic!("berthd exited during start-up ({status}); log:\n{}", self.log());
+            }
+            if self.socket.exists() {
+                if let Ok(resp) = crate::client::try_raw_request(&self.socket, "GET", "/_ping", &[], None) {
+                    if resp.status == 200 {
+                        return;
+                    }
+                }
+            }
+            assert!(Instant::now() < deadline, "berthd did not answer within {START_TIMEOUT:?}; log:\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Send SIGTERM and wait for a clean exit.
+    pub fn stop(&mut self) -> Option<ExitStatus> {
+        let mut child = self.child.take()?;
+        // SAFETY: signalling a child we spawned and have not reaped.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        child.wait().ok()
+    }
+
+    /// Send a signal without waiting.
+    pub fn signal(&self, signal: i32) {
+        if let Some(child) = &self.child {
+            // SAFETY: as in `stop`.
+            unsafe { libc::kill(child.id() as i32, signal) };
+        }
+    }
+}
+
+impl Drop for Berthd {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("---- berthd log ({}) ----\n{}", self.namespace, self.log());
+        }
+        self.stop();
+        containerd::remove_namespace(&self.namespace);
+    }
+}

@@ -1,0 +1,13 @@
+//! Harness for compat tests: a real berthd on a real containerd, driven by
+//! the stock clients.
+
+pub mod berthd;
+pub mod cli;
+pub mod client;
+pub mod containerd;
+pub mod http;
+pub mod images;
+pub mod registry;
+
+pub use berthd::{Berthd, BerthdBuilder};
+pub use cli::CmdOutput;

@@ -88,3 +88,32 @@ pub fn load(cli: &Cli) -> Result<Config, ConfigError> {
 fn file_error(file: &Path, reason: String) -> ConfigError {
     ConfigError::File { file: file.to_path_buf(), reason }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    /// Every example in `configs/` loads and validates.
+    #[test]
+    fn example_configs_load() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "json") {
+                let cli = Cli::try_parse_from(["berthd", "--config-file", path.to_str().unwrap()]).unwrap();
+                let config = load(&cli).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                assert!(config.ignored_keys.is_empty(), "{}: {:?}", path.display(), config.ignored_keys);
+                seen += 1;
+            }
+        }
+        assert!(seen >= 2);
+    }
+
+    #[test]
+    fn missing_named_file_is_an_error_but_missing_default_is_not() {
+        let cli = Cli::try_parse_from(["berthd", "--config-file", "/nonexistent/daemon.json"]).unwrap();
+        assert_eq!(load(&cli).unwrap_err().to_string(), "open /nonexistent/daemon.json: no such file or directory");
+    }
+}

@@ -72,6 +72,6 @@ mod tests {
     fn bad_values() {
         assert_eq!(validate(&config(&["-l", "loud"])), Err("unable to parse logging level: loud".into()));
         assert!(validate(&config(&["-H", "udp://x"])).is_err());
-        assert!(validate(&config(&["--containerd-namespace", "-bad"])).is_err());
+        assert!(validate(&config(&["--containerd-namespace=-bad"])).is_err());
     }
 }

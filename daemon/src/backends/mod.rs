@@ -2,4 +2,5 @@
 
 pub mod containerd;
 pub mod host;
+pub mod oci_spec;
 pub mod store;

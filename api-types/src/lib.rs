@@ -2,5 +2,7 @@
 //! error body. Only serde; no I/O.
 
 pub mod common;
+pub mod container;
+pub mod reference;
 pub mod system;
 pub mod version;

@@ -8,6 +8,7 @@ pub mod containerd;
 pub mod http;
 pub mod images;
 pub mod registry;
+pub mod tls;
 
 pub use berthd::{Berthd, BerthdBuilder};
 pub use cli::CmdOutput;

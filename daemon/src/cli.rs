@@ -11,7 +11,9 @@ use clap::Parser;
 #[command(
     name = "berthd",
     about = "A self-sufficient runtime for containers, on containerd",
-    disable_version_flag = true
+    disable_version_flag = true,
+    // As with dockerd, a flag given twice takes the last value.
+    args_override_self = true
 )]
 pub struct Cli {
     /// Daemon socket(s) to connect to
@@ -105,6 +107,13 @@ mod tests {
         assert_eq!(cli.hosts, ["unix:///a.sock", "tcp://127.0.0.1:2375"]);
         assert_eq!(cli.debug, Some(true));
         assert_eq!(cli.log_level.as_deref(), Some("warn"));
+    }
+
+    #[test]
+    fn last_value_wins() {
+        let cli = parse(&["--data-root", "/a", "--data-root", "/b", "-H", "unix:///x", "-H", "unix:///y"]);
+        assert_eq!(cli.data_root, Some("/b".into()));
+        assert_eq!(cli.hosts, ["unix:///x", "unix:///y"]);
     }
 
     #[test]

@@ -14,7 +14,7 @@ use crate::backends::store;
 use crate::config::{Config, DEFAULT_CONTAINERD_SOCKET};
 use crate::pidfile::PidFile;
 use crate::server::{self, listeners};
-use crate::services::{system::SystemService, Services};
+use crate::services::{images::ImageService, system::SystemService, Services};
 
 /// Load the TLS material now so that `--validate` and start-up report a bad
 /// certificate the same way.
@@ -57,8 +57,13 @@ async fn serve_until_signal(config: &Config, managed: &mut Option<ManagedContain
     let engine_id = store::engine_id(&config.data_root)
         .with_context(|| format!("reading engine ID under {}", config.data_root.display()))?;
     let config = Arc::new(config.clone());
+    let images = Arc::new(ImageService::new(containerd.clone()));
+    if let Err(e) = images.reconcile().await {
+        tracing::warn!(error = %e, "could not drop leases left by interrupted image ingestions");
+    }
     let services = Services {
-        system: Arc::new(SystemService::new(config.clone(), containerd.clone(), engine_id)),
+        system: Arc::new(SystemService::new(config.clone(), containerd.clone(), engine_id).with_images(images.clone())),
+        images,
     };
     let app = server::router::build(services);
     let bound = listeners::bind_all(&config).await.context("failed to load listeners")?;

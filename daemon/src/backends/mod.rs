@@ -2,5 +2,7 @@
 
 pub mod containerd;
 pub mod host;
+pub mod logging;
 pub mod oci_spec;
+pub mod registry;
 pub mod store;

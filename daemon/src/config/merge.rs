@@ -15,9 +15,11 @@ pub fn merge(cli: &Cli, file: ParsedFile, path: &Path) -> Result<Config, String>
     } else {
         f.hosts.filter(|h| !h.is_empty()).unwrap_or_else(|| vec![super::DEFAULT_HOST.to_string()])
     };
-    let tls_verify = cli.tls_verify.or(f.tls_verify).unwrap_or(false);
+    // As in dockerd, giving --tlsverify at all (even =false) turns TLS on.
+    let tls_verify_set = cli.tls_verify.or(f.tls_verify);
+    let tls_verify = tls_verify_set.unwrap_or(false);
     let tls_flag = cli.tls.or(f.tls);
-    let tls = if tls_verify || tls_flag == Some(true) {
+    let tls = if tls_verify_set.is_some() || tls_flag == Some(true) {
         let docker_dir = home_docker_dir();
         Some(TlsConfig {
             verify: tls_verify,
@@ -44,13 +46,22 @@ pub fn merge(cli: &Cli, file: ParsedFile, path: &Path) -> Result<Config, String>
         pidfile: cli.pidfile.clone().or(f.pidfile).unwrap_or_else(|| super::DEFAULT_PIDFILE.into()),
         group: cli.group.clone().or(f.group),
         tls,
-        tls_explicitly_off: tls_flag == Some(false) && !tls_verify,
+        tls_explicitly_off: tls_flag == Some(false) && tls_verify_set.is_none(),
         live_restore: cli.live_restore.or(f.live_restore).unwrap_or(false),
         labels: f.labels.unwrap_or_default(),
-        registry_mirrors: f.registry_mirrors.unwrap_or_default(),
+        registry_mirrors: f.registry_mirrors.unwrap_or_default().into_iter().map(normalize_mirror).collect(),
         insecure_registries: f.insecure_registries.unwrap_or_default(),
         ignored_keys: file.ignored,
     })
+}
+
+/// dockerd stores mirrors with a trailing slash.
+fn normalize_mirror(mirror: String) -> String {
+    if mirror.ends_with('/') {
+        mirror
+    } else {
+        format!("{mirror}/")
+    }
 }
 
 fn home_docker_dir() -> PathBuf {

@@ -59,7 +59,7 @@ pub struct Config {
 pub enum ConfigError {
     #[error("unable to configure the Docker daemon with file {}: {reason}", .file.display())]
     File { file: PathBuf, reason: String },
-    #[error("open {}: no such file or directory", .0.display())]
+    #[error("unable to configure the Docker daemon with file {}: open {}: no such file or directory", .0.display(), .0.display())]
     MissingFile(PathBuf),
     #[error("{0}")]
     Invalid(String),
@@ -114,6 +114,10 @@ mod tests {
     #[test]
     fn missing_named_file_is_an_error_but_missing_default_is_not() {
         let cli = Cli::try_parse_from(["berthd", "--config-file", "/nonexistent/daemon.json"]).unwrap();
-        assert_eq!(load(&cli).unwrap_err().to_string(), "open /nonexistent/daemon.json: no such file or directory");
+        assert_eq!(
+            load(&cli).unwrap_err().to_string(),
+            "unable to configure the Docker daemon with file /nonexistent/daemon.json: \
+             open /nonexistent/daemon.json: no such file or directory"
+        );
     }
 }

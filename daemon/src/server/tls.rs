@@ -15,6 +15,10 @@ use crate::config::TlsConfig;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
+    #[error("invalid TLS configuration: could not load X509 key pair (cert: {cert:?}, key: {key:?}): {reason}")]
+    KeyPair { cert: String, key: String, reason: String },
+    #[error("invalid TLS configuration: could not read CA certificate {path:?}: {reason}")]
+    Ca { path: String, reason: String },
     #[error("could not read {}: {source}", .path.display())]
     Read { path: std::path::PathBuf, source: std::io::Error },
     #[error("no certificate found in {}", .0.display())]
@@ -25,16 +29,33 @@ pub enum TlsError {
     Invalid(String),
 }
 
+/// Go's wording for a file that cannot be opened.
+fn open_error(e: &TlsError) -> String {
+    match e {
+        TlsError::Read { path, source } if source.kind() == std::io::ErrorKind::NotFound => {
+            format!("open {}: no such file or directory", path.display())
+        }
+        other => other.to_string(),
+    }
+}
+
 pub fn acceptor(config: &TlsConfig) -> Result<TlsAcceptor, TlsError> {
     let provider = Arc::new(ring::default_provider());
-    let certs = read_certs(&config.cert)?;
-    let key = read_key(&config.key)?;
+    let key_pair_error = |e: TlsError| TlsError::KeyPair {
+        cert: config.cert.display().to_string(),
+        key: config.key.display().to_string(),
+        reason: open_error(&e),
+    };
+    let certs = read_certs(&config.cert).map_err(key_pair_error)?;
+    let key = read_key(&config.key).map_err(key_pair_error)?;
     let builder = ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|e| TlsError::Invalid(e.to_string()))?;
     let builder = if config.verify {
         let mut roots = RootCertStore::empty();
-        for ca in read_certs(&config.ca_cert)? {
+        let ca_certs = read_certs(&config.ca_cert)
+            .map_err(|e| TlsError::Ca { path: config.ca_cert.display().to_string(), reason: open_error(&e) })?;
+        for ca in ca_certs {
             roots.add(ca).map_err(|e| TlsError::Invalid(format!("{}: {e}", config.ca_cert.display())))?;
         }
         let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)

@@ -2,6 +2,7 @@
 //! return api-types shapes and call backends.
 
 pub mod errors;
+pub mod images;
 pub mod system;
 
 use std::sync::Arc;
@@ -12,4 +13,5 @@ pub use errors::ServiceError;
 #[derive(Clone)]
 pub struct Services {
     pub system: Arc<system::SystemService>,
+    pub images: Arc<images::ImageService>,
 }

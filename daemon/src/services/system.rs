@@ -9,14 +9,13 @@ use api_types::system::{
 };
 use api_types::version::{MAX_API_VERSION, MIN_API_VERSION};
 
+use super::images::ImageService;
 use super::ServiceError;
-use crate::backends::containerd::Containerd;
+use crate::backends::containerd::{Containerd, SNAPSHOTTER};
 use crate::backends::host::{self, CgroupFeatures, HostInfo};
 use crate::config::Config;
 use crate::release;
 
-/// The snapshotter that backs `overlay2` (`Driver` in `/info`).
-pub const SNAPSHOTTER: &str = "overlayfs";
 const OFFICIAL_INDEX: &str = "https://index.docker.io/v1/";
 /// Loopback is always an insecure registry, as in dockerd.
 const DEFAULT_INSECURE_CIDRS: &[&str] = &["::1/128", "127.0.0.0/8"];
@@ -27,13 +26,20 @@ pub struct SystemService {
     host: HostInfo,
     cgroups: CgroupFeatures,
     engine_id: String,
+    images: Option<Arc<ImageService>>,
 }
 
 impl SystemService {
     pub fn new(config: Arc<Config>, containerd: Containerd, engine_id: String) -> Self {
         let host = HostInfo::read();
         let cgroups = CgroupFeatures::read(host.cgroup_version);
-        Self { config, containerd, host, cgroups, engine_id }
+        Self { config, containerd, host, cgroups, engine_id, images: None }
+    }
+
+    /// Count images and their sizes through the image service.
+    pub fn with_images(mut self, images: Arc<ImageService>) -> Self {
+        self.images = Some(images);
+        self
     }
 
     pub async fn version(&self) -> Result<SystemVersion, ServiceError> {
@@ -88,6 +94,10 @@ impl SystemService {
         );
         let summary = summary?;
         let containerd = containerd?;
+        let images = match &self.images {
+            Some(images) => images.count().await?,
+            None => summary.images,
+        };
         let config = &self.config;
         let cg = self.cgroups;
         Ok(SystemInfo {
@@ -96,7 +106,7 @@ impl SystemService {
             containers_running: summary.running,
             containers_paused: summary.paused,
             containers_stopped: summary.stopped,
-            images: summary.images,
+            images,
             driver: SNAPSHOTTER.into(),
             driver_status: vec![["driver-type".into(), "io.containerd.snapshotter.v1".into()]],
             plugins: PluginsInfo::default(),
@@ -162,12 +172,31 @@ impl SystemService {
     }
 
     pub async fn data_usage(&self) -> Result<SystemDataUsage, ServiceError> {
-        Ok(SystemDataUsage { layers_size: self.containerd.content_size().await?, ..Default::default() })
+        let Some(images) = &self.images else {
+            return Ok(SystemDataUsage { layers_size: self.containerd.content_size().await?, ..Default::default() });
+        };
+        let summaries = images.list(&Default::default()).await?;
+        Ok(SystemDataUsage {
+            layers_size: images.layers_size().await?,
+            images: summaries
+                .into_iter()
+                .map(|mut s| {
+                    s.shared_size = 0;
+                    serde_json::to_value(s).unwrap_or_default()
+                })
+                .collect(),
+            ..Default::default()
+        })
     }
 }
 
 fn registry_config(config: &Config) -> RegistryConfig {
-    let mut cidrs: Vec<String> = DEFAULT_INSECURE_CIDRS.iter().map(|s| s.to_string()).collect();
+    let mut cidrs: Vec<String> = config.insecure_registries.iter().filter(|r| r.contains('/')).cloned().collect();
+    for default in DEFAULT_INSECURE_CIDRS {
+        if !cidrs.iter().any(|c| c == default) {
+            cidrs.push(default.to_string());
+        }
+    }
     let mut index_configs = BTreeMap::from([(
         "docker.io".to_string(),
         IndexInfo {
@@ -177,17 +206,11 @@ fn registry_config(config: &Config) -> RegistryConfig {
             official: true,
         },
     )]);
-    for registry in &config.insecure_registries {
-        if registry.contains('/') {
-            if !cidrs.contains(registry) {
-                cidrs.push(registry.clone());
-            }
-        } else {
-            index_configs.insert(
-                registry.clone(),
-                IndexInfo { name: registry.clone(), mirrors: vec![], secure: false, official: false },
-            );
-        }
+    for registry in config.insecure_registries.iter().filter(|r| !r.contains('/')) {
+        index_configs.insert(
+            registry.clone(),
+            IndexInfo { name: registry.clone(), mirrors: vec![], secure: false, official: false },
+        );
     }
     RegistryConfig { insecure_registry_cidrs: cidrs, index_configs, mirrors: config.registry_mirrors.clone() }
 }

@@ -7,7 +7,7 @@ use containerd_client::services::v1::{
     containers_client::ContainersClient, content_client::ContentClient,
     images_client::ImagesClient, namespaces_client::NamespacesClient,
     tasks_client::TasksClient, version_client::VersionClient, CreateNamespaceRequest,
-    GetNamespaceRequest, ListContainersRequest, ListContentRequest, ListImagesRequest,
+    ListContainersRequest, ListContentRequest, ListImagesRequest,
     ListTasksRequest, Namespace,
 };
 use containerd_client::types::v1::Status as TaskStatus;
@@ -20,9 +20,12 @@ use super::error::{ContainerdError, ErrorKind};
 /// A handle on containerd: cheap to clone, all clones share one channel.
 #[derive(Clone)]
 pub struct Containerd {
-    channel: Channel,
+    pub(super) channel: Channel,
     namespace: String,
     address: PathBuf,
+    /// Every call made through this handle runs under this lease (see
+    /// `leases.rs`), so what it creates survives GC until the lease goes.
+    lease: Option<String>,
 }
 
 /// containerd's own version, as `/version` reports it.
@@ -53,7 +56,7 @@ impl Containerd {
                 let socket = socket.clone();
                 async move { Ok::<_, std::io::Error>(TokioIo::new(tokio::net::UnixStream::connect(socket).await?)) }
             }));
-        Ok(Self { channel, namespace: namespace.to_string(), address: address.to_path_buf() })
+        Ok(Self { channel, namespace: namespace.to_string(), address: address.to_path_buf(), lease: None })
     }
 
     pub fn address(&self) -> &Path {
@@ -64,10 +67,18 @@ impl Containerd {
         &self.namespace
     }
 
-    fn request<T>(&self, message: T) -> Request<T> {
+    /// A handle whose calls all run under `lease`.
+    pub fn with_lease(&self, lease: &str) -> Self {
+        Self { lease: Some(lease.to_string()), ..self.clone() }
+    }
+
+    pub(super) fn request<T>(&self, message: T) -> Request<T> {
         let mut req = Request::new(message);
         if let Ok(ns) = self.namespace.parse() {
             req.metadata_mut().insert("containerd-namespace", ns);
+        }
+        if let Some(lease) = self.lease.as_deref().and_then(|l| l.parse().ok()) {
+            req.metadata_mut().insert("containerd-lease", lease);
         }
         req
     }
@@ -81,17 +92,13 @@ impl Containerd {
         Ok(RuntimeVersion { version: resp.version, revision: resp.revision })
     }
 
-    /// Create our namespace unless it exists.
+    /// Create our namespace unless it exists. (containerd 1.6 answers
+    /// `Get` for a missing namespace without an error, so always create.)
     pub async fn ensure_namespace(&self) -> Result<(), ContainerdError> {
-        let mut client = NamespacesClient::new(self.channel.clone());
-        let name = self.namespace.clone();
-        match client.get(GetNamespaceRequest { name: name.clone() }).await {
-            Ok(_) => return Ok(()),
-            Err(s) if s.code() == tonic::Code::NotFound => {}
-            Err(s) => return Err(ContainerdError::from_status("namespaces.get", s)),
-        }
-        let create = CreateNamespaceRequest { namespace: Some(Namespace { name, labels: Default::default() }) };
-        match client.create(create).await {
+        let create = CreateNamespaceRequest {
+            namespace: Some(Namespace { name: self.namespace.clone(), labels: Default::default() }),
+        };
+        match NamespacesClient::new(self.channel.clone()).create(self.request(create)).await {
             Ok(_) => Ok(()),
             Err(s) => match ContainerdError::from_status("namespaces.create", s) {
                 e if e.kind() == ErrorKind::AlreadyExists => Ok(()),

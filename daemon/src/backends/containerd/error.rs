@@ -38,6 +38,11 @@ impl ContainerdError {
         Self { kind, op, message }
     }
 
+    /// Input berthd itself could not encode.
+    pub fn invalid(op: &'static str, err: impl std::fmt::Display) -> Self {
+        Self { kind: ErrorKind::Invalid, op, message: err.to_string() }
+    }
+
     pub fn kind(&self) -> ErrorKind {
         self.kind
     }

@@ -1,5 +1,7 @@
 //! Crash-safe metadata under the data-root.
 
+pub mod containers;
+
 use std::io::Write;
 use std::path::Path;
 

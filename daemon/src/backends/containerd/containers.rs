@@ -1,0 +1,70 @@
+//! containerd's container records: metadata that ties a spec, a snapshot
+//! and a runtime together (no process yet).
+
+use containerd_client::services::v1::container::Runtime;
+use containerd_client::services::v1::{
+    containers_client::ContainersClient, Container, CreateContainerRequest, DeleteContainerRequest,
+    ListContainersRequest,
+};
+use prost_types::Any;
+
+use super::{Containerd, ContainerdError, SNAPSHOTTER};
+
+/// The runc shim, v2 API.
+pub const RUNC_RUNTIME: &str = "io.containerd.runc.v2";
+const SPEC_TYPE_URL: &str = "types.containerd.io/opencontainers/runtime-spec/1/Spec";
+
+/// What a containerd container is made of.
+pub struct NewContainer<'a> {
+    pub id: &'a str,
+    pub image: &'a str,
+    pub snapshot_key: &'a str,
+    pub spec: &'a serde_json::Value,
+    pub labels: std::collections::HashMap<String, String>,
+}
+
+impl Containerd {
+    pub async fn container_create(&self, c: NewContainer<'_>) -> Result<(), ContainerdError> {
+        let spec = serde_json::to_vec(c.spec).map_err(|e| ContainerdError::invalid("containers.create", e))?;
+        let container = Container {
+            id: c.id.to_string(),
+            labels: c.labels,
+            image: c.image.to_string(),
+            runtime: Some(Runtime { name: RUNC_RUNTIME.to_string(), options: None }),
+            spec: Some(Any { type_url: SPEC_TYPE_URL.to_string(), value: spec }),
+            snapshotter: SNAPSHOTTER.to_string(),
+            snapshot_key: c.snapshot_key.to_string(),
+            ..Default::default()
+        };
+        ContainersClient::new(self.channel.clone())
+            .create(self.request(CreateContainerRequest { container: Some(container) }))
+            .await
+            .map_err(|s| ContainerdError::from_status("containers.create", s))?;
+        Ok(())
+    }
+
+    /// Delete the record; a missing one is not an error.
+    pub async fn container_delete(&self, id: &str) -> Result<(), ContainerdError> {
+        match ContainersClient::new(self.channel.clone())
+            .delete(self.request(DeleteContainerRequest { id: id.to_string() }))
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(s) if s.code() == tonic::Code::NotFound => Ok(()),
+            Err(s) => Err(ContainerdError::from_status("containers.delete", s)),
+        }
+    }
+
+    /// IDs of every container in our namespace.
+    pub async fn container_ids(&self) -> Result<Vec<String>, ContainerdError> {
+        Ok(ContainersClient::new(self.channel.clone())
+            .list(self.request(ListContainersRequest { filters: vec![] }))
+            .await
+            .map_err(|s| ContainerdError::from_status("containers.list", s))?
+            .into_inner()
+            .containers
+            .into_iter()
+            .map(|c| c.id)
+            .collect())
+    }
+}

@@ -1,0 +1,143 @@
+//! containerd tasks: the running process of a container.
+
+use std::path::Path;
+
+use containerd_client::services::v1::{
+    tasks_client::TasksClient, CreateTaskRequest, DeleteTaskRequest, GetRequest, KillRequest,
+    PauseTaskRequest, ResumeTaskRequest, StartRequest,
+};
+use containerd_client::types::v1::Status;
+use containerd_client::types::Mount as ProtoMount;
+
+use super::{Containerd, ContainerdError, ErrorKind};
+
+/// A mount as containerd's snapshotter describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mount {
+    pub kind: String,
+    pub source: String,
+    pub options: Vec<String>,
+}
+
+/// The FIFOs (or empty strings) a task's stdio is wired to.
+#[derive(Debug, Clone, Default)]
+pub struct TaskIo<'a> {
+    pub stdin: Option<&'a Path>,
+    pub stdout: Option<&'a Path>,
+    pub stderr: Option<&'a Path>,
+    pub terminal: bool,
+}
+
+/// A task's state as containerd reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskState {
+    Created,
+    Running,
+    Paused,
+    Stopped { exit_status: u32 },
+    Unknown,
+}
+
+fn path_text(p: Option<&Path>) -> String {
+    p.map(|p| p.display().to_string()).unwrap_or_default()
+}
+
+impl Containerd {
+    /// Create the task (the process, not yet started); returns its PID.
+    pub async fn task_create(&self, id: &str, rootfs: &[Mount], io: TaskIo<'_>) -> Result<u32, ContainerdError> {
+        let req = CreateTaskRequest {
+            container_id: id.to_string(),
+            rootfs: rootfs
+                .iter()
+                .map(|m| ProtoMount {
+                    r#type: m.kind.clone(),
+                    source: m.source.clone(),
+                    options: m.options.clone(),
+                    ..Default::default()
+                })
+                .collect(),
+            stdin: path_text(io.stdin),
+            stdout: path_text(io.stdout),
+            stderr: path_text(io.stderr),
+            terminal: io.terminal,
+            ..Default::default()
+        };
+        Ok(TasksClient::new(self.channel.clone())
+            .create(self.request(req))
+            .await
+            .map_err(|s| ContainerdError::from_status("tasks.create", s))?
+            .into_inner()
+            .pid)
+    }
+
+    pub async fn task_start(&self, id: &str) -> Result<u32, ContainerdError> {
+        Ok(TasksClient::new(self.channel.clone())
+            .start(self.request(StartRequest { container_id: id.to_string(), exec_id: String::new() }))
+            .await
+            .map_err(|s| ContainerdError::from_status("tasks.start", s))?
+            .into_inner()
+            .pid)
+    }
+
+    pub async fn task_kill(&self, id: &str, signal: u32) -> Result<(), ContainerdError> {
+        let req = KillRequest { container_id: id.to_string(), exec_id: String::new(), signal, all: false };
+        TasksClient::new(self.channel.clone())
+            .kill(self.request(req))
+            .await
+            .map_err(|s| ContainerdError::from_status("tasks.kill", s))?;
+        Ok(())
+    }
+
+    pub async fn task_pause(&self, id: &str) -> Result<(), ContainerdError> {
+        TasksClient::new(self.channel.clone())
+            .pause(self.request(PauseTaskRequest { container_id: id.to_string() }))
+            .await
+            .map_err(|s| ContainerdError::from_status("tasks.pause", s))?;
+        Ok(())
+    }
+
+    pub async fn task_resume(&self, id: &str) -> Result<(), ContainerdError> {
+        TasksClient::new(self.channel.clone())
+            .resume(self.request(ResumeTaskRequest { container_id: id.to_string() }))
+            .await
+            .map_err(|s| ContainerdError::from_status("tasks.resume", s))?;
+        Ok(())
+    }
+
+    /// Delete a stopped task; a missing one is not an error. Returns the exit
+    /// status when there was a task.
+    pub async fn task_delete(&self, id: &str) -> Result<Option<u32>, ContainerdError> {
+        match TasksClient::new(self.channel.clone())
+            .delete(self.request(DeleteTaskRequest { container_id: id.to_string() }))
+            .await
+        {
+            Ok(r) => Ok(Some(r.into_inner().exit_status)),
+            Err(s) => match ContainerdError::from_status("tasks.delete", s) {
+                e if e.kind() == ErrorKind::NotFound => Ok(None),
+                e => Err(e),
+            },
+        }
+    }
+
+    /// The task's state, `None` when the container has no task.
+    pub async fn task_state(&self, id: &str) -> Result<Option<(TaskState, u32)>, ContainerdError> {
+        let resp = TasksClient::new(self.channel.clone())
+            .get(self.request(GetRequest { container_id: id.to_string(), exec_id: String::new() }))
+            .await;
+        let process = match resp {
+            Ok(r) => r.into_inner().process,
+            Err(s) if s.code() == tonic::Code::NotFound => return Ok(None),
+            Err(s) => return Err(ContainerdError::from_status("tasks.get", s)),
+        };
+        Ok(process.map(|p| {
+            let state = match Status::try_from(p.status).unwrap_or(Status::Unknown) {
+                Status::Created => TaskState::Created,
+                Status::Running => TaskState::Running,
+                Status::Paused | Status::Pausing => TaskState::Paused,
+                Status::Stopped => TaskState::Stopped { exit_status: p.exit_status },
+                Status::Unknown => TaskState::Unknown,
+            };
+            (state, p.pid)
+        }))
+    }
+}

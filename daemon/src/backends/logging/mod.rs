@@ -1,0 +1,3 @@
+//! Container log drivers.
+
+pub mod json_file;

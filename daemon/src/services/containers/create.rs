@@ -1,0 +1,321 @@
+//! `docker create`: resolve the image, merge its config, reserve the name,
+//! record the container, then make containerd's container and snapshot.
+
+use std::collections::HashMap;
+
+use api_types::container::{ContainerConfig, ContainerCreateRequest, ContainerCreateResponse, HostConfig};
+
+use super::image::{self, ImageForContainer};
+use super::record::{Container, State};
+use super::{naming, user, ContainerService, Entry};
+use crate::backends::containerd::NewContainer;
+use crate::backends::oci_spec::{self, NetworkNamespace, SpecInput};
+use crate::services::ServiceError;
+
+pub struct CreateOptions {
+    pub name: Option<String>,
+    pub body: ContainerCreateRequest,
+}
+
+/// Label on containerd's record so other tools can tell whose it is.
+const OWNER_LABEL: &str = "io.berthd.owner";
+
+impl ContainerService {
+    pub async fn create(&self, opts: CreateOptions) -> Result<ContainerCreateResponse, ServiceError> {
+        let requested_name = opts.name.filter(|n| !n.is_empty()).map(|n| naming::validate(&n)).transpose()?;
+        let ContainerCreateRequest { config, host_config, .. } = opts.body;
+        if config.image.is_empty() {
+            return Err(ServiceError::InvalidParameter("config cannot be empty in order to create a container".into()));
+        }
+        validate_host_config(&host_config)?;
+        let image = image::resolve(&self.containerd, &config.image).await?;
+        let config = merge_image_config(config, &image.config);
+        let (path, args) = entrypoint_and_args(&config)?;
+        let id = new_id();
+        let mut config = config;
+        if config.hostname.is_empty() {
+            config.hostname = id[..12].to_string();
+        }
+        let dir = self.container_dir(&id);
+        let record = Container {
+            created: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
+            path,
+            args,
+            image_name: config.image.clone(),
+            image_id: image.id.clone(),
+            image_ref: image.record.clone(),
+            state: State::default(),
+            restart_count: 0,
+            manually_stopped: false,
+            log_path: dir.join(format!("{id}-json.log")).display().to_string(),
+            hostname_path: dir.join("hostname").display().to_string(),
+            hosts_path: dir.join("hosts").display().to_string(),
+            resolv_conf_path: dir.join("resolv.conf").display().to_string(),
+            name: String::new(),
+            id: id.clone(),
+            config,
+            host_config,
+        };
+        let record = self.reserve(record, requested_name)?;
+        if let Err(e) = self.materialize(&record, &image).await {
+            self.forget(&record.id, &record.name);
+            let _ = self.containerd.container_delete(&record.id).await;
+            let _ = self.containerd.rootfs_remove(&record.id).await;
+            let _ = self.store.remove(&record.id);
+            return Err(e);
+        }
+        Ok(ContainerCreateResponse { id, warnings: vec![] })
+    }
+
+    /// Claim the name and register the container; the record is on disk
+    /// before anything is created in containerd.
+    fn reserve(&self, mut record: Container, name: Option<String>) -> Result<Container, ServiceError> {
+        let mut reg = self.registry.write().unwrap_or_else(|e| e.into_inner());
+        record.name = match name {
+            Some(name) => {
+                if let Some(holder) = reg.names.get(&name) {
+                    return Err(ServiceError::Conflict(format!(
+                        "Conflict. The container name \"{name}\" is already in use by container \"{holder}\". \
+                         You have to remove (or rename) that container to be able to reuse that name."
+                    )));
+                }
+                name
+            }
+            None => (0..)
+                .map(naming::generate)
+                .find(|n| !reg.names.contains_key(n))
+                .unwrap_or_else(|| format!("/{}", &record.id[..12])),
+        };
+        self.save(&record)?;
+        reg.names.insert(record.name.clone(), record.id.clone());
+        reg.by_id.insert(record.id.clone(), Entry::new(record.clone()));
+        Ok(record)
+    }
+
+    pub(super) fn forget(&self, id: &str, name: &str) {
+        let mut reg = self.registry.write().unwrap_or_else(|e| e.into_inner());
+        reg.by_id.remove(id);
+        if reg.names.get(name).is_some_and(|holder| holder == id) {
+            reg.names.remove(name);
+        }
+    }
+
+    /// The containerd side: writable snapshot, hosts files, spec, record.
+    async fn materialize(&self, record: &Container, image: &ImageForContainer) -> Result<(), ServiceError> {
+        let mounts = self.containerd.rootfs_prepare(&record.id, &image.top_chain_id).await?;
+        let files = user::RootfsFiles::new(&mounts);
+        let group_add: Vec<String> = record
+            .host_config
+            .other
+            .get("GroupAdd")
+            .and_then(|v| serde_json::from_value(v.clone()).ok())
+            .unwrap_or_default();
+        let process_user = user::resolve(&record.config.user, &group_add, &files)?;
+        let network = network_namespace(&record.host_config.network_mode)?;
+        let etc = super::etc_files::write(
+            &self.container_dir(&record.id),
+            &record.config.hostname,
+            network == NetworkNamespace::Host,
+        )
+        .map_err(|e| ServiceError::Internal(format!("writing hosts files: {e}")))?;
+        let mut args = vec![record.path.clone()];
+        args.extend(record.args.iter().cloned());
+        let spec = oci_spec::generate(&SpecInput {
+            id: &record.id,
+            config: &record.config,
+            host_config: &record.host_config,
+            args,
+            env: record.config.env.clone().unwrap_or_default(),
+            user: process_user,
+            hostname: record.config.hostname.clone(),
+            etc_files: Some(etc),
+            network,
+            cgroups_path: format!("/docker/{}", record.id),
+        })
+        .map_err(|e| ServiceError::InvalidParameter(e.to_string()))?;
+        self.containerd
+            .container_create(NewContainer {
+                id: &record.id,
+                image: &image.record,
+                snapshot_key: &record.id,
+                spec: &spec,
+                labels: HashMap::from([(OWNER_LABEL.to_string(), "berthd".to_string())]),
+            })
+            .await?;
+        Ok(())
+    }
+}
+
+fn new_id() -> String {
+    format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple())
+}
+
+fn network_namespace(mode: &str) -> Result<NetworkNamespace, ServiceError> {
+    match mode {
+        "host" => Ok(NetworkNamespace::Host),
+        "" | "default" | "bridge" | "none" => Ok(NetworkNamespace::New),
+        other if other.starts_with("container:") => Err(ServiceError::NotImplemented(
+            "network mode container:<id> is not implemented by berthd yet".into(),
+        )),
+        other => Err(ServiceError::NotFound(format!("network {other} not found"))),
+    }
+}
+
+fn validate_host_config(hc: &HostConfig) -> Result<(), ServiceError> {
+    let policy = &hc.restart_policy;
+    match policy.name.as_str() {
+        "" | "no" | "always" | "unless-stopped" => {
+            if policy.maximum_retry_count != 0 {
+                return Err(ServiceError::InvalidParameter(format!(
+                    "invalid restart policy: maximum retry count can only be used with 'on-failure'"
+                )));
+            }
+        }
+        "on-failure" => {
+            if policy.maximum_retry_count < 0 {
+                return Err(ServiceError::InvalidParameter(
+                    "invalid restart policy: maximum retry count must be a positive integer".into(),
+                ));
+            }
+        }
+        other => {
+            return Err(ServiceError::InvalidParameter(format!(
+                "invalid restart policy: unknown policy '{other}'; use one of 'no', 'always', 'on-failure', or 'unless-stopped'"
+            )))
+        }
+    }
+    if hc.auto_remove && !matches!(policy.name.as_str(), "" | "no") {
+        return Err(ServiceError::InvalidParameter(
+            "can't create 'AutoRemove' container with restart policy".into(),
+        ));
+    }
+    if hc.memory > 0 && hc.memory < 6 * 1024 * 1024 {
+        return Err(ServiceError::InvalidParameter("Minimum memory limit allowed is 6MB".into()));
+    }
+    Ok(())
+}
+
+/// dockerd's merge of the create config over the image config.
+pub fn merge_image_config(mut user: ContainerConfig, image: &ContainerConfig) -> ContainerConfig {
+    if user.user.is_empty() {
+        user.user = image.user.clone();
+    }
+    if let Some(image_ports) = &image.exposed_ports {
+        let ports = user.exposed_ports.get_or_insert_with(Default::default);
+        for (k, v) in image_ports {
+            ports.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+    }
+    let mut env = user.env.take().unwrap_or_default();
+    for image_env in image.env.iter().flatten() {
+        let key = image_env.split('=').next().unwrap_or_default();
+        if !env.iter().any(|e| e.split('=').next() == Some(key)) {
+            env.push(image_env.clone());
+        }
+    }
+    if !env.iter().any(|e| e.starts_with("PATH=")) {
+        env.push("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
+    }
+    user.env = Some(env);
+    let mut labels = image.labels.clone();
+    labels.extend(std::mem::take(&mut user.labels));
+    user.labels = labels;
+    // `--entrypoint ""` arrives as [""]: no entrypoint, and not the image's.
+    let entrypoint_cleared = user.entrypoint.as_ref().is_some_and(|e| e.len() == 1 && e[0].is_empty());
+    if entrypoint_cleared {
+        user.entrypoint = None;
+    }
+    if user.entrypoint.as_ref().is_none_or(|e| e.is_empty()) {
+        if user.cmd.as_ref().is_none_or(|c| c.is_empty()) {
+            user.cmd = image.cmd.clone();
+        }
+        if !entrypoint_cleared && user.entrypoint.is_none() {
+            user.entrypoint = image.entrypoint.clone();
+        }
+    }
+    if user.working_dir.is_empty() {
+        user.working_dir = image.working_dir.clone();
+    }
+    if let Some(image_volumes) = &image.volumes {
+        let volumes = user.volumes.get_or_insert_with(Default::default);
+        for (k, v) in image_volumes {
+            volumes.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+    }
+    if user.stop_signal.is_none() {
+        user.stop_signal = image.stop_signal.clone();
+    }
+    if user.healthcheck.is_none() {
+        user.healthcheck = image.healthcheck.clone();
+    }
+    user
+}
+
+/// The process path and arguments: entrypoint first, then cmd.
+pub fn entrypoint_and_args(config: &ContainerConfig) -> Result<(String, Vec<String>), ServiceError> {
+    let mut all: Vec<String> = config.entrypoint.iter().flatten().cloned().collect();
+    all.extend(config.cmd.iter().flatten().cloned());
+    if all.is_empty() {
+        return Err(ServiceError::InvalidParameter("No command specified".into()));
+    }
+    let path = all.remove(0);
+    Ok((path, all))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn image() -> ContainerConfig {
+        ContainerConfig {
+            env: Some(vec!["PATH=/img/bin".into(), "A=image".into()]),
+            cmd: Some(vec!["sh".into()]),
+            entrypoint: Some(vec!["/init".into()]),
+            working_dir: "/app".into(),
+            labels: [("l".to_string(), "image".to_string())].into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn user_values_win_and_image_fills_gaps() {
+        let user = ContainerConfig {
+            env: Some(vec!["A=user".into()]),
+            labels: [("l".to_string(), "user".to_string())].into(),
+            ..Default::default()
+        };
+        let merged = merge_image_config(user, &image());
+        assert_eq!(merged.env.unwrap(), ["A=user", "PATH=/img/bin"]);
+        assert_eq!(merged.labels["l"], "user");
+        assert_eq!(merged.cmd.unwrap(), ["sh"]);
+        assert_eq!(merged.entrypoint.unwrap(), ["/init"]);
+        assert_eq!(merged.working_dir, "/app");
+    }
+
+    #[test]
+    fn user_cmd_replaces_image_cmd_and_empty_entrypoint_clears() {
+        let user = ContainerConfig { cmd: Some(vec!["echo".into(), "hi".into()]), ..Default::default() };
+        let merged = merge_image_config(user, &image());
+        assert_eq!(entrypoint_and_args(&merged).unwrap(), ("/init".to_string(), vec!["echo".into(), "hi".into()]));
+        let user = ContainerConfig { entrypoint: Some(vec![String::new()]), cmd: Some(vec!["ls".into()]), ..Default::default() };
+        let merged = merge_image_config(user, &image());
+        assert_eq!(entrypoint_and_args(&merged).unwrap(), ("ls".to_string(), vec![]));
+    }
+
+    #[test]
+    fn no_command_is_an_error() {
+        assert!(entrypoint_and_args(&ContainerConfig::default()).is_err());
+    }
+
+    #[test]
+    fn restart_policy_rules() {
+        let mut hc = HostConfig::default();
+        hc.restart_policy.name = "always".into();
+        hc.auto_remove = true;
+        assert!(validate_host_config(&hc).is_err());
+        hc.auto_remove = false;
+        assert!(validate_host_config(&hc).is_ok());
+        hc.restart_policy.name = "sometimes".into();
+        assert!(validate_host_config(&hc).is_err());
+    }
+}

@@ -1,0 +1,159 @@
+//! Containers: Docker's container semantics on containerd containers and
+//! tasks. One file per verb; this module holds the shared registry.
+
+mod attach;
+mod create;
+mod etc_files;
+mod image;
+mod inspect;
+mod io;
+mod list;
+mod monitor;
+mod naming;
+pub mod record;
+mod remove;
+mod start;
+mod stop;
+mod user;
+mod wait;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::{Arc, RwLock};
+
+use tokio::sync::{watch, Mutex};
+
+use crate::backends::containerd::Containerd;
+use crate::backends::store::containers::ContainerStore;
+use crate::services::ServiceError;
+
+pub use attach::{AttachOptions, AttachStreams};
+pub use create::CreateOptions;
+pub use io::Output;
+pub use list::ListOptions;
+pub use record::{Container, Status};
+pub use wait::WaitCondition;
+
+/// One container: its record, its stdio and a change signal for waiters.
+pub struct Entry {
+    pub record: Mutex<Container>,
+    pub io: Arc<io::ContainerIo>,
+    changed: watch::Sender<u64>,
+    /// Bumped on every task exit, for `wait?condition=next-exit`.
+    exits: AtomicU64,
+    /// Set once the container is gone, for `wait?condition=removed`.
+    removed: AtomicBool,
+}
+
+impl Entry {
+    fn new(record: Container) -> Arc<Self> {
+        Arc::new(Self {
+            record: Mutex::new(record),
+            io: Arc::default(),
+            changed: watch::channel(0).0,
+            exits: AtomicU64::new(0),
+            removed: AtomicBool::new(false),
+        })
+    }
+
+    /// Wake everyone waiting on this container's state.
+    fn notify(&self) {
+        self.changed.send_modify(|n| *n += 1);
+    }
+}
+
+#[derive(Default)]
+struct Registry {
+    by_id: HashMap<String, Arc<Entry>>,
+    /// "/name" → ID.
+    names: HashMap<String, String>,
+}
+
+pub struct ContainerService {
+    containerd: Containerd,
+    store: ContainerStore,
+    exec_root: PathBuf,
+    registry: RwLock<Registry>,
+}
+
+pub fn no_such_container(name: &str) -> ServiceError {
+    ServiceError::NotFound(format!("No such container: {name}"))
+}
+
+impl ContainerService {
+    /// Load stored containers, reconcile them with containerd, and start
+    /// listening for task exits.
+    pub async fn start(containerd: Containerd, data_root: PathBuf, exec_root: PathBuf) -> Result<Arc<Self>, ServiceError> {
+        let store = ContainerStore::new(&data_root);
+        let records: Vec<Container> =
+            store.load_all().map_err(|e| ServiceError::Internal(format!("loading containers: {e}")))?;
+        let service = Arc::new(Self { containerd, store, exec_root, registry: RwLock::default() });
+        {
+            let mut reg = service.registry.write().unwrap_or_else(|e| e.into_inner());
+            for record in records {
+                reg.names.insert(record.name.clone(), record.id.clone());
+                reg.by_id.insert(record.id.clone(), Entry::new(record));
+            }
+        }
+        let events = service.containerd.task_events();
+        tokio::spawn(monitor::run(service.clone(), events));
+        monitor::reconcile(&service).await;
+        Ok(service)
+    }
+
+    /// Resolve a name, full ID or unique ID prefix, as dockerd does.
+    pub fn lookup(&self, name_or_id: &str) -> Result<Arc<Entry>, ServiceError> {
+        let reg = self.registry.read().unwrap_or_else(|e| e.into_inner());
+        if let Some(e) = reg.by_id.get(name_or_id) {
+            return Ok(e.clone());
+        }
+        let name = format!("/{}", name_or_id.trim_start_matches('/'));
+        if let Some(e) = reg.names.get(&name).and_then(|id| reg.by_id.get(id)) {
+            return Ok(e.clone());
+        }
+        if !name_or_id.is_empty() && name_or_id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            let mut matches = reg.by_id.iter().filter(|(id, _)| id.starts_with(name_or_id));
+            if let Some((_, first)) = matches.next() {
+                if matches.next().is_some() {
+                    return Err(ServiceError::InvalidParameter(format!(
+                        "multiple IDs found with provided prefix: {name_or_id}"
+                    )));
+                }
+                return Ok(first.clone());
+            }
+        }
+        Err(no_such_container(name_or_id))
+    }
+
+    fn entries(&self) -> Vec<Arc<Entry>> {
+        self.registry.read().unwrap_or_else(|e| e.into_inner()).by_id.values().cloned().collect()
+    }
+
+    fn save(&self, record: &Container) -> Result<(), ServiceError> {
+        self.store
+            .save(&record.id, record)
+            .map_err(|e| ServiceError::Internal(format!("saving container {}: {e}", record.id)))
+    }
+
+    fn container_dir(&self, id: &str) -> PathBuf {
+        self.store.dir(id)
+    }
+
+    fn fifo_dir(&self, id: &str) -> PathBuf {
+        self.exec_root.join("containers").join(id)
+    }
+
+    /// Counts by state, for `/info`.
+    pub async fn counts(&self) -> (u64, u64, u64) {
+        let (mut running, mut paused, mut stopped) = (0, 0, 0);
+        for entry in self.entries() {
+            match entry.record.lock().await.state.status {
+                Status::Running | Status::Restarting => running += 1,
+                Status::Paused => paused += 1,
+                _ => stopped += 1,
+            }
+        }
+        (running, paused, stopped)
+    }
+}

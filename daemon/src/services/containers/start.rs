@@ -1,0 +1,105 @@
+//! `docker start`: wire stdio, create and start containerd's task.
+
+use std::path::Path;
+
+use super::record::{Container, Status};
+use super::{ContainerService, Entry};
+use crate::backends::containerd::TaskIo;
+use crate::services::ServiceError;
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+}
+
+impl ContainerService {
+    pub async fn start(&self, name: &str) -> Result<(), ServiceError> {
+        let entry = self.lookup(name)?;
+        let mut record = entry.record.lock().await;
+        match record.state.status {
+            Status::Running | Status::Restarting => return Err(ServiceError::NotModified),
+            Status::Paused => {
+                return Err(ServiceError::Conflict("cannot start a paused container, try unpause instead".into()))
+            }
+            Status::Removing | Status::Dead => {
+                return Err(ServiceError::Conflict(format!(
+                    "container is marked for removal and cannot be started"
+                )))
+            }
+            Status::Created | Status::Exited => {}
+        }
+        record.manually_stopped = false;
+        self.run_task(&entry, &mut record).await
+    }
+
+    /// Start a task for a container that has none running (start, restart,
+    /// restart policy). The record is saved either way.
+    pub(super) async fn run_task(&self, entry: &Entry, record: &mut Container) -> Result<(), ServiceError> {
+        // A task left from the previous run must go before a new one.
+        self.containerd.task_delete(&record.id).await?;
+        let mounts = self.containerd.rootfs_mounts(&record.id).await?;
+        let fifos = entry
+            .io
+            .wire(&self.fifo_dir(&record.id), record.config.tty, record.config.open_stdin, Path::new(&record.log_path))
+            .await
+            .map_err(|e| ServiceError::Internal(format!("setting up container stdio: {e}")))?;
+        let io = TaskIo {
+            stdin: fifos.stdin.as_deref(),
+            stdout: Some(&fifos.stdout),
+            stderr: fifos.stderr.as_deref(),
+            terminal: record.config.tty,
+        };
+        let started = match self.containerd.task_create(&record.id, &mounts, io).await {
+            Ok(_) => self.containerd.task_start(&record.id).await,
+            Err(e) => Err(e),
+        };
+        match started {
+            Ok(pid) => {
+                record.state.status = Status::Running;
+                record.state.pid = pid;
+                record.state.exit_code = 0;
+                record.state.error.clear();
+                record.state.oom_killed = false;
+                record.state.started_at = now();
+                self.save(record)?;
+                entry.notify();
+                tracing::info!(container.id = %record.id, pid, "container started");
+                Ok(())
+            }
+            Err(e) => {
+                entry.io.abandon(&fifos);
+                let _ = self.containerd.task_delete(&record.id).await;
+                let message = format!("failed to create task for container: {}", e.message);
+                let (exit_code, invalid) = start_failure_code(&message);
+                record.state.exit_code = exit_code;
+                record.state.error = message.clone();
+                self.save(record)?;
+                entry.notify();
+                Err(if invalid { ServiceError::InvalidParameter(message) } else { ServiceError::Internal(message) })
+            }
+        }
+    }
+}
+
+/// dockerd's exit codes for a process that could not start: 127 when the
+/// command is missing, 126 when it cannot be executed, else 128.
+fn start_failure_code(message: &str) -> (i64, bool) {
+    if message.contains("executable file not found") || message.contains("no such file or directory") {
+        (127, true)
+    } else if message.contains("permission denied") {
+        (126, true)
+    } else {
+        (128, false)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failure_codes() {
+        assert_eq!(start_failure_code("exec: \"nope\": executable file not found in $PATH"), (127, true));
+        assert_eq!(start_failure_code("exec: \"/etc\": permission denied"), (126, true));
+        assert_eq!(start_failure_code("cgroup trouble"), (128, false));
+    }
+}

@@ -1,0 +1,142 @@
+//! `docker stop` and `docker kill`: signals, with SIGKILL after the timeout.
+
+use std::time::Duration;
+
+use super::{ContainerService, Entry};
+use crate::services::ServiceError;
+
+/// dockerd's default stop timeout.
+const DEFAULT_STOP_TIMEOUT: i64 = 10;
+
+impl ContainerService {
+    pub async fn kill(&self, name: &str, signal: Option<&str>) -> Result<(), ServiceError> {
+        let entry = self.lookup(name)?;
+        let signal = parse_signal(signal.unwrap_or("KILL"))?;
+        let mut record = entry.record.lock().await;
+        if !record.state.status.is_live() {
+            return Err(ServiceError::Conflict(format!("Container {} is not running", record.id)));
+        }
+        if signal == libc::SIGKILL as u32 || signal == libc::SIGTERM as u32 {
+            record.manually_stopped = true;
+            self.save(&record)?;
+        }
+        self.containerd.task_kill(&record.id, signal).await?;
+        Ok(())
+    }
+
+    pub async fn stop(&self, name: &str, signal: Option<&str>, timeout: Option<i64>) -> Result<(), ServiceError> {
+        let entry = self.lookup(name)?;
+        let (id, stop_signal, wait) = {
+            let mut record = entry.record.lock().await;
+            if !record.state.status.is_live() {
+                return Err(ServiceError::NotModified);
+            }
+            record.manually_stopped = true;
+            self.save(&record)?;
+            let signal = signal.map(str::to_string).or_else(|| record.config.stop_signal.clone());
+            let timeout = timeout.or(record.config.stop_timeout).unwrap_or(DEFAULT_STOP_TIMEOUT);
+            (record.id.clone(), parse_signal(signal.as_deref().unwrap_or("TERM"))?, timeout)
+        };
+        self.stop_task(&entry, &id, stop_signal, wait).await
+    }
+
+    /// Signal, wait up to `timeout` seconds (negative: forever), then SIGKILL.
+    pub(super) async fn stop_task(&self, entry: &Entry, id: &str, signal: u32, timeout: i64) -> Result<(), ServiceError> {
+        let mut changes = entry.changed.subscribe();
+        let stopped = || async { !entry.record.lock().await.state.status.is_live() };
+        if let Err(e) = self.containerd.task_kill(id, signal).await {
+            if stopped().await {
+                return Ok(());
+            }
+            return Err(e.into());
+        }
+        let wait_exit = async {
+            while !stopped().await {
+                if changes.changed().await.is_err() {
+                    return;
+                }
+            }
+        };
+        let exited = if timeout < 0 {
+            wait_exit.await;
+            true
+        } else {
+            tokio::time::timeout(Duration::from_secs(timeout as u64), wait_exit).await.is_ok()
+        };
+        if !exited {
+            tracing::info!(container.id = %id, "container did not stop in time; sending SIGKILL");
+            let _ = self.containerd.task_kill(id, libc::SIGKILL as u32).await;
+            let wait_exit = async {
+                while !stopped().await {
+                    if changes.changed().await.is_err() {
+                        return;
+                    }
+                }
+            };
+            if tokio::time::timeout(Duration::from_secs(30), wait_exit).await.is_err() {
+                return Err(ServiceError::Internal(format!("container {id} did not exit after SIGKILL")));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A signal by name (`TERM`, `SIGTERM`, `sigterm`) or number.
+pub fn parse_signal(text: &str) -> Result<u32, ServiceError> {
+    if let Ok(n) = text.parse::<u32>() {
+        if n > 0 && n < 65 {
+            return Ok(n);
+        }
+    }
+    let upper = text.to_ascii_uppercase();
+    let name = upper.strip_prefix("SIG").unwrap_or(&upper);
+    let number = match name {
+        "HUP" => libc::SIGHUP,
+        "INT" => libc::SIGINT,
+        "QUIT" => libc::SIGQUIT,
+        "ILL" => libc::SIGILL,
+        "TRAP" => libc::SIGTRAP,
+        "ABRT" | "IOT" => libc::SIGABRT,
+        "BUS" => libc::SIGBUS,
+        "FPE" => libc::SIGFPE,
+        "KILL" => libc::SIGKILL,
+        "USR1" => libc::SIGUSR1,
+        "SEGV" => libc::SIGSEGV,
+        "USR2" => libc::SIGUSR2,
+        "PIPE" => libc::SIGPIPE,
+        "ALRM" => libc::SIGALRM,
+        "TERM" => libc::SIGTERM,
+        "STKFLT" => libc::SIGSTKFLT,
+        "CHLD" => libc::SIGCHLD,
+        "CONT" => libc::SIGCONT,
+        "STOP" => libc::SIGSTOP,
+        "TSTP" => libc::SIGTSTP,
+        "TTIN" => libc::SIGTTIN,
+        "TTOU" => libc::SIGTTOU,
+        "URG" => libc::SIGURG,
+        "XCPU" => libc::SIGXCPU,
+        "XFSZ" => libc::SIGXFSZ,
+        "VTALRM" => libc::SIGVTALRM,
+        "PROF" => libc::SIGPROF,
+        "WINCH" => libc::SIGWINCH,
+        "IO" | "POLL" => libc::SIGIO,
+        "PWR" => libc::SIGPWR,
+        "SYS" => libc::SIGSYS,
+        _ => return Err(ServiceError::InvalidParameter(format!("Invalid signal: {text}"))),
+    };
+    Ok(number as u32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signals() {
+        assert_eq!(parse_signal("TERM").unwrap(), 15);
+        assert_eq!(parse_signal("sigkill").unwrap(), 9);
+        assert_eq!(parse_signal("1").unwrap(), 1);
+        assert!(parse_signal("NOPE").is_err());
+        assert!(parse_signal("0").is_err());
+    }
+}

@@ -3,6 +3,7 @@
 
 pub mod common;
 pub mod container;
+pub mod filters;
 pub mod image;
 pub mod reference;
 pub mod system;

@@ -14,6 +14,7 @@ use crate::backends::store;
 use crate::config::{Config, DEFAULT_CONTAINERD_SOCKET};
 use crate::pidfile::PidFile;
 use crate::server::{self, listeners};
+use crate::services::containers::ContainerService;
 use crate::services::{images::ImageService, system::SystemService, Services};
 
 /// Load the TLS material now so that `--validate` and start-up report a bad
@@ -61,9 +62,13 @@ async fn serve_until_signal(config: &Config, managed: &mut Option<ManagedContain
     if let Err(e) = images.reconcile().await {
         tracing::warn!(error = %e, "could not drop leases left by interrupted image ingestions");
     }
+    let containers = ContainerService::load(containerd.clone(), config.data_root.clone(), config.exec_root.clone())
+        .await
+        .context("loading containers")?;
     let services = Services {
         system: Arc::new(SystemService::new(config.clone(), containerd.clone(), engine_id).with_images(images.clone())),
         images,
+        containers,
     };
     let app = server::router::build(services);
     let bound = listeners::bind_all(&config).await.context("failed to load listeners")?;

@@ -64,6 +64,30 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for DockerQuery<T>
 pub struct QueryPairs(pub Vec<(String, String)>);
 
 impl QueryPairs {
+    /// The last value given for `key`.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
+
+    /// Docker's lenient boolean: absent, "", "0", "no", "false" and "none"
+    /// are false; anything else is true.
+    pub fn bool(&self, key: &str) -> bool {
+        self.get(key).is_some_and(|v| {
+            !matches!(v.trim().to_ascii_lowercase().as_str(), "" | "0" | "no" | "false" | "none")
+        })
+    }
+
+    /// An integer parameter; a malformed one is a 400.
+    pub fn int(&self, key: &str) -> Result<Option<i64>, ApiError> {
+        match self.get(key).filter(|v| !v.is_empty()) {
+            None => Ok(None),
+            Some(v) => v
+                .parse()
+                .map(Some)
+                .map_err(|_| ApiError::BadRequest(format!("strconv.Atoi: parsing {v:?}: invalid syntax"))),
+        }
+    }
+
     pub fn all<'a>(&'a self, key: &'a str) -> impl Iterator<Item = &'a str> + 'a {
         self.0.iter().filter(move |(k, _)| k == key).map(|(_, v)| v.as_str())
     }
@@ -86,6 +110,14 @@ mod tests {
     struct Body {
         #[serde(rename = "Name")]
         name: String,
+    }
+
+    #[test]
+    fn docker_booleans() {
+        let q = QueryPairs(vec![("a".into(), "1".into()), ("b".into(), "False".into()), ("c".into(), "yes".into())]);
+        assert!(q.bool("a") && !q.bool("b") && q.bool("c") && !q.bool("missing"));
+        assert_eq!(QueryPairs(vec![("t".into(), "5".into())]).int("t").unwrap(), Some(5));
+        assert!(QueryPairs(vec![("t".into(), "x".into())]).int("t").is_err());
     }
 
     #[test]

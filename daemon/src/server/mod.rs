@@ -5,6 +5,7 @@ pub mod error;
 pub mod extract;
 pub mod listeners;
 pub mod router;
+pub mod stream;
 pub mod routes;
 pub mod tls;
 pub mod version;

@@ -5,11 +5,11 @@ use std::time::Instant;
 use axum::extract::{MatchedPath, Request};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::{get, on, post, MethodFilter};
+use axum::routing::{delete, get, on, post, MethodFilter};
 use axum::Router;
 
 use super::error::ApiError;
-use super::routes::{swarm, system, unimplemented::not_implemented_yet};
+use super::routes::{containers, images, swarm, system, unimplemented::not_implemented_yet};
 use super::version::{self, Version};
 use crate::services::Services;
 
@@ -17,27 +17,15 @@ use crate::services::Services;
 /// issue that will build them. Each answers 501.
 const NOT_YET: &[(&str, &str)] = &[
     // containers (issue 4), streams (issue 5), filesystems (issue 7)
-    ("GET", "/containers/json"),
-    ("POST", "/containers/create"),
-    ("GET", "/containers/{id}/json"),
     ("GET", "/containers/{id}/top"),
     ("GET", "/containers/{id}/logs"),
     ("GET", "/containers/{id}/changes"),
     ("GET", "/containers/{id}/export"),
     ("GET", "/containers/{id}/stats"),
     ("POST", "/containers/{id}/resize"),
-    ("POST", "/containers/{id}/start"),
-    ("POST", "/containers/{id}/stop"),
-    ("POST", "/containers/{id}/restart"),
-    ("POST", "/containers/{id}/kill"),
     ("POST", "/containers/{id}/update"),
     ("POST", "/containers/{id}/rename"),
-    ("POST", "/containers/{id}/pause"),
-    ("POST", "/containers/{id}/unpause"),
-    ("POST", "/containers/{id}/attach"),
     ("GET", "/containers/{id}/attach/ws"),
-    ("POST", "/containers/{id}/wait"),
-    ("DELETE", "/containers/{id}"),
     ("HEAD", "/containers/{id}/archive"),
     ("GET", "/containers/{id}/archive"),
     ("PUT", "/containers/{id}/archive"),
@@ -48,18 +36,8 @@ const NOT_YET: &[(&str, &str)] = &[
     ("GET", "/exec/{id}/json"),
     ("POST", "/commit"),
     // images (issue 3)
-    ("GET", "/images/json"),
     ("POST", "/images/create"),
-    ("GET", "/images/{name}/json"),
-    ("GET", "/images/{name}/history"),
-    ("POST", "/images/{name}/push"),
-    ("POST", "/images/{name}/tag"),
-    ("DELETE", "/images/{name}"),
     ("GET", "/images/search"),
-    ("POST", "/images/prune"),
-    ("GET", "/images/{name}/get"),
-    ("GET", "/images/get"),
-    ("POST", "/images/load"),
     ("GET", "/distribution/{name}/json"),
     ("POST", "/auth"),
     // build (issue 10)
@@ -150,8 +128,29 @@ pub fn build(services: Services) -> Router {
         .route("/info", get(system::system_info))
         .route("/system/df", get(system::system_data_usage))
         .route("/plugins", get(system::plugin_list))
+        .route("/containers/json", get(containers::container_list))
+        .route("/containers/create", post(containers::container_create))
+        .route("/containers/{id}/json", get(containers::container_inspect))
+        .route("/containers/{id}/start", post(containers::container_start))
+        .route("/containers/{id}/stop", post(containers::container_stop))
+        .route("/containers/{id}/restart", post(containers::container_restart))
+        .route("/containers/{id}/kill", post(containers::container_kill))
+        .route("/containers/{id}/pause", post(containers::container_pause))
+        .route("/containers/{id}/unpause", post(containers::container_unpause))
+        .route("/containers/{id}/wait", post(containers::container_wait))
+        .route("/containers/{id}/attach", post(containers::container_attach))
+        .route("/containers/{id}", delete(containers::container_delete))
         .route("/swarm/leave", post(swarm::not_in_swarm))
-        .route("/swarm/unlock", post(swarm::not_in_swarm));
+        .route("/swarm/unlock", post(swarm::not_in_swarm))
+        .route("/images/json", get(images::image_list))
+        .route("/images/prune", post(images::image_prune))
+        .route("/images/load", post(images::image_load))
+        .route("/images/get", get(images::image_get_all))
+        // Names hold slashes: the handlers split the trailing verb off.
+        .route(
+            "/images/{*rest}",
+            get(images::image_get_dispatch).post(images::image_post_dispatch).delete(images::image_delete),
+        );
     for (method, path) in SWARM_MANAGER {
         router = router.route(path, on(method_filter(method), swarm::not_a_manager));
     }

@@ -1,6 +1,7 @@
 //! Docker's operations, version-agnostic and HTTP-free. Services take and
 //! return api-types shapes and call backends.
 
+pub mod containers;
 pub mod errors;
 pub mod images;
 pub mod system;
@@ -14,4 +15,5 @@ pub use errors::ServiceError;
 pub struct Services {
     pub system: Arc<system::SystemService>,
     pub images: Arc<images::ImageService>,
+    pub containers: Arc<containers::ContainerService>,
 }

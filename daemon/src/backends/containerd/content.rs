@@ -206,7 +206,7 @@ impl Containerd {
             .map_err(|s| ContainerdError::from_status("content.write", s))?
             .into_inner();
         let first = next_response(&mut responses).await?;
-        let writer = ContentWriter {
+        let mut writer = ContentWriter {
             containerd: self.clone(),
             reference: reference.to_string(),
             tx: Some(tx),
@@ -214,11 +214,19 @@ impl Containerd {
             offset: 0,
             hasher: Sha256::new(),
             expected: expected.map(|(d, s)| (d.to_string(), s)),
+            present: false,
         };
+        // containerd already holds the expected blob (shared content from
+        // another namespace): the data is only hashed here, and the commit
+        // makes the blob ours.
+        if first.offset != 0 && expected.is_some_and(|(_, size)| size == first.offset) {
+            writer.present = true;
+            return Ok(writer);
+        }
         if first.offset != 0 {
             // A leftover ingest under this ref: start it over.
             writer.abort().await;
-            return Err(ContainerdError::invalid("content.write", format!("ingest {reference} already has data")));
+            return Err(ContainerdError::invalid("content.write", format!("ingest {reference} already has {} bytes", first.offset)));
         }
         Ok(writer)
     }
@@ -269,6 +277,8 @@ pub struct ContentWriter {
     offset: i64,
     hasher: Sha256,
     expected: Option<(String, i64)>,
+    /// containerd has all the data already; writes are only hashed.
+    present: bool,
 }
 
 /// A committed blob.
@@ -288,6 +298,10 @@ impl ContentWriter {
             return Ok(());
         }
         self.hasher.update(data);
+        if self.present {
+            self.offset += data.len() as i64;
+            return Ok(());
+        }
         let req = WriteContentRequest {
             action: WriteAction::Write as i32,
             offset: self.offset,

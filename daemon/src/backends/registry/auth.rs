@@ -515,6 +515,152 @@ mod tests {
         assert_eq!(anon.header(&http).await.unwrap(), None);
     }
 
+    /// One recorded request to the fake token service.
+    #[derive(Debug, Clone)]
+    struct Seen {
+        method: String,
+        target: String,
+        authorization: Option<String>,
+        body: String,
+    }
+
+    type Answer = fn(&Seen) -> (u16, String);
+
+    /// A token service on 127.0.0.1 answering with `answer`, recording
+    /// every request.
+    async fn token_service(answer: Answer) -> (String, std::sync::Arc<std::sync::Mutex<Vec<Seen>>>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = seen.clone();
+        tokio::spawn(async move {
+            while let Ok((mut conn, _)) = listener.accept().await {
+                let mut raw = Vec::new();
+                let mut buf = [0u8; 4096];
+                let head_end = loop {
+                    if let Some(i) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+                        break i + 4;
+                    }
+                    match conn.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => raw.extend_from_slice(&buf[..n]),
+                    }
+                };
+                let head = String::from_utf8_lossy(&raw[..head_end]).into_owned();
+                let header = |name: &str| {
+                    head.lines()
+                        .find_map(|l| l.split_once(':').filter(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.trim().to_owned()))
+                };
+                let length: usize = header("content-length").and_then(|l| l.parse().ok()).unwrap_or(0);
+                while raw.len() < head_end + length {
+                    match conn.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => raw.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let mut first = head.lines().next().unwrap_or_default().split(' ');
+                let req = Seen {
+                    method: first.next().unwrap_or_default().to_owned(),
+                    target: first.next().unwrap_or_default().to_owned(),
+                    authorization: header("authorization"),
+                    body: String::from_utf8_lossy(&raw[head_end..]).into_owned(),
+                };
+                let (status, body) = answer(&req);
+                log.lock().unwrap().push(req);
+                let reply = format!(
+                    "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = conn.write_all(reply.as_bytes()).await;
+            }
+        });
+        (addr, seen)
+    }
+
+    fn bearer(addr: &str) -> Vec<Challenge> {
+        parse_challenges(&format!(r#"Bearer realm="http://{addr}/token",service="reg.test""#))
+    }
+
+    #[tokio::test]
+    async fn bearer_tokens_come_from_the_realm_with_basic_credentials_and_scopes() {
+        let (addr, seen) = token_service(|req| {
+            let n = req.target.matches("scope=").count();
+            (200, format!(r#"{{"token":"T{n}","expires_in":300}}"#))
+        })
+        .await;
+        let http = reqwest::Client::new();
+        let a = Authorizer::new(Credentials::basic("u", "p"), vec![repository_scope("a/b", false)]);
+        assert!(a.on_unauthorized(&http, &bearer(&addr), None).await.unwrap());
+        assert_eq!(a.header(&http).await.unwrap().as_deref(), Some("Bearer T1"));
+        // A mount source widens the token at once.
+        a.add_scope(&http, repository_scope("c/d", false)).await.unwrap();
+        assert_eq!(a.header(&http).await.unwrap().as_deref(), Some("Bearer T2"));
+
+        let seen = seen.lock().unwrap().clone();
+        assert_eq!(seen.len(), 2);
+        assert_eq!(seen[0].method, "GET");
+        assert_eq!(seen[0].target, "/token?service=reg.test&scope=repository%3Aa%2Fb%3Apull");
+        assert_eq!(seen[0].authorization.as_deref(), Some("Basic dTpw"));
+        assert!(seen[1].target.ends_with("&scope=repository%3Aa%2Fb%3Apull&scope=repository%3Ac%2Fd%3Apull"), "{}", seen[1].target);
+    }
+
+    #[tokio::test]
+    async fn anonymous_token_requests_carry_no_authorization() {
+        let (addr, seen) = token_service(|_| (200, r#"{"access_token":"A"}"#.to_owned())).await;
+        let http = reqwest::Client::new();
+        let a = Authorizer::new(Credentials::anonymous(), vec![repository_scope("library/busybox", false)]);
+        assert!(a.on_unauthorized(&http, &bearer(&addr), None).await.unwrap());
+        assert_eq!(a.header(&http).await.unwrap().as_deref(), Some("Bearer A"));
+        assert_eq!(seen.lock().unwrap()[0].authorization, None);
+    }
+
+    #[tokio::test]
+    async fn identity_tokens_use_oauth2_refresh_grant() {
+        let (addr, seen) = token_service(|_| (200, r#"{"access_token":"A","refresh_token":"R2"}"#.to_owned())).await;
+        let http = reqwest::Client::new();
+        let creds = Credentials { username: "<token>".into(), identity_token: "R1".into(), ..Credentials::default() };
+        let a = Authorizer::new(creds, vec![repository_scope("x/y", true)]);
+        assert!(a.on_unauthorized(&http, &bearer(&addr), None).await.unwrap());
+        assert_eq!(a.header(&http).await.unwrap().as_deref(), Some("Bearer A"));
+        let seen = seen.lock().unwrap().clone();
+        assert_eq!(seen[0].method, "POST");
+        assert_eq!(seen[0].target, "/token");
+        assert_eq!(seen[0].authorization, None, "a refresh token is not basic auth");
+        let form: BTreeMap<String, String> = form_urlencoded::parse(seen[0].body.as_bytes()).into_owned().collect();
+        assert_eq!(form["grant_type"], "refresh_token");
+        assert_eq!(form["refresh_token"], "R1");
+        assert_eq!(form["client_id"], "docker");
+        assert_eq!(form["service"], "reg.test");
+        assert_eq!(form["scope"], "repository:x/y:pull,push");
+    }
+
+    #[tokio::test]
+    async fn services_without_oauth2_post_fall_back_to_get() {
+        let (addr, seen) = token_service(|req| match req.method.as_str() {
+            "POST" => (404, "{}".to_owned()),
+            _ => (200, r#"{"token":"G"}"#.to_owned()),
+        })
+        .await;
+        let http = reqwest::Client::new();
+        let creds = Credentials { identity_token: "R1".into(), ..Credentials::default() };
+        let a = Authorizer::new(creds, vec![]);
+        assert!(a.on_unauthorized(&http, &bearer(&addr), None).await.unwrap());
+        assert_eq!(a.header(&http).await.unwrap().as_deref(), Some("Bearer G"));
+        assert_eq!(seen.lock().unwrap().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn refused_credentials_read_as_dockerd_says_them() {
+        let (addr, _) = token_service(|_| (401, r#"{"details":"incorrect username or password"}"#.to_owned())).await;
+        let http = reqwest::Client::new();
+        let a = Authorizer::new(Credentials::basic("u", "bad"), vec![]);
+        let err = a.on_unauthorized(&http, &bearer(&addr), None).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Unauthorized);
+        assert!(err.to_string().ends_with("unauthorized: incorrect username or password"), "{err}");
+        assert!(err.to_string().starts_with(&format!("Get \"http://{addr}/token\"")), "{err}");
+    }
+
     #[tokio::test]
     async fn registry_token_is_sent_as_is() {
         let http = reqwest::Client::new();

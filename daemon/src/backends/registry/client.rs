@@ -4,6 +4,7 @@
 //! blobs, put manifests. Endpoint choice and fallback follow dockerd;
 //! concurrency limits are the caller's.
 
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -18,7 +19,8 @@ use sha2::{Digest as _, Sha256};
 use tracing::debug;
 
 use super::auth::{self, repository_scope, Authorizer, Credentials};
-use super::endpoints::{Endpoint, EndpointConfig};
+use super::certs::{read_host_certs, DEFAULT_CERTS_DIR};
+use super::endpoints::{Endpoint, EndpointConfig, DOCKER_HUB_REGISTRY};
 use super::error::{ErrorKind, RegistryError};
 use super::manifest::{
     detect_media_type, is_index_type, is_manifest_type, Descriptor, ImageManifest, Manifest, PlatformMatcher,
@@ -47,6 +49,8 @@ struct ClientInner {
     verified: reqwest::Client,
     unverified: reqwest::Client,
     endpoints: EndpointConfig,
+    /// `/etc/docker/certs.d`: per-host CAs and client certificates.
+    certs_dir: Option<PathBuf>,
 }
 
 /// A repository on one endpoint, with its own authorization (token scope
@@ -61,6 +65,19 @@ struct RepoInner {
     endpoint: Endpoint,
     path: String,
     auth: Authorizer,
+}
+
+impl std::fmt::Debug for Repository {
+    /// Endpoint and path only: the authorization state stays out of logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Repository").field("endpoint", &self.inner.endpoint).field("path", &self.inner.path).finish()
+    }
+}
+
+impl std::fmt::Debug for RegistryClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegistryClient").field("endpoints", &self.inner.endpoints).finish()
+    }
 }
 
 /// What [`Repository::push_blob`] did.
@@ -94,6 +111,18 @@ pub struct Login {
     pub identity_token: Option<String>,
 }
 
+fn http_builder(verify: bool) -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
+        .user_agent(user_agent())
+        .connect_timeout(CONNECT_TIMEOUT)
+        .read_timeout(READ_TIMEOUT)
+        .danger_accept_invalid_certs(!verify)
+}
+
+fn build_error(e: reqwest::Error) -> RegistryError {
+    RegistryError::new(ErrorKind::Other, format!("building the registry HTTP client: {e}"))
+}
+
 fn user_agent() -> String {
     format!("berthd/{} ({}; {})", env!("CARGO_PKG_VERSION"), std::env::consts::OS, std::env::consts::ARCH)
 }
@@ -101,45 +130,79 @@ fn user_agent() -> String {
 impl RegistryClient {
     /// A client for daemon.json's `registry-mirrors` and
     /// `insecure-registries`; errors carry dockerd's texts.
+    /// Per-host TLS material comes from `/etc/docker/certs.d`.
     pub fn new(mirrors: &[String], insecure_registries: &[String]) -> Result<Self, RegistryError> {
-        Self::with_endpoints(EndpointConfig::new(mirrors, insecure_registries)?)
+        Self::with_endpoints(EndpointConfig::new(mirrors, insecure_registries)?, Some(PathBuf::from(DEFAULT_CERTS_DIR)))
     }
 
-    pub fn with_endpoints(endpoints: EndpointConfig) -> Result<Self, RegistryError> {
-        let build = |verify: bool| {
-            reqwest::Client::builder()
-                .user_agent(user_agent())
-                .connect_timeout(CONNECT_TIMEOUT)
-                .read_timeout(READ_TIMEOUT)
-                .danger_accept_invalid_certs(!verify)
-                .build()
-                .map_err(|e| RegistryError::new(ErrorKind::Other, format!("building the registry HTTP client: {e}")))
-        };
-        Ok(Self { inner: Arc::new(ClientInner { verified: build(true)?, unverified: build(false)?, endpoints }) })
+    /// `certs_dir`: where `<host[:port]>/{*.crt,*.cert,*.key}` live, or
+    /// `None` for system roots only.
+    pub fn with_endpoints(endpoints: EndpointConfig, certs_dir: Option<PathBuf>) -> Result<Self, RegistryError> {
+        Ok(Self {
+            inner: Arc::new(ClientInner {
+                verified: http_builder(true).build().map_err(build_error)?,
+                unverified: http_builder(false).build().map_err(build_error)?,
+                endpoints,
+                certs_dir,
+            }),
+        })
     }
 
     pub fn endpoints(&self) -> &EndpointConfig {
         &self.inner.endpoints
     }
 
-    fn http(&self, endpoint: &Endpoint) -> reqwest::Client {
-        if endpoint.tls_verify {
-            self.inner.verified.clone()
-        } else {
-            self.inner.unverified.clone()
+    /// The HTTP client for an endpoint: unverified TLS for insecure
+    /// registries; system roots plus the host's certs.d CAs and client
+    /// certificate for secure ones, as dockerd's `newTLSConfig` (the
+    /// directory is read on each call, so changes apply without restart).
+    async fn http(&self, endpoint: &Endpoint) -> Result<reqwest::Client, RegistryError> {
+        if !endpoint.tls_verify {
+            return Ok(self.inner.unverified.clone());
         }
+        let official = !endpoint.mirror && endpoint.host == DOCKER_HUB_REGISTRY;
+        let Some(dir) = self.inner.certs_dir.as_deref().filter(|_| endpoint.is_https() && !official) else {
+            return Ok(self.inner.verified.clone());
+        };
+        let Some(certs) = read_host_certs(dir, &endpoint.host).await? else {
+            return Ok(self.inner.verified.clone());
+        };
+        let mut builder = http_builder(true);
+        for pem in &certs.roots {
+            let bundle = reqwest::Certificate::from_pem_bundle(pem)
+                .map_err(|e| RegistryError::invalid(format!("CA certificate for {} in {}: {e}", endpoint.host, dir.display())))?;
+            for cert in bundle {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        if let Some(pem) = &certs.identity {
+            let identity = reqwest::Identity::from_pem(pem).map_err(|e| {
+                RegistryError::invalid(format!("client certificate for {} in {}: {e}", endpoint.host, dir.display()))
+            })?;
+            builder = builder.identity(identity);
+        }
+        // Building loads the system's CA store from disk: off the runtime.
+        tokio::task::spawn_blocking(move || builder.build().map_err(build_error))
+            .await
+            .map_err(|e| RegistryError::new(ErrorKind::Other, format!("building the registry HTTP client: {e}")))?
     }
 
-    /// A repository handle on one given endpoint (no network yet).
-    pub fn repository(&self, endpoint: Endpoint, path: &str, credentials: &Credentials, push: bool) -> Repository {
-        Repository {
+    /// A repository handle on one given endpoint (no request sent yet).
+    pub async fn repository(
+        &self,
+        endpoint: Endpoint,
+        path: &str,
+        credentials: &Credentials,
+        push: bool,
+    ) -> Result<Repository, RegistryError> {
+        Ok(Repository {
             inner: Arc::new(RepoInner {
-                http: self.http(&endpoint),
+                http: self.http(&endpoint).await?,
                 auth: Authorizer::new(credentials.clone(), vec![repository_scope(path, push)]),
                 endpoint,
                 path: path.to_owned(),
             }),
-        }
+        })
     }
 
     /// Resolves `reference` (its digest, else its tag, else `latest`) for
@@ -161,14 +224,18 @@ impl RegistryClient {
         let mut last_error = None;
         for endpoint in self.inner.endpoints.pull_endpoints(&reference.domain).await {
             let mirror = endpoint.mirror;
-            let repo = self.repository(endpoint, &reference.path, credentials, false);
-            match repo.resolve(&target).await {
-                Ok(descriptor) => return Ok((repo, descriptor)),
+            let base = endpoint.base.clone();
+            let resolved = match self.repository(endpoint, &reference.path, credentials, false).await {
+                Ok(repo) => repo.resolve(&target).await.map(|desc| (repo, desc)),
+                Err(e) => Err(e),
+            };
+            match resolved {
+                Ok(found) => return Ok(found),
                 Err(e) => {
                     // dockerd's continueOnError: a mirror may fail in any
                     // way; the registry itself only without an error code.
                     let fall_back = mirror || !e.has_error_code();
-                    debug!(endpoint = %repo.endpoint().base, error = %e, fall_back, "registry: resolve failed");
+                    debug!(endpoint = %base, error = %e, fall_back, "registry: resolve failed");
                     if !fall_back {
                         return Err(e);
                     }
@@ -192,7 +259,7 @@ impl RegistryClient {
     ) -> Result<Repository, RegistryError> {
         let mut last_error = None;
         for endpoint in self.inner.endpoints.push_endpoints(&reference.domain).await {
-            let repo = self.repository(endpoint, &reference.path, credentials, true);
+            let repo = self.repository(endpoint, &reference.path, credentials, true).await?;
             match repo.ping().await {
                 Ok(()) => return Ok(repo),
                 Err(e) if e.kind() == ErrorKind::Unavailable || e.status().is_none() => last_error = Some(e),
@@ -211,7 +278,7 @@ impl RegistryClient {
     pub async fn login(&self, domain: &str, credentials: &Credentials) -> Result<Login, RegistryError> {
         let mut last_error = None;
         for endpoint in self.inner.endpoints.push_endpoints(domain).await {
-            let http = self.http(&endpoint);
+            let http = self.http(&endpoint).await?;
             match login_on(&http, &endpoint, credentials).await {
                 Ok(login) => return Ok(login),
                 Err(e) if e.status().is_none() => last_error = Some(e),
@@ -536,7 +603,11 @@ impl Repository {
         let what = describe(&Method::HEAD, &url);
         let resp = self.send(Method::HEAD, url, &[], None).await?;
         match resp.status().as_u16() {
-            200..=299 => Ok(Some(resp.content_length().unwrap_or(0))),
+            // The header, not reqwest's `content_length()`: a HEAD answer
+            // has an empty body whatever size it announces.
+            200..=299 => Ok(Some(
+                header_str(resp.headers(), CONTENT_LENGTH.as_str()).and_then(|l| l.parse().ok()).unwrap_or(0),
+            )),
             404 => Ok(None),
             status => Err(error_from(resp, status, &what).await),
         }

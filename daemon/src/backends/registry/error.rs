@@ -106,10 +106,11 @@ impl RegistryError {
     /// A request that got no answer. `what` is Go's shape, `Get "url"`, so
     /// the text reads as dockerd's: `Get "https://h/v2/": connection refused`.
     pub fn transport(what: &str, err: &reqwest::Error) -> Self {
-        let kind = if err.is_connect() || err.is_timeout() || err.is_request() || err.is_body() {
+        // reqwest reports a body cut short while streaming as a decode
+        // error; bodies are only ever read as bytes here, so it is the
+        // connection either way.
+        let kind = if err.is_connect() || err.is_timeout() || err.is_request() || err.is_body() || err.is_decode() {
             ErrorKind::Unavailable
-        } else if err.is_decode() {
-            ErrorKind::Invalid
         } else {
             ErrorKind::Other
         };

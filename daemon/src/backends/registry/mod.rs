@@ -3,6 +3,7 @@
 //! manifests and platforms, verified blob transfer.
 
 pub mod auth;
+pub mod certs;
 pub mod client;
 pub mod endpoints;
 pub mod error;

@@ -1,6 +1,8 @@
 //! Thin handlers, one module per API area: parse the request, call a
 //! service, encode the answer.
 
+pub mod images;
+pub mod containers;
 pub mod swarm;
 pub mod system;
 pub mod unimplemented;

@@ -10,6 +10,7 @@ mod io;
 mod list;
 mod monitor;
 mod naming;
+mod pause;
 pub mod record;
 mod remove;
 mod start;
@@ -31,6 +32,7 @@ use crate::services::ServiceError;
 pub use attach::{AttachOptions, AttachStreams};
 pub use create::CreateOptions;
 pub use io::Output;
+pub use crate::backends::logging::json_file::Stream;
 pub use list::ListOptions;
 pub use record::{Container, Status};
 pub use wait::WaitCondition;
@@ -84,7 +86,7 @@ pub fn no_such_container(name: &str) -> ServiceError {
 impl ContainerService {
     /// Load stored containers, reconcile them with containerd, and start
     /// listening for task exits.
-    pub async fn start(containerd: Containerd, data_root: PathBuf, exec_root: PathBuf) -> Result<Arc<Self>, ServiceError> {
+    pub async fn load(containerd: Containerd, data_root: PathBuf, exec_root: PathBuf) -> Result<Arc<Self>, ServiceError> {
         let store = ContainerStore::new(&data_root);
         let records: Vec<Container> =
             store.load_all().map_err(|e| ServiceError::Internal(format!("loading containers: {e}")))?;

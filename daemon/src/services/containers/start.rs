@@ -28,7 +28,17 @@ impl ContainerService {
             Status::Created | Status::Exited => {}
         }
         record.manually_stopped = false;
-        self.run_task(&entry, &mut record).await
+        let result = self.run_task(&entry, &mut record).await;
+        let auto_remove = record.host_config.auto_remove;
+        drop(record);
+        if result.is_err() && auto_remove {
+            // As dockerd: an auto-remove container that cannot start is
+            // removed; `docker run --rm` waits for that.
+            if let Err(e) = self.destroy(&entry).await {
+                tracing::warn!(error = %e, "auto-remove after a failed start");
+            }
+        }
+        result
     }
 
     /// Start a task for a container that has none running (start, restart,

@@ -27,6 +27,7 @@ use crate::backends::containerd::{Containerd, ImageRecord, OciDescriptor, SNAPSH
 pub use list::ImageListOptions;
 pub use load::LoadOptions;
 pub use prune::ImagePruneOptions;
+pub use remove::ImageRemoveOptions;
 pub use save::SaveArchive;
 pub use unpack::{Ingestion, StoredImage};
 

@@ -1,0 +1,310 @@
+//! Local image management through the stock CLI and bollard: load (docker
+//! archive and OCI layout), list, inspect, history, tag, rmi, prune, save,
+//! and the bad-input cases. Every image is really unpacked into containerd.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use compat_tests::containerd::{self, SOCKET};
+use compat_tests::images::{BuiltImage, BusyboxImage};
+use compat_tests::Berthd;
+use serde_json::Value;
+
+fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime").block_on(future)
+}
+
+fn ctr(namespace: &str, args: &[&str]) -> compat_tests::CmdOutput {
+    let mut cmd = Command::new("ctr");
+    cmd.args(["--address", SOCKET, "-n", namespace]).args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
+    compat_tests::cli::run(cmd, None)
+}
+
+fn image(reference: &str) -> BuiltImage {
+    BusyboxImage::new(reference)
+        .cmd(["sh", "-c", "echo hi"])
+        .label("org.example.kind", "test")
+        .layer_with_file("/hello", b"hello\n")
+        .build()
+        .expect("building test image")
+}
+
+fn load(daemon: &Berthd, archive: &[u8]) -> String {
+    daemon.docker_stdin(&["load"], archive).success().stdout
+}
+
+fn inspect(daemon: &Berthd, name: &str) -> Value {
+    let out = daemon.docker(&["image", "inspect", name]).success();
+    let list: Value = serde_json::from_str(&out.stdout).expect("inspect JSON");
+    list[0].clone()
+}
+
+fn image_ids(daemon: &Berthd) -> Vec<String> {
+    let out = daemon.docker(&["images", "-a", "-q", "--no-trunc"]).success();
+    out.stdout.lines().map(str::to_string).collect()
+}
+
+#[test]
+fn docker_archive_loads_lists_inspects_and_runs() {
+    let daemon = Berthd::start();
+    let img = image("berth-test/bb:1");
+    let out = load(&daemon, &img.docker_archive().unwrap());
+    assert_eq!(out.trim(), "Loaded image: berth-test/bb:1");
+
+    let listed = daemon.docker(&["images", "--no-trunc", "--format", "{{.Repository}} {{.Tag}} {{.ID}}"]).success();
+    assert_eq!(listed.stdout.trim(), format!("berth-test/bb 1 {}", img.id()));
+
+    let info = inspect(&daemon, "berth-test/bb:1");
+    assert_eq!(info["Id"], img.id());
+    assert_eq!(info["RepoTags"], serde_json::json!(["berth-test/bb:1"]));
+    assert_eq!(info["RepoDigests"], serde_json::json!([]));
+    assert_eq!(info["Config"]["Cmd"], serde_json::json!(["sh", "-c", "echo hi"]));
+    assert_eq!(info["Config"]["Labels"]["org.example.kind"], "test");
+    assert_eq!(info["Config"]["Entrypoint"], Value::Null);
+    assert_eq!(info["RootFS"]["Type"], "layers");
+    assert_eq!(info["RootFS"]["Layers"], serde_json::json!(img.diff_ids()));
+    assert_eq!(info["Architecture"], img.platform().architecture);
+    assert_eq!(info["Os"], "linux");
+    assert_eq!(info["Created"], "2024-01-01T00:00:00Z");
+    assert!(info["Size"].as_i64().unwrap() > 500_000, "{info}");
+
+    // Same image by short ID, by full ID and by the fully qualified name.
+    let short = &img.id()["sha256:".len()..][..12];
+    for name in [short, img.id(), "docker.io/berth-test/bb:1"] {
+        assert_eq!(inspect(&daemon, name)["Id"], img.id(), "{name}");
+    }
+
+    // Unpacked by containerd: the top snapshot exists and the image runs.
+    let snapshots = ctr(&daemon.namespace, &["snapshots", "ls"]).success();
+    assert!(snapshots.stdout.lines().count() >= 3, "{}", snapshots.stdout);
+    let run = ctr(&daemon.namespace, &["run", "--rm", "docker.io/berth-test/bb:1", "t1", "/bin/sh", "-c", "cat /hello"]);
+    assert_eq!(run.success().stdout.trim(), "hello");
+
+    // /info counts distinct images.
+    let info = daemon.docker(&["info", "--format", "{{.Images}}"]).success();
+    assert_eq!(info.stdout.trim(), "1");
+}
+
+#[test]
+fn oci_archive_loads_and_shows_history() {
+    let daemon = Berthd::start();
+    let img = BusyboxImage::new("localhost:5000/team/app:v2")
+        .layer_with_file("/a", b"a")
+        .layer_with_file("/b", b"b")
+        .build()
+        .unwrap();
+    let out = load(&daemon, &img.oci_archive().unwrap());
+    assert_eq!(out.trim(), "Loaded image: localhost:5000/team/app:v2");
+    let info = inspect(&daemon, "localhost:5000/team/app:v2");
+    assert_eq!(info["Id"], img.id());
+    assert_eq!(info["RootFS"]["Layers"].as_array().unwrap().len(), 3);
+
+    let history = daemon
+        .docker(&["history", "--no-trunc", "--format", "{{.ID}}|{{.CreatedBy}}", "localhost:5000/team/app:v2"])
+        .success();
+    let lines: Vec<&str> = history.stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{}", history.stdout);
+    assert!(lines[0].starts_with(&format!("{}|", img.id())), "{}", history.stdout);
+    assert!(lines[1].starts_with("<missing>|"), "{}", history.stdout);
+
+    let snapshots = ctr(&daemon.namespace, &["snapshots", "ls"]).success();
+    assert_eq!(snapshots.stdout.lines().count(), 4, "{}", snapshots.stdout);
+}
+
+#[test]
+fn tag_and_rmi_untag_or_delete_as_dockerd() {
+    let daemon = Berthd::start();
+    let img = image("berth-test/rm:1");
+    load(&daemon, &img.docker_archive().unwrap());
+    daemon.docker(&["tag", "berth-test/rm:1", "other/name:2"]).success();
+    let tags = inspect(&daemon, img.id())["RepoTags"].clone();
+    assert_eq!(tags, serde_json::json!(["berth-test/rm:1", "other/name:2"]));
+
+    // By ID with two repositories: a conflict, unless forced.
+    let short = &img.id()["sha256:".len()..][..12];
+    let refused = daemon.docker(&["rmi", short]).failure();
+    assert!(
+        refused.stderr.contains(&format!(
+            "conflict: unable to delete {short} (must be forced) - image is referenced in multiple repositories"
+        )),
+        "{}",
+        refused.stderr
+    );
+    let status = daemon.request("DELETE", &format!("/images/{short}"), None).status;
+    assert_eq!(status, 409);
+
+    // By name: only that name goes.
+    let out = daemon.docker(&["rmi", "other/name:2"]).success();
+    assert_eq!(out.stdout.trim(), "Untagged: other/name:2");
+    assert_eq!(image_ids(&daemon), vec![img.id().to_string()]);
+
+    // The last name: the image goes, layers with it.
+    daemon.docker(&["tag", "berth-test/rm:1", "other/name:3"]).success();
+    let out = daemon.docker(&["rmi", "-f", short]).success();
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert!(lines.contains(&"Untagged: berth-test/rm:1"), "{}", out.stdout);
+    assert!(lines.contains(&"Untagged: other/name:3"), "{}", out.stdout);
+    assert!(lines.contains(&format!("Deleted: {}", img.id()).as_str()), "{}", out.stdout);
+    assert!(image_ids(&daemon).is_empty());
+    let snapshots = ctr(&daemon.namespace, &["snapshots", "ls"]).success();
+    assert_eq!(snapshots.stdout.lines().count(), 1, "{}", snapshots.stdout);
+
+    let missing = daemon.docker(&["rmi", "berth-test/rm:1"]).failure();
+    assert!(missing.stderr.contains("No such image: berth-test/rm:1"), "{}", missing.stderr);
+}
+
+#[test]
+fn replaced_tags_leave_dangling_images_that_prune_removes() {
+    let daemon = Berthd::start();
+    let old = image("berth-test/p:1");
+    let new = BusyboxImage::new("berth-test/p:1").created("2024-02-01T00:00:00Z").build().unwrap();
+    load(&daemon, &old.docker_archive().unwrap());
+    let out = load(&daemon, &new.docker_archive().unwrap());
+    assert!(
+        out.contains(&format!(
+            "The image berth-test/p:1 already exists, renaming the old one with ID {} to empty string",
+            old.id()
+        )),
+        "{out}"
+    );
+    let dangling = daemon.docker(&["images", "-q", "--no-trunc", "-f", "dangling=true"]).success();
+    assert_eq!(dangling.stdout.trim(), old.id());
+    let listed = daemon.docker(&["images", "--format", "{{.Repository}}:{{.Tag}}"]).success();
+    assert!(listed.stdout.contains("<none>:<none>"), "{}", listed.stdout);
+    let info = daemon.docker(&["info", "--format", "{{.Images}}"]).success();
+    assert_eq!(info.stdout.trim(), "2");
+
+    let pruned = daemon.docker(&["image", "prune", "-f"]).success();
+    assert!(pruned.stdout.contains(&format!("deleted: {}", old.id())), "{}", pruned.stdout);
+    assert!(pruned.stdout.contains("Total reclaimed space"), "{}", pruned.stdout);
+    assert_eq!(image_ids(&daemon), vec![new.id().to_string()]);
+
+    // -a removes tagged images too.
+    let pruned = daemon.docker(&["image", "prune", "-a", "-f"]).success();
+    assert!(pruned.stdout.contains("untagged: berth-test/p:1"), "{}", pruned.stdout);
+    assert!(image_ids(&daemon).is_empty());
+}
+
+#[test]
+fn save_then_load_keeps_the_id_and_ctr_imports_the_archive() {
+    let daemon = Berthd::start();
+    let img = image("berth-test/save:1");
+    load(&daemon, &img.oci_archive().unwrap());
+    let path = daemon.dir().join("saved.tar");
+    daemon.docker(&["save", "-o", path.to_str().unwrap(), "berth-test/save:1"]).success();
+
+    let names: Vec<String> = {
+        let mut archive = tar::Archive::new(std::fs::File::open(&path).unwrap());
+        archive.entries().unwrap().map(|e| e.unwrap().path().unwrap().display().to_string()).collect()
+    };
+    for wanted in ["manifest.json", "index.json", "oci-layout", "repositories"] {
+        assert!(names.iter().any(|n| n == wanted), "{wanted} missing in {names:?}");
+    }
+
+    let other = Berthd::start();
+    let out = other.docker(&["load", "-i", path.to_str().unwrap()]).success();
+    assert_eq!(out.stdout.trim(), "Loaded image: berth-test/save:1");
+    assert_eq!(inspect(&other, "berth-test/save:1")["Id"], img.id());
+
+    // The same archive through bollard-free raw HTTP: /images/get?names=.
+    let raw = daemon.request("GET", "/images/get?names=berth-test%2Fsave%3A1", None);
+    assert_eq!(raw.status, 200);
+
+    // containerd's own importer reads it too.
+    let namespace = compat_tests::berthd::unique_name("berth-ctr-import");
+    let imported = ctr(&namespace, &["images", "import", path.to_str().unwrap()]);
+    let listed = ctr(&namespace, &["images", "ls", "-q"]);
+    containerd::remove_namespace(&namespace);
+    imported.success();
+    assert!(listed.stdout.contains("docker.io/berth-test/save:1"), "{}", listed.stdout);
+}
+
+fn tar_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (path, data) in entries {
+        let mut header = [0u8; 512];
+        header[..path.len()].copy_from_slice(path.as_bytes());
+        header[100..107].copy_from_slice(b"0000644");
+        header[108..115].copy_from_slice(b"0000000");
+        header[116..123].copy_from_slice(b"0000000");
+        header[124..135].copy_from_slice(format!("{:011o}", data.len()).as_bytes());
+        header[136..147].copy_from_slice(b"00000000000");
+        header[156] = b'0';
+        header[257..263].copy_from_slice(b"ustar\0");
+        header[263..265].copy_from_slice(b"00");
+        header[148..156].copy_from_slice(b"        ");
+        let sum: u32 = header.iter().map(|b| *b as u32).sum();
+        header[148..155].copy_from_slice(format!("{sum:06o}\0").as_bytes());
+        out.extend_from_slice(&header);
+        out.extend_from_slice(data);
+        out.resize(out.len().div_ceil(512) * 512, 0);
+    }
+    out.extend_from_slice(&[0u8; 1024]);
+    out
+}
+
+#[test]
+fn bad_archives_and_references_are_refused_and_change_nothing() {
+    let daemon = Berthd::start();
+    let not_an_image = tar_of(&[("hello.txt", b"hi")]);
+    let out = daemon.docker_stdin(&["load"], &not_an_image).failure();
+    assert!(out.stderr.contains("unrecognized image format"), "{}", out.stderr);
+
+    let escaping = tar_of(&[("../../etc/passwd", b"root::0:0::/:/bin/sh\n")]);
+    let out = daemon.docker_stdin(&["load"], &escaping).failure();
+    assert!(out.stderr.contains("escapes the archive root"), "{}", out.stderr);
+
+    // A truncated archive: the layer is cut short.
+    let archive = image("berth-test/cut:1").docker_archive().unwrap();
+    let out = daemon.docker_stdin(&["load"], &archive[..archive.len() / 2]).failure();
+    assert!(!out.stderr.is_empty());
+
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(b"definitely not a tar").unwrap();
+    daemon.docker_stdin(&["load"], &gz.finish().unwrap()).failure();
+
+    assert!(image_ids(&daemon).is_empty());
+    let leases = ctr(&daemon.namespace, &["leases", "ls", "-q"]).success();
+    assert_eq!(leases.stdout.trim(), "", "ingestion leases left behind");
+
+    let bad = daemon.docker(&["image", "inspect", "Busybox"]).failure();
+    assert!(
+        bad.stderr.contains("invalid reference format: repository name (library/Busybox) must be lowercase"),
+        "{}",
+        bad.stderr
+    );
+    let raw = daemon.request("GET", "/images/a:b:c/json", None);
+    assert_eq!(raw.status, 400);
+    let missing = daemon.request("GET", "/images/nosuch/json", None);
+    assert_eq!(missing.status, 404);
+    assert!(String::from_utf8_lossy(&missing.body).contains("No such image: nosuch:latest"));
+    let bad_tag = daemon.docker(&["tag", "nosuch", "UPPER"]).failure();
+    assert!(bad_tag.stderr.contains("invalid reference format"), "{}", bad_tag.stderr);
+}
+
+#[test]
+fn bollard_reads_list_inspect_and_history() {
+    let daemon = Berthd::start();
+    let img = image("berth-test/bollard:1");
+    load(&daemon, &img.docker_archive().unwrap());
+    let client = daemon.client();
+    block_on(async {
+        let list = client
+            .list_images(Some(bollard::query_parameters::ListImagesOptionsBuilder::default().all(true).build()))
+            .await
+            .expect("list_images");
+        assert_eq!(list.len(), 1);
+        assert_eq!(list[0].id, img.id());
+        assert_eq!(list[0].repo_tags, vec!["berth-test/bollard:1".to_string()]);
+        assert_eq!(list[0].shared_size, -1);
+        let inspected = client.inspect_image("berth-test/bollard:1").await.expect("inspect_image");
+        assert_eq!(inspected.id.as_deref(), Some(img.id()));
+        let history = client.image_history("berth-test/bollard:1").await.expect("image_history");
+        assert_eq!(history[0].id, img.id());
+    });
+    let raw = daemon.request("GET", "/images/json", None);
+    let list: Value = serde_json::from_slice(&raw.body).unwrap();
+    for key in ["Containers", "Created", "Id", "Labels", "ParentId", "RepoDigests", "RepoTags", "SharedSize", "Size"] {
+        assert!(list[0].get(key).is_some(), "{key} missing: {}", list[0]);
+    }
+}

@@ -1,0 +1,191 @@
+//! Container routes.
+
+use axum::body::Body;
+use axum::extract::{Path, Request, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use futures_util::StreamExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::broadcast::error::RecvError;
+
+use api_types::container::{ContainerCreateRequest, ContainerCreateResponse, ContainerInspect, ContainerSummary};
+use api_types::filters::Filters;
+
+use crate::server::error::{ApiError, ApiResult};
+use crate::server::extract::{DockerJson, QueryPairs};
+use crate::server::stream::{frame, hijack, Hijacked, MULTIPLEXED_STREAM, RAW_STREAM};
+use crate::services::containers::{AttachOptions, AttachStreams, CreateOptions, ListOptions, Output, Stream, WaitCondition};
+use crate::services::{ServiceError, Services};
+
+/// `POST /containers/create` (ContainerCreate).
+pub async fn container_create(
+    State(svc): State<Services>,
+    query: QueryPairs,
+    DockerJson(body): DockerJson<Option<ContainerCreateRequest>>,
+) -> ApiResult<(StatusCode, Json<ContainerCreateResponse>)> {
+    let body = body.ok_or_else(|| {
+        ApiError::BadRequest("config cannot be empty in order to create a container".into())
+    })?;
+    let name = query.get("name").map(str::to_string);
+    let created = svc.containers.create(CreateOptions { name, body }).await?;
+    Ok((StatusCode::CREATED, Json(created)))
+}
+
+/// `GET /containers/json` (ContainerList).
+pub async fn container_list(State(svc): State<Services>, query: QueryPairs) -> ApiResult<Json<Vec<ContainerSummary>>> {
+    let filters = Filters::parse(query.get("filters").unwrap_or_default())
+        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let limit = query.int("limit")?.filter(|l| *l > 0).map(|l| l as usize);
+    let opts = ListOptions { all: query.bool("all"), limit, filters };
+    Ok(Json(svc.containers.list(opts).await?))
+}
+
+/// `GET /containers/{id}/json` (ContainerInspect).
+pub async fn container_inspect(State(svc): State<Services>, Path(id): Path<String>) -> ApiResult<Json<ContainerInspect>> {
+    Ok(Json(svc.containers.inspect(&id).await?))
+}
+
+/// `POST /containers/{id}/start` (ContainerStart).
+pub async fn container_start(State(svc): State<Services>, Path(id): Path<String>) -> ApiResult<StatusCode> {
+    svc.containers.start(&id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /containers/{id}/stop` (ContainerStop).
+pub async fn container_stop(State(svc): State<Services>, Path(id): Path<String>, query: QueryPairs) -> ApiResult<StatusCode> {
+    let timeout = query.int("t")?;
+    svc.containers.stop(&id, query.get("signal").filter(|s| !s.is_empty()), timeout).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /containers/{id}/restart` (ContainerRestart).
+pub async fn container_restart(State(svc): State<Services>, Path(id): Path<String>, query: QueryPairs) -> ApiResult<StatusCode> {
+    let timeout = query.int("t")?;
+    svc.containers.restart(&id, query.get("signal").filter(|s| !s.is_empty()), timeout).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /containers/{id}/kill` (ContainerKill).
+pub async fn container_kill(State(svc): State<Services>, Path(id): Path<String>, query: QueryPairs) -> ApiResult<StatusCode> {
+    svc.containers.kill(&id, query.get("signal").filter(|s| !s.is_empty())).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /containers/{id}/pause` (ContainerPause).
+pub async fn container_pause(State(svc): State<Services>, Path(id): Path<String>) -> ApiResult<StatusCode> {
+    svc.containers.pause(&id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /containers/{id}/unpause` (ContainerUnpause).
+pub async fn container_unpause(State(svc): State<Services>, Path(id): Path<String>) -> ApiResult<StatusCode> {
+    svc.containers.unpause(&id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `DELETE /containers/{id}` (ContainerDelete).
+pub async fn container_delete(State(svc): State<Services>, Path(id): Path<String>, query: QueryPairs) -> ApiResult<StatusCode> {
+    svc.containers.remove(&id, query.bool("force")).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /containers/{id}/wait` (ContainerWait). Headers go out at once;
+/// the body follows when the condition is met.
+pub async fn container_wait(State(svc): State<Services>, Path(id): Path<String>, query: QueryPairs) -> ApiResult<Response> {
+    let condition = WaitCondition::parse(query.get("condition").unwrap_or_default())?;
+    let done = svc.containers.wait(&id, condition)?;
+    let body = futures_util::stream::once(async move {
+        let result = done.await;
+        let mut json = serde_json::to_vec(&result).unwrap_or_default();
+        json.push(b'\n');
+        Ok::<_, std::io::Error>(bytes::Bytes::from(json))
+    });
+    Ok(([(axum::http::header::CONTENT_TYPE, "application/json")], Body::from_stream(body)).into_response())
+}
+
+/// `POST /containers/{id}/attach` (ContainerAttach).
+pub async fn container_attach(
+    State(svc): State<Services>,
+    Path(id): Path<String>,
+    query: QueryPairs,
+    req: Request,
+) -> ApiResult<Response> {
+    if !query.bool("stream") && !query.bool("logs") {
+        return Err(ServiceError::InvalidParameter("Bad parameters: you must choose at least one stream".into()).into());
+    }
+    let opts = AttachOptions { stdin: query.bool("stdin"), stdout: query.bool("stdout"), stderr: query.bool("stderr") };
+    let streams = svc.containers.attach(&id, opts).await?;
+    let content_type = if streams.tty { RAW_STREAM } else { MULTIPLEXED_STREAM };
+    let fallback = Body::from_stream(output_stream(streams.output.resubscribe(), streams.tty, opts));
+    Ok(hijack(req, content_type, move |conn| pump_attach(conn, streams), fallback))
+}
+
+fn encode(output: &Output, tty: bool, opts: AttachOptions) -> Option<bytes::Bytes> {
+    match output {
+        Output::Data(stream, data) => {
+            let wanted = match stream {
+                Stream::Stdout => opts.stdout,
+                Stream::Stderr => opts.stderr,
+            };
+            wanted.then(|| if tty { data.clone() } else { frame(*stream, data) })
+        }
+        Output::End => None,
+    }
+}
+
+fn output_stream(
+    rx: tokio::sync::broadcast::Receiver<Output>,
+    tty: bool,
+    opts: AttachOptions,
+) -> impl futures_util::Stream<Item = Result<bytes::Bytes, std::io::Error>> {
+    futures_util::stream::unfold(rx, move |mut rx| async move {
+        loop {
+            match rx.recv().await {
+                Ok(Output::End) | Err(RecvError::Closed) => return None,
+                Ok(out) => {
+                    if let Some(bytes) = encode(&out, tty, opts) {
+                        return Some((Ok(bytes), rx));
+                    }
+                }
+                Err(RecvError::Lagged(_)) => continue,
+            }
+        }
+    })
+    .boxed()
+}
+
+/// Output to the client until the container's output ends; the client's
+/// input to the container's stdin meanwhile. Output keeps flowing after the
+/// client half-closes.
+async fn pump_attach(conn: Hijacked, streams: AttachStreams) {
+    let (mut reader, mut writer) = tokio::io::split(conn);
+    let opts = AttachOptions { stdin: streams.stdin.is_some(), stdout: streams.want_stdout, stderr: streams.want_stderr };
+    if let Some(stdin) = streams.stdin.clone() {
+        let once = streams.stdin_once;
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 32 * 1024];
+            loop {
+                match reader.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        if stdin.write_stdin(&buf[..n]).await.is_err() {
+                            break;
+                        }
+                    }
+                }
+            }
+            if once {
+                stdin.close_stdin().await;
+            }
+        });
+    }
+    let mut output = output_stream(streams.output, streams.tty, opts);
+    while let Some(Ok(bytes)) = output.next().await {
+        if writer.write_all(&bytes).await.is_err() {
+            return;
+        }
+        let _ = writer.flush().await;
+    }
+    let _ = writer.shutdown().await;
+}

@@ -1,0 +1,75 @@
+//! Hijacked connections (attach, exec start) and Docker's stdio framing.
+
+use std::future::Future;
+
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::header::{CONNECTION, CONTENT_TYPE, UPGRADE};
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::Response;
+use bytes::{BufMut, Bytes, BytesMut};
+use hyper_util::rt::TokioIo;
+
+use crate::services::containers::Stream;
+
+pub const RAW_STREAM: &str = "application/vnd.docker.raw-stream";
+pub const MULTIPLEXED_STREAM: &str = "application/vnd.docker.multiplexed-stream";
+
+/// One frame of multiplexed output: stream byte, three zero bytes, the
+/// big-endian length, the payload.
+pub fn frame(stream: Stream, payload: &[u8]) -> Bytes {
+    let mut out = BytesMut::with_capacity(8 + payload.len());
+    out.put_u8(match stream {
+        Stream::Stdout => 1,
+        Stream::Stderr => 2,
+    });
+    out.put_bytes(0, 3);
+    out.put_u32(payload.len() as u32);
+    out.put_slice(payload);
+    out.freeze()
+}
+
+/// The connection after the handshake: raw bytes both ways.
+pub type Hijacked = TokioIo<hyper::upgrade::Upgraded>;
+
+/// Answer `101 UPGRADED` when the client asked for an upgrade (the Go
+/// client, docker-py and bollard do) and hand the raw connection to
+/// `serve`; otherwise answer 200 and stream what `fallback` yields as the
+/// body, which is all a client without an upgrade can read.
+pub fn hijack<F, Fut>(mut req: Request, content_type: &'static str, serve: F, fallback: Body) -> Response
+where
+    F: FnOnce(Hijacked) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let wants_upgrade = req.headers().get(UPGRADE).is_some();
+    if !wants_upgrade {
+        let mut response = Response::new(fallback);
+        response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+        return response;
+    }
+    let upgrade = hyper::upgrade::on(&mut req);
+    tokio::spawn(async move {
+        match upgrade.await {
+            Ok(upgraded) => serve(TokioIo::new(upgraded)).await,
+            Err(e) => tracing::debug!(error = %e, "hijack failed"),
+        }
+    });
+    let mut response = Response::new(Body::empty());
+    *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let headers = response.headers_mut();
+    headers.insert(CONNECTION, HeaderValue::from_static("Upgrade"));
+    headers.insert(UPGRADE, HeaderValue::from_static("tcp"));
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_have_dockers_header() {
+        let f = frame(Stream::Stderr, b"hi");
+        assert_eq!(&f[..], &[2, 0, 0, 0, 0, 0, 0, 2, b'h', b'i']);
+    }
+}

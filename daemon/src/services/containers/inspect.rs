@@ -1,0 +1,70 @@
+//! `docker inspect` of a container: dockerd's shape with every field.
+
+use api_types::container::{ContainerInspect, ContainerState, GraphDriver, NetworkSettings};
+
+use super::list::network_mode;
+use super::record::Status;
+use super::ContainerService;
+use crate::backends::containerd::SNAPSHOTTER;
+use crate::backends::oci_spec::parse_bind;
+use crate::services::ServiceError;
+
+impl ContainerService {
+    pub async fn inspect(&self, name: &str) -> Result<ContainerInspect, ServiceError> {
+        let entry = self.lookup(name)?;
+        let r = entry.record.lock().await.clone();
+        let s = &r.state;
+        let mut host_config = r.host_config.clone();
+        host_config.network_mode = network_mode(&r).to_string();
+        let mounts = r
+            .host_config
+            .binds
+            .iter()
+            .flatten()
+            .filter_map(|b| parse_bind(b).ok())
+            .map(|b| {
+                serde_json::json!({
+                    "Type": "bind", "Source": b.source, "Destination": b.destination,
+                    "Mode": if b.read_only { "ro" } else { "" }, "RW": !b.read_only, "Propagation": b.propagation,
+                })
+            })
+            .collect();
+        Ok(ContainerInspect {
+            id: r.id.clone(),
+            created: r.created.clone(),
+            path: r.path.clone(),
+            args: r.args.clone(),
+            state: ContainerState {
+                status: s.status.as_str().to_string(),
+                running: matches!(s.status, Status::Running | Status::Paused | Status::Restarting),
+                paused: s.status == Status::Paused,
+                restarting: s.status == Status::Restarting,
+                oom_killed: s.oom_killed,
+                dead: s.status == Status::Dead,
+                pid: i64::from(s.pid),
+                exit_code: s.exit_code,
+                error: s.error.clone(),
+                started_at: s.started_at.clone(),
+                finished_at: s.finished_at.clone(),
+            },
+            image: r.image_id.clone(),
+            resolv_conf_path: r.resolv_conf_path.clone(),
+            hostname_path: r.hostname_path.clone(),
+            hosts_path: r.hosts_path.clone(),
+            log_path: r.log_path.clone(),
+            name: r.name.clone(),
+            restart_count: r.restart_count,
+            driver: SNAPSHOTTER.to_string(),
+            platform: "linux".into(),
+            mount_label: String::new(),
+            process_label: String::new(),
+            app_armor_profile: String::new(),
+            exec_ids: None,
+            host_config,
+            graph_driver: GraphDriver { name: SNAPSHOTTER.to_string(), data: None },
+            mounts,
+            config: r.config.clone(),
+            network_settings: NetworkSettings::default(),
+        })
+    }
+}

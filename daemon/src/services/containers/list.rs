@@ -1,0 +1,185 @@
+//! `docker ps`: summaries, filtered and ordered newest first.
+
+use std::time::Duration;
+
+use api_types::container::{ContainerSummary, SummaryHostConfig, SummaryNetworkSettings};
+use api_types::filters::Filters;
+
+use super::record::{Container, Status};
+use super::ContainerService;
+use crate::services::ServiceError;
+
+#[derive(Debug, Clone, Default)]
+pub struct ListOptions {
+    pub all: bool,
+    pub limit: Option<usize>,
+    pub filters: Filters,
+}
+
+const FILTERS: &[&str] = &[
+    "id", "name", "label", "status", "exited", "ancestor", "before", "since", "volume", "network",
+    "health", "publish", "expose", "is-task",
+];
+const STATUSES: &[&str] = &["created", "restarting", "running", "removing", "paused", "exited", "dead"];
+
+impl ContainerService {
+    pub async fn list(&self, opts: ListOptions) -> Result<Vec<ContainerSummary>, ServiceError> {
+        let f = &opts.filters;
+        f.only(FILTERS).map_err(|e| ServiceError::InvalidParameter(e.to_string()))?;
+        if let Some(bad) = f.get("status").iter().find(|s| !STATUSES.contains(&s.as_str())) {
+            return Err(ServiceError::InvalidParameter(format!("invalid filter 'status={bad}'")));
+        }
+        let mut records = Vec::new();
+        for entry in self.entries() {
+            records.push(entry.record.lock().await.clone());
+        }
+        records.sort_by(|a, b| b.created.cmp(&a.created));
+        let before = match f.get("before").first() {
+            Some(name) => Some(self.lookup(name)?.record.lock().await.created.clone()),
+            None => None,
+        };
+        let since = match f.get("since").first() {
+            Some(name) => Some(self.lookup(name)?.record.lock().await.created.clone()),
+            None => None,
+        };
+        // Any filter beyond the default view implies all containers, as dockerd.
+        let all = opts.all || f.contains("status") || f.contains("exited");
+        let mut out = Vec::new();
+        for record in &records {
+            if !all && !record.state.status.is_live() {
+                continue;
+            }
+            if before.as_ref().is_some_and(|b| record.created >= *b) || since.as_ref().is_some_and(|s| record.created <= *s) {
+                continue;
+            }
+            if matches(record, f) {
+                out.push(summary(record));
+            }
+            if opts.limit.is_some_and(|l| l > 0 && out.len() >= l) {
+                break;
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn matches(r: &Container, f: &Filters) -> bool {
+    let status = r.state.status.as_str();
+    f.any("id", |v| r.id.starts_with(v))
+        && f.any("name", |v| r.bare_name().contains(v.trim_start_matches('/')))
+        && f.labels_match(&r.config.labels)
+        && f.any("status", |v| v == status)
+        && f.any("exited", |v| r.state.status == Status::Exited && v.parse::<i64>().is_ok_and(|c| c == r.state.exit_code))
+        && f.any("ancestor", |v| {
+            r.image_name == v || r.image_id.starts_with(v) || r.image_id.trim_start_matches("sha256:").starts_with(v)
+                || r.image_ref == v
+        })
+        && f.any("network", |v| network_mode(r) == v)
+        && f.any("volume", |v| {
+            r.host_config.binds.iter().flatten().any(|b| b.split(':').take(2).any(|p| p == v))
+        })
+        && f.any("health", |v| v == "none" && r.config.healthcheck.is_none())
+        && f.any("expose", |v| r.config.exposed_ports.as_ref().is_some_and(|p| p.contains_key(v) || p.contains_key(&format!("{v}/tcp"))))
+        && f.any("publish", |_| false)
+        && f.any("is-task", |v| v == "false")
+}
+
+pub fn network_mode(r: &Container) -> &str {
+    match r.host_config.network_mode.as_str() {
+        "" | "default" => "bridge",
+        other => other,
+    }
+}
+
+fn summary(r: &Container) -> ContainerSummary {
+    let mut command = r.path.clone();
+    for arg in &r.args {
+        command.push(' ');
+        command.push_str(arg);
+    }
+    ContainerSummary {
+        id: r.id.clone(),
+        names: vec![r.name.clone()],
+        image: r.image_name.clone(),
+        image_id: r.image_id.clone(),
+        command,
+        created: chrono::DateTime::parse_from_rfc3339(&r.created).map(|t| t.timestamp()).unwrap_or(0),
+        ports: vec![],
+        size_rw: None,
+        size_root_fs: None,
+        labels: r.config.labels.clone(),
+        state: r.state.status.as_str().to_string(),
+        status: status_text(r),
+        host_config: SummaryHostConfig { network_mode: network_mode(r).to_string() },
+        network_settings: SummaryNetworkSettings { networks: Default::default() },
+        mounts: vec![],
+    }
+}
+
+fn since(rfc3339: &str) -> Duration {
+    chrono::DateTime::parse_from_rfc3339(rfc3339)
+        .ok()
+        .and_then(|t| (chrono::Utc::now() - t.with_timezone(&chrono::Utc)).to_std().ok())
+        .unwrap_or_default()
+}
+
+/// `docker ps`'s STATUS column.
+pub fn status_text(r: &Container) -> String {
+    match r.state.status {
+        Status::Created => "Created".into(),
+        Status::Running => format!("Up {}", human_duration(since(&r.state.started_at))),
+        Status::Paused => format!("Up {} (Paused)", human_duration(since(&r.state.started_at))),
+        Status::Restarting => {
+            format!("Restarting ({}) {} ago", r.state.exit_code, human_duration(since(&r.state.finished_at)))
+        }
+        Status::Removing => "Removal In Progress".into(),
+        Status::Exited => format!("Exited ({}) {} ago", r.state.exit_code, human_duration(since(&r.state.finished_at))),
+        Status::Dead => "Dead".into(),
+    }
+}
+
+/// Go's `units.HumanDuration`.
+pub fn human_duration(d: Duration) -> String {
+    let seconds = d.as_secs();
+    if seconds < 1 {
+        return "Less than a second".into();
+    }
+    if seconds == 1 {
+        return "1 second".into();
+    }
+    if seconds < 60 {
+        return format!("{seconds} seconds");
+    }
+    let minutes = seconds / 60;
+    if minutes == 1 {
+        return "About a minute".into();
+    }
+    if minutes < 60 {
+        return format!("{minutes} minutes");
+    }
+    let hours = (d.as_secs_f64() / 3600.0 + 0.5) as u64;
+    match hours {
+        1 => "About an hour".into(),
+        h if h < 48 => format!("{h} hours"),
+        h if h < 24 * 7 * 2 => format!("{} days", h / 24),
+        h if h < 24 * 30 * 2 => format!("{} weeks", h / 24 / 7),
+        h if h < 24 * 365 * 2 => format!("{} months", h / 24 / 30),
+        _ => format!("{} years", (d.as_secs_f64() / 3600.0 / 24.0 / 365.0) as u64),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn human_durations() {
+        assert_eq!(human_duration(Duration::from_millis(200)), "Less than a second");
+        assert_eq!(human_duration(Duration::from_secs(1)), "1 second");
+        assert_eq!(human_duration(Duration::from_secs(59)), "59 seconds");
+        assert_eq!(human_duration(Duration::from_secs(61)), "About a minute");
+        assert_eq!(human_duration(Duration::from_secs(600)), "10 minutes");
+        assert_eq!(human_duration(Duration::from_secs(3600)), "About an hour");
+        assert_eq!(human_duration(Duration::from_secs(3 * 86400)), "3 days");
+    }
+}

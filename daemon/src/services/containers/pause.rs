@@ -1,0 +1,51 @@
+//! `docker pause`, `docker unpause` and `docker restart`.
+
+use super::record::Status;
+use super::ContainerService;
+use crate::services::ServiceError;
+
+impl ContainerService {
+    pub async fn pause(&self, name: &str) -> Result<(), ServiceError> {
+        let entry = self.lookup(name)?;
+        let mut record = entry.record.lock().await;
+        match record.state.status {
+            Status::Running => {}
+            Status::Paused => {
+                return Err(ServiceError::Conflict(format!("Container {} is already paused", record.id)))
+            }
+            _ => return Err(ServiceError::Conflict(format!("Container {} is not running", record.id))),
+        }
+        self.containerd.task_pause(&record.id).await?;
+        record.state.status = Status::Paused;
+        self.save(&record)?;
+        entry.notify();
+        Ok(())
+    }
+
+    pub async fn unpause(&self, name: &str) -> Result<(), ServiceError> {
+        let entry = self.lookup(name)?;
+        let mut record = entry.record.lock().await;
+        if record.state.status != Status::Paused {
+            return Err(ServiceError::Conflict(format!("Container {} is not paused", record.id)));
+        }
+        self.containerd.task_resume(&record.id).await?;
+        record.state.status = Status::Running;
+        self.save(&record)?;
+        entry.notify();
+        Ok(())
+    }
+
+    pub async fn restart(&self, name: &str, signal: Option<&str>, timeout: Option<i64>) -> Result<(), ServiceError> {
+        match self.stop(name, signal, timeout).await {
+            Ok(()) | Err(ServiceError::NotModified) => {}
+            Err(e) => return Err(e),
+        }
+        let entry = self.lookup(name)?;
+        let mut record = entry.record.lock().await;
+        if record.state.status.is_live() {
+            return Ok(());
+        }
+        record.manually_stopped = false;
+        self.run_task(&entry, &mut record).await
+    }
+}

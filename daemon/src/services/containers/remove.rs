@@ -1,0 +1,82 @@
+//! `docker rm`: stop if forced, then remove everything the container owns,
+//! in containerd and on disk, collecting every failure.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use super::record::Status;
+use super::{ContainerService, Entry};
+use crate::services::ServiceError;
+
+impl ContainerService {
+    pub async fn remove(&self, name: &str, force: bool) -> Result<(), ServiceError> {
+        let entry = self.lookup(name)?;
+        let (id, live) = {
+            let record = entry.record.lock().await;
+            let live = record.state.status.is_live();
+            if live && !force {
+                let what = if record.state.status == Status::Paused { "paused" } else { "running" };
+                return Err(ServiceError::Conflict(format!(
+                    "cannot remove container \"{}\": container is {what}: stop the container before removing or force remove",
+                    record.name
+                )));
+            }
+            if record.state.status == Status::Removing {
+                return Err(ServiceError::Conflict(format!(
+                    "removal of container {} is already in progress",
+                    record.bare_name()
+                )));
+            }
+            (record.id.clone(), live)
+        };
+        if live {
+            {
+                let mut record = entry.record.lock().await;
+                record.manually_stopped = true;
+                self.save(&record)?;
+            }
+            self.stop_task(&entry, &id, libc::SIGKILL as u32, 30).await?;
+        }
+        self.destroy(&entry).await
+    }
+
+    /// Remove the container's task, containerd record, snapshot, files and
+    /// name. Every step runs; the failures are reported together.
+    pub(super) async fn destroy(&self, entry: &Arc<Entry>) -> Result<(), ServiceError> {
+        let (id, name) = {
+            let mut record = entry.record.lock().await;
+            record.state.status = Status::Removing;
+            (record.id.clone(), record.name.clone())
+        };
+        let mut failures = Vec::new();
+        if let Err(e) = self.containerd.task_delete(&id).await {
+            failures.push(e.to_string());
+        }
+        if let Err(e) = self.containerd.container_delete(&id).await {
+            failures.push(e.to_string());
+        }
+        if let Err(e) = self.containerd.rootfs_remove(&id).await {
+            failures.push(e.to_string());
+        }
+        if let Err(e) = self.store.remove(&id) {
+            failures.push(format!("removing container files: {e}"));
+        }
+        let _ = std::fs::remove_dir_all(self.fifo_dir(&id));
+        if !failures.is_empty() {
+            let mut record = entry.record.lock().await;
+            record.state.status = Status::Dead;
+            record.state.error = failures.join("; ");
+            let _ = self.save(&record);
+            entry.notify();
+            return Err(ServiceError::Internal(format!(
+                "unable to remove container {id}: {}",
+                failures.join("; ")
+            )));
+        }
+        self.forget(&id, &name);
+        entry.removed.store(true, Ordering::SeqCst);
+        entry.notify();
+        tracing::info!(container.id = %id, "container removed");
+        Ok(())
+    }
+}

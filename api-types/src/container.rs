@@ -339,6 +339,45 @@ pub struct WaitError {
     pub message: String,
 }
 
+/// `POST /containers/{id}/update` body: the resources and restart policy
+/// to change. The CLI sends every field; zero means "leave as is".
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ContainerUpdateRequest {
+    #[serde(default, deserialize_with = "null_default")]
+    pub memory: i64,
+    #[serde(default, deserialize_with = "null_default")]
+    pub memory_swap: i64,
+    #[serde(default, deserialize_with = "null_default")]
+    pub memory_reservation: i64,
+    #[serde(default, deserialize_with = "null_default")]
+    pub nano_cpus: i64,
+    #[serde(default, deserialize_with = "null_default")]
+    pub cpu_shares: i64,
+    #[serde(default, deserialize_with = "null_default")]
+    pub cpu_period: i64,
+    #[serde(default, deserialize_with = "null_default")]
+    pub cpu_quota: i64,
+    #[serde(default)]
+    pub pids_limit: Option<i64>,
+    #[serde(default)]
+    pub restart_policy: Option<RestartPolicy>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ContainerUpdateResponse {
+    pub warnings: Vec<String>,
+}
+
+/// `POST /containers/prune`; dockerd sends `null` when nothing was deleted.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ContainerPruneResponse {
+    pub containers_deleted: Option<Vec<String>>,
+    pub space_reclaimed: u64,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

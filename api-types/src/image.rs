@@ -30,6 +30,24 @@ pub struct OciPlatform {
     pub variant: String,
 }
 
+/// `GET /distribution/{name}/json`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DistributionInspect {
+    #[serde(rename = "Descriptor")]
+    pub descriptor: OciDescriptor,
+    #[serde(rename = "Platforms")]
+    pub platforms: Vec<OciPlatform>,
+}
+
+/// `POST /auth`'s answer.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthResponse {
+    #[serde(rename = "Status")]
+    pub status: String,
+    #[serde(rename = "IdentityToken", default)]
+    pub identity_token: String,
+}
+
 /// One entry of `GET /images/json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ImageSummary {

@@ -3,6 +3,7 @@
 
 pub mod common;
 pub mod container;
+pub mod exec;
 pub mod filters;
 pub mod image;
 pub mod reference;

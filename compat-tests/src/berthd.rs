@@ -205,6 +205,18 @@ impl Berthd {
         Self::builder().start()
     }
 
+    /// A daemon with `busybox:latest` (busybox-static) loaded.
+    #[track_caller]
+    pub fn start_with_busybox() -> Self {
+        let daemon = Self::start();
+        let archive = crate::images::BusyboxImage::new("busybox:latest")
+            .build()
+            .and_then(|i| i.docker_archive())
+            .unwrap_or_else(|e| panic!("building the busybox image: {e:#}"));
+        daemon.docker_stdin(&["load"], &archive).success();
+        daemon
+    }
+
     pub fn dir(&self) -> &Path {
         self.dir.path()
     }
@@ -295,6 +307,9 @@ impl Drop for Berthd {
         if std::thread::panicking() {
             eprintln!("---- berthd log ({}) ----\n{}", self.namespace, self.log());
         }
+        // Containers left running would make a clean stop wait for each
+        // one's stop timeout; the test is over, so kill them first.
+        containerd::kill_tasks(&self.namespace);
         self.stop();
         containerd::remove_namespace(&self.namespace);
     }

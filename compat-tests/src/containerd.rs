@@ -60,33 +60,54 @@ pub fn which(name: &str) -> Option<std::path::PathBuf> {
         .find(|p| p.is_file())
 }
 
+/// `ctr -n NAMESPACE ARGS`, its stdout as lines.
+fn ctr_lines(namespace: &str, args: &[&str]) -> Vec<String> {
+    Command::new("ctr")
+        .args(["--address", SOCKET, "-n", namespace])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).lines().map(str::to_string).collect())
+        .unwrap_or_default()
+}
+
+/// SIGKILL every task in a test namespace.
+pub fn kill_tasks(namespace: &str) {
+    for task in ctr_lines(namespace, &["tasks", "ls", "-q"]) {
+        ctr_lines(namespace, &["tasks", "kill", "-s", "SIGKILL", &task]);
+    }
+}
+
+/// IDs of the containers in a namespace (`ctr containers ls -q`).
+pub fn container_ids(namespace: &str) -> Vec<String> {
+    ctr_lines(namespace, &["containers", "ls", "-q"])
+}
+
+/// Keys of the overlayfs snapshots in a namespace.
+pub fn snapshot_keys(namespace: &str) -> Vec<String> {
+    ctr_lines(namespace, &["snapshots", "--snapshotter", "overlayfs", "ls"])
+        .iter()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+        .collect()
+}
+
 /// Remove everything berthd left in a test namespace, then the namespace.
 pub fn remove_namespace(namespace: &str) {
-    let ctr = |args: &[&str]| {
-        Command::new("ctr")
-            .args(["--address", SOCKET, "-n", namespace])
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .output()
-    };
-    let list = |args: &[&str]| -> Vec<String> {
-        ctr(args)
-            .map(|o| String::from_utf8_lossy(&o.stdout).lines().map(str::to_string).collect())
-            .unwrap_or_default()
-    };
-    for task in list(&["tasks", "ls", "-q"]) {
-        let _ = ctr(&["tasks", "kill", "-s", "SIGKILL", &task]);
-        let _ = ctr(&["tasks", "rm", "-f", &task]);
+    let ctr = |args: &[&str]| ctr_lines(namespace, args);
+    for task in ctr(&["tasks", "ls", "-q"]) {
+        ctr(&["tasks", "kill", "-s", "SIGKILL", &task]);
+        ctr(&["tasks", "rm", "-f", &task]);
     }
-    for container in list(&["containers", "ls", "-q"]) {
-        let _ = ctr(&["containers", "rm", &container]);
+    for container in ctr(&["containers", "ls", "-q"]) {
+        ctr(&["containers", "rm", &container]);
     }
-    for image in list(&["images", "ls", "-q"]) {
-        let _ = ctr(&["images", "rm", "--sync", &image]);
+    for image in ctr(&["images", "ls", "-q"]) {
+        ctr(&["images", "rm", "--sync", &image]);
     }
-    for lease in list(&["leases", "ls", "-q"]) {
-        let _ = ctr(&["leases", "rm", &lease]);
+    for lease in ctr(&["leases", "ls", "-q"]) {
+        ctr(&["leases", "rm", &lease]);
     }
     let _ = Command::new("ctr")
         .args(["--address", SOCKET, "namespaces", "rm", namespace])

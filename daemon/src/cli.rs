@@ -84,6 +84,18 @@ pub struct Cli {
           default_missing_value = "true", value_name = "bool")]
     pub live_restore: Option<bool>,
 
+    /// Set the default shutdown timeout
+    #[arg(long = "shutdown-timeout", value_name = "int", allow_negative_numbers = true)]
+    pub shutdown_timeout: Option<i64>,
+
+    /// Set the max concurrent downloads
+    #[arg(long = "max-concurrent-downloads", value_name = "int", allow_negative_numbers = true)]
+    pub max_concurrent_downloads: Option<i64>,
+
+    /// Set the max concurrent uploads
+    #[arg(long = "max-concurrent-uploads", value_name = "int", allow_negative_numbers = true)]
+    pub max_concurrent_uploads: Option<i64>,
+
     /// Validate daemon configuration and exit
     #[arg(long = "validate")]
     pub validate: bool,

@@ -10,6 +10,7 @@ use tokio::sync::watch;
 
 use crate::backends::containerd::supervisor::{self, ManagedContainerd};
 use crate::backends::containerd::Containerd;
+use crate::backends::registry::RegistryClient;
 use crate::backends::store;
 use crate::config::{Config, DEFAULT_CONTAINERD_SOCKET};
 use crate::pidfile::PidFile;
@@ -26,15 +27,31 @@ pub fn check_tls(config: &Config) -> Result<(), String> {
     }
 }
 
+/// The registry client for `registry-mirrors` and `insecure-registries`;
+/// a bad value stops start-up with dockerd's text.
+pub fn registry_client(config: &Config) -> Result<RegistryClient, String> {
+    RegistryClient::new(&config.registry_mirrors, &config.insecure_registries).map_err(|e| {
+        if e.to_string().starts_with("invalid mirror") {
+            format!(
+                "unable to configure the Docker daemon with file {}: merged configuration validation from file and command line flags failed: {e}",
+                config.config_file.display()
+            )
+        } else {
+            format!("failed to start daemon: {e}")
+        }
+    })
+}
+
 pub async fn run(config: Config) -> Result<()> {
     tracing::info!(version = crate::release::VERSION, "starting up");
     for key in &config.ignored_keys {
         tracing::warn!(key = %key, "daemon.json key is not supported by berthd yet and is ignored");
     }
     check_tls(&config).map_err(anyhow::Error::msg)?;
+    let registry = registry_client(&config).map_err(anyhow::Error::msg)?;
     let pidfile = PidFile::create(&config.pidfile)?;
     let mut managed = None;
-    let result = serve_until_signal(&config, &mut managed).await;
+    let result = serve_until_signal(&config, registry, &mut managed).await;
     if let Some(m) = managed {
         m.shutdown().await;
     }
@@ -45,7 +62,11 @@ pub async fn run(config: Config) -> Result<()> {
     result
 }
 
-async fn serve_until_signal(config: &Config, managed: &mut Option<ManagedContainerd>) -> Result<()> {
+async fn serve_until_signal(
+    config: &Config,
+    registry: RegistryClient,
+    managed: &mut Option<ManagedContainerd>,
+) -> Result<()> {
     for dir in [&config.data_root, &config.exec_root] {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
@@ -58,7 +79,11 @@ async fn serve_until_signal(config: &Config, managed: &mut Option<ManagedContain
     let engine_id = store::engine_id(&config.data_root)
         .with_context(|| format!("reading engine ID under {}", config.data_root.display()))?;
     let config = Arc::new(config.clone());
-    let images = Arc::new(ImageService::new(containerd.clone()));
+    let images = Arc::new(ImageService::new(containerd.clone()).with_registry(
+        registry,
+        config.max_concurrent_downloads,
+        config.max_concurrent_uploads,
+    ));
     if let Err(e) = images.reconcile().await {
         tracing::warn!(error = %e, "could not drop leases left by interrupted image ingestions");
     }
@@ -68,7 +93,7 @@ async fn serve_until_signal(config: &Config, managed: &mut Option<ManagedContain
     let services = Services {
         system: Arc::new(SystemService::new(config.clone(), containerd.clone(), engine_id).with_images(images.clone())),
         images,
-        containers,
+        containers: containers.clone(),
     };
     let app = server::router::build(services);
     let bound = listeners::bind_all(&config).await.context("failed to load listeners")?;
@@ -90,6 +115,7 @@ async fn serve_until_signal(config: &Config, managed: &mut Option<ManagedContain
         "daemon has completed initialization"
     );
     server::serve(bound, app, stopped).await;
+    containers.shutdown(config.live_restore, config.shutdown_timeout).await;
     listeners::remove_sockets(&sockets);
     Ok(())
 }

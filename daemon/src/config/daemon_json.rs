@@ -32,9 +32,12 @@ pub struct DaemonJson {
     #[serde(rename = "tlskey")]
     pub tls_key: Option<PathBuf>,
     pub live_restore: Option<bool>,
+    pub shutdown_timeout: Option<i64>,
     pub labels: Option<Vec<String>>,
     pub registry_mirrors: Option<Vec<String>>,
     pub insecure_registries: Option<Vec<String>>,
+    pub max_concurrent_downloads: Option<i64>,
+    pub max_concurrent_uploads: Option<i64>,
 }
 
 /// Keys that dockerd accepts and berthd does not honour yet.
@@ -48,10 +51,9 @@ pub const NOT_YET_HONOURED: &[&str] = &[
     "experimental", "features", "fixed-cidr", "fixed-cidr-v6", "host-gateway-ip",
     "host-gateway-ips", "icc", "init", "init-path", "ip", "ip-forward",
     "ip-forward-no-drop", "ip-masq", "ip6tables", "ipv6", "iptables", "log-driver",
-    "log-format", "log-opts", "max-concurrent-downloads", "max-concurrent-uploads",
-    "max-download-attempts", "metrics-addr", "min-api-version", "mtu", "no-new-privileges",
+    "log-format", "log-opts", "max-download-attempts", "metrics-addr", "min-api-version", "mtu", "no-new-privileges",
     "node-generic-resources", "oom-score-adjust", "proxies", "raw-logs", "runtimes",
-    "seccomp-profile", "selinux-enabled", "shutdown-timeout", "storage-driver",
+    "seccomp-profile", "selinux-enabled", "storage-driver",
     "storage-opts", "swarm-default-advertise-addr", "userland-proxy",
     "userland-proxy-path", "userns-remap",
 ];
@@ -60,7 +62,8 @@ pub const NOT_YET_HONOURED: &[&str] = &[
 pub const HONOURED: &[&str] = &[
     "hosts", "data-root", "exec-root", "containerd", "containerd-namespace", "debug",
     "log-level", "pidfile", "group", "tls", "tlsverify", "tlscacert", "tlscert", "tlskey",
-    "live-restore", "labels", "registry-mirrors", "insecure-registries",
+    "live-restore", "shutdown-timeout", "labels", "registry-mirrors", "insecure-registries",
+    "max-concurrent-downloads", "max-concurrent-uploads",
 ];
 
 /// A parsed file: the typed keys, the raw values (for conflict messages) and
@@ -122,8 +125,8 @@ mod tests {
         let all = r#"{"hosts":[],"data-root":"/d","exec-root":"/e","containerd":"/c",
             "containerd-namespace":"n","debug":true,"log-level":"info","pidfile":"/p",
             "group":"g","tls":true,"tlsverify":true,"tlscacert":"/ca","tlscert":"/c",
-            "tlskey":"/k","live-restore":true,"labels":["a=b"],"registry-mirrors":[],
-            "insecure-registries":[]}"#;
+            "tlskey":"/k","live-restore":true,"shutdown-timeout":15,"labels":["a=b"],"registry-mirrors":[],
+            "insecure-registries":[],"max-concurrent-downloads":3,"max-concurrent-uploads":5}"#;
         let parsed = parse(all).unwrap();
         assert_eq!(parsed.raw.len(), HONOURED.len());
         assert_eq!(parsed.config.containerd_namespace.as_deref(), Some("n"));

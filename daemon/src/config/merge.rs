@@ -48,11 +48,32 @@ pub fn merge(cli: &Cli, file: ParsedFile, path: &Path) -> Result<Config, String>
         tls,
         tls_explicitly_off: tls_flag == Some(false) && tls_verify_set.is_none(),
         live_restore: cli.live_restore.or(f.live_restore).unwrap_or(false),
+        shutdown_timeout: cli.shutdown_timeout.or(f.shutdown_timeout).unwrap_or(super::DEFAULT_SHUTDOWN_TIMEOUT),
         labels: f.labels.unwrap_or_default(),
         registry_mirrors: f.registry_mirrors.unwrap_or_default().into_iter().map(normalize_mirror).collect(),
         insecure_registries: f.insecure_registries.unwrap_or_default(),
+        max_concurrent_downloads: concurrency(
+            cli.max_concurrent_downloads.or(f.max_concurrent_downloads),
+            super::DEFAULT_MAX_CONCURRENT_DOWNLOADS,
+            "downloads",
+        )?,
+        max_concurrent_uploads: concurrency(
+            cli.max_concurrent_uploads.or(f.max_concurrent_uploads),
+            super::DEFAULT_MAX_CONCURRENT_UPLOADS,
+            "uploads",
+        )?,
         ignored_keys: file.ignored,
     })
+}
+
+/// A transfer limit: unset or 0 is the default; negative is an error with
+/// dockerd's text.
+fn concurrency(value: Option<i64>, default: usize, what: &str) -> Result<usize, String> {
+    match value {
+        None | Some(0) => Ok(default),
+        Some(n) if n < 0 => Err(format!("invalid max concurrent {what}: {n}")),
+        Some(n) => Ok(usize::try_from(n).unwrap_or(usize::MAX)),
+    }
 }
 
 /// dockerd stores mirrors with a trailing slash.
@@ -93,6 +114,9 @@ fn flags_set(cli: &Cli) -> Vec<(&'static str, String)> {
         ("tlscert", path(&cli.tls_cert)),
         ("tlskey", path(&cli.tls_key)),
         ("live-restore", boolean(&cli.live_restore)),
+        ("shutdown-timeout", cli.shutdown_timeout.map(|n| n.to_string())),
+        ("max-concurrent-downloads", cli.max_concurrent_downloads.map(|n| n.to_string())),
+        ("max-concurrent-uploads", cli.max_concurrent_uploads.map(|n| n.to_string())),
     ]
     .into_iter()
     .filter_map(|(k, v)| v.map(|v| (k, v)))
@@ -148,6 +172,17 @@ mod tests {
         assert_eq!(c.containerd_namespace, "berth");
         assert_eq!(c.log_level, "info");
         assert!(c.tls.is_none() && !c.debug && c.containerd.is_none());
+        assert_eq!(c.shutdown_timeout, 15);
+        assert_eq!((c.max_concurrent_downloads, c.max_concurrent_uploads), (3, 5));
+    }
+
+    #[test]
+    fn transfer_limits_from_file_or_flag() {
+        let file = parse(r#"{"max-concurrent-downloads": 7}"#).unwrap();
+        let c = merge(&cli(&["--max-concurrent-uploads", "2"]), file, Path::new("f")).unwrap();
+        assert_eq!((c.max_concurrent_downloads, c.max_concurrent_uploads), (7, 2));
+        let file = parse(r#"{"max-concurrent-uploads": -1}"#).unwrap();
+        assert_eq!(merge(&cli(&[]), file, Path::new("f")).unwrap_err(), "invalid max concurrent uploads: -1");
     }
 
     #[test]

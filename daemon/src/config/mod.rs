@@ -16,6 +16,10 @@ pub const DEFAULT_DATA_ROOT: &str = "/var/lib/berth";
 pub const DEFAULT_EXEC_ROOT: &str = "/var/run/berth";
 pub const DEFAULT_PIDFILE: &str = "/var/run/docker.pid";
 pub const DEFAULT_NAMESPACE: &str = "berth";
+/// dockerd's default `shutdown-timeout`, in seconds.
+pub const DEFAULT_SHUTDOWN_TIMEOUT: i64 = 15;
+pub const DEFAULT_MAX_CONCURRENT_DOWNLOADS: usize = 3;
+pub const DEFAULT_MAX_CONCURRENT_UPLOADS: usize = 5;
 pub const DEFAULT_CONTAINERD_SOCKET: &str = "/run/containerd/containerd.sock";
 
 /// TLS settings for TCP listeners.
@@ -47,9 +51,15 @@ pub struct Config {
     /// The operator asked for plain TCP with an explicit `--tls=false`.
     pub tls_explicitly_off: bool,
     pub live_restore: bool,
+    /// Seconds to wait for containers to stop at shutdown (negative: forever).
+    pub shutdown_timeout: i64,
     pub labels: Vec<String>,
     pub registry_mirrors: Vec<String>,
     pub insecure_registries: Vec<String>,
+    /// Layers pulled at once (`max-concurrent-downloads`, default 3).
+    pub max_concurrent_downloads: usize,
+    /// Layers pushed at once (`max-concurrent-uploads`, default 5).
+    pub max_concurrent_uploads: usize,
     /// dockerd keys present in the file that berthd does not honour yet.
     pub ignored_keys: Vec<String>,
 }

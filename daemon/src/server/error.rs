@@ -32,6 +32,7 @@ impl ApiError {
                 ServiceError::Conflict(_) => StatusCode::CONFLICT,
                 ServiceError::NotModified => StatusCode::NOT_MODIFIED,
                 ServiceError::Forbidden(_) => StatusCode::FORBIDDEN,
+                ServiceError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
                 ServiceError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
                 ServiceError::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
                 ServiceError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,

@@ -9,7 +9,7 @@ use axum::routing::{delete, get, on, post, MethodFilter};
 use axum::Router;
 
 use super::error::ApiError;
-use super::routes::{containers, images, swarm, system, unimplemented::not_implemented_yet};
+use super::routes::{auth, containers, exec, images, swarm, system, unimplemented::not_implemented_yet};
 use super::version::{self, Version};
 use crate::services::Services;
 
@@ -18,28 +18,14 @@ use crate::services::Services;
 const NOT_YET: &[(&str, &str)] = &[
     // containers (issue 4), streams (issue 5), filesystems (issue 7)
     ("GET", "/containers/{id}/top"),
-    ("GET", "/containers/{id}/logs"),
     ("GET", "/containers/{id}/changes"),
     ("GET", "/containers/{id}/export"),
     ("GET", "/containers/{id}/stats"),
-    ("POST", "/containers/{id}/resize"),
-    ("POST", "/containers/{id}/update"),
-    ("POST", "/containers/{id}/rename"),
     ("GET", "/containers/{id}/attach/ws"),
     ("HEAD", "/containers/{id}/archive"),
     ("GET", "/containers/{id}/archive"),
     ("PUT", "/containers/{id}/archive"),
-    ("POST", "/containers/prune"),
-    ("POST", "/containers/{id}/exec"),
-    ("POST", "/exec/{id}/start"),
-    ("POST", "/exec/{id}/resize"),
-    ("GET", "/exec/{id}/json"),
     ("POST", "/commit"),
-    // images (issue 3)
-    ("POST", "/images/create"),
-    ("GET", "/images/search"),
-    ("GET", "/distribution/{name}/json"),
-    ("POST", "/auth"),
     // build (issue 10)
     ("POST", "/build"),
     ("POST", "/build/prune"),
@@ -139,13 +125,26 @@ pub fn build(services: Services) -> Router {
         .route("/containers/{id}/unpause", post(containers::container_unpause))
         .route("/containers/{id}/wait", post(containers::container_wait))
         .route("/containers/{id}/attach", post(containers::container_attach))
+        .route("/containers/{id}/logs", get(containers::container_logs))
+        .route("/containers/{id}/resize", post(exec::container_resize))
+        .route("/containers/{id}/exec", post(exec::container_exec))
+        .route("/exec/{id}/start", post(exec::exec_start))
+        .route("/exec/{id}/resize", post(exec::exec_resize))
+        .route("/exec/{id}/json", get(exec::exec_inspect))
         .route("/containers/{id}", delete(containers::container_delete))
+        .route("/containers/{id}/rename", post(containers::container_rename))
+        .route("/containers/{id}/update", post(containers::container_update))
+        .route("/containers/prune", post(containers::container_prune))
         .route("/swarm/leave", post(swarm::not_in_swarm))
         .route("/swarm/unlock", post(swarm::not_in_swarm))
         .route("/images/json", get(images::image_list))
         .route("/images/prune", post(images::image_prune))
         .route("/images/load", post(images::image_load))
         .route("/images/get", get(images::image_get_all))
+        .route("/images/create", post(images::image_create))
+        .route("/images/search", get(images::image_search))
+        .route("/distribution/{*rest}", get(images::distribution_inspect))
+        .route("/auth", post(auth::system_auth))
         // Names hold slashes: the handlers split the trailing verb off.
         .route(
             "/images/{*rest}",

@@ -15,6 +15,9 @@ pub enum ServiceError {
     NotModified,
     #[error("{0}")]
     Forbidden(String),
+    /// Credentials missing or refused (a registry login).
+    #[error("{0}")]
+    Unauthorized(String),
     #[error("{0}")]
     Unavailable(String),
     #[error("{0}")]

@@ -157,7 +157,7 @@ impl SystemService {
             containerd_commit: Commit { id: containerd.revision },
             runc_commit: Commit { id: runc.map(|(_, commit)| commit).unwrap_or_default() },
             init_commit: Commit::default(),
-            security_options: vec![],
+            security_options: vec!["name=seccomp,profile=builtin".into()],
             default_address_pools: vec![],
             cdi_spec_dirs: vec![],
             containerd: ContainerdInfo {

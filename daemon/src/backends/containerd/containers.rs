@@ -4,7 +4,7 @@
 use containerd_client::services::v1::container::Runtime;
 use containerd_client::services::v1::{
     containers_client::ContainersClient, Container, CreateContainerRequest, DeleteContainerRequest,
-    ListContainersRequest,
+    GetContainerRequest, ListContainersRequest, UpdateContainerRequest,
 };
 use prost_types::Any;
 
@@ -57,8 +57,17 @@ impl Containerd {
 
     /// IDs of every container in our namespace.
     pub async fn container_ids(&self) -> Result<Vec<String>, ContainerdError> {
+        self.container_ids_filtered(vec![]).await
+    }
+
+    /// IDs of the containers labelled `key=value` (ours, in our namespace).
+    pub async fn container_ids_owned_by(&self, key: &str, value: &str) -> Result<Vec<String>, ContainerdError> {
+        self.container_ids_filtered(vec![format!("labels.\"{key}\"=={value}")]).await
+    }
+
+    async fn container_ids_filtered(&self, filters: Vec<String>) -> Result<Vec<String>, ContainerdError> {
         Ok(ContainersClient::new(self.channel.clone())
-            .list(self.request(ListContainersRequest { filters: vec![] }))
+            .list(self.request(ListContainersRequest { filters }))
             .await
             .map_err(|s| ContainerdError::from_status("containers.list", s))?
             .into_inner()
@@ -66,5 +75,31 @@ impl Containerd {
             .into_iter()
             .map(|c| c.id)
             .collect())
+    }
+
+    /// Replace `linux.resources` in the container's stored spec (what the
+    /// next task starts with), keeping the device rules.
+    pub async fn container_set_resources(&self, id: &str, resources: &serde_json::Value) -> Result<(), ContainerdError> {
+        let mut client = ContainersClient::new(self.channel.clone());
+        let mut container = client
+            .get(self.request(GetContainerRequest { id: id.to_string() }))
+            .await
+            .map_err(|s| ContainerdError::from_status("containers.get", s))?
+            .into_inner()
+            .container
+            .ok_or_else(|| ContainerdError::invalid("containers.get", "no container in the answer"))?;
+        let any = container.spec.as_mut().ok_or_else(|| ContainerdError::invalid("containers.get", "container has no spec"))?;
+        let mut spec: serde_json::Value =
+            serde_json::from_slice(&any.value).map_err(|e| ContainerdError::invalid("containers.update", e))?;
+        let devices = spec["linux"]["resources"]["devices"].take();
+        spec["linux"]["resources"] = resources.clone();
+        spec["linux"]["resources"]["devices"] = devices;
+        any.value = serde_json::to_vec(&spec).map_err(|e| ContainerdError::invalid("containers.update", e))?;
+        let mask = prost_types::FieldMask { paths: vec!["spec".into()] };
+        client
+            .update(self.request(UpdateContainerRequest { container: Some(container), update_mask: Some(mask) }))
+            .await
+            .map_err(|s| ContainerdError::from_status("containers.update", s))?;
+        Ok(())
     }
 }

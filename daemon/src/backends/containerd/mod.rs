@@ -10,6 +10,7 @@ mod events;
 mod image_config;
 pub mod images;
 pub mod leases;
+mod processes;
 mod rootfs;
 pub mod snapshots;
 pub mod supervisor;

@@ -4,12 +4,14 @@ use std::path::Path;
 
 use containerd_client::services::v1::{
     tasks_client::TasksClient, CreateTaskRequest, DeleteTaskRequest, GetRequest, KillRequest,
-    PauseTaskRequest, ResumeTaskRequest, StartRequest,
+    PauseTaskRequest, ResumeTaskRequest, StartRequest, UpdateTaskRequest,
 };
 use containerd_client::types::v1::Status;
 use containerd_client::types::Mount as ProtoMount;
 
 use super::{Containerd, ContainerdError, ErrorKind};
+
+const RESOURCES_TYPE_URL: &str = "types.containerd.io/opencontainers/runtime-spec/1/LinuxResources";
 
 /// A mount as containerd's snapshotter describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,6 +103,22 @@ impl Containerd {
             .resume(self.request(ResumeTaskRequest { container_id: id.to_string() }))
             .await
             .map_err(|s| ContainerdError::from_status("tasks.resume", s))?;
+        Ok(())
+    }
+
+    /// Change a running task's cgroup limits; `resources` is the OCI
+    /// `LinuxResources` object.
+    pub async fn task_update(&self, id: &str, resources: &serde_json::Value) -> Result<(), ContainerdError> {
+        let value = serde_json::to_vec(resources).map_err(|e| ContainerdError::invalid("tasks.update", e))?;
+        let req = UpdateTaskRequest {
+            container_id: id.to_string(),
+            resources: Some(prost_types::Any { type_url: RESOURCES_TYPE_URL.to_string(), value }),
+            ..Default::default()
+        };
+        TasksClient::new(self.channel.clone())
+            .update(self.request(req))
+            .await
+            .map_err(|s| ContainerdError::from_status("tasks.update", s))?;
         Ok(())
     }
 

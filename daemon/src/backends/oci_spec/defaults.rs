@@ -32,6 +32,23 @@ pub const ALL_CAPABILITIES: &[&str] = &[
     "CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE",
 ];
 
+/// The capabilities `--privileged` and `--cap-add ALL` grant: every one
+/// the kernel knows that berthd's own bounding set holds (a berthd inside a
+/// restricted container cannot hand out more than it has).
+pub fn grantable_capabilities() -> impl Iterator<Item = &'static str> {
+    static BOUNDING: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    let bounding = *BOUNDING.get_or_init(|| {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("CapBnd:"))
+            .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+            .unwrap_or(u64::MAX)
+    });
+    // ALL_CAPABILITIES is in the kernel's numbering order.
+    ALL_CAPABILITIES.iter().enumerate().filter(move |(bit, _)| bounding & (1 << bit) != 0).map(|(_, c)| *c)
+}
+
 pub const MASKED_PATHS: &[&str] = &[
     "/proc/asound",
     "/proc/acpi",

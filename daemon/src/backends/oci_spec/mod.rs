@@ -3,6 +3,7 @@
 
 mod binds;
 pub mod defaults;
+pub mod seccomp;
 
 use std::path::PathBuf;
 
@@ -63,6 +64,8 @@ pub enum SpecError {
     UnknownCapability(String),
     #[error(transparent)]
     Bind(#[from] BindError),
+    #[error("{0}")]
+    Seccomp(String),
 }
 
 pub fn generate(input: &SpecInput<'_>) -> Result<Value, SpecError> {
@@ -107,13 +110,17 @@ pub fn generate(input: &SpecInput<'_>) -> Result<Value, SpecError> {
     if let Some([h, w]) = hc.console_size.filter(|s| s[0] > 0 && s[1] > 0) {
         process["consoleSize"] = json!({"height": h, "width": w});
     }
-    let linux = json!({
-        "resources": resources(hc),
+    let seccomp = seccomp::for_container(hc, &caps).map_err(SpecError::Seccomp)?;
+    let mut linux = json!({
+        "resources": linux_resources(hc),
         "cgroupsPath": input.cgroups_path,
         "namespaces": namespaces,
         "maskedPaths": if hc.privileged { vec![] } else { MASKED_PATHS.to_vec() },
         "readonlyPaths": if hc.privileged { vec![] } else { READONLY_PATHS.to_vec() },
     });
+    if let Some(profile) = seccomp {
+        linux["seccomp"] = profile;
+    }
     Ok(json!({
         "ociVersion": "1.0.2-dev",
         "process": process,
@@ -126,7 +133,7 @@ pub fn generate(input: &SpecInput<'_>) -> Result<Value, SpecError> {
 
 fn capabilities(hc: &HostConfig) -> Result<Vec<String>, SpecError> {
     if hc.privileged {
-        return Ok(ALL_CAPABILITIES.iter().map(|c| c.to_string()).collect());
+        return Ok(grantable_capabilities().map(str::to_string).collect());
     }
     let normalize = |c: &str| -> Result<String, SpecError> {
         let upper = c.to_ascii_uppercase();
@@ -145,7 +152,7 @@ fn capabilities(hc: &HostConfig) -> Result<Vec<String>, SpecError> {
         DEFAULT_CAPABILITIES.iter().map(|c| c.to_string()).filter(|c| !drops.contains(c)).collect()
     };
     if adds.iter().any(|c| c == "CAP_ALL") {
-        caps = ALL_CAPABILITIES.iter().map(|c| c.to_string()).filter(|c| !drops.contains(c)).collect();
+        caps = grantable_capabilities().map(str::to_string).filter(|c| !drops.contains(c)).collect();
     }
     for cap in adds.into_iter().filter(|c| c != "CAP_ALL") {
         if !caps.contains(&cap) {
@@ -180,7 +187,8 @@ fn default_mounts(hc: &HostConfig) -> Vec<Value> {
     ]
 }
 
-fn resources(hc: &HostConfig) -> Value {
+/// The OCI `LinuxResources` for a host config: device rules and limits.
+pub fn linux_resources(hc: &HostConfig) -> Value {
     let devices: Vec<Value> = if hc.privileged {
         vec![json!({"allow": true, "access": "rwm"})]
     } else {
@@ -212,6 +220,16 @@ fn resources(hc: &HostConfig) -> Value {
         let period: i64 = 100_000;
         cpu["period"] = json!(period);
         cpu["quota"] = json!(hc.nano_cpus * period / 1_000_000_000);
+    }
+    let other = |key: &str| hc.other.get(key).and_then(Value::as_i64).filter(|v| *v > 0);
+    if let Some(period) = other("CpuPeriod") {
+        cpu["period"] = json!(period);
+    }
+    if let Some(quota) = other("CpuQuota") {
+        cpu["quota"] = json!(quota);
+    }
+    if let Some(reservation) = other("MemoryReservation") {
+        resources["memory"]["reservation"] = json!(reservation);
     }
     if cpu.as_object().is_some_and(|o| !o.is_empty()) {
         resources["cpu"] = cpu;
@@ -281,7 +299,7 @@ mod tests {
         let c = ContainerConfig::default();
         let hc = HostConfig { privileged: true, ..Default::default() };
         let spec = generate(&input(&c, &hc)).unwrap();
-        assert_eq!(caps(&spec).len(), ALL_CAPABILITIES.len());
+        assert_eq!(caps(&spec).len(), grantable_capabilities().count());
         assert!(spec["linux"]["maskedPaths"].as_array().unwrap().is_empty());
         assert_eq!(spec["linux"]["resources"]["devices"][0]["allow"], true);
     }

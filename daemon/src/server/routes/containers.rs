@@ -15,7 +15,9 @@ use api_types::filters::Filters;
 use crate::server::error::{ApiError, ApiResult};
 use crate::server::extract::{DockerJson, QueryPairs};
 use crate::server::stream::{frame, hijack, Hijacked, MULTIPLEXED_STREAM, RAW_STREAM};
-use crate::services::containers::{AttachOptions, AttachStreams, CreateOptions, ListOptions, Output, Stream, WaitCondition};
+use crate::services::containers::{
+    AttachOptions, AttachStreams, CreateOptions, ListOptions, LogsOptions, Output, Stream, WaitCondition,
+};
 use crate::services::{ServiceError, Services};
 
 /// `POST /containers/create` (ContainerCreate).
@@ -134,7 +136,7 @@ fn encode(output: &Output, tty: bool, opts: AttachOptions) -> Option<bytes::Byte
     }
 }
 
-fn output_stream(
+pub(super) fn output_stream(
     rx: tokio::sync::broadcast::Receiver<Output>,
     tty: bool,
     opts: AttachOptions,
@@ -158,7 +160,17 @@ fn output_stream(
 /// Output to the client until the container's output ends; the client's
 /// input to the container's stdin meanwhile. Output keeps flowing after the
 /// client half-closes.
-async fn pump_attach(conn: Hijacked, streams: AttachStreams) {
+pub(super) async fn pump_attach(conn: Hijacked, streams: AttachStreams) {
+    pump_until(conn, streams, None).await
+}
+
+/// As `pump_attach`; with `exited`, the connection closes only once the
+/// process's exit is recorded (exec: the CLI inspects right after EOF).
+pub(super) async fn pump_until(
+    conn: Hijacked,
+    streams: AttachStreams,
+    exited: Option<tokio::sync::watch::Receiver<bool>>,
+) {
     let (mut reader, mut writer) = tokio::io::split(conn);
     let opts = AttachOptions { stdin: streams.stdin.is_some(), stdout: streams.want_stdout, stderr: streams.want_stderr };
     if let Some(stdin) = streams.stdin.clone() {
@@ -187,5 +199,63 @@ async fn pump_attach(conn: Hijacked, streams: AttachStreams) {
         }
         let _ = writer.flush().await;
     }
+    if let Some(mut exited) = exited {
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(10), exited.wait_for(|done| *done)).await;
+    }
     let _ = writer.shutdown().await;
+}
+
+/// `GET /containers/{id}/logs` (ContainerLogs).
+pub async fn container_logs(State(svc): State<Services>, Path(id): Path<String>, query: QueryPairs) -> ApiResult<Response> {
+    let opts = LogsOptions {
+        stdout: query.bool("stdout"),
+        stderr: query.bool("stderr"),
+        follow: query.bool("follow"),
+        timestamps: query.bool("timestamps"),
+        since: query.get("since").map(unix_nanos).transpose()?.filter(|n| *n > 0),
+        until: query.get("until").map(unix_nanos).transpose()?.filter(|n| *n > 0),
+        tail: match query.get("tail") {
+            None | Some("") | Some("all") => None,
+            Some(n) => Some(n.parse::<usize>().map_err(|_| ApiError::BadRequest(format!("invalid tail value: {n}")))?),
+        },
+    };
+    let (tty, lines) = svc.containers.logs(&id, opts).await?;
+    let body = lines.map(move |line| {
+        Ok::<_, std::io::Error>(if tty { line.data } else { frame(line.stream, &line.data) })
+    });
+    let content_type = if tty { RAW_STREAM } else { MULTIPLEXED_STREAM };
+    Ok(([(axum::http::header::CONTENT_TYPE, content_type)], Body::from_stream(body)).into_response())
+}
+
+/// Docker's `since`/`until`: Unix seconds with an optional `.nanoseconds`.
+fn unix_nanos(text: &str) -> ApiResult<i64> {
+    let bad = || ApiError::BadRequest(format!("failed to parse value as time or duration: {text:?}"));
+    let (secs, frac) = text.split_once('.').unwrap_or((text, ""));
+    let secs: i64 = secs.parse().map_err(|_| bad())?;
+    let frac = if frac.is_empty() { 0 } else { format!("{frac:0<9}")[..9].parse::<i64>().map_err(|_| bad())? };
+    Ok(secs * 1_000_000_000 + frac)
+}
+
+/// `POST /containers/{id}/rename` (ContainerRename).
+pub async fn container_rename(State(svc): State<Services>, Path(id): Path<String>, query: QueryPairs) -> ApiResult<StatusCode> {
+    svc.containers.rename(&id, query.get("name").unwrap_or_default()).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /containers/{id}/update` (ContainerUpdate).
+pub async fn container_update(
+    State(svc): State<Services>,
+    Path(id): Path<String>,
+    DockerJson(body): DockerJson<Option<api_types::container::ContainerUpdateRequest>>,
+) -> ApiResult<Json<api_types::container::ContainerUpdateResponse>> {
+    Ok(Json(svc.containers.update(&id, body.unwrap_or_default()).await?))
+}
+
+/// `POST /containers/prune` (ContainerPrune).
+pub async fn container_prune(
+    State(svc): State<Services>,
+    query: QueryPairs,
+) -> ApiResult<Json<api_types::container::ContainerPruneResponse>> {
+    let filters = Filters::parse(query.get("filters").unwrap_or_default()).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    Ok(Json(svc.containers.prune(&filters).await?))
 }

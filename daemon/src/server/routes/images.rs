@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::header::CONTENT_TYPE;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use futures_util::StreamExt;
@@ -19,9 +19,97 @@ use api_types::image::JsonMessage;
 use crate::server::error::{ApiError, ApiResult};
 use crate::server::extract::QueryPairs;
 use crate::server::version::Version;
+use crate::backends::registry::{Credentials, Platform};
 use crate::services::errors::not_implemented;
-use crate::services::images::{ImageListOptions, ImagePruneOptions, ImageRemoveOptions, LoadOptions};
-use crate::services::Services;
+use crate::services::images::auth::AuthConfig;
+use crate::services::images::{
+    parse_reference, ImageListOptions, ImagePruneOptions, ImageRemoveOptions, LoadOptions, Progress, PullOptions,
+    PushOptions,
+};
+use crate::services::{ServiceError, Services};
+
+/// The credentials in `X-Registry-Auth`; never logged.
+fn registry_credentials(headers: &HeaderMap) -> Credentials {
+    AuthConfig::from_header(headers.get("x-registry-auth").and_then(|v| v.to_str().ok())).credentials()
+}
+
+/// A transfer whose progress is the answer. Until its first message an
+/// error is the HTTP answer (status and `{"message"}`), as with dockerd's
+/// unflushed output; after it, errors arrive inside the stream. The
+/// transfer stops when the client hangs up.
+async fn progress_answer<F, Fut>(work: F) -> ApiResult<Response>
+where
+    F: FnOnce(Progress) -> Fut,
+    Fut: std::future::Future<Output = Result<(), ServiceError>> + Send + 'static,
+{
+    let (tx, mut rx) = mpsc::channel::<JsonMessage>(64);
+    let task = tokio::spawn(work(Progress::new(tx)));
+    let Some(first) = rx.recv().await else {
+        return match task.await {
+            Ok(Ok(())) => Ok(([(CONTENT_TYPE, "application/json")], Body::empty()).into_response()),
+            Ok(Err(e)) => Err(e.into()),
+            Err(e) => Err(ServiceError::Internal(format!("transfer failed: {e}")).into()),
+        };
+    };
+    let rest = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|m| (m, rx)) });
+    let stream = futures_util::stream::once(async move { first }).chain(rest).map(|m| Ok::<_, std::io::Error>(encode(&m)));
+    Ok(([(CONTENT_TYPE, "application/json")], Body::from_stream(stream)).into_response())
+}
+
+/// `POST /images/create` (ImageCreate): pull with `fromImage`, import with
+/// `fromSrc`.
+pub async fn image_create(
+    State(svc): State<Services>,
+    Version(v): Version,
+    headers: HeaderMap,
+    query: QueryPairs,
+) -> ApiResult<Response> {
+    let last = |key: &str| query.all(key).last().unwrap_or_default().to_string();
+    let from_image = last("fromImage");
+    if from_image.is_empty() {
+        return Err(not_implemented("POST", "/images/create?fromSrc=").into());
+    }
+    // `pull -a` may send a trailing ':'.
+    let mut reference = parse_reference(from_image.trim_end_matches(':'))?;
+    let tag = last("tag");
+    if !tag.is_empty() {
+        reference = match api_types::reference::Digest::parse(&tag) {
+            Ok(digest) => reference.with_digest(&digest),
+            Err(_) => reference.with_tag(&tag).map_err(|e| ServiceError::InvalidParameter(e.to_string()))?,
+        };
+    }
+    let reference = reference.docker_ref();
+    let platform_query = last("platform");
+    let platform = if v >= api_types::version::ApiVersion::new(1, 32) && !platform_query.is_empty() {
+        Some(Platform::parse(&platform_query).map_err(|e| ServiceError::InvalidParameter(e.to_string()))?)
+    } else {
+        None
+    };
+    let opts = PullOptions { reference, platform, credentials: registry_credentials(&headers) };
+    progress_answer(move |progress| async move { svc.images.pull(opts, &progress).await }).await
+}
+
+/// `GET /images/search` (ImageSearch).
+pub async fn image_search(State(svc): State<Services>, query: QueryPairs) -> ApiResult<Response> {
+    let term = query.all("term").last().unwrap_or_default();
+    let limit = query.int("limit")?.filter(|l| *l > 0).unwrap_or(25);
+    svc.images.search(term, limit.min(100) as u32)?;
+    Ok(Json(Vec::<serde_json::Value>::new()).into_response())
+}
+
+/// `GET /distribution/{name}/json` (DistributionInspect).
+pub async fn distribution_inspect(
+    State(svc): State<Services>,
+    Path(rest): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    match split_image_path(&rest, &["json"]) {
+        (name, Some("json")) => {
+            Ok(Json(svc.images.distribution_inspect(name, &registry_credentials(&headers)).await?).into_response())
+        }
+        _ => Err(ApiError::RouteNotFound),
+    }
+}
 
 /// `library/busybox/json` → (`library/busybox`, `Some("json")`), when the
 /// last segment is one of `verbs`; otherwise the whole path is the name.
@@ -101,6 +189,7 @@ pub async fn image_get_dispatch(
 pub async fn image_post_dispatch(
     State(svc): State<Services>,
     Path(rest): Path<String>,
+    headers: HeaderMap,
     query: QueryPairs,
 ) -> ApiResult<Response> {
     match split_image_path(&rest, &["tag", "push"]) {
@@ -109,8 +198,14 @@ pub async fn image_post_dispatch(
             svc.images.tag(name, repo, query.all("tag").last()).await?;
             Ok(StatusCode::CREATED.into_response())
         }
-        // Push comes with the registry client (issue 3).
-        (_, Some("push")) => Err(not_implemented("POST", "/images/{name}/push").into()),
+        (name, Some("push")) => {
+            let mut reference = parse_reference(name)?;
+            if let Some(tag) = query.all("tag").last().filter(|t| !t.is_empty()) {
+                reference = reference.with_tag(tag).map_err(|e| ServiceError::InvalidParameter(e.to_string()))?;
+            }
+            let opts = PushOptions { reference, credentials: registry_credentials(&headers) };
+            progress_answer(move |progress| async move { svc.images.push(opts, &progress).await }).await
+        }
         _ => Err(ApiError::RouteNotFound),
     }
 }

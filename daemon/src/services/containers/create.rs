@@ -8,7 +8,7 @@ use api_types::container::{ContainerConfig, ContainerCreateRequest, ContainerCre
 use super::image::{self, ImageForContainer};
 use super::record::{Container, State};
 use super::{naming, user, ContainerService, Entry};
-use crate::backends::containerd::NewContainer;
+use crate::backends::containerd::{Containerd, NewContainer};
 use crate::backends::oci_spec::{self, NetworkNamespace, SpecInput};
 use crate::services::ServiceError;
 
@@ -18,7 +18,10 @@ pub struct CreateOptions {
 }
 
 /// Label on containerd's record so other tools can tell whose it is.
-const OWNER_LABEL: &str = "io.berthd.owner";
+pub(super) const OWNER_LABEL: &str = "io.berthd.owner";
+pub(super) const OWNER: &str = "berthd";
+/// How long a create's lease outlives a crash before containerd drops it.
+const LEASE_EXPIRY: std::time::Duration = std::time::Duration::from_secs(3600);
 
 impl ContainerService {
     pub async fn create(&self, opts: CreateOptions) -> Result<ContainerCreateResponse, ServiceError> {
@@ -57,7 +60,20 @@ impl ContainerService {
             host_config,
         };
         let record = self.reserve(record, requested_name)?;
-        if let Err(e) = self.materialize(&record, &image).await {
+        // The snapshot is a GC root only once the container refers to it;
+        // until then a lease holds it (and expires if we crash meanwhile).
+        let lease = format!("berthd-create-{id}");
+        let materialized = match self.containerd.lease_create(&lease, "container create", LEASE_EXPIRY).await {
+            Ok(lease) => {
+                let result = self.materialize(&self.containerd.with_lease(&lease), &record, &image).await;
+                if let Err(e) = self.containerd.lease_delete(&lease, false).await {
+                    tracing::warn!(container.id = %id, error = %e, "dropping the create lease");
+                }
+                result
+            }
+            Err(e) => Err(e.into()),
+        };
+        if let Err(e) = materialized {
             self.forget(&record.id, &record.name);
             let _ = self.containerd.container_delete(&record.id).await;
             let _ = self.containerd.rootfs_remove(&record.id).await;
@@ -74,10 +90,7 @@ impl ContainerService {
         record.name = match name {
             Some(name) => {
                 if let Some(holder) = reg.names.get(&name) {
-                    return Err(ServiceError::Conflict(format!(
-                        "Conflict. The container name \"{name}\" is already in use by container \"{holder}\". \
-                         You have to remove (or rename) that container to be able to reuse that name."
-                    )));
+                    return Err(name_conflict(&name, holder));
                 }
                 name
             }
@@ -101,8 +114,8 @@ impl ContainerService {
     }
 
     /// The containerd side: writable snapshot, hosts files, spec, record.
-    async fn materialize(&self, record: &Container, image: &ImageForContainer) -> Result<(), ServiceError> {
-        let mounts = self.containerd.rootfs_prepare(&record.id, &image.top_chain_id).await?;
+    async fn materialize(&self, containerd: &Containerd, record: &Container, image: &ImageForContainer) -> Result<(), ServiceError> {
+        let mounts = containerd.rootfs_prepare(&record.id, &image.top_chain_id).await?;
         let files = user::RootfsFiles::new(&mounts);
         let group_add: Vec<String> = record
             .host_config
@@ -133,17 +146,25 @@ impl ContainerService {
             cgroups_path: format!("/docker/{}", record.id),
         })
         .map_err(|e| ServiceError::InvalidParameter(e.to_string()))?;
-        self.containerd
+        containerd
             .container_create(NewContainer {
                 id: &record.id,
                 image: &image.record,
                 snapshot_key: &record.id,
                 spec: &spec,
-                labels: HashMap::from([(OWNER_LABEL.to_string(), "berthd".to_string())]),
+                labels: HashMap::from([(OWNER_LABEL.to_string(), OWNER.to_string())]),
             })
             .await?;
         Ok(())
     }
+}
+
+/// dockerd's text for a name held by another container.
+pub(super) fn name_conflict(name: &str, holder: &str) -> ServiceError {
+    ServiceError::Conflict(format!(
+        "Conflict. The container name \"{name}\" is already in use by container \"{holder}\". \
+         You have to remove (or rename) that container to be able to reuse that name."
+    ))
 }
 
 fn new_id() -> String {
@@ -161,14 +182,14 @@ fn network_namespace(mode: &str) -> Result<NetworkNamespace, ServiceError> {
     }
 }
 
-fn validate_host_config(hc: &HostConfig) -> Result<(), ServiceError> {
+pub(super) fn validate_host_config(hc: &HostConfig) -> Result<(), ServiceError> {
     let policy = &hc.restart_policy;
     match policy.name.as_str() {
         "" | "no" | "always" | "unless-stopped" => {
             if policy.maximum_retry_count != 0 {
-                return Err(ServiceError::InvalidParameter(format!(
-                    "invalid restart policy: maximum retry count can only be used with 'on-failure'"
-                )));
+                return Err(ServiceError::InvalidParameter(
+                    "invalid restart policy: maximum retry count can only be used with 'on-failure'".into(),
+                ));
             }
         }
         "on-failure" => {

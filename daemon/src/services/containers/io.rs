@@ -8,8 +8,9 @@ use std::sync::Arc;
 use bytes::Bytes;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::unix::pipe;
-use tokio::sync::{broadcast, Mutex};
+use tokio::sync::{broadcast, watch, Mutex};
 
+use crate::backends::containerd::Containerd;
 use crate::backends::logging::json_file::{JsonFileWriter, Stream};
 
 /// Output as attached clients receive it.
@@ -28,11 +29,21 @@ const ATTACH_BUFFER: usize = 4096;
 pub struct ContainerIo {
     output: broadcast::Sender<Output>,
     stdin: Mutex<Option<pipe::Sender>>,
+    /// The process whose stdin `close_stdin` ends: (container, exec ID).
+    stdin_owner: Mutex<Option<(Containerd, String, String)>>,
+    /// Bumped when a stdin pipe opens: input from a client that attached
+    /// before the start waits for it.
+    stdin_opened: watch::Sender<u64>,
 }
 
 impl Default for ContainerIo {
     fn default() -> Self {
-        Self { output: broadcast::channel(ATTACH_BUFFER).0, stdin: Mutex::new(None) }
+        Self {
+            output: broadcast::channel(ATTACH_BUFFER).0,
+            stdin: Mutex::new(None),
+            stdin_owner: Mutex::new(None),
+            stdin_opened: watch::channel(0).0,
+        }
     }
 }
 
@@ -41,6 +52,18 @@ pub struct Fifos {
     pub stdin: Option<PathBuf>,
     pub stdout: PathBuf,
     pub stderr: Option<PathBuf>,
+}
+
+impl Fifos {
+    /// The paths for process `prefix` (`init`, `exec-<id>`) under `dir`.
+    pub fn at(dir: &Path, prefix: &str, tty: bool, open_stdin: bool) -> Self {
+        Self {
+            stdin: open_stdin.then(|| dir.join(format!("{prefix}-stdin"))),
+            stdout: dir.join(format!("{prefix}-stdout")),
+            // With a TTY, stdout and stderr are the same terminal.
+            stderr: (!tty).then(|| dir.join(format!("{prefix}-stderr"))),
+        }
+    }
 }
 
 async fn open_reader(path: PathBuf) -> Option<pipe::Receiver> {
@@ -65,20 +88,18 @@ impl ContainerIo {
 
     /// Create the FIFOs for a new task, open our ends, and start copying
     /// output into the log and to attached clients.
+    /// `prefix` names the process (`init`, `exec-<id>`); output goes to the
+    /// log only when `log_path` is given (exec output is not logged).
     pub async fn wire(
         self: &Arc<Self>,
         dir: &Path,
+        prefix: &str,
         tty: bool,
         open_stdin: bool,
-        log_path: &Path,
+        log_path: Option<&Path>,
     ) -> std::io::Result<Fifos> {
         std::fs::create_dir_all(dir)?;
-        let fifos = Fifos {
-            stdin: open_stdin.then(|| dir.join("init-stdin")),
-            stdout: dir.join("init-stdout"),
-            // With a TTY, stdout and stderr are the same terminal.
-            stderr: (!tty).then(|| dir.join("init-stderr")),
-        };
+        let fifos = Fifos::at(dir, prefix, tty, open_stdin);
         for path in [Some(&fifos.stdout), fifos.stderr.as_ref(), fifos.stdin.as_ref()].into_iter().flatten() {
             mkfifo(path)?;
         }
@@ -86,7 +107,7 @@ impl ContainerIo {
             // Read-write so opening does not wait for the shim to open its end.
             *self.stdin.lock().await = Some(pipe::OpenOptions::new().read_write(true).open_sender(p)?);
         }
-        let log = JsonFileWriter::open(log_path)?;
+        let log = log_path.map(JsonFileWriter::open).transpose()?;
         let io = self.clone();
         let (stdout, stderr) = (fifos.stdout.clone(), fifos.stderr.clone());
         tokio::spawn(async move {
@@ -118,7 +139,7 @@ impl ContainerIo {
         }
     }
 
-    async fn copy_output(self: Arc<Self>, stdout: pipe::Receiver, stderr: Option<pipe::Receiver>, log: JsonFileWriter) {
+    async fn copy_output(self: Arc<Self>, stdout: pipe::Receiver, stderr: Option<pipe::Receiver>, log: Option<JsonFileWriter>) {
         let log = Arc::new(std::sync::Mutex::new(log));
         let out = self.clone().pump(stdout, Stream::Stdout, log.clone());
         match stderr {
@@ -127,8 +148,8 @@ impl ContainerIo {
             }
             None => out.await,
         }
-        if let Ok(mut log) = log.lock() {
-            if let Err(e) = log.flush() {
+        if let Ok(mut guard) = log.lock() {
+            if let Some(Err(e)) = guard.as_mut().map(JsonFileWriter::flush) {
                 tracing::warn!(error = %e, "writing container log");
             }
         }
@@ -136,15 +157,15 @@ impl ContainerIo {
         let _ = self.output.send(Output::End);
     }
 
-    async fn pump(self: Arc<Self>, mut pipe: pipe::Receiver, stream: Stream, log: Arc<std::sync::Mutex<JsonFileWriter>>) {
+    async fn pump(self: Arc<Self>, mut pipe: pipe::Receiver, stream: Stream, log: Arc<std::sync::Mutex<Option<JsonFileWriter>>>) {
         let mut buf = vec![0u8; 32 * 1024];
         loop {
             match pipe.read(&mut buf).await {
                 Ok(0) | Err(_) => return,
                 Ok(n) => {
                     let chunk = Bytes::copy_from_slice(&buf[..n]);
-                    if let Ok(mut log) = log.lock() {
-                        if let Err(e) = log.write(stream, &chunk) {
+                    if let Ok(mut guard) = log.lock() {
+                        if let Some(Err(e)) = guard.as_mut().map(|l| l.write(stream, &chunk)) {
                             tracing::warn!(error = %e, "writing container log");
                         }
                     }
@@ -156,17 +177,54 @@ impl ContainerIo {
 
     /// Feed the task's stdin; `close` ends it (StdinOnce, or the client's EOF).
     pub async fn write_stdin(&self, data: &[u8]) -> std::io::Result<()> {
-        match self.stdin.lock().await.as_mut() {
-            Some(pipe) => pipe.write_all(data).await,
-            None => Err(std::io::Error::new(std::io::ErrorKind::BrokenPipe, "stdin is closed")),
+        let mut opened = self.stdin_opened.subscribe();
+        loop {
+            if let Some(pipe) = self.stdin.lock().await.as_mut() {
+                return pipe.write_all(data).await;
+            }
+            // Not started yet (`docker run -i` attaches first): wait for it.
+            if opened.changed().await.is_err() {
+                return Err(std::io::Error::new(std::io::ErrorKind::BrokenPipe, "stdin is closed"));
+            }
         }
     }
 
+    /// The process is running: release input that waited for it. (Earlier,
+    /// an end of input could not yet be passed on to the shim.)
+    pub fn stdin_ready(&self) {
+        self.stdin_opened.send_modify(|n| *n += 1);
+    }
+
+    /// Name the process `close_stdin` should signal EOF to.
+    pub async fn set_stdin_owner(&self, containerd: Containerd, container_id: &str, exec_id: &str) {
+        *self.stdin_owner.lock().await = Some((containerd, container_id.to_string(), exec_id.to_string()));
+    }
+
+    /// The client's input ended: close our end and tell the shim.
     pub async fn close_stdin(&self) {
         *self.stdin.lock().await = None;
+        if let Some((containerd, container_id, exec_id)) = self.stdin_owner.lock().await.as_ref() {
+            if let Err(e) = containerd.close_stdin(container_id, exec_id).await {
+                tracing::debug!(error = %e, "closing stdin");
+            }
+        }
     }
 
     pub async fn has_stdin(&self) -> bool {
         self.stdin.lock().await.is_some()
+    }
+
+    /// After a daemon restart (live-restore): open our ends of the FIFOs a
+    /// running task still writes to (the shim holds its ends open, so output
+    /// waits in the pipe meanwhile) and resume copying into the log.
+    pub async fn reattach(self: &Arc<Self>, fifos: &Fifos, log_path: Option<&Path>) -> std::io::Result<()> {
+        let stdout = pipe::OpenOptions::new().open_receiver(&fifos.stdout)?;
+        let stderr = fifos.stderr.as_ref().map(|p| pipe::OpenOptions::new().open_receiver(p)).transpose()?;
+        if let Some(stdin) = fifos.stdin.as_ref().filter(|p| p.exists()) {
+            *self.stdin.lock().await = Some(pipe::OpenOptions::new().read_write(true).open_sender(stdin)?);
+        }
+        let log = log_path.map(JsonFileWriter::open).transpose()?;
+        tokio::spawn(self.clone().copy_output(stdout, stderr, log));
+        Ok(())
     }
 }

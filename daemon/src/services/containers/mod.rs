@@ -4,17 +4,24 @@
 mod attach;
 mod create;
 mod etc_files;
+mod exec;
 mod image;
 mod inspect;
 mod io;
 mod list;
+mod logs;
 mod monitor;
 mod naming;
 mod pause;
+mod prune;
 pub mod record;
 mod remove;
+mod rename;
+mod restart;
+mod shutdown;
 mod start;
 mod stop;
+mod update;
 mod user;
 mod wait;
 
@@ -31,9 +38,11 @@ use crate::services::ServiceError;
 
 pub use attach::{AttachOptions, AttachStreams};
 pub use create::CreateOptions;
+pub use exec::ExecStreams;
 pub use io::Output;
 pub use crate::backends::logging::json_file::Stream;
 pub use list::ListOptions;
+pub use logs::{LogLine, LogsOptions};
 pub use record::{Container, Status};
 pub use wait::WaitCondition;
 
@@ -46,6 +55,8 @@ pub struct Entry {
     exits: AtomicU64,
     /// Set once the container is gone, for `wait?condition=removed`.
     removed: AtomicBool,
+    /// The restart policy's backoff and pending restart.
+    backoff: std::sync::Mutex<restart::Backoff>,
 }
 
 impl Entry {
@@ -56,6 +67,7 @@ impl Entry {
             changed: watch::channel(0).0,
             exits: AtomicU64::new(0),
             removed: AtomicBool::new(false),
+            backoff: Default::default(),
         })
     }
 
@@ -77,6 +89,9 @@ pub struct ContainerService {
     store: ContainerStore,
     exec_root: PathBuf,
     registry: RwLock<Registry>,
+    execs: exec::ExecRegistry,
+    /// Set when the daemon stops: exits no longer trigger restarts.
+    shutting_down: AtomicBool,
 }
 
 pub fn no_such_container(name: &str) -> ServiceError {
@@ -90,7 +105,7 @@ impl ContainerService {
         let store = ContainerStore::new(&data_root);
         let records: Vec<Container> =
             store.load_all().map_err(|e| ServiceError::Internal(format!("loading containers: {e}")))?;
-        let service = Arc::new(Self { containerd, store, exec_root, registry: RwLock::default() });
+        let service = Arc::new(Self { containerd, store, exec_root, registry: RwLock::default(), execs: Default::default(), shutting_down: AtomicBool::new(false) });
         {
             let mut reg = service.registry.write().unwrap_or_else(|e| e.into_inner());
             for record in records {
@@ -100,7 +115,9 @@ impl ContainerService {
         }
         let events = service.containerd.task_events();
         tokio::spawn(monitor::run(service.clone(), events));
+        monitor::recover(&service).await;
         monitor::reconcile(&service).await;
+        service.start_on_boot().await;
         Ok(service)
     }
 
@@ -126,6 +143,10 @@ impl ContainerService {
             }
         }
         Err(no_such_container(name_or_id))
+    }
+
+    fn is_shutting_down(&self) -> bool {
+        self.shutting_down.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     fn entries(&self) -> Vec<Arc<Entry>> {

@@ -1,12 +1,15 @@
 //! Task exits from containerd's event stream: record them, wake waiters,
 //! auto-remove; and reconcile with containerd after missed events.
 
+use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
 use super::record::Status;
+use super::create::{OWNER, OWNER_LABEL};
+use super::io::Fifos;
 use super::ContainerService;
 use crate::backends::containerd::{TaskEvent, TaskState};
 
@@ -25,7 +28,10 @@ pub async fn run(service: Arc<ContainerService>, mut events: mpsc::Receiver<Task
                 }
             }
             TaskEvent::Resubscribed => reconcile(&service).await,
-            TaskEvent::Exit { .. } => {}
+            TaskEvent::Exit { container_id, exec_id, exit_status, .. } => {
+                let service = service.clone();
+                tokio::spawn(async move { service.exec_exited(&container_id, &exec_id, exit_status).await });
+            }
         }
     }
 }
@@ -36,7 +42,7 @@ pub async fn reconcile(service: &Arc<ContainerService>) {
     for entry in service.entries() {
         let (id, live) = {
             let record = entry.record.lock().await;
-            (record.id.clone(), record.state.status.is_live())
+            (record.id.clone(), record.state.status.is_live() && record.state.status != Status::Restarting)
         };
         if !live {
             continue;
@@ -56,12 +62,110 @@ pub async fn reconcile(service: &Arc<ContainerService>) {
     }
 }
 
+/// At start-up, before anything else touches the containers: finish what a
+/// crash interrupted (a create or remove half done on either side), and
+/// take up the output of tasks that kept running while we were down.
+pub async fn recover(service: &Arc<ContainerService>) {
+    let in_containerd: HashSet<String> = match service.containerd.container_ids_owned_by(OWNER_LABEL, OWNER).await {
+        Ok(ids) => ids.into_iter().collect(),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot list containerd containers; skipping crash recovery");
+            return;
+        }
+    };
+    let mut known = HashSet::new();
+    for entry in service.entries() {
+        let (id, status, unfinished) = {
+            let record = entry.record.lock().await;
+            let exited_auto_remove = record.state.status == Status::Exited && record.host_config.auto_remove;
+            (record.id.clone(), record.state.status, !in_containerd.contains(&record.id) || exited_auto_remove)
+        };
+        known.insert(id.clone());
+        if unfinished || status == Status::Removing {
+            // A create that never reached containerd, a remove that had
+            // already deleted containerd's side, or an auto-remove cut short:
+            // finish the removal.
+            tracing::info!(container.id = %id, "removing the remains of an interrupted create or remove");
+            if let Err(e) = service.destroy(&entry).await {
+                tracing::warn!(container.id = %id, error = %e, "cleaning up after a crash");
+            }
+            continue;
+        }
+        let task = service.containerd.task_state(&id).await;
+        let mut record = entry.record.lock().await;
+        match task {
+            Ok(Some((state @ (TaskState::Running | TaskState::Paused), pid))) => {
+                let status = if state == TaskState::Paused { Status::Paused } else { Status::Running };
+                if record.state.status != status {
+                    // Started (or restarted) just before a crash, before the
+                    // record said so: the task is the truth.
+                    record.state.status = status;
+                    record.state.pid = pid;
+                    if let Err(e) = service.save(&record) {
+                        tracing::warn!(container.id = %id, error = %e, "recording an adopted task");
+                    }
+                }
+                let fifos = Fifos::at(&service.fifo_dir(&id), "init", record.config.tty, record.config.open_stdin);
+                if let Err(e) = entry.io.reattach(&fifos, Some(std::path::Path::new(&record.log_path))).await {
+                    tracing::warn!(container.id = %id, error = %e, "cannot reattach container output");
+                } else if record.config.open_stdin {
+                    entry.io.set_stdin_owner(service.containerd.clone(), &id, "").await;
+                    entry.io.stdin_ready();
+                }
+            }
+            // Created but never started when we crashed: nobody reads its
+            // output, so it goes; the container stays as it was recorded.
+            Ok(Some((TaskState::Created, _))) if !record.state.status.is_live() => {
+                drop(record);
+                service.discard_task(&id).await;
+            }
+            _ => {}
+        }
+    }
+    for orphan in in_containerd.difference(&known) {
+        tracing::info!(container.id = %orphan, "removing a containerd container berthd has no record of");
+        service.remove_orphan(orphan).await;
+    }
+}
+
 impl ContainerService {
-    pub(super) async fn task_exited(&self, id: &str, exit_status: u32, exited_at: Option<i64>) {
+    /// Delete a containerd container (and its task and snapshot) that no
+    /// record describes.
+    async fn remove_orphan(&self, id: &str) {
+        self.discard_task(id).await;
+        let results = [
+            self.containerd.container_delete(id).await,
+            self.containerd.rootfs_remove(id).await,
+        ];
+        for e in results.into_iter().filter_map(Result::err) {
+            tracing::warn!(container.id = %id, error = %e, "removing orphaned container");
+        }
+        let _ = std::fs::remove_dir_all(self.fifo_dir(id));
+    }
+
+    /// Kill a task if it runs, wait for it to stop, and delete it.
+    async fn discard_task(&self, id: &str) {
+        if let Ok(Some((state, _))) = self.containerd.task_state(id).await {
+            if !matches!(state, TaskState::Stopped { .. }) {
+                let _ = self.containerd.task_kill(id, libc::SIGKILL as u32).await;
+                for _ in 0..100 {
+                    match self.containerd.task_state(id).await {
+                        Ok(Some((TaskState::Stopped { .. }, _))) | Ok(None) | Err(_) => break,
+                        _ => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
+                    }
+                }
+            }
+        }
+        if let Err(e) = self.containerd.task_delete(id).await {
+            tracing::warn!(container.id = %id, error = %e, "deleting a task left by a crash");
+        }
+    }
+
+    pub(super) async fn task_exited(self: &Arc<Self>, id: &str, exit_status: u32, exited_at: Option<i64>) {
         let Ok(entry) = self.lookup(id) else { return };
-        let auto_remove = {
+        let (auto_remove, restart) = {
             let mut record = entry.record.lock().await;
-            if !record.state.status.is_live() || record.id != id {
+            if !record.state.status.is_live() || record.state.status == Status::Restarting || record.id != id {
                 return;
             }
             let _ = self.containerd.task_delete(id).await;
@@ -72,15 +176,18 @@ impl ContainerService {
                 Some(ns) => chrono::DateTime::from_timestamp_nanos(ns).to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
                 None => chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
             };
+            let restart = self.plan_restart(&entry, &mut record);
             if let Err(e) = self.save(&record) {
                 tracing::error!(container.id = %id, error = %e, "recording exit");
             }
-            tracing::info!(container.id = %id, exit_code = exit_status, "container exited");
-            record.host_config.auto_remove
+            tracing::info!(container.id = %id, exit_code = exit_status, restarting = restart.is_some(), "container exited");
+            (record.host_config.auto_remove, restart)
         };
         entry.exits.fetch_add(1, Ordering::SeqCst);
         entry.notify();
-        if auto_remove {
+        if let Some((delay, generation)) = restart {
+            self.schedule_restart(entry, delay, generation);
+        } else if auto_remove {
             if let Err(e) = self.destroy(&entry).await {
                 tracing::warn!(container.id = %id, error = %e, "auto-remove failed");
             }

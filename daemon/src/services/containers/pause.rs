@@ -46,6 +46,8 @@ impl ContainerService {
             return Ok(());
         }
         record.manually_stopped = false;
+        record.restart_count = 0;
+        entry.backoff.lock().unwrap_or_else(|e| e.into_inner()).reset();
         self.run_task(&entry, &mut record).await
     }
 }

@@ -15,7 +15,11 @@ impl ContainerService {
             let record = entry.record.lock().await;
             let live = record.state.status.is_live();
             if live && !force {
-                let what = if record.state.status == Status::Paused { "paused" } else { "running" };
+                let what = match record.state.status {
+                    Status::Paused => "paused",
+                    Status::Restarting => "restarting",
+                    _ => "running",
+                };
                 return Err(ServiceError::Conflict(format!(
                     "cannot remove container \"{}\": container is {what}: stop the container before removing or force remove",
                     record.name
@@ -30,12 +34,15 @@ impl ContainerService {
             (record.id.clone(), live)
         };
         if live {
-            {
+            let restarting = {
                 let mut record = entry.record.lock().await;
                 record.manually_stopped = true;
                 self.save(&record)?;
+                self.cancel_restart(&entry, &mut record)
+            };
+            if !restarting {
+                self.stop_task(&entry, &id, libc::SIGKILL as u32, 30).await?;
             }
-            self.stop_task(&entry, &id, libc::SIGKILL as u32, 30).await?;
         }
         self.destroy(&entry).await
     }
@@ -46,6 +53,10 @@ impl ContainerService {
         let (id, name) = {
             let mut record = entry.record.lock().await;
             record.state.status = Status::Removing;
+            // On disk first: a crash from here on is finished at next start.
+            if let Err(e) = self.save(&record) {
+                tracing::warn!(container.id = %record.id, error = %e, "recording removal");
+            }
             (record.id.clone(), record.name.clone())
         };
         let mut failures = Vec::new();

@@ -28,6 +28,8 @@ impl ContainerService {
             Status::Created | Status::Exited => {}
         }
         record.manually_stopped = false;
+        record.restart_count = 0;
+        entry.backoff.lock().unwrap_or_else(|e| e.into_inner()).reset();
         let result = self.run_task(&entry, &mut record).await;
         let auto_remove = record.host_config.auto_remove;
         drop(record);
@@ -49,7 +51,7 @@ impl ContainerService {
         let mounts = self.containerd.rootfs_mounts(&record.id).await?;
         let fifos = entry
             .io
-            .wire(&self.fifo_dir(&record.id), record.config.tty, record.config.open_stdin, Path::new(&record.log_path))
+            .wire(&self.fifo_dir(&record.id), "init", record.config.tty, record.config.open_stdin, Some(Path::new(&record.log_path)))
             .await
             .map_err(|e| ServiceError::Internal(format!("setting up container stdio: {e}")))?;
         let io = TaskIo {
@@ -58,12 +60,16 @@ impl ContainerService {
             stderr: fifos.stderr.as_deref(),
             terminal: record.config.tty,
         };
+        if record.config.open_stdin {
+            entry.io.set_stdin_owner(self.containerd.clone(), &record.id, "").await;
+        }
         let started = match self.containerd.task_create(&record.id, &mounts, io).await {
             Ok(_) => self.containerd.task_start(&record.id).await,
             Err(e) => Err(e),
         };
         match started {
             Ok(pid) => {
+                entry.io.stdin_ready();
                 record.state.status = Status::Running;
                 record.state.pid = pid;
                 record.state.exit_code = 0;

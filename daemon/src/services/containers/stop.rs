@@ -6,7 +6,7 @@ use super::{ContainerService, Entry};
 use crate::services::ServiceError;
 
 /// dockerd's default stop timeout.
-const DEFAULT_STOP_TIMEOUT: i64 = 10;
+pub(super) const DEFAULT_STOP_TIMEOUT: i64 = 10;
 
 impl ContainerService {
     pub async fn kill(&self, name: &str, signal: Option<&str>) -> Result<(), ServiceError> {
@@ -16,7 +16,13 @@ impl ContainerService {
         if !record.state.status.is_live() {
             return Err(ServiceError::Conflict(format!("Container {} is not running", record.id)));
         }
-        if signal == libc::SIGKILL as u32 || signal == libc::SIGTERM as u32 {
+        if self.cancel_restart(&entry, &mut record) {
+            return Ok(());
+        }
+        // dockerd: SIGKILL, or the container's own stop signal (any signal
+        // when it has none), means the user wants it to stay down.
+        let stop_signal = record.config.stop_signal.as_deref().map(parse_signal).transpose()?;
+        if signal == libc::SIGKILL as u32 || stop_signal.is_none_or(|s| s == signal) {
             record.manually_stopped = true;
             self.save(&record)?;
         }
@@ -30,6 +36,9 @@ impl ContainerService {
             let mut record = entry.record.lock().await;
             if !record.state.status.is_live() {
                 return Err(ServiceError::NotModified);
+            }
+            if self.cancel_restart(&entry, &mut record) {
+                return Ok(());
             }
             record.manually_stopped = true;
             self.save(&record)?;

@@ -59,7 +59,11 @@ async fn exit_response(entry: &Arc<Entry>) -> ContainerWaitResponse {
 
 async fn condition_met(entry: &Arc<Entry>, condition: WaitCondition, exits_at_start: u64) -> Option<ContainerWaitResponse> {
     let met = match condition {
-        WaitCondition::NotRunning => !entry.record.lock().await.state.status.is_live(),
+        // An exit counts even when a restart policy brings the container
+        // back, as dockerd's restarting state wakes these waiters.
+        WaitCondition::NotRunning => {
+            !entry.record.lock().await.state.status.is_live() || entry.exits.load(Ordering::SeqCst) > exits_at_start
+        }
         WaitCondition::NextExit => entry.exits.load(Ordering::SeqCst) > exits_at_start,
         WaitCondition::Removed => entry.removed.load(Ordering::SeqCst),
     };

@@ -211,16 +211,8 @@ impl ImageService {
         S: Stream<Item = Result<Bytes, std::io::Error>> + Send + Unpin + 'static,
     {
         let ingest = self.begin_ingestion().await?;
-        match self.load_into(&ingest, body, opts, progress).await {
-            Ok(()) => {
-                ingest.finish().await;
-                Ok(())
-            }
-            Err(e) => {
-                ingest.abort().await;
-                Err(e)
-            }
-        }
+        let result = self.load_into(&ingest, body, opts, progress).await;
+        ingest.settle(result).await
     }
 
     async fn load_into<S>(

@@ -5,11 +5,15 @@
 //! (`name:tag`, `name@digest`, and `moby-dangling@<digest>` for an image
 //! that lost its last name).
 
+pub mod auth;
+pub mod distribution;
 mod history;
 mod inspect;
 mod list;
 mod load;
 mod prune;
+mod pull;
+mod push;
 mod remove;
 mod save;
 mod tag;
@@ -24,9 +28,13 @@ use serde::Deserialize;
 use super::ServiceError;
 use crate::backends::containerd::{Containerd, ImageRecord, OciDescriptor, SNAPSHOTTER};
 
+pub use distribution::Progress;
 pub use list::ImageListOptions;
+pub use pull::PullOptions;
+pub use push::PushOptions;
 pub use load::LoadOptions;
 pub use prune::ImagePruneOptions;
+pub use prune::parse_until;
 pub use remove::ImageRemoveOptions;
 pub use save::SaveArchive;
 pub use unpack::{Ingestion, StoredImage};
@@ -324,11 +332,31 @@ pub struct ImageService {
     platform: Platform,
     resolved: Mutex<HashMap<String, Arc<ResolvedImage>>>,
     usage: Mutex<HashMap<String, i64>>,
+    distribution: Option<Distribution>,
+}
+
+/// Pull and push: the registry client and the daemon-wide transfer limits
+/// (`max-concurrent-downloads`, `max-concurrent-uploads`).
+struct Distribution {
+    registry: crate::backends::registry::RegistryClient,
+    downloads: Arc<tokio::sync::Semaphore>,
+    uploads: Arc<tokio::sync::Semaphore>,
 }
 
 impl ImageService {
     pub fn new(containerd: Containerd) -> Self {
-        Self { containerd, platform: Platform::host(), resolved: Mutex::default(), usage: Mutex::default() }
+        Self { containerd, platform: Platform::host(), resolved: Mutex::default(), usage: Mutex::default(), distribution: None }
+    }
+
+    /// Pull and push through `registry`, with at most `downloads` layers
+    /// downloading and `uploads` uploading at once, daemon-wide.
+    pub fn with_registry(mut self, registry: crate::backends::registry::RegistryClient, downloads: usize, uploads: usize) -> Self {
+        self.distribution = Some(Distribution {
+            registry,
+            downloads: Arc::new(tokio::sync::Semaphore::new(downloads.max(1))),
+            uploads: Arc::new(tokio::sync::Semaphore::new(uploads.max(1))),
+        });
+        self
     }
 
     pub fn platform(&self) -> &Platform {

@@ -98,7 +98,17 @@ impl Ingestion {
 
     /// Write a small in-memory blob (manifest, config) with labels.
     pub async fn write_small_blob(&self, data: &[u8], with_labels: &BTreeMap<String, String>) -> Result<String, ServiceError> {
-        Ok(self.leased.content_write_blob(&unique("berthd-ingest"), data, with_labels).await?)
+        match self.leased.content_write_blob(&unique("berthd-ingest"), data, with_labels).await {
+            Ok(digest) => Ok(digest),
+            // Here already (an earlier pull or load): the lease takes it.
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => {
+                let digest = crate::backends::containerd::content::sha256_digest(data);
+                self.has_blob(&digest).await?;
+                self.leased.content_set_labels(&digest, with_labels).await?;
+                Ok(digest)
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Done: the records hold what was written; drop the lease.
@@ -106,6 +116,15 @@ impl Ingestion {
         if let Err(e) = self.base.lease_delete(&self.lease, false).await {
             tracing::warn!(lease = %self.lease, error = %e, "could not delete ingestion lease; it expires by itself");
         }
+    }
+
+    /// `finish` after success, `abort` after failure; passes `result` on.
+    pub async fn settle<T>(self, result: Result<T, ServiceError>) -> Result<T, ServiceError> {
+        match &result {
+            Ok(_) => self.finish().await,
+            Err(_) => self.abort().await,
+        }
+        result
     }
 
     /// Failed: drop the lease and let GC remove what was written now.
@@ -155,60 +174,63 @@ impl ImageService {
     /// Unpack the layers into the overlayfs snapshotter, one committed
     /// snapshot per chain ID; layers already there are reused.
     pub async fn unpack(&self, ingest: &Ingestion, image: &ResolvedImage) -> Result<(), ServiceError> {
-        let c = ingest.containerd();
-        let diff_ids = &image.config.rootfs.diff_ids;
-        if diff_ids.len() != image.layers.len() {
-            return Err(ServiceError::InvalidParameter(format!(
-                "mismatched image rootfs and manifest layers: {} diff IDs, {} layers",
-                diff_ids.len(),
-                image.layers.len()
-            )));
-        }
-        for (i, layer) in image.layers.iter().enumerate() {
-            let chain = &image.chain_ids[i];
-            if c.snapshot_stat(SNAPSHOTTER, chain).await?.is_some() {
-                ingest.base.lease_add_resource(&ingest.lease, LeaseResource::Snapshot { snapshotter: SNAPSHOTTER, key: chain }).await?;
-                continue;
-            }
-            let parent = if i == 0 { "" } else { image.chain_ids[i - 1].as_str() };
-            let key = format!("extract-{} {chain}", uuid::Uuid::new_v4().simple());
-            let snapshot_labels = [(LABEL_SNAPSHOT_REF, chain.as_str())];
-            let mounts = c.snapshot_prepare(SNAPSHOTTER, &key, parent, &snapshot_labels).await?;
-            let applied = match c.diff_apply(layer, &mounts).await {
-                Ok(a) => a,
-                Err(e) => {
-                    let _ = c.snapshot_remove(SNAPSHOTTER, &key).await;
-                    return Err(ServiceError::Internal(format!(
-                        "failed to extract layer ({} {}): {e}",
-                        layer.media_type, layer.digest
-                    )));
-                }
-            };
-            if applied.digest != diff_ids[i] {
-                let _ = c.snapshot_remove(SNAPSHOTTER, &key).await;
-                return Err(ServiceError::InvalidParameter(format!(
-                    "wrong diff id {} calculated on extraction of {}, expected {}",
-                    applied.digest, layer.digest, diff_ids[i]
-                )));
-            }
-            match c.snapshot_commit(SNAPSHOTTER, chain, &key, &snapshot_labels).await {
-                Ok(()) => {}
-                Err(e) if e.kind() == ErrorKind::AlreadyExists => {
-                    let _ = c.snapshot_remove(SNAPSHOTTER, &key).await;
-                }
-                Err(e) => {
-                    let _ = c.snapshot_remove(SNAPSHOTTER, &key).await;
-                    return Err(e.into());
-                }
-            }
-            if layer.digest != diff_ids[i] {
-                let set = BTreeMap::from([(labels::UNCOMPRESSED.to_string(), diff_ids[i].clone())]);
-                c.content_set_labels(&layer.digest, &set).await?;
-            }
+        check_layer_count(image)?;
+        for i in 0..image.layers.len() {
+            self.unpack_layer(ingest, image, i).await?;
         }
         if let Some(top) = image.chain_ids.last() {
             let set = BTreeMap::from([(labels::gc_ref_snapshot(SNAPSHOTTER), top.clone())]);
-            c.content_set_labels(&image.config_descriptor.digest, &set).await?;
+            ingest.containerd().content_set_labels(&image.config_descriptor.digest, &set).await?;
+        }
+        Ok(())
+    }
+
+    /// Unpack layer `i` onto the snapshot of the layers below it (which
+    /// must be unpacked already); a snapshot already there is reused.
+    pub async fn unpack_layer(&self, ingest: &Ingestion, image: &ResolvedImage, i: usize) -> Result<(), ServiceError> {
+        check_layer_count(image)?;
+        let c = ingest.containerd();
+        let diff_ids = &image.config.rootfs.diff_ids;
+        let layer = &image.layers[i];
+        let chain = &image.chain_ids[i];
+        if c.snapshot_stat(SNAPSHOTTER, chain).await?.is_some() {
+            ingest.base.lease_add_resource(&ingest.lease, LeaseResource::Snapshot { snapshotter: SNAPSHOTTER, key: chain }).await?;
+            return Ok(());
+        }
+        let parent = if i == 0 { "" } else { image.chain_ids[i - 1].as_str() };
+        let key = format!("extract-{} {chain}", uuid::Uuid::new_v4().simple());
+        let snapshot_labels = [(LABEL_SNAPSHOT_REF, chain.as_str())];
+        let mounts = c.snapshot_prepare(SNAPSHOTTER, &key, parent, &snapshot_labels).await?;
+        let applied = match c.diff_apply(layer, &mounts).await {
+            Ok(a) => a,
+            Err(e) => {
+                let _ = c.snapshot_remove(SNAPSHOTTER, &key).await;
+                return Err(ServiceError::Internal(format!(
+                    "failed to extract layer ({} {}): {e}",
+                    layer.media_type, layer.digest
+                )));
+            }
+        };
+        if applied.digest != diff_ids[i] {
+            let _ = c.snapshot_remove(SNAPSHOTTER, &key).await;
+            return Err(ServiceError::InvalidParameter(format!(
+                "wrong diff id {} calculated on extraction of {}, expected {}",
+                applied.digest, layer.digest, diff_ids[i]
+            )));
+        }
+        match c.snapshot_commit(SNAPSHOTTER, chain, &key, &snapshot_labels).await {
+            Ok(()) => {}
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => {
+                let _ = c.snapshot_remove(SNAPSHOTTER, &key).await;
+            }
+            Err(e) => {
+                let _ = c.snapshot_remove(SNAPSHOTTER, &key).await;
+                return Err(e.into());
+            }
+        }
+        if layer.digest != diff_ids[i] {
+            let set = BTreeMap::from([(labels::UNCOMPRESSED.to_string(), diff_ids[i].clone())]);
+            c.content_set_labels(&layer.digest, &set).await?;
         }
         Ok(())
     }
@@ -293,6 +315,17 @@ impl ImageService {
             Err(e) => Err(e.into()),
         }
     }
+}
+
+fn check_layer_count(image: &ResolvedImage) -> Result<(), ServiceError> {
+    let diff_ids = image.config.rootfs.diff_ids.len();
+    if diff_ids != image.layers.len() {
+        return Err(ServiceError::InvalidParameter(format!(
+            "mismatched image rootfs and manifest layers: {diff_ids} diff IDs, {} layers",
+            image.layers.len()
+        )));
+    }
+    Ok(())
 }
 
 pub fn dangling_name(digest: &str) -> String {

@@ -1,0 +1,409 @@
+//! The two daemons under comparison, each in its own network namespace, and
+//! the guards that take everything down again (also on panic).
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, ensure, Context, Result};
+use compat_tests::berthd::unique_name;
+use compat_tests::{containerd, Berthd};
+
+/// Where dockerd comes from (Debian's `docker.io`).
+pub const DOCKERD: &str = "/usr/sbin/dockerd";
+
+/// `ip netns add NAME` with loopback up; `ip netns del` on drop.
+pub struct Netns {
+    name: String,
+}
+
+impl Netns {
+    pub fn create(name: &str) -> Result<Netns> {
+        run_checked(Command::new("ip").args(["netns", "add", name]))?;
+        let netns = Netns { name: name.to_owned() };
+        run_checked(Command::new("ip").args(["-n", name, "link", "set", "lo", "up"]))?;
+        Ok(netns)
+    }
+
+    /// `/var/run/netns/NAME`, for `nsenter --net=` and `setns`.
+    pub fn path(&self) -> PathBuf {
+        Path::new("/var/run/netns").join(&self.name)
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// Runs `cmd`, failing with its stderr when it fails.
+pub fn run_checked(cmd: &mut Command) -> Result<String> {
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("spawning {cmd:?}"))?;
+    ensure!(
+        out.status.success(),
+        "{cmd:?} failed ({}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Berthd,
+    Dockerd,
+}
+
+impl Kind {
+    pub fn label(self) -> &'static str {
+        match self {
+            Kind::Berthd => "berthd",
+            Kind::Dockerd => "dockerd",
+        }
+    }
+}
+
+/// The reference dockerd: temporary data-root, exec-root, socket, pidfile,
+/// containerd namespaces; no bridge, no iptables.
+struct Dockerd {
+    dir: tempfile::TempDir,
+    socket: PathBuf,
+    namespace: String,
+    plugins_namespace: String,
+    log_path: PathBuf,
+    child: Option<Child>,
+}
+
+impl Dockerd {
+    fn spawn(netns: &Netns) -> Result<Dockerd> {
+        ensure!(
+            Path::new(DOCKERD).is_file(),
+            "{DOCKERD} is missing: install Debian's docker.io (scripts/setup.sh --bench does)"
+        );
+        let dir = tempfile::Builder::new().prefix("berth-bench-dockerd-").tempdir()?;
+        let root = dir.path();
+        let namespace = unique_name("berth-bench-dockerd");
+        let plugins_namespace = format!("{namespace}-plugins");
+        let config = root.join("daemon.json");
+        std::fs::write(&config, b"{}\n")?;
+        let log_path = root.join("dockerd.log");
+        let log = std::fs::File::create(&log_path)?;
+        let socket = root.join("docker.sock");
+        let mut cmd = Command::new("nsenter");
+        cmd.arg(format!("--net={}", netns.path().display()))
+            .arg(DOCKERD)
+            .arg("--config-file")
+            .arg(&config)
+            .arg("--data-root")
+            .arg(root.join("data"))
+            .arg("--exec-root")
+            .arg(root.join("exec"))
+            .arg("--pidfile")
+            .arg(root.join("dockerd.pid"))
+            .arg("-H")
+            .arg(format!("unix://{}", socket.display()))
+            .args(["--containerd", containerd::SOCKET])
+            .args(["--containerd-namespace", &namespace])
+            .args(["--containerd-plugins-namespace", &plugins_namespace])
+            .args(["--bridge=none", "--iptables=false", "--ip6tables=false"])
+            .args(["--shutdown-timeout", "2"])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log);
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+        let child = cmd.spawn().context("spawning dockerd under nsenter")?;
+        Ok(Dockerd { dir, socket, namespace, plugins_namespace, log_path, child: Some(child) })
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    fn wait_ready(&mut self) -> Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                bail!("dockerd exited during start-up ({status}); log:\n{}", self.log());
+            }
+            if self.socket.exists() {
+                if let Ok(resp) = compat_tests::client::try_raw_request(&self.socket, "GET", "/_ping", &[], None) {
+                    if resp.status == 200 {
+                        return Ok(());
+                    }
+                }
+            }
+            ensure!(Instant::now() < deadline, "dockerd did not answer within 60s; log:\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn stop(&mut self) {
+        let Some(mut child) = self.child.take() else { return };
+        // SAFETY: signalling a child we spawned and have not reaped.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(40);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        eprintln!("dockerd did not stop within 40s; killing it");
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+impl Drop for Dockerd {
+    fn drop(&mut self) {
+        self.stop();
+        containerd::remove_namespace(&self.namespace);
+        containerd::remove_namespace(&self.plugins_namespace);
+        unmount_under(self.dir.path());
+    }
+}
+
+enum Inner {
+    Berthd(Box<Berthd>),
+    Dockerd(Dockerd),
+}
+
+/// One daemon under test. Field order is drop order: daemon, then its
+/// network namespace, then the client config.
+pub struct Daemon {
+    inner: Inner,
+    _sweep: NamespaceSweep,
+    netns: Netns,
+    client_config: tempfile::TempDir,
+    pub kind: Kind,
+    pub socket: PathBuf,
+    pub pid: u32,
+    /// Wall time from spawn to the first 200 on `/_ping`.
+    pub startup: Duration,
+}
+
+impl Daemon {
+    pub fn start(kind: Kind) -> Result<Daemon> {
+        let netns = Netns::create(&unique_name(&format!("berth-bench-{}", kind.label())))?;
+        let client_config = tempfile::Builder::new().prefix("berth-bench-cli-").tempdir()?;
+        let started = Instant::now();
+        let (inner, socket, pid, namespaces) = match kind {
+            Kind::Berthd => {
+                let nsenter = format!("--net={}", netns.path().display());
+                let berthd = Berthd::builder().wrapped_in(["nsenter", nsenter.as_str()]).start();
+                let pid = berthd.pid().context("berthd has no pid")?;
+                let socket = berthd.socket.clone();
+                let namespaces = vec![berthd.namespace.clone()];
+                (Inner::Berthd(Box::new(berthd)), socket, pid, namespaces)
+            }
+            Kind::Dockerd => {
+                let mut dockerd = Dockerd::spawn(&netns)?;
+                dockerd.wait_ready()?;
+                let pid = dockerd.child.as_ref().map(Child::id).context("dockerd has no pid")?;
+                let socket = dockerd.socket.clone();
+                let namespaces = vec![dockerd.namespace.clone(), dockerd.plugins_namespace.clone()];
+                (Inner::Dockerd(dockerd), socket, pid, namespaces)
+            }
+        };
+        let startup = started.elapsed();
+        Ok(Daemon { inner, _sweep: NamespaceSweep(namespaces), netns, client_config, kind, socket, pid, startup })
+    }
+
+    pub fn label(&self) -> &'static str {
+        self.kind.label()
+    }
+
+    pub fn netns_path(&self) -> PathBuf {
+        self.netns.path()
+    }
+
+    pub fn host(&self) -> String {
+        format!("unix://{}", self.socket.display())
+    }
+
+    pub fn log(&self) -> String {
+        match &self.inner {
+            Inner::Berthd(b) => b.log(),
+            Inner::Dockerd(d) => d.log(),
+        }
+    }
+
+    /// The stock CLI bound to this daemon, with an isolated client config.
+    pub fn docker_command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(compat_tests::cli::docker_binary());
+        cmd.args(args)
+            .env("DOCKER_HOST", self.host())
+            .env("DOCKER_CONFIG", self.client_config.path())
+            .env_remove("DOCKER_CONTEXT")
+            .env_remove("DOCKER_API_VERSION")
+            .env_remove("DOCKER_TLS_VERIFY")
+            .env_remove("DOCKER_CERT_PATH");
+        cmd
+    }
+
+    /// `docker ARGS`; stdout on success, the error with stderr otherwise.
+    pub fn docker(&self, args: &[&str]) -> Result<String> {
+        let out = self.docker_command(args).stdin(Stdio::null()).output()?;
+        ensure!(
+            out.status.success(),
+            "docker {} on {} failed ({}): {}",
+            args.join(" "),
+            self.label(),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// `docker ARGS` with stdout thrown away (saves, big listings).
+    pub fn docker_discard(&self, args: &[&str]) -> Result<()> {
+        let mut cmd = self.docker_command(args);
+        cmd.stdout(Stdio::null());
+        let out = cmd.stdin(Stdio::null()).stderr(Stdio::piped()).output()?;
+        ensure!(
+            out.status.success(),
+            "docker {} on {} failed ({}): {}",
+            args.join(" "),
+            self.label(),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+        Ok(())
+    }
+
+    /// `docker ARGS < file`.
+    pub fn docker_stdin_file(&self, args: &[&str], file: &Path) -> Result<()> {
+        let mut cmd = self.docker_command(args);
+        let input = std::fs::File::open(file)?;
+        let out = cmd.stdin(input).stdout(Stdio::null()).stderr(Stdio::piped()).output()?;
+        ensure!(
+            out.status.success(),
+            "docker {} on {} failed ({}): {}",
+            args.join(" "),
+            self.label(),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+        Ok(())
+    }
+
+    pub fn client(&self) -> bollard::Docker {
+        compat_tests::client::connect(&self.socket)
+    }
+
+    /// VmRSS in KiB.
+    pub fn rss_kib(&self) -> Result<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid))?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .context("no VmRSS in /proc/PID/status")
+    }
+
+    /// utime + stime of the daemon process (all threads), in ms.
+    pub fn cpu_ms(&self) -> Result<f64> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid))?;
+        // Fields after the command name, which is in parentheses and may hold spaces.
+        let rest = stat.rsplit_once(')').map(|(_, r)| r).context("bad /proc/PID/stat")?;
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        // rest[0] is field 3 (state); utime is field 14, stime 15.
+        let utime: f64 = fields.get(11).context("no utime")?.parse()?;
+        let stime: f64 = fields.get(12).context("no stime")?.parse()?;
+        // SAFETY: sysconf has no preconditions.
+        let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+        Ok((utime + stime) * 1000.0 / ticks)
+    }
+
+    /// Checks the daemon is still alive (a crash under load is a finding).
+    pub fn ensure_alive(&self) -> Result<()> {
+        ensure!(
+            Path::new(&format!("/proc/{}", self.pid)).exists(),
+            "{} (pid {}) is gone; log tail:\n{}",
+            self.label(),
+            self.pid,
+            tail(&self.log(), 30)
+        );
+        Ok(())
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Inner::Berthd(b) = &mut self.inner {
+            b.stop();
+            unmount_under(b.dir());
+        }
+    }
+}
+
+/// Makes sure the daemon's containerd namespaces are gone: containerd
+/// refuses to remove a namespace while its GC still holds objects in it, so
+/// the daemon guards' one attempt can fail; retry for a few seconds.
+struct NamespaceSweep(Vec<String>);
+
+impl Drop for NamespaceSweep {
+    fn drop(&mut self) {
+        for namespace in &self.0 {
+            for _ in 0..20 {
+                let listed = Command::new("ctr")
+                    .args(["--address", containerd::SOCKET, "namespaces", "ls", "-q"])
+                    .output()
+                    .map(|o| String::from_utf8_lossy(&o.stdout).lines().any(|l| l == namespace))
+                    .unwrap_or(false);
+                if !listed {
+                    break;
+                }
+                containerd::remove_namespace(namespace);
+                std::thread::sleep(Duration::from_millis(250));
+            }
+        }
+    }
+}
+
+pub fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// Lazily unmounts whatever a daemon left mounted under `dir`, deepest
+/// first, so the temp dir can be removed.
+fn unmount_under(dir: &Path) {
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else { return };
+    let prefix = dir.display().to_string();
+    let mut points: Vec<&str> = info
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|p| p.starts_with(&prefix))
+        .collect();
+    points.sort_by_key(|p| std::cmp::Reverse(p.len()));
+    for point in points {
+        let _ = Command::new("umount").args(["-l", point]).stderr(Stdio::null()).status();
+    }
+}
+
+/// Runs `f` on a fresh thread that has joined the network namespace at
+/// `netns` (children it spawns are born there too).
+pub fn in_netns<T: Send + 'static>(
+    netns: &Path,
+    f: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    let file = std::fs::File::open(netns).with_context(|| format!("opening {}", netns.display()))?;
+    std::thread::spawn(move || {
+        use std::os::fd::AsRawFd;
+        // SAFETY: setns on a valid fd affects only this thread.
+        let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+        ensure!(rc == 0, "setns: {}", std::io::Error::last_os_error());
+        f()
+    })
+    .join()
+    .map_err(|_| anyhow::anyhow!("netns thread panicked"))?
+}

@@ -1,0 +1,87 @@
+//! Streams through the stock CLI: attach with stdin, logs, exec.
+
+use compat_tests::Berthd;
+
+#[test]
+fn piped_stdin_reaches_the_container_and_all_output_comes_back() {
+    let daemon = Berthd::start_with_busybox();
+    let input: String = (0..2000).map(|i| format!("line {i}\n")).collect();
+    let out = daemon.docker_stdin(&["run", "-i", "--rm", "busybox", "cat"], input.as_bytes()).success();
+    assert_eq!(out.stdout, input);
+}
+
+#[test]
+fn logs_show_both_streams_tail_and_timestamps() {
+    let daemon = Berthd::start_with_busybox();
+    daemon
+        .docker(&["run", "--name", "talker", "busybox", "sh", "-c", "echo one; echo two >&2; echo three"])
+        .success();
+    let out = daemon.docker(&["logs", "talker"]).success();
+    assert_eq!(out.stdout, "one\nthree\n");
+    assert_eq!(out.stderr, "two\n");
+    // stdout and stderr are copied concurrently, so which line is last in
+    // the log is not fixed; --tail counts lines of both streams.
+    let tail = daemon.docker(&["logs", "--tail", "1", "talker"]).success();
+    assert_eq!(tail.stdout.lines().count() + tail.stderr.lines().count(), 1, "{tail:?}");
+    let only_out = daemon.docker(&["logs", "--tail", "all", "talker"]).success();
+    assert_eq!(only_out.stdout, "one\nthree\n");
+    let stamped = daemon.docker(&["logs", "-t", "talker"]).success();
+    let first = stamped.stdout.lines().next().unwrap();
+    let (time, text) = first.split_once(' ').unwrap();
+    assert_eq!(text, "one");
+    assert!(time.ends_with('Z') && time.contains('T'), "{time}");
+}
+
+#[test]
+fn logs_follow_ends_when_the_container_exits() {
+    let daemon = Berthd::start_with_busybox();
+    daemon
+        .docker(&["run", "-d", "--name", "counter", "busybox", "sh", "-c", "for i in 1 2 3 4 5; do echo $i; sleep 0.2; done"])
+        .success();
+    let out = daemon.docker(&["logs", "-f", "counter"]).success();
+    assert_eq!(out.stdout, "1\n2\n3\n4\n5\n");
+}
+
+#[test]
+fn logs_need_a_stream_and_a_container() {
+    let daemon = Berthd::start_with_busybox();
+    let out = daemon.docker(&["logs", "nosuch"]).failure();
+    assert!(out.stderr.contains("No such container: nosuch"), "{}", out.stderr);
+}
+
+#[test]
+fn exec_runs_in_the_container_with_exit_codes() {
+    let daemon = Berthd::start_with_busybox();
+    daemon.docker(&["run", "-d", "--name", "host", "-e", "GREETING=hello", "busybox", "sleep", "300"]).success();
+    let out = daemon.docker(&["exec", "host", "sh", "-c", "echo $GREETING; hostname"]).success();
+    let mut lines = out.stdout.lines();
+    assert_eq!(lines.next(), Some("hello"));
+    assert_eq!(lines.next().map(str::len), Some(12));
+    let code = daemon.docker(&["exec", "host", "sh", "-c", "echo err >&2; exit 3"]);
+    assert_eq!(code.code, 3);
+    assert_eq!(code.stderr, "err\n");
+    let env = daemon.docker(&["exec", "-e", "GREETING=bye", "-w", "/tmp", "host", "sh", "-c", "echo $GREETING $PWD"]).success();
+    assert_eq!(env.stdout, "bye /tmp\n");
+    let piped = daemon.docker_stdin(&["exec", "-i", "host", "cat"], b"through exec\n").success();
+    assert_eq!(piped.stdout, "through exec\n");
+    let missing = daemon.docker(&["exec", "host", "nosuchcommand"]);
+    assert_eq!(missing.code, 127, "{missing:?}");
+    let detached = daemon.docker(&["exec", "-d", "host", "touch", "/tmp/made-by-exec"]).success();
+    assert_eq!(detached.stdout, "");
+    let mut made = false;
+    for _ in 0..100 {
+        if daemon.docker(&["exec", "host", "test", "-f", "/tmp/made-by-exec"]).code == 0 {
+            made = true;
+            break;
+        }
+    }
+    assert!(made, "detached exec did not run");
+}
+
+#[test]
+fn exec_in_a_stopped_container_is_refused() {
+    let daemon = Berthd::start_with_busybox();
+    daemon.docker(&["create", "--name", "idle", "busybox", "true"]).success();
+    let out = daemon.docker(&["exec", "idle", "true"]).failure();
+    assert!(out.stderr.contains("is not running"), "{}", out.stderr);
+}

@@ -1,0 +1,248 @@
+//! `docker exec`: extra processes in a running container, with their own
+//! stdio and exit codes.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use api_types::exec::{ExecCreateRequest, ExecInspect, ProcessConfig};
+use tokio::sync::{watch, Mutex};
+
+use super::io::ContainerIo;
+use super::record::Status;
+use super::{user, AttachStreams, ContainerService};
+use crate::backends::containerd::TaskIo;
+use crate::backends::oci_spec::{self, NetworkNamespace, SpecInput};
+use crate::services::ServiceError;
+
+/// One exec instance.
+pub struct Exec {
+    id: String,
+    container_id: String,
+    request: ExecCreateRequest,
+    state: Mutex<ExecState>,
+    io: Arc<ContainerIo>,
+    /// Flips to true once the exit code is recorded.
+    exited: watch::Sender<bool>,
+}
+
+#[derive(Default)]
+struct ExecState {
+    started: bool,
+    running: bool,
+    pid: u32,
+    exit_code: Option<i64>,
+}
+
+#[derive(Default)]
+pub struct ExecRegistry {
+    by_id: RwLock<HashMap<String, Arc<Exec>>>,
+}
+
+/// What the HTTP layer needs to run `exec start`.
+pub struct ExecStreams {
+    pub attach: AttachStreams,
+    /// The process could not start: dockerd reports this inside the stream
+    /// (the exit code, 126/127, is already recorded).
+    pub start_error: Option<String>,
+    /// Resolves once the exit code is recorded, so a client that inspects
+    /// right after the stream ends sees it.
+    pub exited: watch::Receiver<bool>,
+}
+
+fn no_such_exec(id: &str) -> ServiceError {
+    ServiceError::NotFound(format!("No such exec instance: {id}"))
+}
+
+impl ContainerService {
+    fn exec_lookup(&self, id: &str) -> Result<Arc<Exec>, ServiceError> {
+        self.execs.by_id.read().unwrap_or_else(|e| e.into_inner()).get(id).cloned().ok_or_else(|| no_such_exec(id))
+    }
+
+    pub async fn exec_create(&self, container: &str, request: ExecCreateRequest) -> Result<String, ServiceError> {
+        let entry = self.lookup(container)?;
+        let record = entry.record.lock().await;
+        match record.state.status {
+            Status::Running => {}
+            Status::Paused => {
+                return Err(ServiceError::Conflict(format!(
+                    "Container {} is paused, unpause the container before exec",
+                    record.id
+                )))
+            }
+            _ => return Err(ServiceError::Conflict(format!("Container {} is not running", record.id))),
+        }
+        if request.cmd.as_ref().is_none_or(|c| c.is_empty()) {
+            return Err(ServiceError::InvalidParameter("No exec command specified".into()));
+        }
+        let id = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
+        let exec = Arc::new(Exec {
+            id: id.clone(),
+            container_id: record.id.clone(),
+            request,
+            state: Mutex::default(),
+            io: Arc::default(),
+            exited: watch::channel(false).0,
+        });
+        self.execs.by_id.write().unwrap_or_else(|e| e.into_inner()).insert(id.clone(), exec);
+        Ok(id)
+    }
+
+    pub async fn exec_start(&self, id: &str) -> Result<ExecStreams, ServiceError> {
+        let exec = self.exec_lookup(id)?;
+        let mut state = exec.state.lock().await;
+        if state.started {
+            return Err(ServiceError::Conflict(format!("Error: Exec command {id} is already running")));
+        }
+        let entry = self.lookup(&exec.container_id)?;
+        let record = entry.record.lock().await.clone();
+        if record.state.status != Status::Running {
+            return Err(ServiceError::Conflict(format!("Container {} is not running", record.id)));
+        }
+        let req = &exec.request;
+        let mounts = self.containerd.rootfs_mounts(&record.id).await?;
+        let user_name = if req.user.is_empty() { record.config.user.as_str() } else { req.user.as_str() };
+        let process_user = user::resolve(user_name, &[], &user::RootfsFiles::new(&mounts))?;
+        let mut host_config = record.host_config.clone();
+        host_config.privileged |= req.privileged;
+        let mut config = record.config.clone();
+        config.tty = req.tty;
+        if !req.working_dir.is_empty() {
+            config.working_dir = req.working_dir.clone();
+        }
+        let mut env = record.config.env.clone().unwrap_or_default();
+        for var in req.env.iter().flatten() {
+            let key = var.split('=').next().unwrap_or_default();
+            env.retain(|e| e.split('=').next() != Some(key));
+            env.push(var.clone());
+        }
+        let spec = oci_spec::generate(&SpecInput {
+            id: &record.id,
+            config: &config,
+            host_config: &host_config,
+            args: req.cmd.clone().unwrap_or_default(),
+            env,
+            user: process_user,
+            hostname: record.config.hostname.clone(),
+            etc_files: None,
+            network: NetworkNamespace::New,
+            cgroups_path: String::new(),
+        })
+        .map_err(|e| ServiceError::InvalidParameter(e.to_string()))?;
+        let prefix = format!("exec-{}", &exec.id[..12]);
+        let fifos = exec
+            .io
+            .wire(&self.fifo_dir(&record.id), &prefix, req.tty, req.attach_stdin, None)
+            .await
+            .map_err(|e| ServiceError::Internal(format!("setting up exec stdio: {e}")))?;
+        let attach = AttachStreams {
+            tty: req.tty,
+            output: exec.io.subscribe(),
+            stdin: req.attach_stdin.then(|| exec.io.clone()),
+            stdin_once: true,
+            want_stdout: req.attach_stdout,
+            want_stderr: req.attach_stderr,
+        };
+        let io = TaskIo {
+            stdin: fifos.stdin.as_deref(),
+            stdout: Some(&fifos.stdout),
+            stderr: fifos.stderr.as_deref(),
+            terminal: req.tty,
+        };
+        if req.attach_stdin {
+            exec.io.set_stdin_owner(self.containerd.clone(), &record.id, &exec.id).await;
+        }
+        let started = match self.containerd.exec_create(&record.id, &exec.id, &spec["process"], io).await {
+            Ok(()) => self.containerd.exec_start(&record.id, &exec.id).await,
+            Err(e) => Err(e),
+        };
+        state.started = true;
+        match started {
+            Ok(pid) => {
+                exec.io.stdin_ready();
+                state.running = true;
+                state.pid = pid;
+                Ok(ExecStreams { attach, start_error: None, exited: exec.exited.subscribe() })
+            }
+            Err(e) => {
+                exec.io.abandon(&fifos);
+                let _ = self.containerd.exec_delete(&record.id, &exec.id).await;
+                let message = e.message.clone();
+                let code = if message.contains("executable file not found") || message.contains("no such file") {
+                    127
+                } else if message.contains("permission denied") {
+                    126
+                } else {
+                    1
+                };
+                state.exit_code = Some(code);
+                exec.exited.send_replace(true);
+                Ok(ExecStreams {
+                    attach,
+                    start_error: Some(format!("OCI runtime exec failed: {message}")),
+                    exited: exec.exited.subscribe(),
+                })
+            }
+        }
+    }
+
+    /// An exec's process ended (from containerd's event stream).
+    pub(super) async fn exec_exited(&self, container_id: &str, exec_id: &str, exit_status: u32) {
+        let Ok(exec) = self.exec_lookup(exec_id) else { return };
+        let _ = self.containerd.exec_delete(container_id, exec_id).await;
+        let mut state = exec.state.lock().await;
+        state.running = false;
+        state.exit_code = Some(i64::from(exit_status));
+        exec.exited.send_replace(true);
+        let prefix = format!("exec-{}", &exec_id[..12.min(exec_id.len())]);
+        for suffix in ["stdin", "stdout", "stderr"] {
+            let _ = std::fs::remove_file(self.fifo_dir(container_id).join(format!("{prefix}-{suffix}")));
+        }
+    }
+
+    pub async fn exec_inspect(&self, id: &str) -> Result<ExecInspect, ServiceError> {
+        let exec = self.exec_lookup(id)?;
+        let state = exec.state.lock().await;
+        let req = &exec.request;
+        let mut cmd = req.cmd.clone().unwrap_or_default();
+        let entrypoint = if cmd.is_empty() { String::new() } else { cmd.remove(0) };
+        Ok(ExecInspect {
+            id: exec.id.clone(),
+            running: state.running,
+            exit_code: state.exit_code,
+            process_config: ProcessConfig {
+                privileged: req.privileged,
+                user: req.user.clone(),
+                tty: req.tty,
+                entrypoint,
+                arguments: cmd,
+            },
+            open_stdin: req.attach_stdin,
+            open_stderr: req.attach_stderr,
+            open_stdout: req.attach_stdout,
+            can_remove: !state.running,
+            container_id: exec.container_id.clone(),
+            detach_keys: req.detach_keys.clone().unwrap_or_default(),
+            pid: i64::from(state.pid),
+        })
+    }
+
+    pub async fn exec_resize(&self, id: &str, height: u32, width: u32) -> Result<(), ServiceError> {
+        let exec = self.exec_lookup(id)?;
+        if !exec.state.lock().await.running {
+            return Err(ServiceError::Conflict(format!("exec {id} is not running")));
+        }
+        self.containerd.resize_pty(&exec.container_id, &exec.id, width, height).await?;
+        Ok(())
+    }
+
+    /// Resize the container's own TTY.
+    pub async fn resize(&self, name: &str, height: u32, width: u32) -> Result<(), ServiceError> {
+        let entry = self.lookup(name)?;
+        let record = entry.record.lock().await;
+        if !record.state.status.is_live() {
+            return Err(ServiceError::Conflict(format!("Container {} is not running", record.id)));
+        }
+        self.containerd.resize_pty(&record.id, "", width, height).await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,33 @@
+//! `docker rename`: move a container to a new, free name.
+
+use super::{naming, ContainerService};
+use crate::services::ServiceError;
+
+impl ContainerService {
+    pub async fn rename(&self, name: &str, new_name: &str) -> Result<(), ServiceError> {
+        if new_name.trim_start_matches('/').is_empty() {
+            return Err(ServiceError::InvalidParameter("Neither old nor new names may be empty".into()));
+        }
+        let new_name = naming::validate(new_name)?;
+        let entry = self.lookup(name)?;
+        let mut record = entry.record.lock().await;
+        if record.name == new_name {
+            return Err(ServiceError::InvalidParameter(
+                "Renaming a container with the same name as its current name".into(),
+            ));
+        }
+        let mut reg = self.registry.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(holder) = reg.names.get(&new_name) {
+            return Err(super::create::name_conflict(&new_name, holder));
+        }
+        let old_name = std::mem::replace(&mut record.name, new_name.clone());
+        if let Err(e) = self.save(&record) {
+            record.name = old_name;
+            return Err(e);
+        }
+        reg.names.remove(&old_name);
+        reg.names.insert(new_name, record.id.clone());
+        tracing::info!(container.id = %record.id, "container renamed");
+        Ok(())
+    }
+}

@@ -1,0 +1,94 @@
+//! `docker update`: change a container's restart policy and resource
+//! limits, on its running task at once and for its later runs.
+
+use api_types::container::{ContainerUpdateRequest, ContainerUpdateResponse, HostConfig};
+
+use super::ContainerService;
+use crate::backends::oci_spec::linux_resources;
+use crate::services::ServiceError;
+
+impl ContainerService {
+    pub async fn update(&self, name: &str, req: ContainerUpdateRequest) -> Result<ContainerUpdateResponse, ServiceError> {
+        let entry = self.lookup(name)?;
+        let mut record = entry.record.lock().await;
+        let mut hc = record.host_config.clone();
+        let resources_changed = apply(&mut hc, &req)?;
+        if let Some(policy) = req.restart_policy.filter(|p| !p.name.is_empty()) {
+            if hc.auto_remove && policy.name != "no" {
+                return Err(ServiceError::InvalidParameter(
+                    "Restart policy cannot be updated because AutoRemove is enabled for the container".into(),
+                ));
+            }
+            hc.restart_policy = policy;
+            super::create::validate_host_config(&hc)?;
+        }
+        if resources_changed {
+            let resources = linux_resources(&hc);
+            if record.state.status.is_live() && record.state.status != super::Status::Restarting {
+                let mut live = resources.clone();
+                if let Some(r) = live.as_object_mut() {
+                    r.remove("devices");
+                }
+                self.containerd.task_update(&record.id, &live).await.map_err(|e| {
+                    ServiceError::Internal(format!("Cannot update container {}: {}", record.id, e.message))
+                })?;
+            }
+            self.containerd.container_set_resources(&record.id, &resources).await?;
+        }
+        record.host_config = hc;
+        self.save(&record)?;
+        Ok(ContainerUpdateResponse { warnings: vec![] })
+    }
+}
+
+/// Copy the resources the request sets (non-zero) into the host config;
+/// true when any was set.
+fn apply(hc: &mut HostConfig, req: &ContainerUpdateRequest) -> Result<bool, ServiceError> {
+    if req.memory > 0 && req.memory < 6 * 1024 * 1024 {
+        return Err(ServiceError::InvalidParameter("Minimum memory limit allowed is 6MB".into()));
+    }
+    let memory = if req.memory > 0 { req.memory } else { hc.memory };
+    if req.memory_swap > 0 && memory > 0 && req.memory_swap < memory {
+        return Err(ServiceError::InvalidParameter(
+            "Minimum memoryswap limit should be larger than memory limit, see usage".into(),
+        ));
+    }
+    let mut changed = false;
+    let mut set = |field: &mut i64, value: i64| {
+        if value != 0 {
+            *field = value;
+            changed = true;
+        }
+    };
+    set(&mut hc.memory, req.memory);
+    set(&mut hc.memory_swap, req.memory_swap);
+    set(&mut hc.nano_cpus, req.nano_cpus);
+    set(&mut hc.cpu_shares, req.cpu_shares);
+    for (key, value) in [("MemoryReservation", req.memory_reservation), ("CpuPeriod", req.cpu_period), ("CpuQuota", req.cpu_quota)] {
+        if value != 0 {
+            hc.other.insert(key.into(), value.into());
+            changed = true;
+        }
+    }
+    if let Some(limit) = req.pids_limit.filter(|l| *l != 0) {
+        hc.pids_limit = Some(limit);
+        changed = true;
+    }
+    Ok(changed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zero_fields_leave_values_alone() {
+        let mut hc = HostConfig { memory: 64 << 20, cpu_shares: 512, ..Default::default() };
+        let req = ContainerUpdateRequest { pids_limit: Some(20), ..Default::default() };
+        assert!(apply(&mut hc, &req).unwrap());
+        assert_eq!((hc.memory, hc.cpu_shares, hc.pids_limit), (64 << 20, 512, Some(20)));
+        assert!(!apply(&mut hc, &ContainerUpdateRequest::default()).unwrap());
+        let too_small = ContainerUpdateRequest { memory: 1024, ..Default::default() };
+        assert!(apply(&mut hc, &too_small).is_err());
+    }
+}

@@ -540,3 +540,11 @@ fn fifty_concurrent_runs_and_twenty_racing_creates() {
     }
     assert_eq!(daemon.docker(&["ps", "-aq", "--filter", "name=contested"]).success().stdout.lines().count(), 1);
 }
+
+#[test]
+fn run_by_short_image_id() {
+    let daemon = Berthd::start_with_busybox();
+    let id = daemon.docker(&["images", "-q", "busybox"]).success().stdout;
+    let out = daemon.docker(&["run", "--rm", id.trim(), "echo", "by id"]).success();
+    assert_eq!(out.stdout, "by id\n");
+}

@@ -87,7 +87,7 @@ async fn serve_until_signal(
     if let Err(e) = images.reconcile().await {
         tracing::warn!(error = %e, "could not drop leases left by interrupted image ingestions");
     }
-    let containers = ContainerService::load(containerd.clone(), config.data_root.clone(), config.exec_root.clone())
+    let containers = ContainerService::load(containerd.clone(), images.clone(), config.data_root.clone(), config.exec_root.clone())
         .await
         .context("loading containers")?;
     let services = Services {

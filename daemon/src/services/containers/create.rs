@@ -31,7 +31,7 @@ impl ContainerService {
             return Err(ServiceError::InvalidParameter("config cannot be empty in order to create a container".into()));
         }
         validate_host_config(&host_config)?;
-        let image = image::resolve(&self.containerd, &config.image).await?;
+        let image = image::resolve(&self.images, &config.image).await?;
         let config = merge_image_config(config, &image.config);
         let (path, args) = entrypoint_and_args(&config)?;
         let id = new_id();

@@ -34,6 +34,7 @@ use tokio::sync::{watch, Mutex};
 
 use crate::backends::containerd::Containerd;
 use crate::backends::store::containers::ContainerStore;
+use crate::services::images::ImageService;
 use crate::services::ServiceError;
 
 pub use attach::{AttachOptions, AttachStreams};
@@ -88,6 +89,7 @@ pub struct ContainerService {
     containerd: Containerd,
     store: ContainerStore,
     exec_root: PathBuf,
+    images: Arc<ImageService>,
     registry: RwLock<Registry>,
     execs: exec::ExecRegistry,
     /// Set when the daemon stops: exits no longer trigger restarts.
@@ -101,11 +103,16 @@ pub fn no_such_container(name: &str) -> ServiceError {
 impl ContainerService {
     /// Load stored containers, reconcile them with containerd, and start
     /// listening for task exits.
-    pub async fn load(containerd: Containerd, data_root: PathBuf, exec_root: PathBuf) -> Result<Arc<Self>, ServiceError> {
+    pub async fn load(
+        containerd: Containerd,
+        images: Arc<ImageService>,
+        data_root: PathBuf,
+        exec_root: PathBuf,
+    ) -> Result<Arc<Self>, ServiceError> {
         let store = ContainerStore::new(&data_root);
         let records: Vec<Container> =
             store.load_all().map_err(|e| ServiceError::Internal(format!("loading containers: {e}")))?;
-        let service = Arc::new(Self { containerd, store, exec_root, registry: RwLock::default(), execs: Default::default(), shutting_down: AtomicBool::new(false) });
+        let service = Arc::new(Self { containerd, images, store, exec_root, registry: RwLock::default(), execs: Default::default(), shutting_down: AtomicBool::new(false) });
         {
             let mut reg = service.registry.write().unwrap_or_else(|e| e.into_inner());
             for record in records {

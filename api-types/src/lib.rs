@@ -3,9 +3,12 @@
 
 pub mod common;
 pub mod container;
+pub mod events;
 pub mod exec;
 pub mod filters;
 pub mod image;
+pub mod network;
 pub mod reference;
 pub mod system;
 pub mod version;
+pub mod volume;

@@ -201,13 +201,14 @@ fn always_shows_restarting_backs_off_and_stops_for_good_on_stop() {
     let daemon = Berthd::start_with_busybox();
     daemon.docker(&["run", "-d", "--name", "bouncy", "--restart", "always", "busybox", "sh", "-c", "exit 2"]).success();
     // After a few exits the backoff is long enough to see the state.
-    let status = eventually(20, "Restarting in ps", || {
+    // ps and inspect are two requests: the restart may land between them, so
+    // poll until both saw the same backoff window.
+    let status = eventually(20, "Restarting in ps and inspect", || {
         let ps = daemon.docker(&["ps", "--format", "{{.Names}} {{.Status}}"]).success().stdout;
-        ps.starts_with("bouncy Restarting (2)").then_some(ps)
+        let state = inspect(&daemon, "{{.State.Status}} {{.State.Restarting}} {{.State.Running}} {{.State.Pid}}", "bouncy");
+        (ps.starts_with("bouncy Restarting (2)") && state == "restarting true true 0").then_some(ps)
     });
     assert!(status.contains("ago"), "{status}");
-    let state = inspect(&daemon, "{{.State.Status}} {{.State.Restarting}} {{.State.Running}} {{.State.Pid}}", "bouncy");
-    assert_eq!(state, "restarting true true 0");
     let count: i64 = inspect(&daemon, "{{.RestartCount}}", "bouncy").parse().unwrap();
     assert!(count >= 1, "{count}");
     let rm = daemon.docker(&["rm", "bouncy"]).failure();

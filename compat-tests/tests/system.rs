@@ -750,26 +750,68 @@ fn wrong_method_on_a_known_path_is_page_not_found() {
     }
 }
 
-/// Volumes arrive with issue 7; until then they are the example of an
-/// endpoint that answers "not implemented" rather than a fake success.
+/// `top` arrives with issue 9; until then it is the example of an endpoint
+/// that answers "not implemented" rather than a fake success.
 #[test]
 fn endpoint_not_built_yet_answers_501_naming_the_operation() {
     let daemon = Berthd::start();
-    let resp = daemon.request("GET", "/volumes", None);
+    let resp = daemon.request("GET", "/containers/anything/top", None);
     assert_eq!(resp.status, 501, "{}", resp.text());
     assert_eq!(resp.header("Content-Type"), Some("application/json"));
     let message = resp.json()["message"].as_str().unwrap().to_string();
     assert!(
-        message.contains("GET /volumes") && message.contains("not implemented"),
+        message.contains("GET /containers/{id}/top") && message.contains("not implemented"),
         "{message}"
     );
 
-    let out = daemon.docker(&["volume", "ls"]).failure();
+    let out = daemon.docker(&["top", "anything"]).failure();
     assert_eq!(
         out.stderr.trim_end(),
         format!("Error response from daemon: {message}")
     );
     assert_eq!(out.stdout, "");
+}
+
+#[test]
+fn malformed_and_oversize_json_bodies_are_bad_requests() {
+    let daemon = Berthd::start();
+    let resp = daemon.request("POST", "/containers/create", Some(b"{bad"));
+    assert_eq!(resp.status, 400, "{}", resp.text());
+    let message = resp.json()["message"].as_str().unwrap().to_string();
+    assert!(message.starts_with("invalid JSON:"), "{message}");
+
+    let resp = daemon.request("POST", "/containers/create", Some(b""));
+    assert_eq!(resp.status, 400, "{}", resp.text());
+
+    // A body over the limit: the server stops reading at the limit and
+    // answers 400, so the writer may see a broken pipe; read the answer on
+    // this thread while another writes.
+    let mut conn = UnixStream::connect(&daemon.socket).unwrap();
+    let mut writer = conn.try_clone().unwrap();
+    let size = 17 * 1024 * 1024;
+    let head = format!(
+        "POST /containers/create HTTP/1.1\r\nHost: docker\r\nContent-Type: application/json\r\n\
+         Content-Length: {size}\r\nConnection: close\r\n\r\n"
+    );
+    let sender = std::thread::spawn(move || {
+        let _ = writer.write_all(head.as_bytes());
+        let chunk = vec![b' '; 1024 * 1024];
+        for _ in 0..17 {
+            if writer.write_all(&chunk).is_err() {
+                return;
+            }
+        }
+    });
+    conn.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let mut raw = Vec::new();
+    let _ = conn.read_to_end(&mut raw);
+    let _ = sender.join();
+    let answer = String::from_utf8_lossy(&raw).into_owned();
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(answer.contains("larger than"), "{answer}");
+
+    // Nothing was created by any of these.
+    assert_eq!(daemon.docker(&["ps", "-aq"]).success().stdout, "");
 }
 
 #[test]

@@ -16,6 +16,9 @@ use crate::config::{Config, DEFAULT_CONTAINERD_SOCKET};
 use crate::pidfile::PidFile;
 use crate::server::{self, listeners};
 use crate::services::containers::ContainerService;
+use crate::services::events::EventBus;
+use crate::services::networks::NetworkService;
+use crate::services::volumes::VolumeService;
 use crate::services::{images::ImageService, system::SystemService, Services};
 
 /// Load the TLS material now so that `--validate` and start-up report a bad
@@ -79,7 +82,8 @@ async fn serve_until_signal(
     let engine_id = store::engine_id(&config.data_root)
         .with_context(|| format!("reading engine ID under {}", config.data_root.display()))?;
     let config = Arc::new(config.clone());
-    let images = Arc::new(ImageService::new(containerd.clone()).with_registry(
+    let events = EventBus::new();
+    let images = Arc::new(ImageService::new(containerd.clone()).with_events(events.clone()).with_registry(
         registry,
         config.max_concurrent_downloads,
         config.max_concurrent_uploads,
@@ -87,13 +91,20 @@ async fn serve_until_signal(
     if let Err(e) = images.reconcile().await {
         tracing::warn!(error = %e, "could not drop leases left by interrupted image ingestions");
     }
-    let containers = ContainerService::load(containerd.clone(), images.clone(), config.data_root.clone(), config.exec_root.clone())
+    let volumes = Arc::new(VolumeService::load(&config.data_root).context("loading volumes")?);
+    let networks = Arc::new(
+        NetworkService::load(config.data_root.clone(), config.exec_root.clone()).await.context("loading networks")?,
+    );
+    let containers = ContainerService::load(containerd.clone(), images.clone(), config.data_root.clone(), config.exec_root.clone(), events.clone(), volumes.clone(), networks.clone())
         .await
         .context("loading containers")?;
     let services = Services {
-        system: Arc::new(SystemService::new(config.clone(), containerd.clone(), engine_id).with_images(images.clone())),
+        system: Arc::new(SystemService::new(config.clone(), containerd.clone(), engine_id).with_images(images.clone()).with_volumes(volumes.clone())),
         images,
         containers: containers.clone(),
+        networks,
+        volumes,
+        events,
     };
     let app = server::router::build(services);
     let bound = listeners::bind_all(&config).await.context("failed to load listeners")?;

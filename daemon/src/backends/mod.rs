@@ -3,6 +3,7 @@
 pub mod containerd;
 pub mod host;
 pub mod logging;
+pub mod network;
 pub mod oci_spec;
 pub mod registry;
 pub mod store;

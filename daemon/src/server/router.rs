@@ -9,7 +9,7 @@ use axum::routing::{delete, get, on, post, MethodFilter};
 use axum::Router;
 
 use super::error::ApiError;
-use super::routes::{auth, containers, exec, images, swarm, system, unimplemented::not_implemented_yet};
+use super::routes::{auth, containers, events, exec, images, networks, swarm, system, unimplemented::not_implemented_yet, volumes};
 use super::version::{self, Version};
 use crate::services::Services;
 
@@ -32,23 +32,6 @@ const NOT_YET: &[(&str, &str)] = &[
     ("POST", "/build/cancel"),
     ("POST", "/session"),
     ("POST", "/grpc"),
-    // networks (issue 6)
-    ("GET", "/networks"),
-    ("GET", "/networks/{id}"),
-    ("DELETE", "/networks/{id}"),
-    ("POST", "/networks/create"),
-    ("POST", "/networks/{id}/connect"),
-    ("POST", "/networks/{id}/disconnect"),
-    ("POST", "/networks/prune"),
-    // volumes (issue 7)
-    ("GET", "/volumes"),
-    ("POST", "/volumes/create"),
-    ("GET", "/volumes/{name}"),
-    ("PUT", "/volumes/{name}"),
-    ("DELETE", "/volumes/{name}"),
-    ("POST", "/volumes/prune"),
-    // events (issue 9)
-    ("GET", "/events"),
     // swarm mode: forming or joining a swarm is not supported
     ("POST", "/swarm/init"),
     ("POST", "/swarm/join"),
@@ -114,6 +97,13 @@ pub fn build(services: Services) -> Router {
         .route("/info", get(system::system_info))
         .route("/system/df", get(system::system_data_usage))
         .route("/plugins", get(system::plugin_list))
+        .route("/events", get(events::system_events))
+        .route("/networks", get(networks::network_list))
+        .route("/networks/create", post(networks::network_create))
+        .route("/networks/prune", post(networks::network_prune))
+        .route("/networks/{id}", get(networks::network_inspect).delete(networks::network_delete))
+        .route("/networks/{id}/connect", post(networks::network_connect))
+        .route("/networks/{id}/disconnect", post(networks::network_disconnect))
         .route("/containers/json", get(containers::container_list))
         .route("/containers/create", post(containers::container_create))
         .route("/containers/{id}/json", get(containers::container_inspect))
@@ -135,6 +125,13 @@ pub fn build(services: Services) -> Router {
         .route("/containers/{id}/rename", post(containers::container_rename))
         .route("/containers/{id}/update", post(containers::container_update))
         .route("/containers/prune", post(containers::container_prune))
+        .route("/volumes", get(volumes::volume_list))
+        .route("/volumes/create", post(volumes::volume_create))
+        .route("/volumes/prune", post(volumes::volume_prune))
+        .route(
+            "/volumes/{name}",
+            get(volumes::volume_inspect).put(volumes::volume_update).delete(volumes::volume_delete),
+        )
         .route("/swarm/leave", post(swarm::not_in_swarm))
         .route("/swarm/unlock", post(swarm::not_in_swarm))
         .route("/images/json", get(images::image_list))

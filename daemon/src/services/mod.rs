@@ -3,8 +3,11 @@
 
 pub mod containers;
 pub mod errors;
+pub mod events;
 pub mod images;
+pub mod networks;
 pub mod system;
+pub mod volumes;
 
 use std::sync::Arc;
 
@@ -16,4 +19,7 @@ pub struct Services {
     pub system: Arc<system::SystemService>,
     pub images: Arc<images::ImageService>,
     pub containers: Arc<containers::ContainerService>,
+    pub networks: Arc<networks::NetworkService>,
+    pub volumes: Arc<volumes::VolumeService>,
+    pub events: events::EventBus,
 }

@@ -27,18 +27,24 @@ pub struct SystemService {
     cgroups: CgroupFeatures,
     engine_id: String,
     images: Option<Arc<ImageService>>,
+    volumes: Option<Arc<crate::services::volumes::VolumeService>>,
 }
 
 impl SystemService {
     pub fn new(config: Arc<Config>, containerd: Containerd, engine_id: String) -> Self {
         let host = HostInfo::read();
         let cgroups = CgroupFeatures::read(host.cgroup_version);
-        Self { config, containerd, host, cgroups, engine_id, images: None }
+        Self { config, containerd, host, cgroups, engine_id, images: None, volumes: None }
     }
 
     /// Count images and their sizes through the image service.
     pub fn with_images(mut self, images: Arc<ImageService>) -> Self {
         self.images = Some(images);
+        self
+    }
+
+    pub fn with_volumes(mut self, volumes: Arc<crate::services::volumes::VolumeService>) -> Self {
+        self.volumes = Some(volumes);
         self
     }
 
@@ -172,8 +178,12 @@ impl SystemService {
     }
 
     pub async fn data_usage(&self) -> Result<SystemDataUsage, ServiceError> {
+        let volumes = match &self.volumes {
+            Some(v) => v.usage().await.into_iter().map(|v| serde_json::to_value(v).unwrap_or_default()).collect(),
+            None => vec![],
+        };
         let Some(images) = &self.images else {
-            return Ok(SystemDataUsage { layers_size: self.containerd.content_size().await?, ..Default::default() });
+            return Ok(SystemDataUsage { layers_size: self.containerd.content_size().await?, volumes, ..Default::default() });
         };
         let summaries = images.list(&Default::default()).await?;
         Ok(SystemDataUsage {
@@ -185,6 +195,7 @@ impl SystemService {
                     serde_json::to_value(s).unwrap_or_default()
                 })
                 .collect(),
+            volumes,
             ..Default::default()
         })
     }

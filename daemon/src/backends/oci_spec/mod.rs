@@ -72,6 +72,7 @@ pub fn generate(input: &SpecInput<'_>) -> Result<Value, SpecError> {
     let hc = input.host_config;
     let caps = capabilities(hc)?;
     let mut mounts = default_mounts(hc);
+    let defaults = mounts.len();
     if let Some(files) = &input.etc_files {
         for (dest, src) in [
             ("/etc/resolv.conf", &files.resolv_conf),
@@ -87,6 +88,9 @@ pub fn generate(input: &SpecInput<'_>) -> Result<Value, SpecError> {
     for bind in hc.binds.iter().flatten() {
         mounts.push(parse_bind(bind)?.to_oci_mount());
     }
+    // Parents before children, as dockerd sorts: a volume at /etc must not
+    // hide the /etc/hosts mounted into it.
+    mounts[defaults..].sort_by_key(|m| mount_depth(m["destination"].as_str().unwrap_or_default()));
     let mut namespaces = vec![json!({"type": "mount"}), json!({"type": "uts"}), json!({"type": "pid"}), json!({"type": "ipc"})];
     match &input.network {
         NetworkNamespace::New => namespaces.push(json!({"type": "network"})),
@@ -129,6 +133,10 @@ pub fn generate(input: &SpecInput<'_>) -> Result<Value, SpecError> {
         "mounts": mounts,
         "linux": linux,
     }))
+}
+
+fn mount_depth(destination: &str) -> usize {
+    destination.split('/').filter(|c| !c.is_empty() && *c != ".").count()
 }
 
 fn capabilities(hc: &HostConfig) -> Result<Vec<String>, SpecError> {
@@ -313,6 +321,17 @@ mod tests {
         assert_eq!(r["memory"]["swap"], 128 << 20);
         assert_eq!(r["cpu"]["quota"], 150_000);
         assert_eq!(r["pids"]["limit"], 50);
+    }
+
+    #[test]
+    fn user_mounts_are_sorted_parents_first() {
+        let c = ContainerConfig::default();
+        let hc = HostConfig { binds: Some(vec!["/v:/etc".into(), "/w:/a/b/c".into()]), ..Default::default() };
+        let mut i = input(&c, &hc);
+        i.etc_files = Some(EtcFiles { hostname: "/h".into(), hosts: "/hs".into(), resolv_conf: "/r".into() });
+        let spec = generate(&i).unwrap();
+        let dests: Vec<&str> = spec["mounts"].as_array().unwrap()[7..].iter().map(|m| m["destination"].as_str().unwrap()).collect();
+        assert_eq!(dests, ["/etc", "/etc/resolv.conf", "/etc/hostname", "/etc/hosts", "/a/b/c"]);
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! Crash-safe metadata under the data-root.
 
 pub mod containers;
+pub mod networks;
+pub mod volumes;
 
 use std::io::Write;
 use std::path::Path;

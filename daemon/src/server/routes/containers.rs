@@ -88,7 +88,7 @@ pub async fn container_unpause(State(svc): State<Services>, Path(id): Path<Strin
 
 /// `DELETE /containers/{id}` (ContainerDelete).
 pub async fn container_delete(State(svc): State<Services>, Path(id): Path<String>, query: QueryPairs) -> ApiResult<StatusCode> {
-    svc.containers.remove(&id, query.bool("force")).await?;
+    svc.containers.remove(&id, query.bool("force"), query.bool("v")).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

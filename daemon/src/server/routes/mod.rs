@@ -4,7 +4,10 @@
 pub mod auth;
 pub mod images;
 pub mod containers;
+pub mod events;
 pub mod exec;
+pub mod networks;
 pub mod swarm;
 pub mod system;
 pub mod unimplemented;
+pub mod volumes;

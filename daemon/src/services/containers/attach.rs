@@ -35,6 +35,7 @@ impl ContainerService {
         if record.state.status == super::Status::Removing || record.state.status == super::Status::Dead {
             return Err(ServiceError::Conflict(format!("container {} is being removed", record.id)));
         }
+        self.emit(&record, "attach", &[]);
         Ok(AttachStreams {
             tty: record.config.tty,
             output: entry.io.subscribe(),

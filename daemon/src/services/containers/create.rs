@@ -26,14 +26,22 @@ const LEASE_EXPIRY: std::time::Duration = std::time::Duration::from_secs(3600);
 impl ContainerService {
     pub async fn create(&self, opts: CreateOptions) -> Result<ContainerCreateResponse, ServiceError> {
         let requested_name = opts.name.filter(|n| !n.is_empty()).map(|n| naming::validate(&n)).transpose()?;
-        let ContainerCreateRequest { config, host_config, .. } = opts.body;
+        let ContainerCreateRequest { config, mut host_config, networking_config } = opts.body;
         if config.image.is_empty() {
             return Err(ServiceError::InvalidParameter("config cannot be empty in order to create a container".into()));
         }
         validate_host_config(&host_config)?;
+        if matches!(host_config.network_mode.as_str(), "" | "default") {
+            if let Some(network) = endpoints_network(networking_config.as_ref()) {
+                host_config.network_mode = network;
+            }
+        }
+        // An unknown network fails the create before anything is made.
+        self.networks.user_network(&host_config.network_mode).await?;
         let image = image::resolve(&self.images, &config.image).await?;
         let config = merge_image_config(config, &image.config);
         let (path, args) = entrypoint_and_args(&config)?;
+        let volumes = super::volumes::plan(&config, &host_config)?;
         let id = new_id();
         let mut config = config;
         if config.hostname.is_empty() {
@@ -58,6 +66,7 @@ impl ContainerService {
             id: id.clone(),
             config,
             host_config,
+            volumes,
         };
         let record = self.reserve(record, requested_name)?;
         // The snapshot is a GC root only once the container refers to it;
@@ -75,11 +84,13 @@ impl ContainerService {
         };
         if let Err(e) = materialized {
             self.forget(&record.id, &record.name);
+            self.detach_volumes(&record, true).await;
             let _ = self.containerd.container_delete(&record.id).await;
             let _ = self.containerd.rootfs_remove(&record.id).await;
             let _ = self.store.remove(&record.id);
             return Err(e);
         }
+        self.emit(&record, "create", &[]);
         Ok(ContainerCreateResponse { id, warnings: vec![] })
     }
 
@@ -117,6 +128,7 @@ impl ContainerService {
     async fn materialize(&self, containerd: &Containerd, record: &Container, image: &ImageForContainer) -> Result<(), ServiceError> {
         let mounts = containerd.rootfs_prepare(&record.id, &image.top_chain_id).await?;
         let files = user::RootfsFiles::new(&mounts);
+        let host_config = self.attach_volumes(record, &files).await?;
         let group_add: Vec<String> = record
             .host_config
             .other
@@ -124,7 +136,10 @@ impl ContainerService {
             .and_then(|v| serde_json::from_value(v.clone()).ok())
             .unwrap_or_default();
         let process_user = user::resolve(&record.config.user, &group_add, &files)?;
-        let network = network_namespace(&record.host_config.network_mode)?;
+        let network = match self.networks.user_network(&record.host_config.network_mode).await? {
+            Some(_) => NetworkNamespace::Path(self.networks.netns_path(&record.id)),
+            None => network_namespace(&record.host_config.network_mode)?,
+        };
         let etc = super::etc_files::write(
             &self.container_dir(&record.id),
             &record.config.hostname,
@@ -136,7 +151,7 @@ impl ContainerService {
         let spec = oci_spec::generate(&SpecInput {
             id: &record.id,
             config: &record.config,
-            host_config: &record.host_config,
+            host_config: &host_config,
             args,
             env: record.config.env.clone().unwrap_or_default(),
             user: process_user,
@@ -169,6 +184,17 @@ pub(super) fn name_conflict(name: &str, holder: &str) -> ServiceError {
 
 fn new_id() -> String {
     format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple())
+}
+
+/// The one network `NetworkingConfig.EndpointsConfig` names, for clients
+/// that send it without `NetworkMode`.
+fn endpoints_network(networking_config: Option<&serde_json::Value>) -> Option<String> {
+    let endpoints = networking_config?.get("EndpointsConfig")?.as_object()?;
+    let mut names = endpoints.keys();
+    match (names.next(), names.next()) {
+        (Some(only), None) => Some(only.clone()),
+        _ => None,
+    }
 }
 
 fn network_namespace(mode: &str) -> Result<NetworkNamespace, ServiceError> {

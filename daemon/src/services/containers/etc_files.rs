@@ -33,6 +33,12 @@ pub fn write(dir: &Path, hostname: &str, host_network: bool) -> std::io::Result<
     Ok(files)
 }
 
+/// Rewrite `/etc/hosts` in place (it may be bind-mounted already) with
+/// the container's address on its network.
+pub fn write_hosts(path: &Path, hostname: &str, ip: &str) -> std::io::Result<()> {
+    std::fs::write(path, format!("{HOSTS_HEADER}{ip}\t{hostname}\n"))
+}
+
 /// The host's resolv.conf; on a private network namespace, loopback
 /// nameservers cannot be reached and are dropped (dockerd then falls back to
 /// public resolvers; offline we fall back to none).

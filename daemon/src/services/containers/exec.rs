@@ -49,6 +49,13 @@ pub struct ExecStreams {
     pub exited: watch::Receiver<bool>,
 }
 
+/// dockerd's exec actions carry the command: `exec_start: sh -c true`.
+fn exec_action(verb: &str, request: &ExecCreateRequest) -> String {
+    let cmd = request.cmd.as_deref().unwrap_or_default();
+    let (entrypoint, args) = cmd.split_first().map_or(("", &[][..]), |(e, a)| (e.as_str(), a));
+    format!("{verb}: {entrypoint} {}", args.join(" "))
+}
+
 fn no_such_exec(id: &str) -> ServiceError {
     ServiceError::NotFound(format!("No such exec instance: {id}"))
 }
@@ -75,6 +82,7 @@ impl ContainerService {
             return Err(ServiceError::InvalidParameter("No exec command specified".into()));
         }
         let id = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
+        self.emit(&record, &exec_action("exec_create", &request), &[("execID", id.clone())]);
         let exec = Arc::new(Exec {
             id: id.clone(),
             container_id: record.id.clone(),
@@ -151,6 +159,7 @@ impl ContainerService {
         if req.attach_stdin {
             exec.io.set_stdin_owner(self.containerd.clone(), &record.id, &exec.id).await;
         }
+        self.emit(&record, &exec_action("exec_start", req), &[("execID", exec.id.clone())]);
         let started = match self.containerd.exec_create(&record.id, &exec.id, &spec["process"], io).await {
             Ok(()) => self.containerd.exec_start(&record.id, &exec.id).await,
             Err(e) => Err(e),
@@ -192,6 +201,10 @@ impl ContainerService {
         let mut state = exec.state.lock().await;
         state.running = false;
         state.exit_code = Some(i64::from(exit_status));
+        if let Ok(entry) = self.lookup(container_id) {
+            let attributes = [("execID", exec_id.to_string()), ("exitCode", exit_status.to_string())];
+            self.emit(&*entry.record.lock().await, "exec_die", &attributes);
+        }
         exec.exited.send_replace(true);
         let prefix = format!("exec-{}", &exec_id[..12.min(exec_id.len())]);
         for suffix in ["stdin", "stdout", "stderr"] {
@@ -243,6 +256,7 @@ impl ContainerService {
             return Err(ServiceError::Conflict(format!("Container {} is not running", record.id)));
         }
         self.containerd.resize_pty(&record.id, "", width, height).await?;
+        self.emit(&record, "resize", &[("height", height.to_string()), ("width", width.to_string())]);
         Ok(())
     }
 }

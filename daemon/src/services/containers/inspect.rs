@@ -28,6 +28,7 @@ impl ContainerService {
                     "Mode": if b.read_only { "ro" } else { "" }, "RW": !b.read_only, "Propagation": b.propagation,
                 })
             })
+            .chain(self.volume_mounts(&r))
             .collect();
         Ok(ContainerInspect {
             id: r.id.clone(),
@@ -64,7 +65,7 @@ impl ContainerService {
             graph_driver: GraphDriver { name: SNAPSHOTTER.to_string(), data: None },
             mounts,
             config: r.config.clone(),
-            network_settings: NetworkSettings::default(),
+            network_settings: NetworkSettings { networks: self.network_entries(&r).await, ..Default::default() },
         })
     }
 }

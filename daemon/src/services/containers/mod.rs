@@ -4,6 +4,7 @@
 mod attach;
 mod create;
 mod etc_files;
+mod events;
 mod exec;
 mod image;
 mod inspect;
@@ -12,6 +13,7 @@ mod list;
 mod logs;
 mod monitor;
 mod naming;
+mod networking;
 mod pause;
 mod prune;
 pub mod record;
@@ -23,6 +25,7 @@ mod start;
 mod stop;
 mod update;
 mod user;
+mod volumes;
 mod wait;
 
 use std::collections::HashMap;
@@ -35,6 +38,9 @@ use tokio::sync::{watch, Mutex};
 use crate::backends::containerd::Containerd;
 use crate::backends::store::containers::ContainerStore;
 use crate::services::images::ImageService;
+use crate::services::events::EventBus;
+use crate::services::volumes::VolumeService;
+use crate::services::networks::NetworkService;
 use crate::services::ServiceError;
 
 pub use attach::{AttachOptions, AttachStreams};
@@ -92,6 +98,9 @@ pub struct ContainerService {
     images: Arc<ImageService>,
     registry: RwLock<Registry>,
     execs: exec::ExecRegistry,
+    events: EventBus,
+    volumes: Arc<VolumeService>,
+    networks: Arc<NetworkService>,
     /// Set when the daemon stops: exits no longer trigger restarts.
     shutting_down: AtomicBool,
 }
@@ -108,14 +117,20 @@ impl ContainerService {
         images: Arc<ImageService>,
         data_root: PathBuf,
         exec_root: PathBuf,
+        events: EventBus,
+        volumes: Arc<VolumeService>,
+        networks: Arc<NetworkService>,
     ) -> Result<Arc<Self>, ServiceError> {
         let store = ContainerStore::new(&data_root);
         let records: Vec<Container> =
             store.load_all().map_err(|e| ServiceError::Internal(format!("loading containers: {e}")))?;
-        let service = Arc::new(Self { containerd, images, store, exec_root, registry: RwLock::default(), execs: Default::default(), shutting_down: AtomicBool::new(false) });
+        let service = Arc::new(Self { containerd, images, store, exec_root, registry: RwLock::default(), execs: Default::default(), events, volumes, networks, shutting_down: AtomicBool::new(false) });
         {
             let mut reg = service.registry.write().unwrap_or_else(|e| e.into_inner());
             for record in records {
+                for mount in &record.volumes {
+                    service.volumes.add_ref(&mount.name, &record.id);
+                }
                 reg.names.insert(record.name.clone(), record.id.clone());
                 reg.by_id.insert(record.id.clone(), Entry::new(record));
             }

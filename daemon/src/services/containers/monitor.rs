@@ -24,7 +24,9 @@ pub async fn run(service: Arc<ContainerService>, mut events: mpsc::Receiver<Task
             }
             TaskEvent::Oom { container_id } => {
                 if let Ok(entry) = service.lookup(&container_id) {
-                    entry.record.lock().await.state.oom_killed = true;
+                    let mut record = entry.record.lock().await;
+                    record.state.oom_killed = true;
+                    service.emit(&record, "oom", &[]);
                 }
             }
             TaskEvent::Resubscribed => reconcile(&service).await,
@@ -169,6 +171,9 @@ impl ContainerService {
                 return;
             }
             let _ = self.containerd.task_delete(id).await;
+            if let Err(e) = self.leave_networks(id).await {
+                tracing::warn!(container.id = %id, error = %e, "leaving networks after exit");
+            }
             record.state.status = Status::Exited;
             record.state.pid = 0;
             record.state.exit_code = i64::from(exit_status);
@@ -176,6 +181,10 @@ impl ContainerService {
                 Some(ns) => chrono::DateTime::from_timestamp_nanos(ns).to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
                 None => chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
             };
+            let ran = chrono::DateTime::parse_from_rfc3339(&record.state.started_at)
+                .map(|s| (chrono::Utc::now() - s.with_timezone(&chrono::Utc)).num_seconds().max(0))
+                .unwrap_or(0);
+            self.emit(&record, "die", &[("exitCode", exit_status.to_string()), ("execDuration", ran.to_string())]);
             let restart = self.plan_restart(&entry, &mut record);
             if let Err(e) = self.save(&record) {
                 tracing::error!(container.id = %id, error = %e, "recording exit");

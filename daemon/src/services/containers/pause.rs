@@ -19,6 +19,7 @@ impl ContainerService {
         record.state.status = Status::Paused;
         self.save(&record)?;
         entry.notify();
+        self.emit(&record, "pause", &[]);
         Ok(())
     }
 
@@ -32,6 +33,7 @@ impl ContainerService {
         record.state.status = Status::Running;
         self.save(&record)?;
         entry.notify();
+        self.emit(&record, "unpause", &[]);
         Ok(())
     }
 
@@ -48,6 +50,8 @@ impl ContainerService {
         record.manually_stopped = false;
         record.restart_count = 0;
         entry.backoff.lock().unwrap_or_else(|e| e.into_inner()).reset();
-        self.run_task(&entry, &mut record).await
+        self.run_task(&entry, &mut record).await?;
+        self.emit(&record, "restart", &[]);
+        Ok(())
     }
 }

@@ -42,6 +42,7 @@ impl ContainerService {
                 Err(e) => tracing::warn!(container.id = %id, error = %e, "pruning container"),
             }
         }
+        self.emit_anonymous("prune", &[("reclaimed", reclaimed.to_string())]);
         Ok(ContainerPruneResponse { containers_deleted: (!deleted.is_empty()).then_some(deleted), space_reclaimed: reclaimed })
     }
 }

@@ -88,6 +88,9 @@ pub struct Container {
     pub hostname_path: String,
     pub hosts_path: String,
     pub resolv_conf_path: String,
+    /// The volumes it mounts (named and anonymous); older records have none.
+    #[serde(default)]
+    pub volumes: Vec<super::volumes::VolumeMount>,
 }
 
 impl Container {

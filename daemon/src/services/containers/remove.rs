@@ -9,7 +9,8 @@ use super::{ContainerService, Entry};
 use crate::services::ServiceError;
 
 impl ContainerService {
-    pub async fn remove(&self, name: &str, force: bool) -> Result<(), ServiceError> {
+    /// With `remove_volumes` (`rm -v`), the container's anonymous volumes go too.
+    pub async fn remove(&self, name: &str, force: bool, remove_volumes: bool) -> Result<(), ServiceError> {
         let entry = self.lookup(name)?;
         let (id, live) = {
             let record = entry.record.lock().await;
@@ -44,23 +45,31 @@ impl ContainerService {
                 self.stop_task(&entry, &id, libc::SIGKILL as u32, 30).await?;
             }
         }
-        self.destroy(&entry).await
+        self.destroy(&entry).await?;
+        if remove_volumes {
+            let record = entry.record.lock().await.clone();
+            self.detach_volumes(&record, true).await;
+        }
+        Ok(())
     }
 
     /// Remove the container's task, containerd record, snapshot, files and
     /// name. Every step runs; the failures are reported together.
     pub(super) async fn destroy(&self, entry: &Arc<Entry>) -> Result<(), ServiceError> {
-        let (id, name) = {
+        let (id, name, actor) = {
             let mut record = entry.record.lock().await;
             record.state.status = Status::Removing;
             // On disk first: a crash from here on is finished at next start.
             if let Err(e) = self.save(&record) {
                 tracing::warn!(container.id = %record.id, error = %e, "recording removal");
             }
-            (record.id.clone(), record.name.clone())
+            (record.id.clone(), record.name.clone(), super::events::actor(&record, &[]))
         };
         let mut failures = Vec::new();
         if let Err(e) = self.containerd.task_delete(&id).await {
+            failures.push(e.to_string());
+        }
+        if let Err(e) = self.leave_networks(&id).await {
             failures.push(e.to_string());
         }
         if let Err(e) = self.containerd.container_delete(&id).await {
@@ -85,6 +94,10 @@ impl ContainerService {
             )));
         }
         self.forget(&id, &name);
+        let record = entry.record.lock().await.clone();
+        // `--rm` removes anonymous volumes as `rm -v` does.
+        self.detach_volumes(&record, record.host_config.auto_remove).await;
+        self.events.publish(api_types::events::TYPE_CONTAINER, "destroy", actor);
         entry.removed.store(true, Ordering::SeqCst);
         entry.notify();
         tracing::info!(container.id = %id, "container removed");

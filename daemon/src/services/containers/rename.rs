@@ -27,6 +27,8 @@ impl ContainerService {
         }
         reg.names.remove(&old_name);
         reg.names.insert(new_name, record.id.clone());
+        drop(reg);
+        self.emit(&record, "rename", &[("oldName", old_name)]);
         tracing::info!(container.id = %record.id, "container renamed");
         Ok(())
     }

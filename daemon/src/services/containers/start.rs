@@ -63,6 +63,10 @@ impl ContainerService {
         if record.config.open_stdin {
             entry.io.set_stdin_owner(self.containerd.clone(), &record.id, "").await;
         }
+        if let Err(e) = self.join_networks(record).await {
+            entry.io.abandon(&fifos);
+            return Err(e);
+        }
         let started = match self.containerd.task_create(&record.id, &mounts, io).await {
             Ok(_) => self.containerd.task_start(&record.id).await,
             Err(e) => Err(e),
@@ -78,12 +82,14 @@ impl ContainerService {
                 record.state.started_at = now();
                 self.save(record)?;
                 entry.notify();
+                self.emit(record, "start", &[]);
                 tracing::info!(container.id = %record.id, pid, "container started");
                 Ok(())
             }
             Err(e) => {
                 entry.io.abandon(&fifos);
                 let _ = self.containerd.task_delete(&record.id).await;
+                let _ = self.leave_networks(&record.id).await;
                 let message = format!("failed to create task for container: {}", e.message);
                 let (exit_code, invalid) = start_failure_code(&message);
                 record.state.exit_code = exit_code;

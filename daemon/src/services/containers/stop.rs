@@ -27,6 +27,7 @@ impl ContainerService {
             self.save(&record)?;
         }
         self.containerd.task_kill(&record.id, signal).await?;
+        self.emit(&record, "kill", &[("signal", signal.to_string())]);
         Ok(())
     }
 
@@ -46,18 +47,29 @@ impl ContainerService {
             let timeout = timeout.or(record.config.stop_timeout).unwrap_or(DEFAULT_STOP_TIMEOUT);
             (record.id.clone(), parse_signal(signal.as_deref().unwrap_or("TERM"))?, timeout)
         };
-        self.stop_task(&entry, &id, stop_signal, wait).await
+        self.stop_task(&entry, &id, stop_signal, wait).await?;
+        self.emit(&*entry.record.lock().await, "stop", &[]);
+        Ok(())
+    }
+
+    /// Signal the task and publish `kill`, holding the record so that the
+    /// `die` this may cause comes after it.
+    async fn kill_task(&self, entry: &Entry, id: &str, signal: u32) -> Result<(), ServiceError> {
+        let record = entry.record.lock().await;
+        self.containerd.task_kill(id, signal).await?;
+        self.emit(&record, "kill", &[("signal", signal.to_string())]);
+        Ok(())
     }
 
     /// Signal, wait up to `timeout` seconds (negative: forever), then SIGKILL.
     pub(super) async fn stop_task(&self, entry: &Entry, id: &str, signal: u32, timeout: i64) -> Result<(), ServiceError> {
         let mut changes = entry.changed.subscribe();
         let stopped = || async { !entry.record.lock().await.state.status.is_live() };
-        if let Err(e) = self.containerd.task_kill(id, signal).await {
+        if let Err(e) = self.kill_task(entry, id, signal).await {
             if stopped().await {
                 return Ok(());
             }
-            return Err(e.into());
+            return Err(e);
         }
         let wait_exit = async {
             while !stopped().await {
@@ -74,7 +86,7 @@ impl ContainerService {
         };
         if !exited {
             tracing::info!(container.id = %id, "container did not stop in time; sending SIGKILL");
-            let _ = self.containerd.task_kill(id, libc::SIGKILL as u32).await;
+            let _ = self.kill_task(entry, id, libc::SIGKILL as u32).await;
             let wait_exit = async {
                 while !stopped().await {
                     if changes.changed().await.is_err() {

@@ -37,6 +37,7 @@ impl ContainerService {
         }
         record.host_config = hc;
         self.save(&record)?;
+        self.emit(&record, "update", &[]);
         Ok(ContainerUpdateResponse { warnings: vec![] })
     }
 }

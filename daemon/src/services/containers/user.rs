@@ -33,6 +33,11 @@ impl RootfsFiles {
         Self { layers }
     }
 
+    /// The layer directories, topmost first.
+    pub fn layers(&self) -> &[PathBuf] {
+        &self.layers
+    }
+
     /// The topmost copy of `path` (absolute inside the container).
     pub fn read(&self, path: &str) -> Option<String> {
         let rel = path.trim_start_matches('/');

@@ -277,6 +277,7 @@ impl ImageService {
         }
         for (target, names, id) in prepared {
             let replaced = self.name_image(&target, &names).await?;
+            self.emit("load", &id, &id);
             for (name, old) in replaced {
                 let line = format!(
                     "The image {} already exists, renaming the old one with ID {old} to empty string\n",

@@ -25,6 +25,7 @@ use std::sync::{Arc, Mutex};
 use api_types::reference::{self, InvalidReference, Reference};
 use serde::Deserialize;
 
+use super::events::EventBus;
 use super::ServiceError;
 use crate::backends::containerd::{Containerd, ImageRecord, OciDescriptor, SNAPSHOTTER};
 
@@ -333,6 +334,7 @@ pub struct ImageService {
     resolved: Mutex<HashMap<String, Arc<ResolvedImage>>>,
     usage: Mutex<HashMap<String, i64>>,
     distribution: Option<Distribution>,
+    events: EventBus,
 }
 
 /// Pull and push: the registry client and the daemon-wide transfer limits
@@ -345,7 +347,27 @@ struct Distribution {
 
 impl ImageService {
     pub fn new(containerd: Containerd) -> Self {
-        Self { containerd, platform: Platform::host(), resolved: Mutex::default(), usage: Mutex::default(), distribution: None }
+        Self {
+            containerd,
+            platform: Platform::host(),
+            resolved: Mutex::default(),
+            usage: Mutex::default(),
+            distribution: None,
+            events: EventBus::new(),
+        }
+    }
+
+    /// Publish image events on `events` (the daemon's bus).
+    pub fn with_events(mut self, events: EventBus) -> Self {
+        self.events = events;
+        self
+    }
+
+    /// An image event, as moby's `LogImageEvent`: the actor is `id`, with
+    /// the name the action concerns as its `name` attribute.
+    pub(crate) fn emit(&self, action: &str, id: &str, name: &str) {
+        let attributes = [("name".to_string(), name.to_string())].into();
+        self.events.publish(api_types::events::TYPE_IMAGE, action, api_types::events::EventActor { id: id.to_string(), attributes });
     }
 
     /// Pull and push through `registry`, with at most `downloads` layers

@@ -91,8 +91,15 @@ impl ImageService {
                     continue;
                 }
             }
+            let before = deleted.len();
             reclaimed += self.delete_image(&image, &mut deleted).await?;
+            self.emit_removals(image.id(), &deleted[before..]);
         }
+        self.events.publish(
+            api_types::events::TYPE_IMAGE,
+            "prune",
+            api_types::events::EventActor { id: String::new(), attributes: [("reclaimed".into(), reclaimed.to_string())].into() },
+        );
         Ok(ImagesPruneResponse {
             images_deleted: if deleted.is_empty() { None } else { Some(deleted) },
             space_reclaimed: reclaimed,

@@ -42,7 +42,8 @@ struct Remote {
 impl ImageService {
     /// Pull `opts.reference`, reporting on `progress`.
     pub async fn pull(&self, opts: PullOptions, progress: &Progress) -> Result<(), ServiceError> {
-        progress
+        let name = opts.reference.familiar_string();
+        let result = progress
             .run(async {
                 let remote = self.resolve_remote(&opts).await?;
                 let ingest = self.begin_ingestion().await?;
@@ -52,7 +53,11 @@ impl ImageService {
                 };
                 ingest.settle(result).await
             })
-            .await
+            .await;
+        if result.is_ok() {
+            self.emit("pull", &name, &name);
+        }
+        result
     }
 
     async fn resolve_remote(&self, opts: &PullOptions) -> Result<Remote, ServiceError> {

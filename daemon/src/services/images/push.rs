@@ -27,7 +27,8 @@ pub struct PushOptions {
 impl ImageService {
     /// Push `opts.reference`, reporting on `progress`.
     pub async fn push(&self, opts: PushOptions, progress: &Progress) -> Result<(), ServiceError> {
-        progress
+        let name = opts.reference.familiar_string();
+        let result = progress
             .run(async {
                 let reference = &opts.reference;
                 progress.message("", format!("The push refers to repository [{}]", reference.name())).await;
@@ -47,7 +48,11 @@ impl ImageService {
                 }
                 Ok(())
             })
-            .await
+            .await;
+        if result.is_ok() {
+            self.emit("push", &name, &name);
+        }
+        result
     }
 
     /// (tag, record target) for each local tag to push.

@@ -27,6 +27,25 @@ fn familiar(name: &RecordName) -> Option<String> {
 impl ImageService {
     pub async fn remove(&self, input: &str, opts: ImageRemoveOptions) -> Result<Vec<ImageDeleteResponseItem>, ServiceError> {
         let found = self.find(input).await?;
+        let id = found.image.id().to_string();
+        let out = self.remove_found(input, found, opts).await?;
+        self.emit_removals(&id, &out);
+        Ok(out)
+    }
+
+    /// `untag` and `delete` events for what a delete or prune answered.
+    pub(crate) fn emit_removals(&self, id: &str, items: &[ImageDeleteResponseItem]) {
+        for item in items {
+            if let Some(name) = &item.untagged {
+                self.emit("untag", id, name);
+            }
+            if item.deleted.as_deref() == Some(id) {
+                self.emit("delete", id, id);
+            }
+        }
+    }
+
+    async fn remove_found(&self, input: &str, found: super::Found, opts: ImageRemoveOptions) -> Result<Vec<ImageDeleteResponseItem>, ServiceError> {
         let image = found.image;
         let mut out = Vec::new();
         let by_id = found.record.is_none() && is_id_prefix(image.id(), input);

@@ -104,7 +104,10 @@ impl ImageService {
             };
             add(found.image.resolved.clone(), tag);
         }
-        let images = order.into_iter().filter_map(|id| images.remove(&id)).collect();
+        let images: Vec<_> = order.into_iter().filter_map(|id| images.remove(&id)).collect();
+        for (resolved, _) in &images {
+            self.emit("save", resolved.id(), resolved.id());
+        }
         Ok(SaveArchive { images })
     }
 

@@ -24,7 +24,8 @@ impl ImageService {
         }
         let found = self.find(source).await?;
         let target = found.record.map(|r| r.target).unwrap_or_else(|| found.image.resolved.target.clone());
-        self.name_image(&target, &[reference]).await?;
+        self.name_image(&target, std::slice::from_ref(&reference)).await?;
+        self.emit("tag", found.image.id(), &reference.familiar_string());
         Ok(())
     }
 }

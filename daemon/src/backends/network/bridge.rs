@@ -1,0 +1,118 @@
+//! Linux bridges and the veth pairs that join container network
+//! namespaces to them, through iproute2.
+
+use std::net::Ipv4Addr;
+use std::path::Path;
+
+use tokio::process::Command;
+
+use super::NetworkError;
+
+async fn run(program: &str, args: &[&str], stdin: Option<&str>) -> Result<(), NetworkError> {
+    use tokio::io::AsyncWriteExt;
+    let mut cmd = Command::new(program);
+    cmd.args(args)
+        .stdin(if stdin.is_some() { std::process::Stdio::piped() } else { std::process::Stdio::null() })
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().map_err(|e| NetworkError(format!("running {program}: {e}")))?;
+    if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
+        pipe.write_all(input.as_bytes()).await.map_err(|e| NetworkError(format!("writing to {program}: {e}")))?;
+    }
+    let out = child.wait_with_output().await.map_err(|e| NetworkError(format!("running {program}: {e}")))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(NetworkError(format!(
+            "{program} {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )))
+    }
+}
+
+pub async fn link_exists(name: &str) -> bool {
+    run("ip", &["link", "show", "dev", name], None).await.is_ok()
+}
+
+/// Create (or take over) the bridge with the gateway address, and bring it up.
+pub async fn ensure_bridge(name: &str, gateway: Ipv4Addr, prefix: u8) -> Result<(), NetworkError> {
+    if !link_exists(name).await {
+        run("ip", &["link", "add", "name", name, "type", "bridge"], None).await?;
+    }
+    run("ip", &["addr", "replace", &format!("{gateway}/{prefix}"), "dev", name], None).await?;
+    run("ip", &["link", "set", "dev", name, "up"], None).await
+}
+
+/// Delete a link; one that is already gone is fine.
+pub async fn delete_link(name: &str) -> Result<(), NetworkError> {
+    if !link_exists(name).await {
+        return Ok(());
+    }
+    run("ip", &["link", "del", "dev", name], None).await
+}
+
+/// A persistent, empty network namespace bind-mounted at `path`.
+pub async fn create_netns(path: &Path) -> Result<(), NetworkError> {
+    delete_netns(path)?;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| NetworkError(format!("creating {}: {e}", dir.display())))?;
+    }
+    std::fs::File::create(path).map_err(|e| NetworkError(format!("creating {}: {e}", path.display())))?;
+    let arg = format!("--net={}", path.display());
+    run("unshare", &[&arg, "true"], None).await
+}
+
+/// Unmount and remove a namespace file made by `create_netns`; a missing
+/// one is fine.
+pub fn delete_netns(path: &Path) -> Result<(), NetworkError> {
+    if !path.exists() {
+        return Ok(());
+    }
+    let c_path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())
+        .map_err(|_| NetworkError(format!("bad path {}", path.display())))?;
+    // SAFETY: c_path is a valid NUL-terminated string that outlives the call.
+    let rc = unsafe { libc::umount2(c_path.as_ptr(), libc::MNT_DETACH) };
+    if rc != 0 {
+        let e = std::io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::EINVAL) {
+            return Err(NetworkError(format!("unmounting {}: {e}", path.display())));
+        }
+    }
+    std::fs::remove_file(path).map_err(|e| NetworkError(format!("removing {}: {e}", path.display())))
+}
+
+/// What one container's interface on a bridge looks like.
+pub struct Attachment<'a> {
+    pub netns: &'a Path,
+    pub bridge: &'a str,
+    pub host_veth: &'a str,
+    pub ip: Ipv4Addr,
+    pub prefix: u8,
+    pub gateway: Ipv4Addr,
+    pub mac: &'a str,
+}
+
+/// A veth pair: one end on the bridge, the other as `eth0` in the
+/// namespace with its address, MAC and default route; loopback up.
+pub async fn attach(a: &Attachment<'_>) -> Result<(), NetworkError> {
+    let netns = a.netns.display().to_string();
+    run("ip", &["link", "add", "name", a.host_veth, "type", "veth", "peer", "name", "eth0", "netns", &netns], None).await?;
+    let configured = async {
+        run("ip", &["link", "set", "dev", a.host_veth, "master", a.bridge, "up"], None).await?;
+        let script = format!(
+            "link set lo up\nlink set dev eth0 address {mac}\naddr add {ip}/{prefix} dev eth0\nlink set dev eth0 up\nroute add default via {gw}\n",
+            mac = a.mac,
+            ip = a.ip,
+            prefix = a.prefix,
+            gw = a.gateway,
+        );
+        let net = format!("--net={netns}");
+        run("nsenter", &[&net, "ip", "-batch", "-"], Some(&script)).await
+    }
+    .await;
+    if configured.is_err() {
+        let _ = delete_link(a.host_veth).await;
+    }
+    configured
+}

@@ -1,0 +1,130 @@
+//! IPv4 address management: subnets from dockerd's default pools, the
+//! lowest free address in a subnet, and dockerd's MAC for an address.
+
+use std::net::Ipv4Addr;
+
+/// An IPv4 subnet, `a.b.c.d/n`, kept in its network form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Subnet {
+    pub network: Ipv4Addr,
+    pub prefix: u8,
+}
+
+impl Subnet {
+    /// Parse `a.b.c.d/n`; host bits are cleared, as dockerd does.
+    pub fn parse(text: &str) -> Option<Self> {
+        let (addr, prefix) = text.split_once('/')?;
+        let addr: Ipv4Addr = addr.parse().ok()?;
+        let prefix: u8 = prefix.parse().ok()?;
+        if prefix > 32 {
+            return None;
+        }
+        Some(Self { network: Ipv4Addr::from(u32::from(addr) & mask(prefix)), prefix })
+    }
+
+    pub fn contains(&self, ip: Ipv4Addr) -> bool {
+        u32::from(ip) & mask(self.prefix) == u32::from(self.network)
+    }
+
+    pub fn overlaps(&self, other: &Subnet) -> bool {
+        let p = self.prefix.min(other.prefix);
+        u32::from(self.network) & mask(p) == u32::from(other.network) & mask(p)
+    }
+
+    fn size(&self) -> u64 {
+        1u64 << (32 - u32::from(self.prefix))
+    }
+
+    /// The first host address: dockerd's default gateway.
+    pub fn first_host(&self) -> Ipv4Addr {
+        Ipv4Addr::from(u32::from(self.network) + 1)
+    }
+
+    fn broadcast(&self) -> Ipv4Addr {
+        Ipv4Addr::from(u32::from(self.network) | !mask(self.prefix))
+    }
+}
+
+impl std::fmt::Display for Subnet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.network, self.prefix)
+    }
+}
+
+fn mask(prefix: u8) -> u32 {
+    if prefix == 0 { 0 } else { u32::MAX << (32 - u32::from(prefix)) }
+}
+
+/// The default bridge's subnet when `bip` is not set.
+pub const DEFAULT_BRIDGE_SUBNET: &str = "172.17.0.0/16";
+
+/// dockerd's default address pools, in order: 172.17.0.0/16 …
+/// 172.31.0.0/16 as /16s, then 192.168.0.0/16 as /20s.
+pub fn default_pool_subnets() -> Vec<Subnet> {
+    let mut all: Vec<Subnet> =
+        (17..=31).map(|b| Subnet { network: Ipv4Addr::new(172, b, 0, 0), prefix: 16 }).collect();
+    all.extend((0..16).map(|i| Subnet { network: Ipv4Addr::new(192, 168, i * 16, 0), prefix: 20 }));
+    all
+}
+
+/// The first default-pool subnet that overlaps none of `used`.
+pub fn allocate_subnet(used: &[Subnet]) -> Option<Subnet> {
+    default_pool_subnets().into_iter().find(|s| !used.iter().any(|u| u.overlaps(s)))
+}
+
+/// The lowest address of `subnet` that is neither the network, the
+/// broadcast, the gateway nor in `used`.
+pub fn allocate_ip(subnet: &Subnet, gateway: Ipv4Addr, used: &[Ipv4Addr]) -> Option<Ipv4Addr> {
+    let first = u32::from(subnet.network) + 1;
+    let last = u32::from(subnet.network) as u64 + subnet.size().saturating_sub(2);
+    (u64::from(first)..=last)
+        .map(|n| Ipv4Addr::from(n as u32))
+        .find(|ip| *ip != gateway && *ip != subnet.broadcast() && !used.contains(ip))
+}
+
+/// dockerd's MAC for an address: 02:42 followed by the four octets.
+pub fn mac_for(ip: Ipv4Addr) -> String {
+    let [a, b, c, d] = ip.octets();
+    format!("02:42:{a:02x}:{b:02x}:{c:02x}:{d:02x}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_and_overlap() {
+        let s = Subnet::parse("10.199.3.7/24").unwrap();
+        assert_eq!(s.to_string(), "10.199.3.0/24");
+        assert!(s.contains("10.199.3.200".parse().unwrap()));
+        assert!(!s.contains("10.199.4.1".parse().unwrap()));
+        assert!(s.overlaps(&Subnet::parse("10.199.0.0/16").unwrap()));
+        assert!(!s.overlaps(&Subnet::parse("10.199.4.0/24").unwrap()));
+        assert!(Subnet::parse("10.0.0.0/33").is_none());
+        assert!(Subnet::parse("nope").is_none());
+    }
+
+    #[test]
+    fn subnets_come_from_dockerd_pools_in_order() {
+        let bridge = Subnet::parse(DEFAULT_BRIDGE_SUBNET).unwrap();
+        assert_eq!(allocate_subnet(&[bridge]).unwrap().to_string(), "172.18.0.0/16");
+        let mut used: Vec<Subnet> = default_pool_subnets().into_iter().take(15).collect();
+        assert_eq!(allocate_subnet(&used).unwrap().to_string(), "192.168.0.0/20");
+        used.push(Subnet::parse("192.168.0.0/24").unwrap());
+        assert_eq!(allocate_subnet(&used).unwrap().to_string(), "192.168.16.0/20");
+    }
+
+    #[test]
+    fn lowest_free_address_skips_gateway_and_used() {
+        let s = Subnet::parse("10.199.1.0/30").unwrap();
+        let gw = s.first_host();
+        assert_eq!(gw.to_string(), "10.199.1.1");
+        assert_eq!(allocate_ip(&s, gw, &[]).unwrap().to_string(), "10.199.1.2");
+        assert_eq!(allocate_ip(&s, gw, &["10.199.1.2".parse().unwrap()]), None);
+    }
+
+    #[test]
+    fn mac_follows_the_address() {
+        assert_eq!(mac_for("172.18.0.2".parse().unwrap()), "02:42:ac:12:00:02");
+    }
+}

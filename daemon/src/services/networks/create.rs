@@ -1,0 +1,148 @@
+//! `docker network create`: a user-defined bridge network with its subnet,
+//! gateway and Linux bridge.
+
+use std::net::Ipv4Addr;
+
+use api_types::network::{NetworkCreateRequest, NetworkCreateResponse};
+
+use super::{ensure_bridge, new_id, now, Network, NetworkService, BRIDGE_NAME_OPTION};
+use crate::backends::network::{bridge, ipam};
+use crate::services::ServiceError;
+
+impl NetworkService {
+    pub async fn create(&self, req: NetworkCreateRequest) -> Result<NetworkCreateResponse, ServiceError> {
+        if req.name.is_empty() {
+            return Err(ServiceError::InvalidParameter("network name cannot be empty".into()));
+        }
+        let driver = if req.driver.is_empty() { "bridge".to_string() } else { req.driver.clone() };
+        match driver.as_str() {
+            "bridge" => {}
+            "host" | "null" => {
+                return Err(ServiceError::Forbidden(format!("only one instance of \"{driver}\" network is allowed")))
+            }
+            other => {
+                return Err(ServiceError::NotFound(format!(
+                    "could not find plugin {other} in v1 plugin registry: plugin not found"
+                )))
+            }
+        }
+        let ipam_req = req.ipam.clone().unwrap_or_default();
+        let ipam_driver = if ipam_req.driver.is_empty() { "default".to_string() } else { ipam_req.driver.clone() };
+        if ipam_driver != "default" {
+            return Err(ServiceError::NotFound(format!(
+                "could not find plugin {ipam_driver} in v1 plugin registry: plugin not found"
+            )));
+        }
+        let requested = ipam_req.config.clone().unwrap_or_default();
+        let v4: Vec<_> = requested.iter().filter(|c| !c.subnet.contains(':')).collect();
+        if v4.len() > 1 {
+            return Err(ServiceError::NotImplemented(
+                "more than one IPv4 subnet per network is not implemented by berthd yet".into(),
+            ));
+        }
+        let id = new_id();
+        let mut nets = self.networks.lock().await;
+        if nets.values().any(|n| n.name == req.name) {
+            return Err(ServiceError::Conflict(format!("network with name {} already exists", req.name)));
+        }
+        let used: Vec<ipam::Subnet> =
+            nets.values().filter_map(|n| n.subnet.as_deref().and_then(ipam::Subnet::parse)).collect();
+        let (subnet, gateway) = match v4.first() {
+            Some(c) if !c.subnet.is_empty() => {
+                let subnet = ipam::Subnet::parse(&c.subnet).ok_or_else(|| {
+                    ServiceError::InvalidParameter(format!("invalid subnet {} : invalid CIDR address: {}", c.subnet, c.subnet))
+                })?;
+                if used.iter().any(|u| u.overlaps(&subnet)) {
+                    return Err(ServiceError::Forbidden(
+                        "Pool overlaps with other one on this address space".into(),
+                    ));
+                }
+                let gateway = if c.gateway.is_empty() {
+                    subnet.first_host()
+                } else {
+                    let gw: Ipv4Addr = c.gateway.parse().map_err(|_| {
+                        ServiceError::InvalidParameter(format!("invalid gateway address {}", c.gateway))
+                    })?;
+                    if !subnet.contains(gw) {
+                        return Err(ServiceError::InvalidParameter(format!(
+                            "no matching subnet for gateway {}",
+                            c.gateway
+                        )));
+                    }
+                    gw
+                };
+                (subnet, gateway)
+            }
+            Some(c) if !c.gateway.is_empty() => {
+                return Err(ServiceError::InvalidParameter(format!("no matching subnet for gateway {}", c.gateway)))
+            }
+            _ => {
+                let mut taken = used.clone();
+                taken.extend(host_subnets().await);
+                let subnet = ipam::allocate_subnet(&taken).ok_or_else(|| {
+                    ServiceError::Forbidden(
+                        "all predefined address pools have been fully subnetted".into(),
+                    )
+                })?;
+                (subnet, subnet.first_host())
+            }
+        };
+        let bridge_name = match req.options.get(BRIDGE_NAME_OPTION) {
+            Some(b) if !b.is_empty() => b.clone(),
+            _ => format!("br-{}", &id[..12]),
+        };
+        if bridge_name.len() > 15 {
+            return Err(ServiceError::InvalidParameter(format!("invalid bridge name {bridge_name}: too long")));
+        }
+        if nets.values().any(|n| n.bridge.as_deref() == Some(bridge_name.as_str())) {
+            return Err(ServiceError::Conflict(format!("bridge name {bridge_name} is already in use by another network")));
+        }
+        let mut config = ipam_req.clone();
+        config.driver = ipam_driver.clone();
+        let network = Network {
+            id: id.clone(),
+            name: req.name.clone(),
+            created: now(),
+            driver,
+            internal: req.internal,
+            attachable: req.attachable,
+            enable_ipv6: req.enable_ipv6.unwrap_or(false),
+            ipam_driver,
+            ipam_options: ipam_req.options.clone(),
+            subnet: Some(subnet.to_string()),
+            gateway: Some(gateway.to_string()),
+            options: req.options.clone(),
+            labels: req.labels.clone(),
+            bridge: Some(bridge_name.clone()),
+            predefined: false,
+            endpoints: Default::default(),
+        };
+        // On disk before the bridge exists: a crash leaves a record whose
+        // bridge the next start makes.
+        self.save(&network)?;
+        if let Err(e) = ensure_bridge(&network).await {
+            let _ = bridge::delete_link(&bridge_name).await;
+            let _ = self.store.remove(&id);
+            return Err(e);
+        }
+        tracing::info!(network.id = %id, network.name = %network.name, subnet = %subnet, "network created");
+        nets.insert(id.clone(), network);
+        Ok(NetworkCreateResponse { id, warning: String::new() })
+    }
+}
+
+/// IPv4 subnets already on the host's interfaces, which new networks avoid.
+async fn host_subnets() -> Vec<ipam::Subnet> {
+    let Ok(out) = tokio::process::Command::new("ip").args(["-o", "-4", "addr", "show"]).output().await else {
+        return vec![];
+    };
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let mut words = l.split_whitespace();
+            words.find(|w| *w == "inet")?;
+            ipam::Subnet::parse(words.next()?)
+        })
+        .filter(|s| s.prefix > 0 && !s.network.is_loopback())
+        .collect()
+}

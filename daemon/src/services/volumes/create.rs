@@ -1,0 +1,64 @@
+//! `docker volume create`: the `local` driver only; an existing volume of
+//! the same name is answered as it is, as dockerd does.
+
+use api_types::volume::Volume;
+
+use super::{generate_name, now_rfc3339, validate_name, VolumeRecord, VolumeService, LOCAL_DRIVER};
+use crate::services::ServiceError;
+
+pub use api_types::volume::VolumeCreateOptions;
+
+impl VolumeService {
+    pub fn create(&self, opts: VolumeCreateOptions) -> Result<Volume, ServiceError> {
+        if opts.cluster_volume_spec.is_some() {
+            return Err(ServiceError::Unavailable(
+                "This node is not a swarm manager. Use \"docker swarm init\" or \"docker swarm join\" \
+                 to connect this node to swarm and try again."
+                    .into(),
+            ));
+        }
+        let name = if opts.name.is_empty() { generate_name() } else { opts.name.clone() };
+        let driver = if opts.driver.is_empty() { LOCAL_DRIVER } else { opts.driver.as_str() };
+        if driver != LOCAL_DRIVER {
+            return Err(ServiceError::NotFound(format!(
+                "create {name}: error looking up volume plugin {driver}: plugin \"{driver}\" not found"
+            )));
+        }
+        if let Some(existing) = self.registry().volumes.get(&name) {
+            return Ok(self.to_api(existing));
+        }
+        self.create_local(VolumeCreateOptions { name, ..opts })
+    }
+
+    /// Validate and write a new `local` volume.
+    pub(super) fn create_local(&self, opts: VolumeCreateOptions) -> Result<Volume, ServiceError> {
+        let name = opts.name;
+        validate_name(&name).map_err(|e| ServiceError::InvalidParameter(format!("create {name}: {e}")))?;
+        if let Some(bad) = opts.driver_opts.iter().flatten().map(|(k, _)| k).next() {
+            let known = matches!(bad.as_str(), "type" | "device" | "o" | "size");
+            return Err(ServiceError::InvalidParameter(if known {
+                format!("create {name}: local volume driver options (\"{bad}\") are not supported by berthd yet")
+            } else {
+                format!("create {name}: invalid option key: {bad:?}")
+            }));
+        }
+        let record = VolumeRecord {
+            name: name.clone(),
+            driver: LOCAL_DRIVER.into(),
+            labels: opts.labels,
+            options: opts.driver_opts,
+            created_at: now_rfc3339(),
+        };
+        let mut reg = self.registry();
+        if let Some(existing) = reg.volumes.get(&name) {
+            return Ok(self.to_api(existing));
+        }
+        self.store
+            .create(&name, &record)
+            .map_err(|e| ServiceError::Internal(format!("create {name}: {e}")))?;
+        tracing::info!(volume.name = %name, "volume created");
+        let volume = self.to_api(&record);
+        reg.volumes.insert(name, record);
+        Ok(volume)
+    }
+}

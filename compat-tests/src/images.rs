@@ -358,7 +358,7 @@ enum LayerSpec {
 /// Builder for a busybox image: the shared base layer, optional extra
 /// layers, and the image config.
 ///
-/// ```ignore
+/// ```text
 /// let image = BusyboxImage::new("berth-test/hello:1")
 ///     .cmd(["sh", "-c", "cat /hello"])
 ///     .layer_with_file("/hello", b"hi\n")

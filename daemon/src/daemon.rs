@@ -125,8 +125,9 @@ async fn serve_until_signal(
         containerd.namespace = %config.containerd_namespace,
         "daemon has completed initialization"
     );
-    server::serve(bound, app, stopped).await;
+    let in_flight = server::serve(bound, app, stopped).await;
     containers.shutdown(config.live_restore, config.shutdown_timeout).await;
+    in_flight.wait().await;
     listeners::remove_sockets(&sockets);
     Ok(())
 }

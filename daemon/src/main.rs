@@ -40,7 +40,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(daemon::run(config)) {
+    let result = runtime.block_on(daemon::run(config));
+    // Blocking threads (a FIFO open waiting for a shim that never came) must
+    // not keep a daemon that has finished shutting down alive.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e:#}");

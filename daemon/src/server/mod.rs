@@ -25,11 +25,12 @@ pub use listeners::Listener;
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Serve on every listener until `shutdown` flips to true, then stop
-/// accepting, let in-flight requests finish (up to a timeout) and return.
-pub async fn serve(listeners: Vec<Listener>, app: Router, shutdown: watch::Receiver<bool>) {
+/// accepting and return what waits for in-flight requests. The caller
+/// stops containers first: attached streams end when their container does.
+pub async fn serve(listeners: Vec<Listener>, app: Router, shutdown: watch::Receiver<bool>) -> Drain {
     // Every connection holds a sender; when all are dropped, the receiver
     // reports that the drain is complete.
-    let (alive, mut drained) = mpsc::channel::<()>(1);
+    let (alive, drained) = mpsc::channel::<()>(1);
     let mut accept_loops = Vec::new();
     for listener in listeners {
         tracing::info!(listener = %listener.describe(), "API listen");
@@ -39,8 +40,18 @@ pub async fn serve(listeners: Vec<Listener>, app: Router, shutdown: watch::Recei
     for task in accept_loops {
         let _ = task.await;
     }
-    if tokio::time::timeout(DRAIN_TIMEOUT, drained.recv()).await.is_err() {
-        tracing::warn!("in-flight requests did not finish within {}s", DRAIN_TIMEOUT.as_secs());
+    Drain(drained)
+}
+
+/// In-flight requests after the listeners closed.
+pub struct Drain(mpsc::Receiver<()>);
+
+impl Drain {
+    /// Let in-flight requests finish, up to a timeout.
+    pub async fn wait(mut self) {
+        if tokio::time::timeout(DRAIN_TIMEOUT, self.0.recv()).await.is_err() {
+            tracing::warn!("in-flight requests did not finish within {}s", DRAIN_TIMEOUT.as_secs());
+        }
     }
 }
 

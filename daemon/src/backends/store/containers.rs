@@ -30,22 +30,15 @@ impl ContainerStore {
     /// Every stored record; unreadable ones are reported and skipped so one
     /// corrupt file cannot stop the daemon.
     pub fn load_all<T: DeserializeOwned>(&self) -> std::io::Result<Vec<T>> {
-        let entries = match std::fs::read_dir(&self.root) {
-            Ok(e) => e,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
-            Err(e) => return Err(e),
-        };
         let mut records = Vec::new();
-        for entry in entries.flatten() {
-            let path = entry.path().join(FILE);
-            match std::fs::read(&path).map(|b| serde_json::from_slice::<T>(&b)) {
-                Ok(Ok(record)) => records.push(record),
-                Ok(Err(e)) => tracing::warn!(path = %path.display(), error = %e, "skipping unreadable container record"),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    // A create that crashed before its first write: nothing to keep.
-                    let _ = std::fs::remove_dir_all(entry.path());
+        for dir in super::entries(&self.root)? {
+            match super::read_record(&dir.join(FILE), "container") {
+                super::Stored::Record(record) => records.push(record),
+                // A create that crashed before its first write: nothing to keep.
+                super::Stored::Missing => {
+                    let _ = std::fs::remove_dir_all(&dir);
                 }
-                Err(e) => tracing::warn!(path = %path.display(), error = %e, "skipping container record"),
+                super::Stored::Unreadable => {}
             }
         }
         Ok(records)

@@ -5,7 +5,43 @@ pub mod networks;
 pub mod volumes;
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+
+/// The paths in a store directory; a store never written to has none.
+fn entries(root: &Path) -> std::io::Result<Vec<PathBuf>> {
+    match std::fs::read_dir(root) {
+        Ok(dir) => Ok(dir.flatten().map(|e| e.path()).collect()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(vec![]),
+        Err(e) => Err(e),
+    }
+}
+
+/// One JSON record as found at start-up.
+enum Stored<T> {
+    Record(T),
+    /// No file: a create that crashed before its first write.
+    Missing,
+    /// There but unusable; already logged, so one bad file cannot stop the
+    /// daemon.
+    Unreadable,
+}
+
+fn read_record<T: DeserializeOwned>(path: &Path, kind: &str) -> Stored<T> {
+    match std::fs::read(path).map(|b| serde_json::from_slice::<T>(&b)) {
+        Ok(Ok(record)) => Stored::Record(record),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Stored::Missing,
+        Ok(Err(e)) => {
+            tracing::warn!(path = %path.display(), error = %e, "unreadable {kind} record");
+            Stored::Unreadable
+        }
+        Err(e) => {
+            tracing::warn!(path = %path.display(), error = %e, "cannot read {kind} record");
+            Stored::Unreadable
+        }
+    }
+}
 
 /// Write `data` to `path` so that a crash leaves either the old or the new
 /// content, never a torn file: write a temporary file, fsync, rename, fsync
@@ -20,7 +56,7 @@ pub fn atomic_write(path: &Path, data: &[u8]) -> std::io::Result<()> {
     std::fs::File::open(dir)?.sync_all()
 }
 
-fn tempfile_in(dir: &Path, target: &Path) -> std::io::Result<(std::path::PathBuf, std::fs::File)> {
+fn tempfile_in(dir: &Path, target: &Path) -> std::io::Result<(PathBuf, std::fs::File)> {
     let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let tmp = dir.join(format!(".{name}.{}.tmp", uuid::Uuid::new_v4().simple()));
     let file = std::fs::OpenOptions::new().write(true).create_new(true).open(&tmp)?;

@@ -26,24 +26,14 @@ impl NetworkStore {
 
     /// Every stored record; unreadable ones are reported and skipped.
     pub fn load_all<T: DeserializeOwned>(&self) -> std::io::Result<Vec<T>> {
-        let entries = match std::fs::read_dir(&self.root) {
-            Ok(e) => e,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
-            Err(e) => return Err(e),
-        };
-        let mut records = Vec::new();
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if path.extension().is_none_or(|e| e != "json") {
-                continue;
-            }
-            match std::fs::read(&path).map(|b| serde_json::from_slice::<T>(&b)) {
-                Ok(Ok(record)) => records.push(record),
-                Ok(Err(e)) => tracing::warn!(path = %path.display(), error = %e, "skipping unreadable network record"),
-                Err(e) => tracing::warn!(path = %path.display(), error = %e, "skipping network record"),
-            }
-        }
-        Ok(records)
+        Ok(super::entries(&self.root)?
+            .into_iter()
+            .filter(|path| path.extension().is_some_and(|e| e == "json"))
+            .filter_map(|path| match super::read_record(&path, "network") {
+                super::Stored::Record(record) => Some(record),
+                super::Stored::Missing | super::Stored::Unreadable => None,
+            })
+            .collect())
     }
 
     pub fn remove(&self, id: &str) -> std::io::Result<()> {

@@ -46,15 +46,9 @@ impl VolumeStore {
     /// kept with default metadata, and leftovers of interrupted creates and
     /// removals are cleaned up.
     pub fn load_all<T: DeserializeOwned>(&self) -> std::io::Result<Vec<StoredVolume<T>>> {
-        let entries = match std::fs::read_dir(&self.root) {
-            Ok(e) => e,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
-            Err(e) => return Err(e),
-        };
         let mut volumes = Vec::new();
-        for entry in entries.flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let path = entry.path();
+        for path in super::entries(&self.root)? {
+            let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
             if !path.is_dir() {
                 continue;
             }
@@ -64,20 +58,15 @@ impl VolumeStore {
                 continue;
             }
             let data = path.join(DATA);
-            let record = match std::fs::read(path.join(FILE)) {
-                Ok(bytes) => match serde_json::from_slice::<T>(&bytes) {
-                    Ok(r) => Some(r),
-                    Err(e) => {
-                        tracing::warn!(path = %path.display(), error = %e, "unreadable volume record; keeping the volume");
-                        None
-                    }
-                },
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound && !data.exists() => {
+            // An unreadable record keeps the volume, with default metadata.
+            let record = match super::read_record(&path.join(FILE), "volume") {
+                super::Stored::Record(r) => Some(r),
+                super::Stored::Missing if !data.exists() => {
                     // A create that crashed before its record was written.
                     let _ = std::fs::remove_dir_all(&path);
                     continue;
                 }
-                Err(_) => None,
+                super::Stored::Missing | super::Stored::Unreadable => None,
             };
             if !data.exists() {
                 std::fs::create_dir_all(&data)?;

@@ -176,14 +176,7 @@ impl ContainerService {
                 exec.io.abandon(&fifos);
                 let _ = self.containerd.exec_delete(&record.id, &exec.id).await;
                 let message = e.message.clone();
-                let code = if message.contains("executable file not found") || message.contains("no such file") {
-                    127
-                } else if message.contains("permission denied") {
-                    126
-                } else {
-                    1
-                };
-                state.exit_code = Some(code);
+                state.exit_code = Some(super::start::command_failure_code(&message).unwrap_or(1));
                 exec.exited.send_replace(true);
                 Ok(ExecStreams {
                     attach,

@@ -91,8 +91,9 @@ impl ContainerService {
                 let _ = self.containerd.task_delete(&record.id).await;
                 let _ = self.leave_networks(&record.id).await;
                 let message = format!("failed to create task for container: {}", e.message);
-                let (exit_code, invalid) = start_failure_code(&message);
-                record.state.exit_code = exit_code;
+                let code = command_failure_code(&message);
+                let invalid = code.is_some();
+                record.state.exit_code = code.unwrap_or(128);
                 record.state.error = message.clone();
                 self.save(record)?;
                 entry.notify();
@@ -102,15 +103,16 @@ impl ContainerService {
     }
 }
 
-/// dockerd's exit codes for a process that could not start: 127 when the
-/// command is missing, 126 when it cannot be executed, else 128.
-fn start_failure_code(message: &str) -> (i64, bool) {
+/// dockerd's exit code for a process (init or exec) the runtime could not
+/// start because of its command: 127 when it is missing, 126 when it cannot
+/// be executed; `None` for other failures.
+pub(super) fn command_failure_code(message: &str) -> Option<i64> {
     if message.contains("executable file not found") || message.contains("no such file or directory") {
-        (127, true)
+        Some(127)
     } else if message.contains("permission denied") {
-        (126, true)
+        Some(126)
     } else {
-        (128, false)
+        None
     }
 }
 
@@ -120,8 +122,8 @@ mod tests {
 
     #[test]
     fn failure_codes() {
-        assert_eq!(start_failure_code("exec: \"nope\": executable file not found in $PATH"), (127, true));
-        assert_eq!(start_failure_code("exec: \"/etc\": permission denied"), (126, true));
-        assert_eq!(start_failure_code("cgroup trouble"), (128, false));
+        assert_eq!(command_failure_code("exec: \"nope\": executable file not found in $PATH"), Some(127));
+        assert_eq!(command_failure_code("exec: \"/etc\": permission denied"), Some(126));
+        assert_eq!(command_failure_code("cgroup trouble"), None);
     }
 }

@@ -378,6 +378,14 @@ pub struct ContainerPruneResponse {
     pub space_reclaimed: u64,
 }
 
+/// `GET /containers/{id}/top`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct TopResponse {
+    pub titles: Vec<String>,
+    pub processes: Vec<Vec<String>>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,5 +5,6 @@ pub mod host;
 pub mod logging;
 pub mod network;
 pub mod oci_spec;
+pub mod procps;
 pub mod registry;
 pub mod store;

@@ -17,7 +17,6 @@ use crate::services::Services;
 /// issue that will build them. Each answers 501.
 const NOT_YET: &[(&str, &str)] = &[
     // containers (issue 4), streams (issue 5), filesystems (issue 7)
-    ("GET", "/containers/{id}/top"),
     ("GET", "/containers/{id}/changes"),
     ("GET", "/containers/{id}/export"),
     ("GET", "/containers/{id}/stats"),
@@ -116,6 +115,7 @@ pub fn build(services: Services) -> Router {
         .route("/containers/{id}/wait", post(containers::container_wait))
         .route("/containers/{id}/attach", post(containers::container_attach))
         .route("/containers/{id}/logs", get(containers::container_logs))
+        .route("/containers/{id}/top", get(containers::container_top))
         .route("/containers/{id}/resize", post(exec::container_resize))
         .route("/containers/{id}/exec", post(exec::container_exec))
         .route("/exec/{id}/start", post(exec::exec_start))

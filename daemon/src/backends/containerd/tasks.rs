@@ -4,7 +4,7 @@ use std::path::Path;
 
 use containerd_client::services::v1::{
     tasks_client::TasksClient, CreateTaskRequest, DeleteTaskRequest, GetRequest, KillRequest,
-    PauseTaskRequest, ResumeTaskRequest, StartRequest, UpdateTaskRequest,
+    ListPidsRequest, PauseTaskRequest, ResumeTaskRequest, StartRequest, UpdateTaskRequest,
 };
 use containerd_client::types::v1::Status;
 use containerd_client::types::Mount as ProtoMount;
@@ -157,5 +157,18 @@ impl Containerd {
             };
             (state, p.pid)
         }))
+    }
+
+    /// The PIDs (host view) of every process in the container's task.
+    pub async fn task_pids(&self, id: &str) -> Result<Vec<u32>, ContainerdError> {
+        Ok(TasksClient::new(self.channel.clone())
+            .list_pids(self.request(ListPidsRequest { container_id: id.to_string() }))
+            .await
+            .map_err(|s| ContainerdError::from_status("tasks.list_pids", s))?
+            .into_inner()
+            .processes
+            .into_iter()
+            .map(|p| p.pid)
+            .collect())
     }
 }

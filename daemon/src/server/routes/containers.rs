@@ -259,3 +259,12 @@ pub async fn container_prune(
     let filters = Filters::parse(query.get("filters").unwrap_or_default()).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     Ok(Json(svc.containers.prune(&filters).await?))
 }
+
+/// `GET /containers/{id}/top` (ContainerTop).
+pub async fn container_top(
+    State(svc): State<Services>,
+    Path(id): Path<String>,
+    query: QueryPairs,
+) -> ApiResult<Json<api_types::container::TopResponse>> {
+    Ok(Json(svc.containers.top(&id, query.get("ps_args").unwrap_or_default()).await?))
+}

@@ -23,6 +23,7 @@ mod restart;
 mod shutdown;
 mod start;
 mod stop;
+mod top;
 mod update;
 mod user;
 mod volumes;

@@ -166,6 +166,15 @@ pub struct HostConfig {
     pub runtime: String,
     #[serde(default)]
     pub console_size: Option<[u32; 2]>,
+    /// `--mount`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mounts: Option<Vec<crate::mount::Mount>>,
+    /// `--tmpfs`: destination → mount options.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tmpfs: Option<BTreeMap<String, String>>,
+    /// `--volumes-from`: `container[:ro|:rw]`.
+    #[serde(default)]
+    pub volumes_from: Option<Vec<String>>,
     /// Fields berthd does not act on yet, returned as sent.
     #[serde(flatten)]
     pub other: BTreeMap<String, serde_json::Value>,

@@ -7,6 +7,7 @@ pub mod events;
 pub mod exec;
 pub mod filters;
 pub mod image;
+pub mod mount;
 pub mod network;
 pub mod reference;
 pub mod system;

@@ -181,3 +181,156 @@ fn bollard_lists_and_inspects_volumes() {
     let raw = daemon.request("PUT", "/volumes/seen", Some(b"{}"));
     assert_eq!(raw.status, 503);
 }
+
+fn mounts_by_destination(daemon: &Berthd, container: &str) -> Vec<serde_json::Value> {
+    let out = daemon.docker(&["inspect", "-f", "{{json .Mounts}}", container]).success();
+    let mut mounts: Vec<serde_json::Value> = serde_json::from_str(&out.stdout).unwrap();
+    mounts.sort_by(|a, b| a["Destination"].as_str().cmp(&b["Destination"].as_str()));
+    mounts
+}
+
+#[test]
+fn mount_flag_bind_volume_and_tmpfs_as_dockerd_reports_them() {
+    let daemon = Berthd::start_with_busybox();
+    let host = daemon.dir().join("hostdir");
+    std::fs::create_dir_all(&host).unwrap();
+    std::fs::write(host.join("from-host"), "hello\n").unwrap();
+    let h = host.display().to_string();
+    daemon
+        .docker(&[
+            "create", "--name", "mnt",
+            "--mount", &format!("type=bind,src={h},dst=/b"),
+            "--mount", &format!("type=bind,src={h},dst=/bro,readonly,bind-propagation=rslave"),
+            "--mount", "type=volume,src=vv,dst=/v,volume-label=team=a",
+            "--mount", "type=volume,src=vro,dst=/vro,ro,volume-nocopy",
+            "--mount", "type=volume,dst=/anon",
+            "--mount", "type=tmpfs,dst=/t,tmpfs-size=64m,tmpfs-mode=1700",
+            "-v", &format!("{h}:/bv:ro"),
+            "busybox", "sh", "-c",
+            "cat /b/from-host; touch /bro/x 2>&1; touch /vro/x 2>&1; echo w > /v/f; \
+             mount | grep ' /t '; df -k /t | tail -n 1; true",
+        ])
+        .success();
+    let mounts = mounts_by_destination(&daemon, "mnt");
+    let anon = mounts[0]["Name"].as_str().unwrap().to_string();
+    assert_eq!(anon.len(), 64, "{mounts:?}");
+    let vol = |name: &str| daemon.data_root.join(format!("volumes/{name}/_data")).display().to_string();
+    assert_eq!(
+        mounts,
+        vec![
+            serde_json::json!({"Type": "volume", "Name": anon, "Source": vol(&anon), "Destination": "/anon",
+                "Driver": "local", "Mode": "z", "RW": true, "Propagation": ""}),
+            serde_json::json!({"Type": "bind", "Source": h, "Destination": "/b", "Mode": "", "RW": true, "Propagation": "rprivate"}),
+            serde_json::json!({"Type": "bind", "Source": h, "Destination": "/bro", "Mode": "", "RW": false, "Propagation": "rslave"}),
+            serde_json::json!({"Type": "bind", "Source": h, "Destination": "/bv", "Mode": "ro", "RW": false, "Propagation": "rprivate"}),
+            serde_json::json!({"Type": "tmpfs", "Source": "", "Destination": "/t", "Mode": "", "RW": true, "Propagation": ""}),
+            serde_json::json!({"Type": "volume", "Name": "vv", "Source": vol("vv"), "Destination": "/v",
+                "Driver": "local", "Mode": "z", "RW": true, "Propagation": ""}),
+            serde_json::json!({"Type": "volume", "Name": "vro", "Source": vol("vro"), "Destination": "/vro",
+                "Driver": "local", "Mode": "z", "RW": false, "Propagation": ""}),
+        ]
+    );
+    // HostConfig.Mounts is echoed as the CLI sent it.
+    let sent = daemon.docker(&["inspect", "-f", "{{json .HostConfig.Mounts}}", "mnt"]).success();
+    let sent: serde_json::Value = serde_json::from_str(&sent.stdout).unwrap();
+    assert_eq!(sent[5], serde_json::json!({"Type": "tmpfs", "Target": "/t", "TmpfsOptions": {"SizeBytes": 67108864, "Mode": 960}}));
+    let labels = daemon.docker(&["volume", "inspect", "-f", "{{json .Labels}}", "vv"]).success();
+    assert_eq!(labels.stdout.trim(), r#"{"team":"a"}"#);
+    let out = daemon.docker(&["start", "-a", "mnt"]).success();
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines[0], "hello");
+    assert!(lines[1].contains("Read-only file system") && lines[2].contains("Read-only file system"), "{}", out.stdout);
+    assert!(lines[3].starts_with("tmpfs on /t type tmpfs (rw,nosuid,nodev,noexec") && lines[3].contains("size=65536k,mode=1700"), "{}", out.stdout);
+    assert!(lines[4].split_whitespace().nth(1) == Some("65536"), "{}", out.stdout);
+    let out = daemon.docker(&["run", "--rm", "-v", "vv:/data", "busybox", "cat", "/data/f"]).success();
+    assert_eq!(out.stdout, "w\n");
+    // The anonymous volume is labelled and goes with `rm -v`.
+    daemon.docker(&["rm", "-v", "mnt"]).success();
+    assert_eq!(volume_names(&daemon), ["vro", "vv"]);
+}
+
+#[test]
+fn tmpfs_flag_mounts_with_its_size() {
+    let daemon = Berthd::start_with_busybox();
+    let out = daemon
+        .docker(&["run", "--rm", "--tmpfs", "/run:size=32m", "--tmpfs", "/scratch", "busybox", "sh", "-c",
+            "df -k /run | tail -n 1; mount | grep -E ' /(run|scratch) '; echo x > /scratch/f && cat /scratch/f"])
+        .success();
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines[0].split_whitespace().nth(1), Some("32768"), "{}", out.stdout);
+    assert!(out.stdout.contains("tmpfs on /run type tmpfs (rw,nosuid,nodev,noexec,relatime,size=32768k)"), "{}", out.stdout);
+    assert!(out.stdout.contains("tmpfs on /scratch type tmpfs (rw,nosuid,nodev,noexec,relatime)"), "{}", out.stdout);
+    assert!(out.stdout.ends_with("x\n"), "{}", out.stdout);
+    daemon.docker(&["create", "--name", "tmp", "--tmpfs", "/run:size=32m", "busybox"]).success();
+    let tmpfs = daemon.docker(&["inspect", "-f", "{{json .HostConfig.Tmpfs}}", "tmp"]).success();
+    assert_eq!(tmpfs.stdout.trim(), r#"{"/run":"size=32m"}"#);
+}
+
+#[test]
+fn bad_mounts_are_refused_with_dockerd_text_and_create_nothing() {
+    let daemon = Berthd::start_with_busybox();
+    let cases: &[(&[&str], &str)] = &[
+        (&["--mount", "type=bind,src=/nonexistent-berthd-src,dst=/x"],
+            "invalid mount config for type \"bind\": bind source path does not exist: /nonexistent-berthd-src"),
+        (&["--mount", "type=bind,src=/tmp,dst=x"],
+            "invalid mount config for type \"bind\": invalid mount path: 'x' mount path must be absolute"),
+        (&["--mount", "type=volume,src=fine,dst=rel"],
+            "invalid mount config for type \"volume\": invalid mount path: 'rel' mount path must be absolute"),
+        (&["--mount", "type=bind,src=/tmp,dst=/"], "invalid mount config for type \"bind\": invalid specification: destination can't be '/'"),
+        (&["--mount", "type=volume,src=one,dst=/x", "-v", "two:/x"], "Duplicate mount point: /x"),
+        (&["-v", "one:/x", "-v", "/tmp:/x/"], "Duplicate mount point: /x"),
+        (&["--tmpfs", "/x", "-v", "/tmp:/x"], "Duplicate mount point: /x"),
+        (&["--tmpfs", "rel"], "invalid mount path: 'rel' mount path must be absolute"),
+        (&["--mount", "type=volume,src=/abs,dst=/x"], "create /abs: \"/abs\" includes invalid characters for a local volume name"),
+        (&["--mount", "type=volume,dst=/x,readonly"],
+            "invalid mount config for type \"volume\": must not set ReadOnly mode when using anonymous volumes"),
+    ];
+    for (args, expected) in cases {
+        let mut all = vec!["create"];
+        all.extend_from_slice(args);
+        all.push("busybox");
+        let out = daemon.docker(&all).failure();
+        assert!(out.stderr.contains(&format!("Error response from daemon: {expected}")), "{args:?}: {}", out.stderr);
+    }
+    let raw = daemon.request("POST", "/containers/create", Some(br#"{"Image":"busybox","HostConfig":{"Mounts":[{"Type":"foo","Target":"/x"}]}}"#));
+    assert_eq!(raw.status, 400);
+    assert_eq!(raw.json()["message"], "invalid mount config for type \"foo\": mount type unknown");
+    assert_eq!(daemon.docker(&["ps", "-aq"]).success().stdout, "");
+    assert!(volume_names(&daemon).is_empty(), "{:?}", volume_names(&daemon));
+}
+
+#[test]
+fn volumes_from_shares_volumes_and_binds_read_only_on_request() {
+    let daemon = Berthd::start_with_busybox();
+    let host = daemon.dir().join("shared");
+    std::fs::create_dir_all(&host).unwrap();
+    let h = host.display().to_string();
+    daemon
+        .docker(&["create", "--name", "src", "-v", "data:/data", "-v", "/anon", "-v", &format!("{h}:/hb"), "busybox", "true"])
+        .success();
+    daemon.docker(&["run", "--rm", "--volumes-from", "src", "busybox", "sh", "-c", "echo one > /data/f; echo two > /anon/g; echo three > /hb/h"]).success();
+    assert_eq!(std::fs::read_to_string(host.join("h")).unwrap(), "three\n");
+    let out = daemon
+        .docker(&["run", "--name", "reader", "--volumes-from", "src:ro", "busybox", "sh", "-c", "cat /data/f /anon/g /hb/h; touch /data/x /hb/x 2>&1; true"])
+        .success();
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(&lines[..3], ["one", "two", "three"]);
+    assert!(lines[3].contains("Read-only file system") && lines[4].contains("Read-only file system"), "{}", out.stdout);
+    let mounts = mounts_by_destination(&daemon, "reader");
+    let summary: Vec<(String, String, bool)> = mounts
+        .iter()
+        .map(|m| (m["Type"].as_str().unwrap().into(), m["Destination"].as_str().unwrap().into(), m["RW"].as_bool().unwrap()))
+        .collect();
+    assert_eq!(summary, [("volume".into(), "/anon".into(), false), ("volume".into(), "/data".into(), false), ("bind".into(), "/hb".into(), false)]);
+    assert!(mounts.iter().all(|m| m["Mode"] == ""), "{mounts:?}");
+    let vf = daemon.docker(&["inspect", "-f", "{{json .HostConfig.VolumesFrom}}", "reader"]).success();
+    assert_eq!(vf.stdout.trim(), r#"["src:ro"]"#);
+    // The source's anonymous volume is still in use by the reader.
+    daemon.docker(&["rm", "-v", "src"]).success();
+    let out = daemon.docker(&["start", "-a", "reader"]).success();
+    assert!(out.stdout.starts_with("one\ntwo\n"), "{}", out.stdout);
+    let out = daemon.docker(&["create", "--volumes-from", "nosuch", "busybox"]).failure();
+    assert!(out.stderr.contains("Error response from daemon: No such container: nosuch"), "{}", out.stderr);
+    let out = daemon.docker(&["create", "--volumes-from", "reader:xx", "busybox"]).failure();
+    assert!(out.stderr.contains("Error response from daemon: invalid mode: xx"), "{}", out.stderr);
+}

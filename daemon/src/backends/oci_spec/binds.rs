@@ -1,6 +1,9 @@
-//! `HostConfig.Binds` entries: `SRC:DST[:OPTS]`.
+//! Host-path binds: `HostConfig.Binds` entries (`SRC:DST[:OPTS]`) and
+//! `--mount type=bind`.
 
 use std::path::PathBuf;
+
+use api_types::mount::Mount;
 
 use serde_json::{json, Value};
 
@@ -10,6 +13,10 @@ pub struct Bind {
     pub destination: String,
     pub read_only: bool,
     pub propagation: String,
+    /// The options as given (`ro`, `ro,rshared`, …), which inspect shows.
+    pub mode: String,
+    /// `bind` instead of `rbind` (`bind-nonrecursive`).
+    pub non_recursive: bool,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -20,7 +27,7 @@ pub enum BindError {
     NamedVolume(String),
 }
 
-const PROPAGATIONS: &[&str] = &["private", "rprivate", "shared", "rshared", "slave", "rslave"];
+pub const PROPAGATIONS: &[&str] = &["private", "rprivate", "shared", "rshared", "slave", "rslave"];
 
 pub fn parse_bind(spec: &str) -> Result<Bind, BindError> {
     let invalid = || BindError::Invalid(spec.to_string());
@@ -41,6 +48,8 @@ pub fn parse_bind(spec: &str) -> Result<Bind, BindError> {
         destination: destination.to_string(),
         read_only: false,
         propagation: "rprivate".into(),
+        mode: options.to_string(),
+        non_recursive: false,
     };
     for opt in options.split(',').filter(|o| !o.is_empty()) {
         match opt {
@@ -56,8 +65,22 @@ pub fn parse_bind(spec: &str) -> Result<Bind, BindError> {
 }
 
 impl Bind {
+    /// A `--mount type=bind` entry (already validated by the service).
+    pub fn from_mount(m: &Mount) -> Self {
+        let options = m.bind_options.as_ref();
+        Bind {
+            source: m.source.clone().into(),
+            destination: m.target.clone(),
+            read_only: m.read_only,
+            propagation: options.map(|o| o.propagation.clone()).filter(|p| !p.is_empty()).unwrap_or_else(|| "rprivate".into()),
+            mode: String::new(),
+            non_recursive: options.is_some_and(|o| o.non_recursive),
+        }
+    }
+
     pub fn to_oci_mount(&self) -> Value {
-        let mut options = vec!["rbind".to_string(), self.propagation.clone()];
+        let kind = if self.non_recursive { "bind" } else { "rbind" };
+        let mut options = vec![kind.to_string(), self.propagation.clone()];
         if self.read_only {
             options.push("ro".into());
         }

@@ -4,6 +4,7 @@
 mod binds;
 pub mod defaults;
 pub mod seccomp;
+mod tmpfs;
 
 use std::path::PathBuf;
 
@@ -11,7 +12,7 @@ use serde_json::{json, Value};
 
 use api_types::container::{ContainerConfig, HostConfig};
 
-pub use binds::{parse_bind, Bind, BindError};
+pub use binds::{parse_bind, Bind, BindError, PROPAGATIONS};
 use defaults::*;
 
 /// The process user, already resolved against the container's passwd/group.
@@ -87,6 +88,17 @@ pub fn generate(input: &SpecInput<'_>) -> Result<Value, SpecError> {
     }
     for bind in hc.binds.iter().flatten() {
         mounts.push(parse_bind(bind)?.to_oci_mount());
+    }
+    for m in hc.mounts.iter().flatten() {
+        // Volume mounts arrive as binds of their directories.
+        match m.kind.as_str() {
+            "bind" => mounts.push(Bind::from_mount(m).to_oci_mount()),
+            "tmpfs" => mounts.push(tmpfs::from_mount(m)),
+            _ => {}
+        }
+    }
+    for (destination, options) in hc.tmpfs.iter().flatten() {
+        mounts.push(tmpfs::from_tmpfs_entry(destination, options));
     }
     // Parents before children, as dockerd sorts: a volume at /etc must not
     // hide the /etc/hosts mounted into it.

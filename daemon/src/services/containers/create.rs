@@ -31,6 +31,7 @@ impl ContainerService {
             return Err(ServiceError::InvalidParameter("config cannot be empty in order to create a container".into()));
         }
         validate_host_config(&host_config)?;
+        super::mounts::validate(&host_config)?;
         if matches!(host_config.network_mode.as_str(), "" | "default") {
             if let Some(network) = endpoints_network(networking_config.as_ref()) {
                 host_config.network_mode = network;
@@ -41,7 +42,10 @@ impl ContainerService {
         let image = image::resolve(&self.images, &config.image).await?;
         let config = merge_image_config(config, &image.config);
         let (path, args) = entrypoint_and_args(&config)?;
-        let volumes = super::volumes::plan(&config, &host_config)?;
+        let inherited = self.volumes_from(&host_config).await?;
+        let mut volumes = super::volumes::plan(&config, &host_config, &inherited.destinations())?;
+        volumes.extend(inherited.volumes);
+        super::mounts::create_bind_sources(&host_config)?;
         let id = new_id();
         let mut config = config;
         if config.hostname.is_empty() {
@@ -67,6 +71,7 @@ impl ContainerService {
             config,
             host_config,
             volumes,
+            inherited_binds: inherited.binds,
         };
         let record = self.reserve(record, requested_name)?;
         // The snapshot is a GC root only once the container refers to it;

@@ -6,7 +6,6 @@ use super::list::network_mode;
 use super::record::Status;
 use super::ContainerService;
 use crate::backends::containerd::SNAPSHOTTER;
-use crate::backends::oci_spec::parse_bind;
 use crate::services::ServiceError;
 
 impl ContainerService {
@@ -16,18 +15,8 @@ impl ContainerService {
         let s = &r.state;
         let mut host_config = r.host_config.clone();
         host_config.network_mode = network_mode(&r).to_string();
-        let mounts = r
-            .host_config
-            .binds
-            .iter()
-            .flatten()
-            .filter_map(|b| parse_bind(b).ok())
-            .map(|b| {
-                serde_json::json!({
-                    "Type": "bind", "Source": b.source, "Destination": b.destination,
-                    "Mode": if b.read_only { "ro" } else { "" }, "RW": !b.read_only, "Propagation": b.propagation,
-                })
-            })
+        let mounts = super::mounts::inspect_entries(&r.host_config)
+            .into_iter()
             .chain(self.volume_mounts(&r))
             .collect();
         Ok(ContainerInspect {

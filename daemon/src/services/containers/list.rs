@@ -77,6 +77,8 @@ fn matches(r: &Container, f: &Filters) -> bool {
         && f.any("network", |v| network_mode(r) == v)
         && f.any("volume", |v| {
             r.host_config.binds.iter().flatten().any(|b| b.split(':').take(2).any(|p| p == v))
+                || r.host_config.mounts.iter().flatten().any(|m| m.source == v || m.target == v)
+                || r.volumes.iter().any(|m| m.name == v || m.destination == v)
         })
         && f.any("health", |v| v == "none" && r.config.healthcheck.is_none())
         && f.any("expose", |v| r.config.exposed_ports.as_ref().is_some_and(|p| p.contains_key(v) || p.contains_key(&format!("{v}/tcp"))))

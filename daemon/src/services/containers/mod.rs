@@ -12,6 +12,7 @@ mod io;
 mod list;
 mod logs;
 mod monitor;
+mod mounts;
 mod naming;
 mod networking;
 mod pause;
@@ -27,6 +28,7 @@ mod top;
 mod update;
 mod user;
 mod volumes;
+mod volumes_from;
 mod wait;
 
 use std::collections::HashMap;

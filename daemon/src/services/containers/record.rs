@@ -91,6 +91,9 @@ pub struct Container {
     /// The volumes it mounts (named and anonymous); older records have none.
     #[serde(default)]
     pub volumes: Vec<super::volumes::VolumeMount>,
+    /// Host binds taken from `--volumes-from` containers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inherited_binds: Vec<api_types::mount::Mount>,
 }
 
 impl Container {

@@ -4,7 +4,7 @@
 //! directories before the spec is made (the spec generator stays pure),
 //! filled from the image when new and empty, and released on removal.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -12,10 +12,11 @@ use serde::{Deserialize, Serialize};
 
 use api_types::container::{ContainerConfig, HostConfig};
 
+use super::mounts::clean;
 use super::record::Container;
 use super::user::RootfsFiles;
 use super::ContainerService;
-use crate::services::volumes::{generate_name, validate_name, LOCAL_DRIVER};
+use crate::services::volumes::{check_driver_opts, generate_name, validate_name, LOCAL_DRIVER};
 use crate::services::ServiceError;
 
 /// One volume mounted into a container, as recorded with the container.
@@ -32,6 +33,12 @@ pub struct VolumeMount {
     pub mode: String,
     /// Fill a new, empty volume from the image (not with `nocopy`).
     pub copy_up: bool,
+    /// Labels and driver options for a volume this mount creates
+    /// (`--mount volume-label=…,volume-opt=…`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub driver_opts: Option<BTreeMap<String, String>>,
 }
 
 impl VolumeMount {
@@ -44,16 +51,12 @@ impl VolumeMount {
     }
 }
 
-fn clean(path: &str) -> String {
-    let trimmed = path.trim_end_matches('/');
-    if trimmed.is_empty() { "/".into() } else { trimmed.to_string() }
-}
-
-/// The volumes a create asks for. Pure: names are checked and anonymous
-/// ones named, nothing is created.
-pub fn plan(config: &ContainerConfig, hc: &HostConfig) -> Result<Vec<VolumeMount>, ServiceError> {
+/// The volumes a create asks for (`-v name:/dest`, `--mount type=volume`,
+/// `Config.Volumes`). Pure: names are checked and anonymous ones named,
+/// nothing is created. Destinations were checked by `mounts::validate`.
+pub fn plan(config: &ContainerConfig, hc: &HostConfig, inherited: &HashSet<String>) -> Result<Vec<VolumeMount>, ServiceError> {
     let mut mounts = Vec::new();
-    let mut destinations = HashSet::new();
+    let mut destinations = inherited.clone();
     for bind in hc.binds.iter().flatten() {
         let parts: Vec<&str> = bind.split(':').collect();
         let (source, destination, mode) = match parts.as_slice() {
@@ -78,6 +81,30 @@ pub fn plan(config: &ContainerConfig, hc: &HostConfig) -> Result<Vec<VolumeMount
             read_only: opts.contains(&"ro"),
             mode: if mode.is_empty() { "z".into() } else { mode.to_string() },
             copy_up: !opts.contains(&"nocopy"),
+            labels: BTreeMap::new(),
+            driver_opts: None,
+        });
+    }
+    for m in hc.mounts.iter().flatten() {
+        destinations.insert(clean(&m.target));
+        if m.kind != "volume" {
+            continue;
+        }
+        let anonymous = m.source.is_empty();
+        let name = if anonymous { generate_name() } else { m.source.clone() };
+        validate_name(&name).map_err(|e| ServiceError::InvalidParameter(format!("create {name}: {e}")))?;
+        let options = m.volume_options.clone().unwrap_or_default();
+        let driver_opts = options.driver_config.and_then(|d| d.options).filter(|o| !o.is_empty());
+        check_driver_opts(&name, driver_opts.as_ref())?;
+        mounts.push(VolumeMount {
+            name,
+            destination: m.target.clone(),
+            anonymous,
+            read_only: m.read_only,
+            mode: "z".into(),
+            copy_up: !options.no_copy,
+            labels: options.labels.unwrap_or_default(),
+            driver_opts,
         });
     }
     for path in config.volumes.iter().flat_map(|v| v.keys()) {
@@ -96,6 +123,8 @@ pub fn plan(config: &ContainerConfig, hc: &HostConfig) -> Result<Vec<VolumeMount
             read_only: false,
             mode: String::new(),
             copy_up: true,
+            labels: BTreeMap::new(),
+            driver_opts: None,
         });
     }
     Ok(mounts)
@@ -119,7 +148,7 @@ impl ContainerService {
             .cloned()
             .collect();
         for mount in &record.volumes {
-            let (path, _) = self.volumes.acquire(&mount.name, mount.anonymous, &record.id)?;
+            let (path, _) = self.volumes.acquire(&mount.name, mount.anonymous, &mount.labels, mount.driver_opts.as_ref(), &record.id)?;
             if mount.copy_up {
                 let layers = files.layers().to_vec();
                 let (dest, target) = (mount.destination.clone(), path.clone());
@@ -132,6 +161,10 @@ impl ContainerService {
             binds.push(format!("{}:{}:{access}", path.display(), mount.destination));
         }
         host_config.binds = Some(binds);
+        let mut mounts = host_config.mounts.take().unwrap_or_default();
+        mounts.retain(|m| m.kind != "volume");
+        mounts.extend(record.inherited_binds.iter().cloned());
+        host_config.mounts = Some(mounts);
         Ok(host_config)
     }
 
@@ -154,7 +187,8 @@ impl ContainerService {
 
     /// Inspect's `Mounts` entries for the container's volumes.
     pub(super) fn volume_mounts(&self, record: &Container) -> Vec<serde_json::Value> {
-        record.volumes.iter().map(|m| m.inspect(&self.volumes.data_path(&m.name))).collect()
+        let inherited = record.inherited_binds.iter().map(super::mounts::bind_entry);
+        record.volumes.iter().map(|m| m.inspect(&self.volumes.data_path(&m.name))).chain(inherited).collect()
     }
 }
 
@@ -261,7 +295,7 @@ mod tests {
             binds: Some(vec!["data:/named:ro,nocopy".into(), "/host:/bind".into(), "other:/other".into()]),
             ..Default::default()
         };
-        let planned = plan(&config, &hc).unwrap();
+        let planned = plan(&config, &hc, &HashSet::new()).unwrap();
         assert_eq!(planned.len(), 3);
         assert_eq!(
             (planned[0].name.as_str(), planned[0].read_only, planned[0].copy_up, planned[0].mode.as_str()),
@@ -270,7 +304,7 @@ mod tests {
         assert_eq!((planned[1].name.as_str(), planned[1].mode.as_str()), ("other", "z"));
         assert!(planned[2].anonymous && planned[2].name.len() == 64 && planned[2].destination == "/anon");
         let bad = HostConfig { binds: Some(vec!["a/b:/x".into()]), ..Default::default() };
-        assert!(matches!(plan(&ContainerConfig::default(), &bad), Err(ServiceError::InvalidParameter(_))));
+        assert!(matches!(plan(&ContainerConfig::default(), &bad, &HashSet::new()), Err(ServiceError::InvalidParameter(_))));
     }
 
     #[test]

@@ -1,12 +1,28 @@
 //! `docker volume create`: the `local` driver only; an existing volume of
 //! the same name is answered as it is, as dockerd does.
 
+use std::collections::BTreeMap;
+
 use api_types::volume::Volume;
 
 use super::{generate_name, now_rfc3339, validate_name, VolumeRecord, VolumeService, LOCAL_DRIVER};
 use crate::services::ServiceError;
 
 pub use api_types::volume::VolumeCreateOptions;
+
+/// The `local` driver's options berthd takes (none yet), with dockerd's
+/// text for unknown keys.
+pub fn check_driver_opts(name: &str, opts: Option<&BTreeMap<String, String>>) -> Result<(), ServiceError> {
+    if let Some(bad) = opts.into_iter().flatten().map(|(k, _)| k).next() {
+        let known = matches!(bad.as_str(), "type" | "device" | "o" | "size");
+        return Err(ServiceError::InvalidParameter(if known {
+            format!("create {name}: local volume driver options (\"{bad}\") are not supported by berthd yet")
+        } else {
+            format!("create {name}: invalid option key: {bad:?}")
+        }));
+    }
+    Ok(())
+}
 
 impl VolumeService {
     pub fn create(&self, opts: VolumeCreateOptions) -> Result<Volume, ServiceError> {
@@ -34,14 +50,7 @@ impl VolumeService {
     pub(super) fn create_local(&self, opts: VolumeCreateOptions) -> Result<Volume, ServiceError> {
         let name = opts.name;
         validate_name(&name).map_err(|e| ServiceError::InvalidParameter(format!("create {name}: {e}")))?;
-        if let Some(bad) = opts.driver_opts.iter().flatten().map(|(k, _)| k).next() {
-            let known = matches!(bad.as_str(), "type" | "device" | "o" | "size");
-            return Err(ServiceError::InvalidParameter(if known {
-                format!("create {name}: local volume driver options (\"{bad}\") are not supported by berthd yet")
-            } else {
-                format!("create {name}: invalid option key: {bad:?}")
-            }));
-        }
+        check_driver_opts(&name, opts.driver_opts.as_ref())?;
         let record = VolumeRecord {
             name: name.clone(),
             driver: LOCAL_DRIVER.into(),

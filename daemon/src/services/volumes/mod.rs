@@ -19,7 +19,7 @@ use api_types::volume::Volume;
 use crate::backends::store::volumes::VolumeStore;
 use crate::services::ServiceError;
 
-pub use create::VolumeCreateOptions;
+pub use create::{check_driver_opts, VolumeCreateOptions};
 
 /// The only driver berthd has.
 pub const LOCAL_DRIVER: &str = "local";
@@ -128,12 +128,22 @@ impl VolumeService {
     /// The volume for a container's mount, created if missing (anonymous
     /// ones with dockerd's label); the container now holds a reference.
     /// Answers the host path and whether the volume was just created.
-    pub fn acquire(&self, name: &str, anonymous: bool, container_id: &str) -> Result<(PathBuf, bool), ServiceError> {
+    pub fn acquire(
+        &self,
+        name: &str,
+        anonymous: bool,
+        labels: &BTreeMap<String, String>,
+        driver_opts: Option<&BTreeMap<String, String>>,
+        container_id: &str,
+    ) -> Result<(PathBuf, bool), ServiceError> {
         let created = if self.registry().volumes.contains_key(name) {
             false
         } else {
-            let labels = if anonymous { BTreeMap::from([(ANONYMOUS_LABEL.to_string(), String::new())]) } else { BTreeMap::new() };
-            let opts = VolumeCreateOptions { name: name.into(), labels, ..Default::default() };
+            let mut labels = labels.clone();
+            if anonymous {
+                labels.insert(ANONYMOUS_LABEL.to_string(), String::new());
+            }
+            let opts = VolumeCreateOptions { name: name.into(), labels, driver_opts: driver_opts.cloned(), ..Default::default() };
             self.create_local(opts)?;
             true
         };
@@ -205,9 +215,9 @@ mod tests {
     async fn references_block_removal_and_survive_reload() {
         let dir = tempfile::tempdir().unwrap();
         let svc = VolumeService::load(dir.path()).unwrap();
-        let (path, created) = svc.acquire("data", false, "c1").unwrap();
+        let (path, created) = svc.acquire("data", false, &BTreeMap::new(), None, "c1").unwrap();
         assert!(created && path.is_dir());
-        assert!(!svc.acquire("data", false, "c2").unwrap().1);
+        assert!(!svc.acquire("data", false, &BTreeMap::new(), None, "c2").unwrap().1);
         let err = svc.remove("data", false).await.unwrap_err();
         assert_eq!(err.to_string(), "remove data: volume is in use - [c1, c2]");
         svc.release("data", "c1");

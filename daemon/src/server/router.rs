@@ -24,7 +24,6 @@ const NOT_YET: &[(&str, &str)] = &[
     ("HEAD", "/containers/{id}/archive"),
     ("GET", "/containers/{id}/archive"),
     ("PUT", "/containers/{id}/archive"),
-    ("POST", "/commit"),
     // build (issue 10)
     ("POST", "/build"),
     ("POST", "/build/prune"),
@@ -125,6 +124,7 @@ pub fn build(services: Services) -> Router {
         .route("/containers/{id}/rename", post(containers::container_rename))
         .route("/containers/{id}/update", post(containers::container_update))
         .route("/containers/prune", post(containers::container_prune))
+        .route("/commit", post(containers::image_commit))
         .route("/volumes", get(volumes::volume_list))
         .route("/volumes/create", post(volumes::volume_create))
         .route("/volumes/prune", post(volumes::volume_prune))

@@ -2,6 +2,7 @@
 //! return api-types shapes and call backends.
 
 pub mod containers;
+pub mod dockerfile;
 pub mod errors;
 pub mod events;
 pub mod images;

@@ -16,6 +16,7 @@ use crate::server::error::{ApiError, ApiResult};
 use crate::server::extract::{DockerJson, QueryPairs};
 use crate::server::stream::{frame, hijack, Hijacked, MULTIPLEXED_STREAM, RAW_STREAM};
 use crate::services::containers::{
+    CommitOptions,
     AttachOptions, AttachStreams, CreateOptions, ListOptions, LogsOptions, Output, Stream, WaitCondition,
 };
 use crate::services::{ServiceError, Services};
@@ -267,4 +268,27 @@ pub async fn container_top(
     query: QueryPairs,
 ) -> ApiResult<Json<api_types::container::TopResponse>> {
     Ok(Json(svc.containers.top(&id, query.get("ps_args").unwrap_or_default()).await?))
+}
+
+/// `POST /commit` (ImageCommit): 201 with the new image's ID.
+pub async fn image_commit(
+    State(svc): State<Services>,
+    query: QueryPairs,
+    DockerJson(config): DockerJson<Option<api_types::container::ContainerConfig>>,
+) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
+    let text = |k: &str| query.get(k).unwrap_or_default().to_string();
+    // Since API 1.13 an absent `pause` means pause.
+    let pause = query.get("pause").is_none_or(|v| v.is_empty()) || query.bool("pause");
+    let opts = CommitOptions {
+        container: text("container"),
+        repo: text("repo"),
+        tag: text("tag"),
+        comment: text("comment"),
+        author: text("author"),
+        pause,
+        changes: query.all("changes").filter(|c| !c.trim().is_empty()).map(str::to_string).collect(),
+        config,
+    };
+    let id = svc.containers.commit(opts).await?;
+    Ok((StatusCode::CREATED, Json(serde_json::json!({ "Id": id }))))
 }

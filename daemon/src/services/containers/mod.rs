@@ -2,6 +2,7 @@
 //! tasks. One file per verb; this module holds the shared registry.
 
 mod attach;
+mod commit;
 mod create;
 mod etc_files;
 mod events;
@@ -47,6 +48,7 @@ use crate::services::networks::NetworkService;
 use crate::services::ServiceError;
 
 pub use attach::{AttachOptions, AttachStreams};
+pub use commit::CommitOptions;
 pub use create::CreateOptions;
 pub use exec::ExecStreams;
 pub use io::Output;

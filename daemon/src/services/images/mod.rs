@@ -6,6 +6,7 @@
 //! that lost its last name).
 
 pub mod auth;
+pub mod commit;
 pub mod distribution;
 mod history;
 mod inspect;
@@ -29,6 +30,7 @@ use super::events::EventBus;
 use super::ServiceError;
 use crate::backends::containerd::{Containerd, ImageRecord, OciDescriptor, SNAPSHOTTER};
 
+pub use commit::NewImage;
 pub use distribution::Progress;
 pub use list::ImageListOptions;
 pub use pull::PullOptions;
@@ -139,6 +141,9 @@ pub struct ImageConfig {
     pub docker_version: Option<String>,
     #[serde(default)]
     pub parent: Option<String>,
+    /// The builder step's config, which its cache matches on.
+    #[serde(default)]
+    pub container_config: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

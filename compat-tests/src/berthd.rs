@@ -6,8 +6,11 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use std::sync::Arc;
+
 use crate::cli::{self, CmdOutput};
 use crate::containerd;
+use crate::netns::NetNs;
 
 static NEXT: AtomicUsize = AtomicUsize::new(0);
 
@@ -42,6 +45,21 @@ pub struct BerthdBuilder {
     no_containerd_flag: bool,
     no_default_host: bool,
     wrapper: Vec<String>,
+    network: Network,
+}
+
+/// Where a test daemon's network lives.
+#[derive(Debug, Clone, Default)]
+enum Network {
+    /// A network namespace of its own (the default): the daemon's bridges,
+    /// iptables rules and ports are private to the test.
+    #[default]
+    Own,
+    /// Another daemon's namespace: a successor on the same state.
+    Shared(Arc<NetNs>),
+    /// The host's, for tests whose clients reach the daemon over TCP; the
+    /// default bridge and iptables are off so the host is left alone.
+    Host,
 }
 
 impl BerthdBuilder {
@@ -84,6 +102,22 @@ impl BerthdBuilder {
         self
     }
 
+    /// Run in the host's network namespace (for TCP listeners the test
+    /// reaches from outside), with `--bridge none --iptables=false`.
+    pub fn host_network(mut self) -> Self {
+        self.network = Network::Host;
+        self
+    }
+
+    /// Run in `other`'s network namespace, e.g. a successor daemon on the
+    /// same data-root whose containers kept running.
+    pub fn same_network_as(mut self, other: &Berthd) -> Self {
+        if let Some(ns) = &other.netns {
+            self.network = Network::Shared(ns.clone());
+        }
+        self
+    }
+
     /// Start the daemon and wait until it answers on its socket.
     #[track_caller]
     pub fn start(self) -> Berthd {
@@ -115,7 +149,13 @@ impl BerthdBuilder {
         let dir = tempfile::Builder::new().prefix("berth-").tempdir().expect("tempdir");
         let root = dir.path().to_path_buf();
         let namespace = unique_name("berth-test");
+        let netns = match &self.network {
+            Network::Own => Some(Arc::new(NetNs::create(&unique_name("berth-net")))),
+            Network::Shared(ns) => Some(ns.clone()),
+            Network::Host => None,
+        };
         let mut daemon = Berthd {
+            netns,
             socket: root.join("berthd.sock"),
             data_root: root.join("data"),
             exec_root: root.join("exec"),
@@ -149,13 +189,19 @@ impl BerthdBuilder {
         if !self.no_default_host {
             args.extend(["-H".into(), format!("unix://{}", daemon.socket.display())]);
         }
+        if matches!(self.network, Network::Host) {
+            args.extend(["--bridge".into(), "none".into(), "--iptables=false".into()]);
+        }
         args.extend(self.args.iter().cloned());
         let log = std::fs::File::create(&daemon.log_path).expect("log file");
-        let mut cmd = if self.wrapper.is_empty() {
+        let mut program: Vec<String> =
+            daemon.netns.as_ref().map(|ns| ns.enter_args()).unwrap_or_default();
+        program.extend(self.wrapper.iter().cloned());
+        let mut cmd = if program.is_empty() {
             Command::new(berthd_binary())
         } else {
-            let mut c = Command::new(&self.wrapper[0]);
-            c.args(&self.wrapper[1..]).arg(berthd_binary());
+            let mut c = Command::new(&program[0]);
+            c.args(&program[1..]).arg(berthd_binary());
             c
         };
         cmd.args(&args)
@@ -192,6 +238,8 @@ pub struct Berthd {
     log_path: PathBuf,
     docker_config: PathBuf,
     child: Option<Child>,
+    /// Dropped after the daemon stopped (fields drop after `Drop::drop`).
+    netns: Option<Arc<NetNs>>,
 }
 
 impl Berthd {
@@ -251,6 +299,33 @@ impl Berthd {
     /// A bollard client on this daemon's socket.
     pub fn client(&self) -> bollard::Docker {
         crate::client::connect(&self.socket)
+    }
+
+    /// The daemon's network namespace (`None` with `host_network`).
+    pub fn netns(&self) -> Option<&NetNs> {
+        self.netns.as_deref()
+    }
+
+    /// Run a command (from the host's filesystem, e.g. `busybox wget`) in
+    /// the daemon's network namespace: where its bridges and published
+    /// ports are, as the host sees them under dockerd.
+    pub fn in_netns(&self, args: &[&str]) -> CmdOutput {
+        match &self.netns {
+            Some(ns) => ns.run(args),
+            None => {
+                let mut cmd = Command::new(args[0]);
+                cmd.args(&args[1..]);
+                cli::run_piped(cmd, None)
+            }
+        }
+    }
+
+    /// Make the host's `127.0.0.1:port` (a registry the test started)
+    /// reachable at the same address inside the daemon's namespace.
+    pub fn reach_host_port(&self, port: u16) {
+        if let Some(ns) = &self.netns {
+            ns.forward_host_port(port);
+        }
     }
 
     /// Raw HTTP on the socket, for status lines and headers.

@@ -49,6 +49,12 @@ pub fn docker(host: &str, config_dir: &std::path::Path, args: &[&str], stdin: Op
     run(cmd, stdin)
 }
 
+/// Run a prepared command capturing its output.
+pub fn run_piped(mut cmd: Command, stdin: Option<&[u8]>) -> CmdOutput {
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    run(cmd, stdin)
+}
+
 /// Run a prepared command, feeding `stdin` if given.
 pub fn run(mut cmd: Command, stdin: Option<&[u8]>) -> CmdOutput {
     use std::io::Write;

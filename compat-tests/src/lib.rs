@@ -7,6 +7,7 @@ pub mod client;
 pub mod containerd;
 pub mod http;
 pub mod images;
+pub mod netns;
 pub mod registry;
 pub mod tls;
 

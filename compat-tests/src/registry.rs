@@ -111,6 +111,11 @@ impl Registry {
         &self.addr
     }
 
+    /// The port on 127.0.0.1 (see `Berthd::reach_host_port`).
+    pub fn port(&self) -> u16 {
+        self.addr.rsplit(':').next().and_then(|p| p.parse().ok()).expect("registry port")
+    }
+
     /// `127.0.0.1:PORT/<name>:<tag>`, what `docker pull` takes.
     pub fn reference(&self, name: &str, tag: &str) -> String {
         format!("{}/{name}:{tag}", self.addr)

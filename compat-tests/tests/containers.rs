@@ -153,6 +153,7 @@ fn inspect(daemon: &Berthd, format: &str, name: &str) -> String {
 /// A second daemon on the first one's data-root, exec-root and namespace.
 fn successor(first: &Berthd, daemon_json: serde_json::Value) -> Berthd {
     Berthd::builder()
+        .same_network_as(first)
         .daemon_json(daemon_json)
         .arg("--data-root")
         .arg(first.data_root.display().to_string())

@@ -1,36 +1,20 @@
 //! Networks through the stock CLI: create, ls, inspect, rm, and containers
 //! on a user-defined bridge network reaching each other.
 //!
-//! Every test uses its own subnet (10.199.N.0/24) and its own bridge, since
-//! all tests share the host's interfaces.
-
-use std::process::Command;
+//! Every daemon runs in a network namespace of its own, so bridges and
+//! subnets never clash between tests; links are looked up in there.
 
 use compat_tests::Berthd;
 
-/// Deletes a test's bridge even when the test fails halfway.
-struct BridgeGuard(String);
-
-impl Drop for BridgeGuard {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["link", "del", "dev", &self.0]).output();
-    }
+fn link(daemon: &Berthd, name: &str) -> Option<String> {
+    let out = daemon.in_netns(&["ip", "-o", "addr", "show", "dev", name]);
+    (out.code == 0).then_some(out.stdout)
 }
 
-/// A bridge name no other test (or concurrent run) uses.
-fn bridge_name(test: u32) -> String {
-    format!("bt{test}-{}", std::process::id() % 1_000_000)
-}
-
-fn host_link(name: &str) -> Option<String> {
-    let out = Command::new("ip").args(["-o", "addr", "show", "dev", name]).output().expect("running ip");
-    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
-/// The interfaces enslaved to a bridge on the host.
-fn bridge_ports(bridge: &str) -> Vec<String> {
-    let out = Command::new("ip").args(["-o", "link", "show", "master", bridge]).output().expect("running ip");
-    String::from_utf8_lossy(&out.stdout)
+/// The interfaces enslaved to a bridge in the daemon's namespace.
+fn bridge_ports(daemon: &Berthd, bridge: &str) -> Vec<String> {
+    let out = daemon.in_netns(&["ip", "-o", "link", "show", "master", bridge]);
+    out.stdout
         .lines()
         .filter_map(|l| l.split(": ").nth(1).map(|n| n.split('@').next().unwrap_or(n).to_string()))
         .collect()
@@ -39,8 +23,7 @@ fn bridge_ports(bridge: &str) -> Vec<String> {
 #[test]
 fn network_create_ls_inspect_rm() {
     let daemon = Berthd::start();
-    let bridge = bridge_name(1);
-    let _guard = BridgeGuard(bridge.clone());
+    let bridge = "bt1".to_string();
     let opt = format!("com.docker.network.bridge.name={bridge}");
     let id = daemon
         .docker(&["network", "create", "--subnet", "10.199.1.0/24", "-o", &opt, "--label", "team=a", "net1"])
@@ -70,7 +53,7 @@ fn network_create_ls_inspect_rm() {
         ])
         .success();
     assert_eq!(shown.stdout.trim(), format!("{id} bridge 10.199.1.0/24 10.199.1.1 a"));
-    let addr = host_link(&bridge).expect("the bridge exists on the host");
+    let addr = link(&daemon, &bridge).expect("the bridge exists on the host");
     assert!(addr.contains("inet 10.199.1.1/24"), "{addr}");
 
     let again = daemon.docker(&["network", "create", "--subnet", "10.199.101.0/24", "net1"]).failure();
@@ -78,7 +61,7 @@ fn network_create_ls_inspect_rm() {
 
     let rm = daemon.docker(&["network", "rm", "net1"]).success();
     assert_eq!(rm.stdout.trim(), "net1");
-    assert!(host_link(&bridge).is_none(), "the bridge outlived its network");
+    assert!(link(&daemon, &bridge).is_none(), "the bridge outlived its network");
     let gone = daemon.docker(&["network", "inspect", "net1"]).failure();
     assert!(gone.stderr.contains("network net1 not found"), "{}", gone.stderr);
     let rm_again = daemon.docker(&["network", "rm", "net1"]).failure();
@@ -104,8 +87,7 @@ fn predefined_networks_cannot_be_removed() {
 #[test]
 fn containers_on_a_user_network_reach_each_other() {
     let daemon = Berthd::start_with_busybox();
-    let bridge = bridge_name(2);
-    let _guard = BridgeGuard(bridge.clone());
+    let bridge = "bt2".to_string();
     let opt = format!("com.docker.network.bridge.name={bridge}");
     daemon.docker(&["network", "create", "--subnet", "10.199.2.0/24", "-o", &opt, "net2"]).success();
     daemon.docker(&["run", "-d", "--name", "pa", "--network", "net2", "busybox", "sleep", "300"]).success();
@@ -136,7 +118,7 @@ fn containers_on_a_user_network_reach_each_other() {
     let mut members: Vec<&str> = members.stdout.split_whitespace().collect();
     members.sort();
     assert_eq!(members, ["pa=10.199.2.2/24", "pb=10.199.2.3/24"]);
-    assert_eq!(bridge_ports(&bridge).len(), 2);
+    assert_eq!(bridge_ports(&daemon, &bridge).len(), 2);
 
     let busy = daemon.docker(&["network", "rm", "net2"]).failure();
     assert!(busy.stderr.contains("error while removing network: network net2 id"), "{}", busy.stderr);
@@ -144,7 +126,7 @@ fn containers_on_a_user_network_reach_each_other() {
 
     // Removing a container frees its address and its veth.
     daemon.docker(&["rm", "-f", "pa"]).success();
-    assert_eq!(bridge_ports(&bridge).len(), 1, "a veth outlived its container");
+    assert_eq!(bridge_ports(&daemon, &bridge).len(), 1, "a veth outlived its container");
     daemon.docker(&["run", "-d", "--name", "pc", "--network", "net2", "busybox", "sleep", "300"]).success();
     let c = daemon.docker(&["inspect", "-f", "{{.NetworkSettings.Networks.net2.IPAddress}}", "pc"]).success();
     assert_eq!(c.stdout.trim(), "10.199.2.2");
@@ -153,10 +135,145 @@ fn containers_on_a_user_network_reach_each_other() {
     daemon.docker(&["stop", "-t", "0", "pb"]).success();
     let b = daemon.docker(&["inspect", "-f", format, "pb"]).success().stdout;
     assert_eq!(b.trim(), format!("{}  0", net_id.trim()));
-    assert_eq!(bridge_ports(&bridge).len(), 1);
+    assert_eq!(bridge_ports(&daemon, &bridge).len(), 1);
 
     daemon.docker(&["rm", "-f", "pb", "pc"]).success();
-    assert!(bridge_ports(&bridge).is_empty());
+    assert!(bridge_ports(&daemon, &bridge).is_empty());
     daemon.docker(&["network", "rm", "net2"]).success();
-    assert!(host_link(&bridge).is_none());
+    assert!(link(&daemon, &bridge).is_none());
+}
+
+fn inspect(daemon: &Berthd, format: &str, name: &str) -> String {
+    daemon.docker(&["inspect", "-f", format, name]).success().stdout.trim().to_string()
+}
+
+/// Poll until `f` gives a value (servers inside containers take a moment).
+fn eventually<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn default_bridge_wires_containers_as_dockerd() {
+    let daemon = Berthd::start_with_busybox();
+    let addr = link(&daemon, "docker0").expect("docker0 exists in the daemon's namespace");
+    assert!(addr.contains("inet 172.17.0.1/16"), "{addr}");
+    daemon.docker(&["run", "-d", "--name", "da", "busybox", "sleep", "300"]).success();
+    daemon.docker(&["run", "-d", "--name", "db", "busybox", "sleep", "300"]).success();
+    let bridge_id = daemon.docker(&["network", "inspect", "-f", "{{.Id}}", "bridge"]).success().stdout;
+    let top = "{{.NetworkSettings.IPAddress}} {{.NetworkSettings.IPPrefixLen}} {{.NetworkSettings.Gateway}} \
+               {{.NetworkSettings.MacAddress}} {{.NetworkSettings.Networks.bridge.NetworkID}} \
+               {{.NetworkSettings.Networks.bridge.IPAddress}}";
+    assert_eq!(
+        inspect(&daemon, top, "da"),
+        format!("172.17.0.2 16 172.17.0.1 02:42:ac:11:00:02 {} 172.17.0.2", bridge_id.trim())
+    );
+    assert!(inspect(&daemon, "{{.NetworkSettings.IPAddress}}", "db") == "172.17.0.3");
+    let ping = daemon.docker(&["exec", "da", "ping", "-c1", "-W2", "172.17.0.3"]);
+    assert_eq!(ping.code, 0, "{ping:?}");
+    let hosts = daemon.docker(&["exec", "da", "cat", "/etc/hosts"]).success().stdout;
+    let hostname = inspect(&daemon, "{{.Config.Hostname}}", "da");
+    assert!(hosts.contains(&format!("172.17.0.2\t{hostname}")), "{hosts}");
+    let members = daemon
+        .docker(&["network", "inspect", "-f", "{{range .Containers}}{{.Name}}={{.IPv4Address}} {{end}}", "bridge"])
+        .success();
+    let mut members: Vec<&str> = members.stdout.split_whitespace().collect();
+    members.sort();
+    assert_eq!(members, ["da=172.17.0.2/16", "db=172.17.0.3/16"]);
+    // The host reaches containers on the bridge.
+    let ping = daemon.in_netns(&["busybox", "ping", "-c1", "-W2", "172.17.0.2"]);
+    assert_eq!(ping.code, 0, "{ping:?}");
+
+    // none and host keep out of the bridge.
+    daemon.docker(&["run", "-d", "--name", "dn", "--network", "none", "busybox", "sleep", "300"]).success();
+    assert_eq!(inspect(&daemon, "{{.NetworkSettings.IPAddress}}|{{range $k, $v := .NetworkSettings.Networks}}{{$k}}{{end}}", "dn"), "|none");
+    let links = daemon.docker(&["exec", "dn", "ip", "-o", "link"]).success().stdout;
+    assert_eq!(links.lines().count(), 1, "{links}");
+    assert_eq!(bridge_ports(&daemon, "docker0").len(), 2);
+
+    daemon.docker(&["rm", "-f", "da", "db", "dn"]).success();
+    assert!(bridge_ports(&daemon, "docker0").is_empty(), "veths outlived their containers");
+}
+
+#[test]
+fn bip_fixed_cidr_and_mtu_shape_the_default_bridge() {
+    let daemon = Berthd::builder()
+        .daemon_json(serde_json::json!({"bip": "10.123.0.1/16", "fixed-cidr": "10.123.7.0/24", "mtu": 1400}))
+        .start();
+    let archive = compat_tests::images::BusyboxImage::new("busybox:latest").build().unwrap().docker_archive().unwrap();
+    daemon.docker_stdin(&["load"], &archive).success();
+    let shown = daemon
+        .docker(&["network", "inspect", "-f", "{{(index .IPAM.Config 0).Subnet}} {{(index .IPAM.Config 0).Gateway}} {{(index .IPAM.Config 0).IPRange}}", "bridge"])
+        .success();
+    assert_eq!(shown.stdout.trim(), "10.123.0.0/16 10.123.0.1 10.123.7.0/24");
+    daemon.docker(&["run", "-d", "--name", "cc", "busybox", "sleep", "300"]).success();
+    let ip = inspect(&daemon, "{{.NetworkSettings.IPAddress}}", "cc");
+    assert!(ip.starts_with("10.123.7."), "{ip}");
+    let eth0 = daemon.docker(&["exec", "cc", "ip", "-o", "link", "show", "eth0"]).success().stdout;
+    assert!(eth0.contains("mtu 1400"), "{eth0}");
+}
+
+#[test]
+fn bridge_none_disables_the_default_bridge() {
+    let daemon = Berthd::builder().args(["--bridge", "none"]).start();
+    let names = daemon.docker(&["network", "ls", "--format", "{{.Name}}"]).success().stdout;
+    assert_eq!(names.lines().collect::<Vec<_>>(), ["host", "none"]);
+    assert!(link(&daemon, "docker0").is_none());
+}
+
+#[test]
+fn outbound_traffic_is_masqueraded_and_networks_are_isolated() {
+    let daemon = Berthd::start_with_busybox();
+    let outside = compat_tests::netns::NetNs::create(&compat_tests::berthd::unique_name("outside"));
+    daemon.netns().expect("own namespace").link_to(&outside, "10.251.0.1/24", "10.251.0.2/24");
+    let root = tempfile::tempdir().unwrap();
+    std::fs::write(root.path().join("index.html"), "from outside\n").unwrap();
+    let _httpd = outside.spawn(&["busybox", "httpd", "-f", "-p", "10.251.0.2:8000", "-h", root.path().to_str().unwrap()]);
+
+    // The outside host has no route back to 172.17.0.0/16: only
+    // masqueraded traffic gets an answer.
+    daemon.docker(&["run", "-d", "--name", "out", "busybox", "sleep", "300"]).success();
+    let body = eventually(10, "the outside server to answer", || {
+        let got = daemon.docker(&["exec", "out", "timeout", "3", "wget", "-qO-", "http://10.251.0.2:8000/"]);
+        (got.code == 0).then_some(got.stdout)
+    });
+    assert_eq!(body, "from outside\n");
+
+    // A user network cannot reach the default bridge, nor the other way.
+    daemon.docker(&["network", "create", "--subnet", "10.199.3.0/24", "iso"]).success();
+    daemon.docker(&["run", "-d", "--name", "in-iso", "--network", "iso", "busybox", "sleep", "300"]).success();
+    assert_eq!(daemon.docker(&["exec", "in-iso", "ping", "-c1", "-W1", "172.17.0.2"]).code, 1);
+    assert_eq!(daemon.docker(&["exec", "out", "ping", "-c1", "-W1", "10.199.3.2"]).code, 1);
+    // ... but both reach the outside.
+    daemon.docker(&["exec", "in-iso", "timeout", "3", "wget", "-qO-", "http://10.251.0.2:8000/"]).success();
+
+    // An internal network has no way out.
+    daemon.docker(&["network", "create", "--internal", "--subnet", "10.199.4.0/24", "closed"]).success();
+    daemon.docker(&["run", "-d", "--name", "in-closed", "--network", "closed", "busybox", "sleep", "300"]).success();
+    let blocked = daemon.docker(&["exec", "in-closed", "timeout", "3", "wget", "-qO-", "http://10.251.0.2:8000/"]);
+    assert_ne!(blocked.code, 0, "{blocked:?}");
+
+    // Removing a network takes its rules along.
+    daemon.docker(&["rm", "-f", "in-iso"]).success();
+    daemon.docker(&["network", "rm", "iso"]).success();
+    let nat = daemon.in_netns(&["iptables", "-t", "nat", "-S"]).success().stdout;
+    assert!(!nat.contains("10.199.3.0/24"), "{nat}");
+}
+
+#[test]
+fn firewall_rules_go_with_the_daemon() {
+    let mut daemon = Berthd::start();
+    let nat = daemon.in_netns(&["iptables", "-t", "nat", "-S"]).success().stdout;
+    assert!(nat.contains("-A BERTHD-POSTROUTING -s 172.17.0.0/16 ! -o docker0 -j MASQUERADE"), "{nat}");
+    assert!(nat.contains("-A POSTROUTING -j BERTHD-POSTROUTING"), "{nat}");
+    assert!(daemon.stop().expect("daemon").success());
+    let nat = daemon.in_netns(&["iptables", "-t", "nat", "-S"]).success().stdout;
+    let filter = daemon.in_netns(&["iptables", "-S"]).success().stdout;
+    assert!(!nat.contains("BERTHD") && !filter.contains("BERTHD"), "{nat}{filter}");
 }

@@ -40,6 +40,7 @@ fn pull_by_tag_shows_dockerd_progress_runs_and_is_then_up_to_date() {
     let digest = registry.push_oci(&img, "berth/pull", "v1").unwrap();
     let reference = registry.reference("berth/pull", "v1");
     let daemon = Berthd::start();
+    daemon.reach_host_port(registry.port());
 
     let out = daemon.docker(&["pull", &reference]).success();
     let shown = lines(&out.stdout);
@@ -78,6 +79,7 @@ fn pull_by_digest_and_of_an_index_picks_this_platform() {
     let img = image("berth/multi:v1");
     let pushed = registry.push_multi_platform(&img, "berth/multi", "v1").unwrap();
     let daemon = Berthd::start();
+    daemon.reach_host_port(registry.port());
 
     let by_digest = format!("{}/berth/multi@{}", registry.addr(), pushed.index_digest);
     let out = daemon.docker(&["pull", &by_digest]).success();
@@ -102,6 +104,7 @@ fn missing_tags_and_bad_references_answer_as_dockerd() {
     let registry = Registry::start().unwrap();
     registry.push_oci(&image("berth/some:v1"), "berth/some", "v1").unwrap();
     let daemon = Berthd::start();
+    daemon.reach_host_port(registry.port());
 
     let missing = registry.reference("berth/some", "nope");
     let out = daemon.docker(&["pull", &missing]).failure();
@@ -138,6 +141,7 @@ fn pull_through_a_mirror_for_docker_hub_names() {
     registry.push_oci(&img, "library/busybox", "latest").unwrap();
     let daemon =
         Berthd::builder().daemon_json(json!({"registry-mirrors": [format!("http://{}", registry.addr())]})).start();
+    daemon.reach_host_port(registry.port());
 
     let out = daemon.docker(&["pull", "busybox"]).success();
     assert!(out.stdout.contains("latest: Pulling from library/busybox"), "{}", out.stdout);
@@ -153,6 +157,7 @@ fn authenticated_registry_needs_login_then_pull_and_push_work() {
     registry.push_oci(&image("berth/private:v1"), "berth/private", "v1").unwrap();
     let reference = registry.reference("berth/private", "v1");
     let daemon = Berthd::start();
+    daemon.reach_host_port(registry.port());
 
     let denied = daemon.docker(&["pull", &reference]).failure();
     assert!(
@@ -181,6 +186,7 @@ fn push_then_pull_into_a_second_daemon() {
     let registry = Registry::start().unwrap();
     let img = image("berth-test/local:1");
     let daemon = Berthd::start();
+    daemon.reach_host_port(registry.port());
     daemon.docker_stdin(&["load"], &img.docker_archive().unwrap()).success();
     let reference = registry.reference("berth/pushed", "v1");
     daemon.docker(&["tag", "berth-test/local:1", &reference]).success();
@@ -199,6 +205,7 @@ fn push_then_pull_into_a_second_daemon() {
     assert!(again.stdout.contains("Layer already exists"), "{}", again.stdout);
 
     let other = Berthd::start();
+    other.reach_host_port(registry.port());
     other.docker(&["pull", &reference]).success();
     assert_eq!(inspect(&other, &reference)["Id"], img.id());
     let ran = other.docker(&["run", "--rm", &reference]).success();
@@ -217,6 +224,7 @@ fn bollard_create_image_stream_has_dockerd_fields() {
     let img = image("berth/bollard:v1");
     registry.push_oci(&img, "berth/bollard", "v1").unwrap();
     let daemon = Berthd::start();
+    daemon.reach_host_port(registry.port());
     let client = daemon.client();
     let from = format!("{}/berth/bollard", registry.addr());
     let infos: Vec<_> = block_on(async {
@@ -299,6 +307,7 @@ fn corrupted_blob_fails_the_pull_and_leaves_no_image() {
     let img = image("x:v1");
     let addr = lying_registry(&img);
     let daemon = Berthd::start();
+    daemon.reach_host_port(addr.rsplit(':').next().unwrap().parse().unwrap());
     let out = daemon.docker(&["pull", &format!("{addr}/x:v1")]).failure();
     assert!(out.stderr.contains("verification failed"), "{}\n{}", out.stdout, out.stderr);
     let listed = daemon.docker(&["images", "-a", "-q"]).success();

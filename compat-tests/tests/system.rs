@@ -1284,7 +1284,7 @@ fn fd_host_without_socket_activation_is_refused() {
 fn tcp_without_tls_is_refused() {
     let port = free_port();
     let host = format!("tcp://127.0.0.1:{port}");
-    let out = Berthd::builder().args(["-H", &host]).run_to_exit();
+    let out = Berthd::builder().host_network().args(["-H", &host]).run_to_exit();
     assert_eq!(out.code, 1, "{}", out.stderr);
     assert!(
         out.stderr.contains("TLS") && out.stderr.contains(&host),
@@ -1302,7 +1302,7 @@ fn tcp_with_tls_false_serves_plain_http_with_a_warning() {
     let port = free_port();
     let addr = format!("127.0.0.1:{port}");
     let host = format!("tcp://{addr}");
-    let daemon = Berthd::builder().args(["-H", &host, "--tls=false"]).start();
+    let daemon = Berthd::builder().host_network().args(["-H", &host, "--tls=false"]).start();
     let log = daemon.log();
     assert!(
         warnings(&log)
@@ -1329,6 +1329,7 @@ fn tls_verify_serves_only_clients_with_a_certificate_from_the_ca() {
     let port = free_port();
     let host = format!("tcp://127.0.0.1:{port}");
     let daemon = Berthd::builder()
+        .host_network()
         .args(["-H", &host])
         .args(certs.daemon_args())
         .start();
@@ -1421,6 +1422,7 @@ fn tls_verify_with_missing_certificate_files_is_refused() {
     );
     let host = format!("tcp://127.0.0.1:{}", free_port());
     let out = Berthd::builder()
+        .host_network()
         .args([
             "-H",
             &host,

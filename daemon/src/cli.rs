@@ -96,6 +96,46 @@ pub struct Cli {
     #[arg(long = "max-concurrent-uploads", value_name = "int", allow_negative_numbers = true)]
     pub max_concurrent_uploads: Option<i64>,
 
+    /// Attach containers to a network bridge
+    #[arg(short = 'b', long = "bridge", value_name = "string")]
+    pub bridge: Option<String>,
+
+    /// Network bridge IP
+    #[arg(long = "bip", value_name = "string")]
+    pub bip: Option<String>,
+
+    /// IPv4 subnet for fixed IPs
+    #[arg(long = "fixed-cidr", value_name = "string")]
+    pub fixed_cidr: Option<String>,
+
+    /// Set the containers network MTU
+    #[arg(long = "mtu", value_name = "int")]
+    pub mtu: Option<i64>,
+
+    /// Enable net.ipv4.ip_forward
+    #[arg(long = "ip-forward", num_args = 0..=1, require_equals = true,
+          default_missing_value = "true", value_name = "bool")]
+    pub ip_forward: Option<bool>,
+
+    /// Enable IP masquerading
+    #[arg(long = "ip-masq", num_args = 0..=1, require_equals = true,
+          default_missing_value = "true", value_name = "bool")]
+    pub ip_masq: Option<bool>,
+
+    /// Enable addition of iptables rules
+    #[arg(long = "iptables", num_args = 0..=1, require_equals = true,
+          default_missing_value = "true", value_name = "bool")]
+    pub iptables: Option<bool>,
+
+    /// Enable inter-container communication
+    #[arg(long = "icc", num_args = 0..=1, require_equals = true,
+          default_missing_value = "true", value_name = "bool")]
+    pub icc: Option<bool>,
+
+    /// Default IP when binding container ports
+    #[arg(long = "ip", value_name = "ip")]
+    pub ip: Option<String>,
+
     /// Validate daemon configuration and exit
     #[arg(long = "validate")]
     pub validate: bool,

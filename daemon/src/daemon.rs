@@ -93,7 +93,7 @@ async fn serve_until_signal(
     }
     let volumes = Arc::new(VolumeService::load(&config.data_root).context("loading volumes")?);
     let networks = Arc::new(
-        NetworkService::load(config.data_root.clone(), config.exec_root.clone()).await.context("loading networks")?,
+        NetworkService::load(config.data_root.clone(), config.exec_root.clone(), config.network.clone()).await.context("loading networks")?,
     );
     let containers = ContainerService::load(containerd.clone(), images.clone(), config.data_root.clone(), config.exec_root.clone(), events.clone(), volumes.clone(), networks.clone())
         .await
@@ -102,7 +102,7 @@ async fn serve_until_signal(
         system: Arc::new(SystemService::new(config.clone(), containerd.clone(), engine_id).with_images(images.clone()).with_volumes(volumes.clone())),
         images,
         containers: containers.clone(),
-        networks,
+        networks: networks.clone(),
         volumes,
         events,
     };
@@ -127,6 +127,7 @@ async fn serve_until_signal(
     );
     let in_flight = server::serve(bound, app, stopped).await;
     containers.shutdown(config.live_restore, config.shutdown_timeout).await;
+    networks.shutdown(config.live_restore).await;
     in_flight.wait().await;
     listeners::remove_sockets(&sockets);
     Ok(())

@@ -38,23 +38,33 @@ pub struct DaemonJson {
     pub insecure_registries: Option<Vec<String>>,
     pub max_concurrent_downloads: Option<i64>,
     pub max_concurrent_uploads: Option<i64>,
+    pub bridge: Option<String>,
+    pub bip: Option<String>,
+    pub fixed_cidr: Option<String>,
+    pub mtu: Option<i64>,
+    pub ip_forward: Option<bool>,
+    pub ip_masq: Option<bool>,
+    pub iptables: Option<bool>,
+    pub icc: Option<bool>,
+    pub ip: Option<String>,
+    pub userland_proxy: Option<bool>,
 }
 
 /// Keys that dockerd accepts and berthd does not honour yet.
 pub const NOT_YET_HONOURED: &[&str] = &[
     "allow-nondistributable-artifacts", "api-cors-header", "authorization-plugins",
-    "bip", "bip6", "bridge", "builder", "cdi-spec-dirs", "cgroup-parent",
+    "bip6", "builder", "cdi-spec-dirs", "cgroup-parent",
     "containerd-plugins-namespace", "cpu-rt-period", "cpu-rt-runtime", "cri-containerd",
     "default-address-pools", "default-cgroupns-mode", "default-gateway",
     "default-gateway-v6", "default-ipc-mode", "default-network-opts", "default-runtime",
     "default-shm-size", "default-ulimits", "dns", "dns-opts", "dns-search", "exec-opts",
-    "experimental", "features", "fixed-cidr", "fixed-cidr-v6", "host-gateway-ip",
-    "host-gateway-ips", "icc", "init", "init-path", "ip", "ip-forward",
-    "ip-forward-no-drop", "ip-masq", "ip6tables", "ipv6", "iptables", "log-driver",
-    "log-format", "log-opts", "max-download-attempts", "metrics-addr", "min-api-version", "mtu", "no-new-privileges",
+    "experimental", "features", "fixed-cidr-v6", "host-gateway-ip",
+    "host-gateway-ips", "init", "init-path",
+    "ip-forward-no-drop", "ip6tables", "ipv6", "log-driver",
+    "log-format", "log-opts", "max-download-attempts", "metrics-addr", "min-api-version", "no-new-privileges",
     "node-generic-resources", "oom-score-adjust", "proxies", "raw-logs", "runtimes",
     "seccomp-profile", "selinux-enabled", "storage-driver",
-    "storage-opts", "swarm-default-advertise-addr", "userland-proxy",
+    "storage-opts", "swarm-default-advertise-addr",
     "userland-proxy-path", "userns-remap",
 ];
 
@@ -63,7 +73,8 @@ pub const HONOURED: &[&str] = &[
     "hosts", "data-root", "exec-root", "containerd", "containerd-namespace", "debug",
     "log-level", "pidfile", "group", "tls", "tlsverify", "tlscacert", "tlscert", "tlskey",
     "live-restore", "shutdown-timeout", "labels", "registry-mirrors", "insecure-registries",
-    "max-concurrent-downloads", "max-concurrent-uploads",
+    "max-concurrent-downloads", "max-concurrent-uploads", "bridge", "bip", "fixed-cidr", "mtu",
+    "ip-forward", "ip-masq", "iptables", "icc", "ip", "userland-proxy",
 ];
 
 /// A parsed file: the typed keys, the raw values (for conflict messages) and
@@ -126,7 +137,9 @@ mod tests {
             "containerd-namespace":"n","debug":true,"log-level":"info","pidfile":"/p",
             "group":"g","tls":true,"tlsverify":true,"tlscacert":"/ca","tlscert":"/c",
             "tlskey":"/k","live-restore":true,"shutdown-timeout":15,"labels":["a=b"],"registry-mirrors":[],
-            "insecure-registries":[],"max-concurrent-downloads":3,"max-concurrent-uploads":5}"#;
+            "insecure-registries":[],"max-concurrent-downloads":3,"max-concurrent-uploads":5,
+            "bridge":"b0","bip":"10.1.0.1/24","fixed-cidr":"10.1.0.0/25","mtu":1500,"ip-forward":true,
+            "ip-masq":true,"iptables":true,"icc":true,"ip":"0.0.0.0","userland-proxy":true}"#;
         let parsed = parse(all).unwrap();
         assert_eq!(parsed.raw.len(), HONOURED.len());
         assert_eq!(parsed.config.containerd_namespace.as_deref(), Some("n"));

@@ -63,6 +63,21 @@ pub fn merge(cli: &Cli, file: ParsedFile, path: &Path) -> Result<Config, String>
             "uploads",
         )?,
         ignored_keys: file.ignored,
+        network: super::NetworkConfig {
+            bridge: cli.bridge.clone().or(f.bridge),
+            bip: cli.bip.clone().or(f.bip),
+            fixed_cidr: cli.fixed_cidr.clone().or(f.fixed_cidr),
+            mtu: match cli.mtu.or(f.mtu) {
+                None | Some(0) => 1500,
+                Some(n) if !(68..=65535).contains(&n) => return Err(format!("invalid MTU: {n}")),
+                Some(n) => n as u32,
+            },
+            ip_forward: cli.ip_forward.or(f.ip_forward).unwrap_or(true),
+            ip_masq: cli.ip_masq.or(f.ip_masq).unwrap_or(true),
+            iptables: cli.iptables.or(f.iptables).unwrap_or(true),
+            icc: cli.icc.or(f.icc).unwrap_or(true),
+            default_bind_ip: cli.ip.clone().or(f.ip).unwrap_or_else(|| "0.0.0.0".into()),
+        },
     })
 }
 
@@ -117,6 +132,15 @@ fn flags_set(cli: &Cli) -> Vec<(&'static str, String)> {
         ("shutdown-timeout", cli.shutdown_timeout.map(|n| n.to_string())),
         ("max-concurrent-downloads", cli.max_concurrent_downloads.map(|n| n.to_string())),
         ("max-concurrent-uploads", cli.max_concurrent_uploads.map(|n| n.to_string())),
+        ("bridge", text(&cli.bridge)),
+        ("bip", text(&cli.bip)),
+        ("fixed-cidr", text(&cli.fixed_cidr)),
+        ("mtu", cli.mtu.map(|n| n.to_string())),
+        ("ip-forward", boolean(&cli.ip_forward)),
+        ("ip-masq", boolean(&cli.ip_masq)),
+        ("iptables", boolean(&cli.iptables)),
+        ("icc", boolean(&cli.icc)),
+        ("ip", text(&cli.ip)),
     ]
     .into_iter()
     .filter_map(|(k, v)| v.map(|v| (k, v)))

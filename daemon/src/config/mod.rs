@@ -62,6 +62,41 @@ pub struct Config {
     pub max_concurrent_uploads: usize,
     /// dockerd keys present in the file that berthd does not honour yet.
     pub ignored_keys: Vec<String>,
+    pub network: NetworkConfig,
+}
+
+/// The default bridge and the host's firewall, as dockerd's flags set them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetworkConfig {
+    /// `--bridge`: the default bridge's interface; `none` disables it.
+    pub bridge: Option<String>,
+    /// `--bip`: the bridge's address with its prefix (`172.17.0.1/16`).
+    pub bip: Option<String>,
+    /// `--fixed-cidr`: containers' addresses come from this part of it.
+    pub fixed_cidr: Option<String>,
+    pub mtu: u32,
+    pub ip_forward: bool,
+    pub ip_masq: bool,
+    pub iptables: bool,
+    pub icc: bool,
+    /// `--ip`: the default host address of published ports.
+    pub default_bind_ip: String,
+}
+
+impl Default for NetworkConfig {
+    fn default() -> Self {
+        Self {
+            bridge: None,
+            bip: None,
+            fixed_cidr: None,
+            mtu: 1500,
+            ip_forward: true,
+            ip_masq: true,
+            iptables: true,
+            icc: true,
+            default_bind_ip: "0.0.0.0".into(),
+        }
+    }
 }
 
 /// A configuration that cannot be used; the text is what dockerd prints.

@@ -8,7 +8,7 @@ use tokio::process::Command;
 
 use super::NetworkError;
 
-async fn run(program: &str, args: &[&str], stdin: Option<&str>) -> Result<(), NetworkError> {
+pub(super) async fn run(program: &str, args: &[&str], stdin: Option<&str>) -> Result<(), NetworkError> {
     use tokio::io::AsyncWriteExt;
     let mut cmd = Command::new(program);
     cmd.args(args)
@@ -35,10 +35,11 @@ pub async fn link_exists(name: &str) -> bool {
     run("ip", &["link", "show", "dev", name], None).await.is_ok()
 }
 
-/// Create (or take over) the bridge with the gateway address, and bring it up.
-pub async fn ensure_bridge(name: &str, gateway: Ipv4Addr, prefix: u8) -> Result<(), NetworkError> {
+/// Create (or take over) the bridge with the gateway address and MTU, and
+/// bring it up.
+pub async fn ensure_bridge(name: &str, gateway: Ipv4Addr, prefix: u8, mtu: u32) -> Result<(), NetworkError> {
     if !link_exists(name).await {
-        run("ip", &["link", "add", "name", name, "type", "bridge"], None).await?;
+        run("ip", &["link", "add", "name", name, "mtu", &mtu.to_string(), "type", "bridge"], None).await?;
     }
     run("ip", &["addr", "replace", &format!("{gateway}/{prefix}"), "dev", name], None).await?;
     run("ip", &["link", "set", "dev", name, "up"], None).await
@@ -91,13 +92,16 @@ pub struct Attachment<'a> {
     pub prefix: u8,
     pub gateway: Ipv4Addr,
     pub mac: &'a str,
+    pub mtu: u32,
 }
 
 /// A veth pair: one end on the bridge, the other as `eth0` in the
 /// namespace with its address, MAC and default route; loopback up.
 pub async fn attach(a: &Attachment<'_>) -> Result<(), NetworkError> {
     let netns = a.netns.display().to_string();
-    run("ip", &["link", "add", "name", a.host_veth, "type", "veth", "peer", "name", "eth0", "netns", &netns], None).await?;
+    let mtu = a.mtu.to_string();
+    run("ip", &["link", "add", "name", a.host_veth, "mtu", &mtu, "type", "veth", "peer", "name", "eth0", "mtu", &mtu, "netns", &netns], None)
+        .await?;
     let configured = async {
         run("ip", &["link", "set", "dev", a.host_veth, "master", a.bridge, "up"], None).await?;
         let script = format!(

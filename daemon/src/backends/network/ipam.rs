@@ -72,14 +72,18 @@ pub fn allocate_subnet(used: &[Subnet]) -> Option<Subnet> {
     default_pool_subnets().into_iter().find(|s| !used.iter().any(|u| u.overlaps(s)))
 }
 
-/// The lowest address of `subnet` that is neither the network, the
-/// broadcast, the gateway nor in `used`.
-pub fn allocate_ip(subnet: &Subnet, gateway: Ipv4Addr, used: &[Ipv4Addr]) -> Option<Ipv4Addr> {
-    let first = u32::from(subnet.network) + 1;
-    let last = u32::from(subnet.network) as u64 + subnet.size().saturating_sub(2);
-    (u64::from(first)..=last)
+/// The lowest address of `subnet` (of `range` within it, when given:
+/// `IPRange`, `fixed-cidr`) that is neither the network, the broadcast,
+/// the gateway nor in `used`.
+pub fn allocate_ip(subnet: &Subnet, range: Option<&Subnet>, gateway: Ipv4Addr, used: &[Ipv4Addr]) -> Option<Ipv4Addr> {
+    let pool = range.unwrap_or(subnet);
+    let first = u64::from(u32::from(pool.network));
+    let last = first + pool.size() - 1;
+    (first..=last)
         .map(|n| Ipv4Addr::from(n as u32))
-        .find(|ip| *ip != gateway && *ip != subnet.broadcast() && !used.contains(ip))
+        .find(|ip| {
+            *ip != subnet.network && *ip != gateway && *ip != subnet.broadcast() && subnet.contains(*ip) && !used.contains(ip)
+        })
 }
 
 /// dockerd's MAC for an address: 02:42 followed by the four octets.
@@ -119,8 +123,11 @@ mod tests {
         let s = Subnet::parse("10.199.1.0/30").unwrap();
         let gw = s.first_host();
         assert_eq!(gw.to_string(), "10.199.1.1");
-        assert_eq!(allocate_ip(&s, gw, &[]).unwrap().to_string(), "10.199.1.2");
-        assert_eq!(allocate_ip(&s, gw, &["10.199.1.2".parse().unwrap()]), None);
+        assert_eq!(allocate_ip(&s, None, gw, &[]).unwrap().to_string(), "10.199.1.2");
+        assert_eq!(allocate_ip(&s, None, gw, &["10.199.1.2".parse().unwrap()]), None);
+        let wide = Subnet::parse("10.199.0.0/16").unwrap();
+        let range = Subnet::parse("10.199.5.0/24").unwrap();
+        assert_eq!(allocate_ip(&wide, Some(&range), wide.first_host(), &[]).unwrap().to_string(), "10.199.5.0");
     }
 
     #[test]

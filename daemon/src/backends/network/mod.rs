@@ -1,5 +1,6 @@
 //! The network driver: Linux bridges, veth pairs into container network
-//! namespaces (`bridge.rs`), and address management (`ipam.rs`).
+//! namespaces (`bridge.rs`), address management (`ipam.rs`), firewall
+//! rules (`iptables.rs`) and the in-process port proxy (`proxy.rs`).
 //!
 //! This slice shells out to iproute2 (`ip`) and util-linux (`unshare`,
 //! `nsenter`) rather than speaking netlink: every command is one
@@ -9,6 +10,8 @@
 
 pub mod bridge;
 pub mod ipam;
+pub mod iptables;
+pub mod proxy;
 
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]

@@ -37,8 +37,10 @@ impl ContainerService {
                 host_config.network_mode = network;
             }
         }
-        // An unknown network fails the create before anything is made.
-        self.networks.user_network(&host_config.network_mode).await?;
+        // An unknown network or a bad port fails the create before anything
+        // is made.
+        self.networks.bridge_network(&host_config.network_mode).await?;
+        crate::services::networks::ports::requests(&host_config.other, config.exposed_ports.as_ref())?;
         let image = image::resolve(&self.images, &config.image).await?;
         let config = merge_image_config(config, &image.config);
         let (path, args) = entrypoint_and_args(&config)?;
@@ -141,7 +143,7 @@ impl ContainerService {
             .and_then(|v| serde_json::from_value(v.clone()).ok())
             .unwrap_or_default();
         let process_user = user::resolve(&record.config.user, &group_add, &files)?;
-        let network = match self.networks.user_network(&record.host_config.network_mode).await? {
+        let network = match self.networks.bridge_network(&record.host_config.network_mode).await? {
             Some(_) => NetworkNamespace::Path(self.networks.netns_path(&record.id)),
             None => network_namespace(&record.host_config.network_mode)?,
         };

@@ -1,6 +1,6 @@
 //! `docker inspect` of a container: dockerd's shape with every field.
 
-use api_types::container::{ContainerInspect, ContainerState, GraphDriver, NetworkSettings};
+use api_types::container::{ContainerInspect, ContainerState, GraphDriver};
 
 use super::list::network_mode;
 use super::record::Status;
@@ -54,7 +54,7 @@ impl ContainerService {
             graph_driver: GraphDriver { name: SNAPSHOTTER.to_string(), data: None },
             mounts,
             config: r.config.clone(),
-            network_settings: NetworkSettings { networks: self.network_entries(&r).await, ..Default::default() },
+            network_settings: self.network_settings(&r).await,
         })
     }
 }

@@ -53,7 +53,9 @@ impl ContainerService {
                 continue;
             }
             if matches(record, f) {
-                out.push(summary(record));
+                let mut shown = summary(record);
+                shown.ports = self.summary_ports(record).await;
+                out.push(shown);
             }
             if opts.limit.is_some_and(|l| l > 0 && out.len() >= l) {
                 break;

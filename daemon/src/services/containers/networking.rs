@@ -1,24 +1,30 @@
-//! A container's place on user-defined networks: joined before its task
-//! starts, left when the task ends or the container goes.
+//! A container's place on bridge networks (the default `bridge` or a
+//! user-defined one): joined before its task starts with its published
+//! ports, left when the task ends or the container goes.
 
 use std::path::Path;
 
-use super::record::Container;
+use api_types::container::NetworkSettings;
+
+use super::record::{Container, Status};
 use super::ContainerService;
+use crate::services::networks::ports;
 use crate::services::ServiceError;
 
 impl ContainerService {
-    /// Join the user-defined network the container's mode names (after
-    /// clearing what a previous run left), and write its `/etc/hosts`.
-    /// Containers on `bridge`, `host` or `none` are untouched.
+    /// Join the bridge network the container's mode names (after clearing
+    /// what a previous run left), publish its ports, and write its
+    /// `/etc/hosts`. Containers on `host`, `none` (or on `bridge` with
+    /// `--bridge none`) are untouched.
     pub(super) async fn join_networks(&self, record: &Container) -> Result<(), ServiceError> {
         if let Err(e) = self.networks.detach_container(&record.id).await {
             tracing::warn!(container.id = %record.id, error = %e, "clearing a previous run's network endpoints");
         }
-        let Some(network) = self.networks.user_network(&record.host_config.network_mode).await? else {
+        let Some(network) = self.networks.bridge_network(&record.host_config.network_mode).await? else {
             return Ok(());
         };
-        let endpoint = self.networks.attach_container(&network, &record.id, record.bare_name()).await?;
+        let publish = ports::requests(&record.host_config.other, record.config.exposed_ports.as_ref())?;
+        let endpoint = self.networks.attach_container(&network, &record.id, record.bare_name(), &publish).await?;
         if let Err(e) = super::etc_files::write_hosts(Path::new(&record.hosts_path), &record.config.hostname, &endpoint.ip) {
             let _ = self.networks.detach_container(&record.id).await;
             return Err(ServiceError::Internal(format!("writing {}: {e}", record.hosts_path)));
@@ -31,9 +37,37 @@ impl ContainerService {
         self.networks.detach_container(id).await
     }
 
-    /// `NetworkSettings.Networks` for inspect.
-    pub(super) async fn network_entries(&self, record: &Container) -> std::collections::BTreeMap<String, serde_json::Value> {
+    /// `NetworkSettings` for inspect: the networks, and (as dockerd) the
+    /// default bridge's endpoint and the published ports at the top level.
+    pub(super) async fn network_settings(&self, record: &Container) -> NetworkSettings {
         let dns_names = vec![record.bare_name().to_string(), record.short_id().to_string()];
-        self.networks.container_networks(&record.host_config.network_mode, &record.id, None, dns_names).await
+        let networks = self.networks.container_networks(&record.host_config.network_mode, &record.id, None, dns_names).await;
+        let mut settings = NetworkSettings { networks, ..Default::default() };
+        let Some((default_bridge, endpoint)) = self.networks.endpoint_of(&record.id).await else {
+            return settings;
+        };
+        let publish = ports::requests(&record.host_config.other, record.config.exposed_ports.as_ref()).unwrap_or_default();
+        if matches!(record.state.status, Status::Running | Status::Paused | Status::Restarting) {
+            settings.ports = ports::inspect_ports(record.config.exposed_ports.as_ref(), &publish, &endpoint.ports);
+            settings.sandbox_key = self.networks.netns_path(&record.id).display().to_string();
+        }
+        if default_bridge {
+            settings.endpoint_id = endpoint.endpoint_id;
+            settings.gateway = endpoint.gateway;
+            settings.ip_address = endpoint.ip;
+            settings.ip_prefix_len = i64::from(endpoint.prefix);
+            settings.mac_address = endpoint.mac;
+        }
+        settings
+    }
+
+    /// `Ports` for `docker ps`: published and exposed ports while running.
+    pub(super) async fn summary_ports(&self, record: &Container) -> Vec<serde_json::Value> {
+        if !matches!(record.state.status, Status::Running | Status::Paused | Status::Restarting) {
+            return vec![];
+        }
+        let publish = ports::requests(&record.host_config.other, record.config.exposed_ports.as_ref()).unwrap_or_default();
+        let mappings = self.networks.endpoint_of(&record.id).await.map(|(_, e)| e.ports).unwrap_or_default();
+        ports::summary_ports(record.config.exposed_ports.as_ref(), &publish, &mappings)
     }
 }

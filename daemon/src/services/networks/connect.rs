@@ -1,11 +1,12 @@
-//! Joining a container to a user-defined network when its task starts: an
-//! address, a veth pair into its namespace, the endpoint on record. And
-//! `docker network connect`, not served yet for this slice.
+//! Joining a container to a bridge network when its task starts: an
+//! address, a veth pair into its namespace, its published ports, the
+//! endpoint on record. And `docker network connect`, not served yet.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddr};
 
+use super::ports::{self, PortRequest};
 use super::{lookup, new_id, Endpoint, NetworkService};
-use crate::backends::network::{bridge, ipam};
+use crate::backends::network::{bridge, ipam, proxy};
 use crate::services::ServiceError;
 
 impl NetworkService {
@@ -17,13 +18,14 @@ impl NetworkService {
         ))
     }
 
-    /// Make the container's network namespace and join it to `network_id`.
-    /// On failure nothing is left behind.
+    /// Make the container's network namespace, join it to `network_id` and
+    /// publish `publish`. On failure nothing is left behind.
     pub async fn attach_container(
         &self,
         network_id: &str,
         container_id: &str,
         container_name: &str,
+        publish: &[PortRequest],
     ) -> Result<Endpoint, ServiceError> {
         let netns = self.netns_path(container_id);
         let mut nets = self.networks.lock().await;
@@ -34,8 +36,10 @@ impl NetworkService {
         };
         let subnet = ipam::Subnet::parse(subnet).ok_or_else(|| ServiceError::Internal(format!("bad subnet {subnet}")))?;
         let gateway: Ipv4Addr = gateway.parse().map_err(|_| ServiceError::Internal(format!("bad gateway {gateway}")))?;
+        let range = n.ip_range.as_deref().and_then(ipam::Subnet::parse);
+        let mtu = super::network_mtu(n, self.config.mtu);
         let used: Vec<Ipv4Addr> = n.endpoints.values().filter_map(|e| e.ip.parse().ok()).collect();
-        let ip = ipam::allocate_ip(&subnet, gateway, &used).ok_or_else(|| {
+        let ip = ipam::allocate_ip(&subnet, range.as_ref(), gateway, &used).ok_or_else(|| {
             ServiceError::Unavailable(format!("no available IPv4 addresses on this network's address pools: {} ({})", n.name, n.id))
         })?;
         let endpoint_id = new_id();
@@ -47,6 +51,7 @@ impl NetworkService {
             prefix: subnet.prefix,
             gateway: gateway.to_string(),
             mac: ipam::mac_for(ip),
+            ports: vec![],
         };
         // The address is on disk before the interface exists: a crash never
         // hands it out twice.
@@ -54,7 +59,7 @@ impl NetworkService {
         updated.endpoints.insert(container_id.to_string(), endpoint.clone());
         self.save(&updated)?;
         let plumbed = async {
-            bridge::create_netns(&netns).await?;
+            bridge::create_netns(&netns).await.map_err(|e| ServiceError::Internal(format!("failed to set up container networking: {e}")))?;
             bridge::attach(&bridge::Attachment {
                 netns: &netns,
                 bridge: &bridge_name,
@@ -63,21 +68,86 @@ impl NetworkService {
                 prefix: subnet.prefix,
                 gateway,
                 mac: &endpoint.mac,
+                mtu,
             })
             .await
+            .map_err(|e| ServiceError::Internal(format!("failed to set up container networking: {e}")))
         }
         .await;
-        if let Err(e) = plumbed {
+        let published = match plumbed {
+            Ok(()) => {
+                let taken: Vec<ports::PortMapping> =
+                    nets.values().flat_map(|n| n.endpoints.values()).flat_map(|e| e.ports.clone()).collect();
+                ports::bind_all(publish, &self.config.default_bind_ip, &taken).await.map_err(|e| {
+                    ServiceError::Internal(format!(
+                        "driver failed programming external connectivity on endpoint {container_name} ({}): {e}",
+                        endpoint.endpoint_id
+                    ))
+                })
+            }
+            Err(e) => Err(e),
+        };
+        let bound = match published {
+            Ok(bound) => bound,
+            Err(e) => {
+                let _ = bridge::delete_link(&endpoint.host_veth).await;
+                let _ = bridge::delete_netns(&netns);
+                updated.endpoints.remove(container_id);
+                let _ = self.save(&updated);
+                nets.insert(updated.id.clone(), updated);
+                return Err(e);
+            }
+        };
+        let mut endpoint = endpoint;
+        endpoint.ports = bound.iter().map(|(m, _)| m.clone()).collect();
+        updated.endpoints.insert(container_id.to_string(), endpoint.clone());
+        let saved = self.save(&updated);
+        nets.insert(updated.id.clone(), updated.clone());
+        let firewall = match saved {
+            Ok(()) => self.sync_firewall(&nets).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = firewall {
+            drop(bound);
+            let _ = bridge::delete_link(&endpoint.host_veth).await;
             let _ = bridge::delete_netns(&netns);
             updated.endpoints.remove(container_id);
             let _ = self.save(&updated);
             nets.insert(updated.id.clone(), updated);
-            return Err(ServiceError::Internal(format!(
-                "failed to set up container networking: {e}"
-            )));
+            let _ = self.sync_firewall(&nets).await;
+            return Err(e);
         }
+        self.serve_ports(container_id, &endpoint.ip, bound);
         tracing::info!(container.id = %container_id, network.name = %updated.name, ip = %ip, "endpoint created");
-        nets.insert(updated.id.clone(), updated);
         Ok(endpoint)
+    }
+
+    /// Forward bound host ports to the container's address.
+    fn serve_ports(&self, container_id: &str, container_ip: &str, bound: Vec<(ports::PortMapping, proxy::Bound)>) {
+        let Ok(ip) = container_ip.parse::<Ipv4Addr>() else { return };
+        let tasks: Vec<_> = bound
+            .into_iter()
+            .map(|(m, b)| proxy::serve(b, SocketAddr::new(ip.into(), m.container_port)))
+            .collect();
+        if !tasks.is_empty() {
+            self.proxies.lock().unwrap_or_else(|e| e.into_inner()).entry(container_id.to_string()).or_default().extend(tasks);
+        }
+    }
+
+    /// At start: serve again the ports of endpoints that outlived the last
+    /// run (live-restore); the firewall rules follow from the records.
+    pub(super) async fn restore_ports(&self) {
+        let nets = self.networks.lock().await;
+        for n in nets.values() {
+            for (container_id, e) in &n.endpoints {
+                for m in &e.ports {
+                    let Ok(host_ip) = m.host_ip.parse::<std::net::IpAddr>() else { continue };
+                    match proxy::bind(&m.proto, SocketAddr::new(host_ip, m.host_port)).await {
+                        Ok(b) => self.serve_ports(container_id, &e.ip, vec![(m.clone(), b)]),
+                        Err(err) => tracing::warn!(container.id = %container_id, port = m.host_port, error = %err, "cannot restore a published port"),
+                    }
+                }
+            }
+        }
     }
 }

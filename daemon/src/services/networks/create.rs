@@ -87,6 +87,18 @@ impl NetworkService {
                 (subnet, subnet.first_host())
             }
         };
+        let ip_range = match v4.first().map(|c| c.ip_range.as_str()).filter(|r| !r.is_empty()) {
+            Some(r) => {
+                let range = ipam::Subnet::parse(r).ok_or_else(|| {
+                    ServiceError::InvalidParameter(format!("invalid ip-range {r}: invalid CIDR address: {r}"))
+                })?;
+                if !subnet.contains(range.network) || range.prefix < subnet.prefix {
+                    return Err(ServiceError::Forbidden(format!("IP range {r} is not within the subnet {subnet}")));
+                }
+                Some(range.to_string())
+            }
+            None => None,
+        };
         let bridge_name = match req.options.get(BRIDGE_NAME_OPTION) {
             Some(b) if !b.is_empty() => b.clone(),
             _ => format!("br-{}", &id[..12]),
@@ -111,6 +123,7 @@ impl NetworkService {
             ipam_options: ipam_req.options.clone(),
             subnet: Some(subnet.to_string()),
             gateway: Some(gateway.to_string()),
+            ip_range,
             options: req.options.clone(),
             labels: req.labels.clone(),
             bridge: Some(bridge_name.clone()),
@@ -120,13 +133,22 @@ impl NetworkService {
         // On disk before the bridge exists: a crash leaves a record whose
         // bridge the next start makes.
         self.save(&network)?;
-        if let Err(e) = ensure_bridge(&network).await {
+        if let Err(e) = ensure_bridge(&network, self.config.mtu).await {
             let _ = bridge::delete_link(&bridge_name).await;
             let _ = self.store.remove(&id);
             return Err(e);
         }
         tracing::info!(network.id = %id, network.name = %network.name, subnet = %subnet, "network created");
         nets.insert(id.clone(), network);
+        if let Err(e) = self.sync_firewall(&nets).await {
+            // Nothing half-made stays: the network goes again.
+            let n = nets.remove(&id);
+            let _ = bridge::delete_link(&bridge_name).await;
+            let _ = self.store.remove(&id);
+            let _ = self.sync_firewall(&nets).await;
+            drop(n);
+            return Err(e);
+        }
         Ok(NetworkCreateResponse { id, warning: String::new() })
     }
 }

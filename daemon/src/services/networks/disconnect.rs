@@ -20,7 +20,9 @@ impl NetworkService {
     pub async fn detach_container(&self, container_id: &str) -> Result<(), ServiceError> {
         let mut failures = Vec::new();
         let netns = self.netns_path(container_id);
+        self.stop_proxies(container_id);
         let mut nets = self.networks.lock().await;
+        let mut changed = false;
         let attached: Vec<String> =
             nets.values().filter(|n| n.endpoints.contains_key(container_id)).map(|n| n.id.clone()).collect();
         for id in attached {
@@ -36,6 +38,12 @@ impl NetworkService {
                 failures.push(format!("saving network {}: {e}", n.name));
             }
             tracing::info!(container.id = %container_id, network.name = %n.name, "endpoint removed");
+            changed = true;
+        }
+        if changed {
+            if let Err(e) = self.sync_firewall(&nets).await {
+                failures.push(e.to_string());
+            }
         }
         drop(nets);
         if let Err(e) = bridge::delete_netns(&netns) {
@@ -46,6 +54,14 @@ impl NetworkService {
         } else {
             Err(ServiceError::Internal(format!("leaving networks: {}", failures.join("; "))))
         }
+    }
+
+    /// The container's endpoint, and whether it is on the default bridge
+    /// (whose address dockerd also shows at the top of `NetworkSettings`).
+    pub async fn endpoint_of(&self, container_id: &str) -> Option<(bool, super::Endpoint)> {
+        let nets = self.networks.lock().await;
+        nets.values()
+            .find_map(|n| n.endpoints.get(container_id).map(|e| (n.predefined && n.name == "bridge", e.clone())))
     }
 
     /// `NetworkSettings.Networks` for a container: one entry for the

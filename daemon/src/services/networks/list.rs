@@ -63,7 +63,7 @@ pub(super) fn to_api(n: &Network) -> api::Network {
         (Some(subnet), gateway) => Some(vec![api::IpamConfig {
             subnet: subnet.clone(),
             gateway: gateway.clone().unwrap_or_default(),
-            ip_range: String::new(),
+            ip_range: n.ip_range.clone().unwrap_or_default(),
         }]),
         (None, _) => Some(vec![]),
     };

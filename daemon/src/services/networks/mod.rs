@@ -5,8 +5,10 @@
 mod connect;
 mod create;
 mod disconnect;
+mod firewall;
 mod inspect;
 mod list;
+pub mod ports;
 mod prune;
 mod remove;
 
@@ -18,6 +20,7 @@ use tokio::sync::Mutex;
 
 use crate::backends::network::{bridge, ipam};
 use crate::backends::store::networks::NetworkStore;
+use crate::config::NetworkConfig;
 use crate::services::ServiceError;
 
 pub use list::ListOptions;
@@ -32,6 +35,9 @@ pub struct Endpoint {
     pub gateway: String,
     pub mac: String,
     pub host_veth: String,
+    /// Published ports, bound while the endpoint exists.
+    #[serde(default)]
+    pub ports: Vec<ports::PortMapping>,
 }
 
 /// A network as berthd remembers it.
@@ -49,6 +55,10 @@ pub struct Network {
     /// `None` for `host` and `none`.
     pub subnet: Option<String>,
     pub gateway: Option<String>,
+    /// Where containers' addresses come from inside the subnet (`IPRange`,
+    /// `fixed-cidr`); the whole subnet when unset.
+    #[serde(default)]
+    pub ip_range: Option<String>,
     pub options: BTreeMap<String, String>,
     pub labels: BTreeMap<String, String>,
     /// The Linux bridge berthd made for a user-defined network.
@@ -68,9 +78,15 @@ pub fn network_not_found(name: &str) -> ServiceError {
 pub struct NetworkService {
     store: NetworkStore,
     exec_root: PathBuf,
+    config: NetworkConfig,
     /// By ID. One lock: network changes are rare and short.
     networks: Mutex<HashMap<String, Network>>,
+    /// Container ID → the tasks serving its published ports.
+    proxies: std::sync::Mutex<HashMap<String, Vec<tokio::task::JoinHandle<()>>>>,
 }
+
+/// The default bridge's interface when `--bridge` is not given.
+const DEFAULT_BRIDGE: &str = "docker0";
 
 fn new_id() -> String {
     format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple())
@@ -82,21 +98,6 @@ fn now() -> String {
 
 fn predefined(name: &str, driver: &str) -> Network {
     let bridge = name == "bridge";
-    let options = if bridge {
-        [
-            ("com.docker.network.bridge.default_bridge", "true"),
-            ("com.docker.network.bridge.enable_icc", "true"),
-            ("com.docker.network.bridge.enable_ip_masquerade", "true"),
-            ("com.docker.network.bridge.host_binding_ipv4", "0.0.0.0"),
-            (BRIDGE_NAME_OPTION, "docker0"),
-            ("com.docker.network.driver.mtu", "1500"),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-    } else {
-        BTreeMap::new()
-    };
     Network {
         id: new_id(),
         name: name.into(),
@@ -109,7 +110,8 @@ fn predefined(name: &str, driver: &str) -> Network {
         ipam_options: None,
         subnet: bridge.then(|| ipam::DEFAULT_BRIDGE_SUBNET.to_string()),
         gateway: bridge.then(|| "172.17.0.1".to_string()),
-        options,
+        ip_range: None,
+        options: BTreeMap::new(),
         labels: BTreeMap::new(),
         bridge: None,
         predefined: true,
@@ -127,27 +129,98 @@ pub fn predefined_mode(mode: &str) -> Option<&'static str> {
     }
 }
 
+/// The default `bridge` network as the configuration sets it up: its
+/// interface, subnet (from `bip`), `fixed-cidr` and driver options. The
+/// stored record keeps its ID (compose compares it) and its endpoints.
+fn configure_default_bridge(n: &mut Network, config: &NetworkConfig) -> Result<(), ServiceError> {
+    let name = config.bridge.clone().unwrap_or_else(|| DEFAULT_BRIDGE.to_string());
+    let (subnet, gateway) = match &config.bip {
+        Some(bip) => {
+            let subnet = ipam::Subnet::parse(bip)
+                .ok_or_else(|| ServiceError::InvalidParameter(format!("invalid bip {bip}: invalid CIDR address: {bip}")))?;
+            let gateway = bip.split('/').next().unwrap_or_default().to_string();
+            (subnet, gateway)
+        }
+        None => {
+            let subnet = ipam::Subnet::parse(ipam::DEFAULT_BRIDGE_SUBNET).expect("constant subnet");
+            (subnet, subnet.first_host().to_string())
+        }
+    };
+    let ip_range = match &config.fixed_cidr {
+        Some(cidr) => {
+            let range = ipam::Subnet::parse(cidr)
+                .ok_or_else(|| ServiceError::InvalidParameter(format!("invalid fixed-cidr {cidr}: invalid CIDR address: {cidr}")))?;
+            if !subnet.contains(range.network) {
+                return Err(ServiceError::InvalidParameter(format!(
+                    "fixed-cidr {cidr} is not within the bridge's subnet {subnet}"
+                )));
+            }
+            Some(range.to_string())
+        }
+        None => None,
+    };
+    n.subnet = Some(subnet.to_string());
+    n.gateway = Some(gateway);
+    n.ip_range = ip_range;
+    n.bridge = Some(name.clone());
+    n.options = [
+        ("com.docker.network.bridge.default_bridge", "true".to_string()),
+        ("com.docker.network.bridge.enable_icc", config.icc.to_string()),
+        ("com.docker.network.bridge.enable_ip_masquerade", config.ip_masq.to_string()),
+        ("com.docker.network.bridge.host_binding_ipv4", config.default_bind_ip.clone()),
+        (BRIDGE_NAME_OPTION, name),
+        ("com.docker.network.driver.mtu", config.mtu.to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    Ok(())
+}
+
 impl NetworkService {
-    /// Load stored networks, add the predefined ones on first start, and
-    /// make sure every user-defined network's bridge exists.
-    pub async fn load(data_root: PathBuf, exec_root: PathBuf) -> Result<Self, ServiceError> {
+    /// Load stored networks, add the predefined ones on first start, make
+    /// sure every bridge exists, and restore the firewall rules and the
+    /// published ports of endpoints that outlived the last run.
+    pub async fn load(data_root: PathBuf, exec_root: PathBuf, config: NetworkConfig) -> Result<Self, ServiceError> {
         let store = NetworkStore::new(&data_root);
         let records: Vec<Network> =
             store.load_all().map_err(|e| ServiceError::Internal(format!("loading networks: {e}")))?;
         let mut networks: HashMap<String, Network> = records.into_iter().map(|n| (n.id.clone(), n)).collect();
+        let bridge_disabled = config.bridge.as_deref() == Some("none");
         for (name, driver) in [("bridge", "bridge"), ("host", "host"), ("none", "null")] {
-            if !networks.values().any(|n| n.predefined && n.name == name) {
-                let n = predefined(name, driver);
-                store.save(&n.id, &n).map_err(|e| ServiceError::Internal(format!("saving network {name}: {e}")))?;
-                networks.insert(n.id.clone(), n);
+            if name == "bridge" && bridge_disabled {
+                // As dockerd with `--bridge none`: there is no `bridge`.
+                networks.retain(|_, n| !(n.predefined && n.name == "bridge"));
+                continue;
             }
+            let mut n = match networks.values().find(|n| n.predefined && n.name == name) {
+                Some(n) => n.clone(),
+                None => predefined(name, driver),
+            };
+            if name == "bridge" {
+                configure_default_bridge(&mut n, &config)?;
+            }
+            store.save(&n.id, &n).map_err(|e| ServiceError::Internal(format!("saving network {name}: {e}")))?;
+            networks.insert(n.id.clone(), n);
         }
         for n in networks.values() {
-            if let Err(e) = ensure_bridge(n).await {
+            if let Err(e) = ensure_bridge(n, config.mtu).await {
                 tracing::warn!(network.name = %n.name, error = %e, "cannot set up the network's bridge");
             }
         }
-        Ok(Self { store, exec_root, networks: Mutex::new(networks) })
+        if config.ip_forward {
+            if let Err(e) = crate::backends::network::iptables::enable_ip_forward() {
+                tracing::warn!(error = %e, "cannot enable IP forwarding");
+            }
+        }
+        let service = Self { store, exec_root, config, networks: Mutex::new(networks), proxies: Default::default() };
+        service.restore_ports().await;
+        let nets = service.networks.lock().await;
+        if let Err(e) = service.sync_firewall(&nets).await {
+            tracing::warn!(error = %e, "cannot install the firewall rules");
+        }
+        drop(nets);
+        Ok(service)
     }
 
     fn save(&self, n: &Network) -> Result<(), ServiceError> {
@@ -159,15 +232,42 @@ impl NetworkService {
         self.exec_root.join("netns").join(container_id)
     }
 
-    /// The user-defined network a container's `NetworkMode` names: `None`
-    /// for the predefined modes, 404 for an unknown network.
-    pub async fn user_network(&self, mode: &str) -> Result<Option<String>, ServiceError> {
-        if predefined_mode(mode).is_some() || mode.starts_with("container:") {
+    /// The bridge network a container's `NetworkMode` joins it to: the
+    /// default `bridge` (unless disabled) or a user-defined one; `None` for
+    /// `host`, `none` and `container:`, 404 for an unknown network.
+    pub async fn bridge_network(&self, mode: &str) -> Result<Option<String>, ServiceError> {
+        if mode.starts_with("container:") || matches!(predefined_mode(mode), Some("host" | "none")) {
             return Ok(None);
         }
         let nets = self.networks.lock().await;
+        if predefined_mode(mode) == Some("bridge") {
+            return Ok(nets.values().find(|n| n.predefined && n.name == "bridge").map(|n| n.id.clone()));
+        }
         let n = lookup(&nets, mode)?;
         Ok((!n.predefined).then(|| n.id.clone()))
+    }
+
+    /// Stop serving a container's published ports.
+    fn stop_proxies(&self, container_id: &str) {
+        let tasks = self.proxies.lock().unwrap_or_else(|e| e.into_inner()).remove(container_id);
+        for task in tasks.into_iter().flatten() {
+            task.abort();
+        }
+    }
+
+    /// Shutdown: stop the port proxies; remove berthd's firewall rules
+    /// unless containers keep running (`live-restore`), whose published
+    /// ports from other hosts then keep working.
+    pub async fn shutdown(&self, keep_rules: bool) {
+        let all: Vec<String> = self.proxies.lock().unwrap_or_else(|e| e.into_inner()).keys().cloned().collect();
+        for id in all {
+            self.stop_proxies(&id);
+        }
+        if self.config.iptables && !keep_rules {
+            if let Err(e) = crate::backends::network::iptables::remove_all().await {
+                tracing::warn!(error = %e, "removing the firewall rules");
+            }
+        }
     }
 }
 
@@ -194,13 +294,19 @@ fn lookup<'a>(nets: &'a HashMap<String, Network>, name_or_id: &str) -> Result<&'
     Err(network_not_found(name_or_id))
 }
 
-async fn ensure_bridge(n: &Network) -> Result<(), ServiceError> {
+/// A network's MTU: its driver option, else the daemon's `mtu`.
+fn network_mtu(n: &Network, default: u32) -> u32 {
+    n.options.get("com.docker.network.driver.mtu").and_then(|m| m.parse().ok()).unwrap_or(default)
+}
+
+async fn ensure_bridge(n: &Network, default_mtu: u32) -> Result<(), ServiceError> {
+    let mtu = network_mtu(n, default_mtu);
     let (Some(bridge_name), Some(subnet), Some(gateway)) = (&n.bridge, &n.subnet, &n.gateway) else {
         return Ok(());
     };
     let subnet = ipam::Subnet::parse(subnet).ok_or_else(|| ServiceError::Internal(format!("bad subnet {subnet}")))?;
     let gateway = gateway.parse().map_err(|_| ServiceError::Internal(format!("bad gateway {gateway}")))?;
-    bridge::ensure_bridge(bridge_name, gateway, subnet.prefix)
+    bridge::ensure_bridge(bridge_name, gateway, subnet.prefix, mtu)
         .await
         .map_err(|e| ServiceError::Internal(format!("creating bridge {bridge_name}: {e}")))
 }

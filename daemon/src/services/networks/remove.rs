@@ -27,6 +27,9 @@ impl NetworkService {
             .remove(&n.id)
             .map_err(|e| ServiceError::Internal(format!("error while removing network: {e}")))?;
         nets.remove(&n.id);
+        if let Err(e) = self.sync_firewall(&nets).await {
+            tracing::warn!(network.name = %n.name, error = %e, "updating the firewall rules after removing a network");
+        }
         tracing::info!(network.id = %n.id, network.name = %n.name, "network removed");
         Ok(())
     }

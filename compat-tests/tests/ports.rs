@@ -1,0 +1,121 @@
+//! Published ports through the stock CLI: `-p`, `-P`, `docker port`, the
+//! PORTS column, reaching them on loopback, on the bridge address and from
+//! another host, and conflicts that leave nothing behind.
+
+use compat_tests::netns::NetNs;
+use compat_tests::Berthd;
+
+fn inspect(daemon: &Berthd, format: &str, name: &str) -> String {
+    daemon.docker(&["inspect", "-f", format, name]).success().stdout.trim().to_string()
+}
+
+fn eventually<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// `curl` from the daemon's namespace (the host, as the container sees it).
+fn fetch(daemon: &Berthd, url: &str) -> String {
+    eventually(10, url, || {
+        let got = daemon.in_netns(&["curl", "-sS", "--max-time", "3", url]);
+        (got.code == 0).then_some(got.stdout)
+    })
+}
+
+/// A web server in a container answering with its own hostname.
+fn web(daemon: &Berthd, name: &str, publish: &[&str]) -> String {
+    let mut args = vec!["run", "-d", "--name", name, "--hostname", name];
+    args.extend_from_slice(publish);
+    args.extend(["busybox", "httpd", "-f", "-p", "80", "-h", "/etc"]);
+    daemon.docker(&args).success().stdout.trim().to_string()
+}
+
+#[test]
+fn published_port_is_reached_on_loopback_bridge_and_from_outside() {
+    let daemon = Berthd::start_with_busybox();
+    web(&daemon, "w1", &["-p", "8080:80"]);
+    assert_eq!(fetch(&daemon, "http://127.0.0.1:8080/hostname"), "w1\n");
+    assert_eq!(fetch(&daemon, "http://172.17.0.1:8080/hostname"), "w1\n");
+
+    let outside = NetNs::create(&compat_tests::berthd::unique_name("outside"));
+    daemon.netns().expect("own namespace").link_to(&outside, "10.252.0.1/24", "10.252.0.2/24");
+    let from_outside = outside.run(&["curl", "-sS", "--max-time", "3", "http://10.252.0.1:8080/hostname"]);
+    assert_eq!(from_outside.stdout, "w1\n", "{from_outside:?}");
+
+    assert_eq!(daemon.docker(&["port", "w1"]).success().stdout, "80/tcp -> 0.0.0.0:8080\n");
+    assert_eq!(daemon.docker(&["port", "w1", "80"]).success().stdout, "0.0.0.0:8080\n");
+    let ps = daemon.docker(&["ps", "--format", "{{.Names}} {{.Ports}}"]).success().stdout;
+    assert_eq!(ps.trim(), "w1 0.0.0.0:8080->80/tcp");
+    assert_eq!(
+        inspect(&daemon, "{{json .NetworkSettings.Ports}} {{json .HostConfig.PortBindings}}", "w1"),
+        r#"{"80/tcp":[{"HostIp":"0.0.0.0","HostPort":"8080"}]} {"80/tcp":[{"HostIp":"","HostPort":"8080"}]}"#
+    );
+
+    // Stopped: no ports, and the host port is free for another container.
+    daemon.docker(&["stop", "-t", "0", "w1"]).success();
+    assert_eq!(inspect(&daemon, "{{json .NetworkSettings.Ports}}", "w1"), "{}");
+    web(&daemon, "w2", &["-p", "127.0.0.1:8080:80/tcp"]);
+    assert_eq!(fetch(&daemon, "http://127.0.0.1:8080/hostname"), "w2\n");
+    assert_eq!(daemon.docker(&["port", "w2"]).success().stdout, "80/tcp -> 127.0.0.1:8080\n");
+}
+
+#[test]
+fn a_taken_port_fails_the_start_and_leaves_nothing_behind() {
+    let daemon = Berthd::start_with_busybox();
+    web(&daemon, "first", &["-p", "8081:80"]);
+    let rules_before = daemon.in_netns(&["iptables", "-t", "nat", "-S"]).success().stdout;
+    let out = daemon.docker(&["run", "-d", "--name", "second", "-p", "8081:80", "busybox", "httpd", "-f", "-p", "80"]).failure();
+    assert!(out.stderr.contains("driver failed programming external connectivity on endpoint second"), "{}", out.stderr);
+    assert!(out.stderr.contains("Bind for 0.0.0.0:8081 failed: port is already allocated"), "{}", out.stderr);
+    assert_eq!(inspect(&daemon, "{{.State.Status}}", "second"), "created");
+    assert_eq!(daemon.in_netns(&["iptables", "-t", "nat", "-S"]).success().stdout, rules_before);
+    let veths = daemon.in_netns(&["ip", "-o", "link", "show", "master", "docker0"]).success().stdout;
+    assert_eq!(veths.lines().count(), 1, "{veths}");
+    let members = daemon.docker(&["network", "inspect", "-f", "{{len .Containers}}", "bridge"]).success().stdout;
+    assert_eq!(members.trim(), "1");
+
+    // A port some other program holds.
+    let _holder = daemon.netns().unwrap().spawn(&["busybox", "nc", "-l", "-p", "8082"]);
+    eventually(10, "the holder to listen", || {
+        let listening = daemon.in_netns(&["busybox", "netstat", "-ltn"]).stdout;
+        listening.contains(":8082 ").then_some(())
+    });
+    let out = daemon.docker(&["run", "-d", "-p", "8082:80", "busybox", "true"]).failure();
+    assert!(out.stderr.contains("address already in use"), "{}", out.stderr);
+    // The first container still serves.
+    assert_eq!(fetch(&daemon, "http://127.0.0.1:8081/hostname"), "first\n");
+}
+
+#[test]
+fn publish_all_takes_ports_from_the_ephemeral_range() {
+    let daemon = Berthd::start_with_busybox();
+    web(&daemon, "all", &["-P", "--expose", "80", "--expose", "9999/udp"]);
+    let range = daemon.in_netns(&["cat", "/proc/sys/net/ipv4/ip_local_port_range"]).success().stdout;
+    let (low, high): (u16, u16) = {
+        let mut it = range.split_whitespace().map(|p| p.parse().unwrap());
+        (it.next().unwrap(), it.next().unwrap())
+    };
+    let port: u16 = inspect(&daemon, "{{(index (index .NetworkSettings.Ports \"80/tcp\") 0).HostPort}}", "all").parse().unwrap();
+    assert!((low..=high).contains(&port), "{port} outside {low}-{high}");
+    let udp: u16 = inspect(&daemon, "{{(index (index .NetworkSettings.Ports \"9999/udp\") 0).HostPort}}", "all").parse().unwrap();
+    assert!((low..=high).contains(&udp));
+    assert_eq!(fetch(&daemon, &format!("http://127.0.0.1:{port}/hostname")), "all\n");
+    let listed = daemon.docker(&["port", "all"]).success().stdout;
+    assert!(listed.contains(&format!("80/tcp -> 0.0.0.0:{port}")), "{listed}");
+}
+
+#[test]
+fn bad_port_specs_are_refused_at_create() {
+    let daemon = Berthd::start_with_busybox();
+    let body = br#"{"Image":"busybox","HostConfig":{"PortBindings":{"x/tcp":[{"HostPort":"1"}]}}}"#;
+    let resp = daemon.request("POST", "/v1.47/containers/create", Some(body));
+    assert_eq!(resp.status, 400, "{}", resp.text());
+    let names = daemon.docker(&["ps", "-a", "-q"]).success().stdout;
+    assert!(names.is_empty());
+}

@@ -1,0 +1,186 @@
+//! berthd's firewall rules, in chains of its own (BERTHD-*) hooked from the
+//! built-in chains: masquerade for bridge subnets, isolation between bridge
+//! networks, internal networks, inter-container communication, and DNAT for
+//! published ports.
+//!
+//! The chains' whole content is rendered from the networks' state and loaded
+//! with one `iptables-restore --noflush` (a declared chain is flushed and
+//! refilled atomically per table), so rules are restored at start and never
+//! drift from the state; the jumps from the built-in chains are added once.
+//! `iptables` is whatever the host's alternative is (legacy or nft).
+
+use std::fmt::Write as _;
+
+use super::{bridge::run, NetworkError};
+
+/// One bridge network's part of the rules.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BridgeRules {
+    pub bridge: String,
+    pub subnet: String,
+    pub internal: bool,
+    pub masquerade: bool,
+    pub icc: bool,
+}
+
+/// One published port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortRule {
+    pub proto: String,
+    /// `None` for every address (0.0.0.0).
+    pub host_ip: Option<String>,
+    pub host_port: u16,
+    pub container_ip: String,
+    pub container_port: u16,
+    pub bridge: String,
+}
+
+const NAT: &str = "BERTHD";
+const POSTROUTING: &str = "BERTHD-POSTROUTING";
+const FORWARD: &str = "BERTHD-FORWARD";
+const ISOLATION_1: &str = "BERTHD-ISOLATION-STAGE-1";
+const ISOLATION_2: &str = "BERTHD-ISOLATION-STAGE-2";
+
+/// The jumps into our chains: (table, built-in chain, match and target).
+const JUMPS: &[(&str, &str, &str)] = &[
+    ("nat", "PREROUTING", "-m addrtype --dst-type LOCAL -j BERTHD"),
+    ("nat", "OUTPUT", "! -d 127.0.0.0/8 -m addrtype --dst-type LOCAL -j BERTHD"),
+    ("nat", "POSTROUTING", "-j BERTHD-POSTROUTING"),
+    ("filter", "FORWARD", "-j BERTHD-FORWARD"),
+];
+
+/// The `iptables-restore` input for both tables.
+pub fn render(bridges: &[BridgeRules], ports: &[PortRule]) -> String {
+    let mut nat = String::from("*nat\n");
+    for chain in [NAT, POSTROUTING] {
+        let _ = writeln!(nat, ":{chain} - [0:0]");
+    }
+    for b in bridges.iter().filter(|b| b.masquerade && !b.internal) {
+        let _ = writeln!(nat, "-A {POSTROUTING} -s {} ! -o {} -j MASQUERADE", b.subnet, b.bridge);
+    }
+    for p in ports {
+        let dst = p.host_ip.as_ref().map(|ip| format!("-d {ip}/32 ")).unwrap_or_default();
+        let _ = writeln!(
+            nat,
+            "-A {NAT} {dst}! -i {bridge} -p {proto} -m {proto} --dport {hp} -j DNAT --to-destination {cip}:{cp}",
+            bridge = p.bridge,
+            proto = p.proto,
+            hp = p.host_port,
+            cip = p.container_ip,
+            cp = p.container_port,
+        );
+    }
+    nat.push_str("COMMIT\n");
+
+    let mut filter = String::from("*filter\n");
+    for chain in [FORWARD, ISOLATION_1, ISOLATION_2] {
+        let _ = writeln!(filter, ":{chain} - [0:0]");
+    }
+    let _ = writeln!(filter, "-A {FORWARD} -j {ISOLATION_1}");
+    for b in bridges {
+        let _ = writeln!(filter, "-A {ISOLATION_1} -i {br} ! -o {br} -j {ISOLATION_2}", br = b.bridge);
+        let _ = writeln!(filter, "-A {ISOLATION_2} -o {} -j DROP", b.bridge);
+        if b.internal {
+            let _ = writeln!(filter, "-A {FORWARD} -i {br} ! -o {br} -j DROP", br = b.bridge);
+            let _ = writeln!(filter, "-A {FORWARD} -o {br} ! -i {br} -j DROP", br = b.bridge);
+        }
+    }
+    for p in ports {
+        let _ = writeln!(
+            filter,
+            "-A {FORWARD} -d {cip}/32 ! -i {br} -o {br} -p {proto} -m {proto} --dport {cp} -j ACCEPT",
+            cip = p.container_ip,
+            br = p.bridge,
+            proto = p.proto,
+            cp = p.container_port,
+        );
+    }
+    for b in bridges {
+        let br = &b.bridge;
+        let _ = writeln!(filter, "-A {FORWARD} -o {br} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT");
+        if !b.internal {
+            let _ = writeln!(filter, "-A {FORWARD} -i {br} ! -o {br} -j ACCEPT");
+        }
+        let _ = writeln!(filter, "-A {FORWARD} -i {br} -o {br} -j {}", if b.icc { "ACCEPT" } else { "DROP" });
+        // Nothing else enters a bridge from outside: only replies and
+        // published ports do, as under dockerd.
+        let _ = writeln!(filter, "-A {FORWARD} -o {br} -j DROP");
+    }
+    filter.push_str("COMMIT\n");
+    nat + &filter
+}
+
+/// Load the rules and make sure the built-in chains jump to ours.
+pub async fn apply(bridges: &[BridgeRules], ports: &[PortRule]) -> Result<(), NetworkError> {
+    run("iptables-restore", &["--noflush", "-w"], Some(&render(bridges, ports))).await?;
+    for (table, chain, rule) in JUMPS {
+        let rule: Vec<&str> = rule.split(' ').collect();
+        let mut check = vec!["-w", "-t", table, "-C", chain];
+        check.extend(&rule);
+        if run("iptables", &check, None).await.is_err() {
+            let mut insert = vec!["-w", "-t", table, "-I", chain, "1"];
+            insert.extend(&rule);
+            run("iptables", &insert, None).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Take out the jumps and our chains, leaving everything else as found.
+pub async fn remove_all() -> Result<(), NetworkError> {
+    for (table, chain, rule) in JUMPS {
+        let rule: Vec<&str> = rule.split(' ').collect();
+        let mut delete = vec!["-w", "-t", table, "-D", chain];
+        delete.extend(&rule);
+        // Repeated in case an earlier crash left a duplicate.
+        while run("iptables", &delete, None).await.is_ok() {}
+    }
+    let mut failures = Vec::new();
+    for (table, chains) in [("nat", &[NAT, POSTROUTING][..]), ("filter", &[FORWARD, ISOLATION_1, ISOLATION_2][..])] {
+        for chain in chains {
+            let _ = run("iptables", &["-w", "-t", table, "-F", chain], None).await;
+        }
+        for chain in chains {
+            if let Err(e) = run("iptables", &["-w", "-t", table, "-X", chain], None).await {
+                if !e.0.contains("No chain") && !e.0.contains("does not exist") {
+                    failures.push(e.0);
+                }
+            }
+        }
+    }
+    if failures.is_empty() { Ok(()) } else { Err(NetworkError(failures.join("; "))) }
+}
+
+/// `net.ipv4.ip_forward=1` (per network namespace).
+pub fn enable_ip_forward() -> Result<(), NetworkError> {
+    std::fs::write("/proc/sys/net/ipv4/ip_forward", "1")
+        .map_err(|e| NetworkError(format!("enabling net.ipv4.ip_forward: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rules_for_a_bridge_and_a_port() {
+        let bridges = [
+            BridgeRules { bridge: "docker0".into(), subnet: "172.17.0.0/16".into(), internal: false, masquerade: true, icc: true },
+            BridgeRules { bridge: "br-x".into(), subnet: "10.0.0.0/24".into(), internal: true, masquerade: true, icc: false },
+        ];
+        let ports = [PortRule {
+            proto: "tcp".into(),
+            host_ip: None,
+            host_port: 8080,
+            container_ip: "172.17.0.2".into(),
+            container_port: 80,
+            bridge: "docker0".into(),
+        }];
+        let text = render(&bridges, &ports);
+        assert!(text.contains("-A BERTHD-POSTROUTING -s 172.17.0.0/16 ! -o docker0 -j MASQUERADE\n"));
+        assert!(!text.contains("-s 10.0.0.0/24"), "internal networks are not masqueraded");
+        assert!(text.contains("-A BERTHD ! -i docker0 -p tcp -m tcp --dport 8080 -j DNAT --to-destination 172.17.0.2:80\n"));
+        assert!(text.contains("-A BERTHD-FORWARD -i br-x -o br-x -j DROP\n"));
+        assert!(text.contains("-A BERTHD-ISOLATION-STAGE-2 -o br-x -j DROP\n"));
+        assert_eq!(text.matches("COMMIT").count(), 2);
+    }
+}

@@ -10,6 +10,7 @@ pub mod image;
 pub mod mount;
 pub mod network;
 pub mod reference;
+pub mod stats;
 pub mod system;
 pub mod version;
 pub mod volume;

@@ -94,3 +94,338 @@ fn top_of_a_stopped_container_conflicts_and_top_is_an_event() {
         .success();
     assert_eq!(events.stdout.trim(), "topped");
 }
+
+/// `12.34%` → 12.34.
+fn percent(text: &str) -> f64 {
+    text.trim().trim_end_matches('%').parse().unwrap_or_else(|_| panic!("not a percentage: {text}"))
+}
+
+/// `48.2MiB / 23.4GiB` → the usage in MiB.
+fn mem_usage_mib(text: &str) -> f64 {
+    let usage = text.split('/').next().unwrap().trim();
+    let (number, unit) = usage.split_at(usage.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(usage.len()));
+    let n: f64 = number.parse().unwrap_or_else(|_| panic!("not a size: {text}"));
+    match unit {
+        "B" => n / 1024.0 / 1024.0,
+        "KiB" | "kB" => n / 1024.0,
+        "MiB" | "MB" => n,
+        "GiB" | "GB" => n * 1024.0,
+        other => panic!("unit {other} in {text}"),
+    }
+}
+
+#[test]
+fn stats_no_stream_shows_cpu_and_memory_of_busy_containers() {
+    let daemon = Berthd::start_with_busybox();
+    daemon.docker(&["run", "-d", "--name", "burner", "busybox", "sh", "-c", "while :; do :; done"]).success();
+    daemon
+        .docker(&["run", "-d", "--name", "filler", "busybox", "sh", "-c", "dd if=/dev/zero of=/dev/shm/fill bs=1M count=48 && sleep 300"])
+        .success();
+    daemon.docker(&["run", "-d", "--name", "stopped", "busybox", "true"]).success();
+    eventually(30, "the filler to fill /dev/shm", || {
+        let out = daemon.docker(&["exec", "filler", "ls", "-l", "/dev/shm/fill"]).stdout;
+        out.contains("50331648").then_some(())
+    });
+    let format = "{{.Name}}|{{.CPUPerc}}|{{.MemUsage}}|{{.PIDs}}";
+    let started = Instant::now();
+    let out = daemon.docker(&["stats", "--no-stream", "--format", format, "burner", "filler", "stopped"]).success();
+    assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
+    let rows: std::collections::HashMap<&str, Vec<&str>> =
+        out.stdout.lines().map(|l| (l.split('|').next().unwrap(), l.split('|').skip(1).collect())).collect();
+    let burner = &rows["burner"];
+    // A busy loop on a shared machine: clearly busy, never above all CPUs.
+    assert!(percent(burner[0]) > 10.0 && percent(burner[0]) < 150.0, "{out:?}");
+    assert_eq!(burner[2], "1", "{out:?}");
+    let filler = &rows["filler"];
+    assert!(percent(filler[0]) < 50.0, "{out:?}");
+    let mib = mem_usage_mib(filler[1]);
+    assert!((45.0..200.0).contains(&mib), "48 MiB in /dev/shm counts as memory: {out:?}");
+    let stopped = &rows["stopped"];
+    assert_eq!(stopped[0], "0.00%", "{out:?}");
+    assert_eq!(stopped[1], "0B / 0B", "{out:?}");
+
+    // A second answer right after measures from the first.
+    let started = Instant::now();
+    daemon.docker(&["stats", "--no-stream", "burner"]).success();
+    assert!(started.elapsed() < Duration::from_millis(1500), "took {:?}", started.elapsed());
+}
+
+#[test]
+fn stats_json_shapes_for_running_stopped_and_one_shot() {
+    let daemon = Berthd::start_with_busybox();
+    daemon.docker(&["run", "-d", "--name", "runner", "busybox", "sleep", "305"]).success();
+    let id = inspect(&daemon, "{{.Id}}", "runner");
+    let resp = daemon.request("GET", "/containers/runner/stats?stream=false", None);
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    let v = resp.json();
+    assert_eq!(v["id"], id);
+    assert_eq!(v["name"], "/runner");
+    assert_ne!(v["read"], "0001-01-01T00:00:00Z");
+    assert_ne!(v["preread"], "0001-01-01T00:00:00Z");
+    assert!(v["read"].as_str() > v["preread"].as_str(), "{v}");
+    assert!(v["cpu_stats"]["system_cpu_usage"].as_u64().unwrap() > v["precpu_stats"]["system_cpu_usage"].as_u64().unwrap());
+    assert!(v["cpu_stats"]["online_cpus"].as_u64().unwrap() >= 1);
+    assert!(v["cpu_stats"]["cpu_usage"]["total_usage"].as_u64().unwrap() > 0, "{v}");
+    assert!(v["cpu_stats"]["throttling_data"].is_object());
+    assert!(v["memory_stats"]["usage"].as_u64().unwrap() > 0, "{v}");
+    assert!(v["memory_stats"]["limit"].as_u64().unwrap() > 0, "{v}");
+    assert!(v["memory_stats"]["stats"].is_object(), "{v}");
+    assert_eq!(v["pids_stats"]["current"], 1);
+    assert!(v["blkio_stats"].is_object());
+    assert_eq!(v["num_procs"], 0);
+
+    let one = daemon.request("GET", "/containers/runner/stats?stream=false&one-shot=true", None).json();
+    assert_eq!(one["preread"], "0001-01-01T00:00:00Z");
+    assert!(one["precpu_stats"].get("system_cpu_usage").is_none(), "{one}");
+    assert!(one["cpu_stats"]["system_cpu_usage"].as_u64().unwrap() > 0);
+
+    daemon.docker(&["create", "--name", "never", "busybox", "true"]).success();
+    let never_id = inspect(&daemon, "{{.Id}}", "never");
+    let empty = daemon.request("GET", "/containers/never/stats?stream=false", None).json();
+    assert_eq!(empty["id"], never_id);
+    assert_eq!(empty["read"], "0001-01-01T00:00:00Z");
+    assert_eq!(empty["memory_stats"], serde_json::json!({}));
+    assert_eq!(empty["pids_stats"], serde_json::json!({}));
+    assert_eq!(empty["cpu_stats"]["cpu_usage"]["total_usage"], 0);
+
+    let missing = daemon.request("GET", "/containers/nope/stats?stream=false", None);
+    assert_eq!(missing.status, 404);
+    assert_eq!(missing.json()["message"], "No such container: nope");
+}
+
+#[test]
+fn streaming_stats_over_bollard_sends_a_sample_a_second() {
+    use futures_util::StreamExt;
+    let daemon = Berthd::start_with_busybox();
+    daemon.docker(&["run", "-d", "--name", "streamer", "busybox", "sleep", "306"]).success();
+    let client = daemon.client();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let started = Instant::now();
+    let samples = rt.block_on(async {
+        let options = bollard::query_parameters::StatsOptions { stream: true, one_shot: false };
+        let stream = client.stats("streamer", Some(options)).take(3);
+        tokio::time::timeout(Duration::from_secs(20), stream.collect::<Vec<_>>()).await.expect("three samples in time")
+    });
+    // The first sample comes at once, then one a second.
+    let took = started.elapsed();
+    assert!(took >= Duration::from_millis(1800) && took < Duration::from_secs(15), "{took:?}");
+    let samples: Vec<_> = samples.into_iter().map(|s| s.expect("a stats sample")).collect();
+    assert_eq!(samples.len(), 3);
+    for pair in samples.windows(2) {
+        let (a, b) = (&pair[0], &pair[1]);
+        assert_eq!(b.preread, a.read, "each sample measures from the one before");
+        assert_eq!(b.precpu_stats, a.cpu_stats);
+        assert!(b.read > a.read);
+    }
+    let last = samples.last().unwrap();
+    assert_eq!(last.name.as_deref(), Some("/streamer"));
+    assert!(last.memory_stats.as_ref().and_then(|m| m.usage).unwrap_or(0) > 0);
+}
+
+/// Events since the daemon started, up to now, as (action, name) pairs.
+fn past_events(daemon: &Berthd) -> Vec<(String, String)> {
+    let out = daemon
+        .docker(&["events", "--since", "1", "--until", &now_stamp(), "--format", "{{.Action}}|{{.Actor.Attributes.name}}"])
+        .success();
+    out.stdout
+        .lines()
+        .map(|l| {
+            let (action, name) = l.split_once('|').unwrap();
+            (action.to_string(), name.to_string())
+        })
+        .collect()
+}
+
+fn health(daemon: &Berthd, name: &str) -> serde_json::Value {
+    serde_json::from_str(&inspect(daemon, "{{json .State.Health}}", name)).unwrap()
+}
+
+#[track_caller]
+fn wait_health(daemon: &Berthd, name: &str, status: &str) -> serde_json::Value {
+    eventually(30, &format!("{name} {status}"), || {
+        let h = health(daemon, name);
+        (h["Status"] == status).then_some(h)
+    })
+}
+
+#[test]
+fn health_goes_starting_healthy_unhealthy_with_events_ps_and_filters() {
+    let daemon = Berthd::start_with_busybox();
+    daemon
+        .docker(&[
+            "run", "-d", "--name", "svc", "--health-cmd", "test -e /tmp/ok", "--health-interval", "200ms",
+            "--health-retries", "1", "--health-start-period", "60s", "--health-start-interval", "200ms",
+            "busybox", "sleep", "307",
+        ])
+        .success();
+    daemon.docker(&["run", "-d", "--name", "plain", "busybox", "sleep", "308"]).success();
+    let ps = daemon.docker(&["ps", "--filter", "name=svc", "--format", "{{.Status}}"]).success();
+    assert!(ps.stdout.trim().ends_with("(health: starting)"), "{}", ps.stdout);
+    // Failing probes inside the start period keep it starting.
+    let h = eventually(30, "two failed probes", || {
+        let h = health(&daemon, "svc");
+        (h["Log"].as_array().unwrap().len() >= 2).then_some(h)
+    });
+    assert_eq!(h["Status"], "starting", "{h}");
+    assert_eq!(h["FailingStreak"], 0, "{h}");
+    assert_eq!(h["Log"][0]["ExitCode"], 1, "{h}");
+
+    daemon.docker(&["exec", "svc", "touch", "/tmp/ok"]).success();
+    let h = wait_health(&daemon, "svc", "healthy");
+    assert_eq!(h["FailingStreak"], 0);
+    let log = h["Log"].as_array().unwrap();
+    assert!(log.len() <= 5, "{h}");
+    assert_eq!(log.last().unwrap()["ExitCode"], 0);
+    assert!(log.last().unwrap()["Start"].as_str().unwrap() <= log.last().unwrap()["End"].as_str().unwrap());
+    let ps = daemon.docker(&["ps", "--filter", "health=healthy", "--format", "{{.Names}} {{.Status}}"]).success();
+    assert_eq!(ps.stdout.lines().count(), 1, "{}", ps.stdout);
+    assert!(ps.stdout.starts_with("svc Up ") && ps.stdout.trim().ends_with("(healthy)"), "{}", ps.stdout);
+    let none = daemon.docker(&["ps", "--filter", "health=none", "--format", "{{.Names}}"]).success();
+    assert_eq!(none.stdout.trim(), "plain");
+    let bad = daemon.docker(&["ps", "--filter", "health=great"]).failure();
+    assert!(bad.stderr.contains("Unrecognised filter value for health: great"), "{}", bad.stderr);
+
+    daemon.docker(&["exec", "svc", "rm", "/tmp/ok"]).success();
+    let h = wait_health(&daemon, "svc", "unhealthy");
+    assert_eq!(h["FailingStreak"], 1, "{h}");
+    let ps = daemon.docker(&["ps", "--filter", "health=unhealthy", "--format", "{{.Status}}"]).success();
+    assert!(ps.stdout.trim().ends_with("(unhealthy)"), "{}", ps.stdout);
+
+    let events = past_events(&daemon);
+    let health_events: Vec<&str> =
+        events.iter().filter(|(a, n)| n == "svc" && a.starts_with("health_status")).map(|(a, _)| a.as_str()).collect();
+    assert_eq!(health_events, ["health_status: healthy", "health_status: unhealthy"], "{events:?}");
+    // Each probe is an exec, announced as dockerd does.
+    for action in ["exec_create: /bin/sh -c test -e /tmp/ok", "exec_start: /bin/sh -c test -e /tmp/ok", "exec_die"] {
+        assert!(events.iter().any(|(a, n)| n == "svc" && a == action), "{action} in {events:?}");
+    }
+    let filtered = daemon
+        .docker(&["events", "--since", "1", "--until", &now_stamp(), "--filter", "event=health_status", "--format", "{{.Action}}"])
+        .success();
+    assert_eq!(filtered.stdout.lines().count(), 2, "{}", filtered.stdout);
+}
+
+#[test]
+fn image_healthcheck_applies_and_no_healthcheck_disables_it() {
+    use compat_tests::images::{BusyboxImage, Healthcheck};
+    let daemon = Berthd::start_with_busybox();
+    let image = BusyboxImage::new("checked:1")
+        .healthcheck(Healthcheck {
+            test: vec!["CMD".into(), "true".into()],
+            interval: Some(Duration::from_millis(200)),
+            retries: Some(2),
+            ..Default::default()
+        })
+        .build()
+        .and_then(|i| i.docker_archive())
+        .unwrap();
+    daemon.docker_stdin(&["load"], &image).success();
+    daemon.docker(&["run", "-d", "--name", "checked", "checked:1", "sleep", "309"]).success();
+    daemon.docker(&["run", "-d", "--name", "unchecked", "--no-healthcheck", "checked:1", "sleep", "310"]).success();
+    let h = wait_health(&daemon, "checked", "healthy");
+    assert_eq!(h["Log"][0]["Output"], "");
+    let config = inspect(&daemon, "{{json .Config.Healthcheck}}", "checked");
+    assert!(config.contains("\"Test\":[\"CMD\",\"true\"]") && config.contains("\"Retries\":2"), "{config}");
+
+    assert_eq!(inspect(&daemon, "{{json .State.Health}}", "unchecked"), "null");
+    assert_eq!(inspect(&daemon, "{{json .Config.Healthcheck.Test}}", "unchecked"), "[\"NONE\"]");
+    let ps = daemon.docker(&["ps", "--filter", "name=unchecked", "--format", "{{.Status}}"]).success();
+    assert!(!ps.stdout.contains('('), "{}", ps.stdout);
+    let none = daemon.docker(&["ps", "--filter", "health=none", "--format", "{{.Names}}"]).success();
+    assert_eq!(none.stdout.trim(), "unchecked");
+
+    // The CLI checks these itself; the API answers as dockerd.
+    let body = br#"{"Image":"busybox","Cmd":["true"],"Healthcheck":{"Test":["CMD","true"],"Interval":10}}"#;
+    let json = [("Content-Type", "application/json")];
+    let bad = compat_tests::client::raw_request(&daemon.socket, "POST", "/containers/create", &json, Some(body));
+    assert_eq!(bad.status, 400, "{}", bad.text());
+    assert_eq!(bad.json()["message"], "Interval in Healthcheck cannot be less than 1ms");
+}
+
+#[test]
+fn probe_output_and_timeouts_are_logged() {
+    let daemon = Berthd::start_with_busybox();
+    daemon
+        .docker(&[
+            "run", "-d", "--name", "slow", "--health-cmd", "echo waiting; sleep 10", "--health-interval", "200ms",
+            "--health-timeout", "300ms", "--health-retries", "1", "busybox", "sleep", "311",
+        ])
+        .success();
+    let h = wait_health(&daemon, "slow", "unhealthy");
+    let entry = &h["Log"][0];
+    assert_eq!(entry["ExitCode"], -1, "{h}");
+    assert_eq!(entry["Output"], "Health check exceeded timeout (300ms): waiting\n", "{h}");
+
+    daemon.docker(&["run", "-d", "--name", "talker", "--health-cmd", "echo out; echo err >&2; exit 3",
+        "--health-interval", "200ms", "--health-retries", "1", "busybox", "sleep", "312"]).success();
+    let h = wait_health(&daemon, "talker", "unhealthy");
+    assert_eq!(h["Log"][0]["ExitCode"], 3, "{h}");
+    let output = h["Log"][0]["Output"].as_str().unwrap();
+    assert!(output.contains("out\n") && output.contains("err\n"), "{h}");
+}
+
+#[test]
+fn probes_stop_with_the_container_and_resume_on_start() {
+    let daemon = Berthd::start_with_busybox();
+    daemon
+        .docker(&["run", "-d", "--name", "probed", "--health-cmd", "true", "--health-interval", "200ms", "busybox", "sleep", "313"])
+        .success();
+    wait_health(&daemon, "probed", "healthy");
+    daemon.docker(&["stop", "-t", "0", "probed"]).success();
+    // As dockerd: a stopped check reads unhealthy.
+    let h = health(&daemon, "probed");
+    assert_eq!(h["Status"], "unhealthy", "{h}");
+    let stopped_log = h["Log"].clone();
+    // Another container's probes mark the passing of time: after five of
+    // them the stopped one would have probed too.
+    daemon
+        .docker(&["run", "-d", "--name", "clock", "--health-cmd", "true", "--health-interval", "200ms", "busybox", "sleep", "314"])
+        .success();
+    eventually(30, "five probes of the clock", || {
+        let probes = past_events(&daemon).iter().filter(|(a, n)| n == "clock" && a == "exec_die").count();
+        (probes >= 5).then_some(())
+    });
+    let events = past_events(&daemon);
+    let die = events.iter().rposition(|(a, n)| n == "probed" && a == "die").expect("die event");
+    assert!(
+        !events[die + 1..].iter().any(|(a, n)| n == "probed" && a.starts_with("exec_")),
+        "no probe after the stop: {events:?}"
+    );
+    assert_eq!(health(&daemon, "probed")["Log"], stopped_log);
+
+    daemon.docker(&["start", "probed"]).success();
+    let ps = daemon.docker(&["ps", "--filter", "name=probed", "--format", "{{.Status}}"]).success();
+    assert!(ps.stdout.trim().ends_with("(health: starting)"), "{}", ps.stdout);
+    wait_health(&daemon, "probed", "healthy");
+}
+
+#[test]
+fn health_checks_resume_after_a_live_restore_restart() {
+    use compat_tests::images::BusyboxImage;
+    let live = serde_json::json!({"live-restore": true});
+    let mut first = Berthd::builder().daemon_json(live.clone()).start();
+    let archive = BusyboxImage::new("busybox:latest").build().unwrap().docker_archive().unwrap();
+    first.docker_stdin(&["load"], &archive).success();
+    first
+        .docker(&[
+            "run", "-d", "--name", "lasting", "--health-cmd", "test -e /tmp/ok", "--health-interval", "200ms",
+            "--health-retries", "1", "busybox", "sh", "-c", "touch /tmp/ok; exec sleep 315",
+        ])
+        .success();
+    wait_health(&first, "lasting", "healthy");
+    assert!(first.stop().expect("daemon").success());
+    let second = Berthd::builder()
+        .daemon_json(live)
+        .arg("--data-root")
+        .arg(first.data_root.display().to_string())
+        .arg("--exec-root")
+        .arg(first.exec_root.display().to_string())
+        .arg("--containerd-namespace")
+        .arg(first.namespace.clone())
+        .start();
+    assert_eq!(health(&second, "lasting")["Status"], "healthy");
+    second.docker(&["exec", "lasting", "rm", "/tmp/ok"]).success();
+    wait_health(&second, "lasting", "unhealthy");
+    let ps = second.docker(&["ps", "--format", "{{.Status}}"]).success();
+    assert!(ps.stdout.trim().ends_with("(unhealthy)"), "{}", ps.stdout);
+}

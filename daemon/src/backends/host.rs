@@ -71,7 +71,7 @@ fn uname() -> Uname {
     Uname { nodename: text(&buf.nodename), release: text(&buf.release), machine: text(&buf.machine) }
 }
 
-fn mem_total() -> Option<u64> {
+pub fn mem_total() -> Option<u64> {
     let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
     let kib: u64 = meminfo
         .lines()

@@ -1,5 +1,6 @@
 //! What services build on: containerd, the metadata store, the host.
 
+pub mod cgroups;
 pub mod containerd;
 pub mod host;
 pub mod logging;

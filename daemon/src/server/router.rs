@@ -19,7 +19,6 @@ const NOT_YET: &[(&str, &str)] = &[
     // containers (issue 4), streams (issue 5), filesystems (issue 7)
     ("GET", "/containers/{id}/changes"),
     ("GET", "/containers/{id}/export"),
-    ("GET", "/containers/{id}/stats"),
     ("GET", "/containers/{id}/attach/ws"),
     ("HEAD", "/containers/{id}/archive"),
     ("GET", "/containers/{id}/archive"),
@@ -115,6 +114,7 @@ pub fn build(services: Services) -> Router {
         .route("/containers/{id}/attach", post(containers::container_attach))
         .route("/containers/{id}/logs", get(containers::container_logs))
         .route("/containers/{id}/top", get(containers::container_top))
+        .route("/containers/{id}/stats", get(containers::container_stats))
         .route("/containers/{id}/resize", post(exec::container_resize))
         .route("/containers/{id}/exec", post(exec::container_exec))
         .route("/exec/{id}/start", post(exec::exec_start))

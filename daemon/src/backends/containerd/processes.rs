@@ -1,7 +1,8 @@
 //! Extra processes in a running task (`docker exec`), and TTY sizes.
 
 use containerd_client::services::v1::{
-    tasks_client::TasksClient, CloseIoRequest, DeleteProcessRequest, ExecProcessRequest, ResizePtyRequest, StartRequest,
+    tasks_client::TasksClient, CloseIoRequest, DeleteProcessRequest, ExecProcessRequest, KillRequest, ResizePtyRequest,
+    StartRequest,
 };
 use prost_types::Any;
 
@@ -79,6 +80,16 @@ impl Containerd {
             .resize_pty(self.request(req))
             .await
             .map_err(|s| ContainerdError::from_status("tasks.resize_pty", s))?;
+        Ok(())
+    }
+
+    /// Signal an exec's process.
+    pub async fn exec_kill(&self, container_id: &str, exec_id: &str, signal: u32) -> Result<(), ContainerdError> {
+        let req = KillRequest { container_id: container_id.to_string(), exec_id: exec_id.to_string(), signal, all: false };
+        TasksClient::new(self.channel.clone())
+            .kill(self.request(req))
+            .await
+            .map_err(|s| ContainerdError::from_status("tasks.kill", s))?;
         Ok(())
     }
 }

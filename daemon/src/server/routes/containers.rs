@@ -292,3 +292,18 @@ pub async fn image_commit(
     let id = svc.containers.commit(opts).await?;
     Ok((StatusCode::CREATED, Json(serde_json::json!({ "Id": id }))))
 }
+
+/// `GET /containers/{id}/stats` (ContainerStats): one JSON document per
+/// sample, each flushed as it is made.
+pub async fn container_stats(State(svc): State<Services>, Path(id): Path<String>, query: QueryPairs) -> ApiResult<Response> {
+    // `stream` defaults to true; `one-shot` only applies without it.
+    let stream = query.get("stream").is_none_or(|_| query.bool("stream"));
+    let opts = crate::services::containers::StatsOptions { stream, one_shot: query.bool("one-shot") };
+    let samples = svc.containers.stats(&id, opts).await?;
+    let body = samples.map(|sample| {
+        let mut json = serde_json::to_vec(&sample).unwrap_or_default();
+        json.push(b'\n');
+        Ok::<_, std::io::Error>(bytes::Bytes::from(json))
+    });
+    Ok(([(axum::http::header::CONTENT_TYPE, "application/json")], Body::from_stream(body)).into_response())
+}

@@ -32,6 +32,7 @@ impl ContainerService {
         }
         validate_host_config(&host_config)?;
         super::mounts::validate(&host_config)?;
+        super::health::validate(config.healthcheck.as_ref())?;
         if matches!(host_config.network_mode.as_str(), "" | "default") {
             if let Some(network) = endpoints_network(networking_config.as_ref()) {
                 host_config.network_mode = network;
@@ -299,9 +300,7 @@ pub fn merge_image_config(mut user: ContainerConfig, image: &ContainerConfig) ->
     if user.stop_signal.is_none() {
         user.stop_signal = image.stop_signal.clone();
     }
-    if user.healthcheck.is_none() {
-        user.healthcheck = image.healthcheck.clone();
-    }
+    user.healthcheck = super::health::merge(user.healthcheck.take(), image.healthcheck.as_ref());
     user
 }
 

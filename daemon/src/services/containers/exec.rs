@@ -232,6 +232,19 @@ impl ContainerService {
         })
     }
 
+    /// SIGKILL an exec's process (a health probe past its timeout).
+    pub(super) async fn exec_kill(&self, id: &str) {
+        let Ok(exec) = self.exec_lookup(id) else { return };
+        if let Err(e) = self.containerd.exec_kill(&exec.container_id, id, libc::SIGKILL as u32).await {
+            tracing::debug!(exec.id = %id, error = %e, "killing an exec");
+        }
+    }
+
+    /// Drop an exec nobody will inspect (a finished health probe).
+    pub(super) fn exec_forget(&self, id: &str) {
+        self.execs.by_id.write().unwrap_or_else(|e| e.into_inner()).remove(id);
+    }
+
     pub async fn exec_resize(&self, id: &str, height: u32, width: u32) -> Result<(), ServiceError> {
         let exec = self.exec_lookup(id)?;
         if !exec.state.lock().await.running {

@@ -36,6 +36,7 @@ impl ContainerService {
                 error: s.error.clone(),
                 started_at: s.started_at.clone(),
                 finished_at: s.finished_at.clone(),
+                health: s.health.clone(),
             },
             image: r.image_id.clone(),
             resolv_conf_path: r.resolv_conf_path.clone(),

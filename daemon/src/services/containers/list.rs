@@ -6,7 +6,7 @@ use api_types::container::{ContainerSummary, SummaryHostConfig, SummaryNetworkSe
 use api_types::filters::Filters;
 
 use super::record::{Container, Status};
-use super::ContainerService;
+use super::{health, ContainerService};
 use crate::services::ServiceError;
 
 #[derive(Debug, Clone, Default)]
@@ -28,6 +28,9 @@ impl ContainerService {
         f.only(FILTERS).map_err(|e| ServiceError::InvalidParameter(e.to_string()))?;
         if let Some(bad) = f.get("status").iter().find(|s| !STATUSES.contains(&s.as_str())) {
             return Err(ServiceError::InvalidParameter(format!("invalid filter 'status={bad}'")));
+        }
+        if let Some(bad) = f.get("health").iter().find(|s| !health::FILTER_VALUES.contains(&s.as_str())) {
+            return Err(ServiceError::InvalidParameter(format!("Unrecognised filter value for health: {bad}")));
         }
         let mut records = Vec::new();
         for entry in self.entries() {
@@ -82,10 +85,15 @@ fn matches(r: &Container, f: &Filters) -> bool {
                 || r.host_config.mounts.iter().flatten().any(|m| m.source == v || m.target == v)
                 || r.volumes.iter().any(|m| m.name == v || m.destination == v)
         })
-        && f.any("health", |v| v == "none" && r.config.healthcheck.is_none())
+        && f.any("health", |v| v == health_filter_value(r))
         && f.any("expose", |v| r.config.exposed_ports.as_ref().is_some_and(|p| p.contains_key(v) || p.contains_key(&format!("{v}/tcp"))))
         && f.any("publish", |_| false)
         && f.any("is-task", |v| v == "false")
+}
+
+/// What `--filter health=` compares with: `none` without a check.
+fn health_filter_value(r: &Container) -> &str {
+    r.state.health.as_ref().map_or("none", health::status_of)
 }
 
 pub fn network_mode(r: &Container) -> &str {
@@ -131,7 +139,14 @@ fn since(rfc3339: &str) -> Duration {
 pub fn status_text(r: &Container) -> String {
     match r.state.status {
         Status::Created => "Created".into(),
-        Status::Running => format!("Up {}", human_duration(since(&r.state.started_at))),
+        Status::Running => {
+            let up = human_duration(since(&r.state.started_at));
+            match r.state.health.as_ref().map(health::status_of) {
+                Some(health::STARTING) => format!("Up {up} (health: starting)"),
+                Some(status) => format!("Up {up} ({status})"),
+                None => format!("Up {up}"),
+            }
+        }
         Status::Paused => format!("Up {} (Paused)", human_duration(since(&r.state.started_at))),
         Status::Restarting => {
             format!("Restarting ({}) {} ago", r.state.exit_code, human_duration(since(&r.state.finished_at)))

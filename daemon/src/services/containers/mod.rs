@@ -7,6 +7,7 @@ mod create;
 mod etc_files;
 mod events;
 mod exec;
+mod health;
 mod image;
 mod inspect;
 mod io;
@@ -24,6 +25,7 @@ mod rename;
 mod restart;
 mod shutdown;
 mod start;
+mod stats;
 mod stop;
 mod top;
 mod update;
@@ -35,7 +37,7 @@ mod wait;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, RwLock, Weak};
 
 use tokio::sync::{watch, Mutex};
 
@@ -56,6 +58,7 @@ pub use crate::backends::logging::json_file::Stream;
 pub use list::ListOptions;
 pub use logs::{LogLine, LogsOptions};
 pub use record::{Container, Status};
+pub use stats::StatsOptions;
 pub use wait::WaitCondition;
 
 /// One container: its record, its stdio and a change signal for waiters.
@@ -69,6 +72,10 @@ pub struct Entry {
     removed: AtomicBool,
     /// The restart policy's backoff and pending restart.
     backoff: std::sync::Mutex<restart::Backoff>,
+    /// Its latest stats samples, for `precpu_stats`.
+    stats: std::sync::Mutex<stats::Kept>,
+    /// Its health check's monitor.
+    health: std::sync::Mutex<health::Monitor>,
 }
 
 impl Entry {
@@ -80,6 +87,8 @@ impl Entry {
             exits: AtomicU64::new(0),
             removed: AtomicBool::new(false),
             backoff: Default::default(),
+            stats: Default::default(),
+            health: Default::default(),
         })
     }
 
@@ -108,6 +117,8 @@ pub struct ContainerService {
     networks: Arc<NetworkService>,
     /// Set when the daemon stops: exits no longer trigger restarts.
     shutting_down: AtomicBool,
+    /// This service, for the tasks it spawns (health monitors).
+    me: Weak<Self>,
 }
 
 pub fn no_such_container(name: &str) -> ServiceError {
@@ -129,7 +140,19 @@ impl ContainerService {
         let store = ContainerStore::new(&data_root);
         let records: Vec<Container> =
             store.load_all().map_err(|e| ServiceError::Internal(format!("loading containers: {e}")))?;
-        let service = Arc::new(Self { containerd, images, store, exec_root, registry: RwLock::default(), execs: Default::default(), events, volumes, networks, shutting_down: AtomicBool::new(false) });
+        let service = Arc::new_cyclic(|me| Self {
+            containerd,
+            images,
+            store,
+            exec_root,
+            registry: RwLock::default(),
+            execs: Default::default(),
+            events,
+            volumes,
+            networks,
+            shutting_down: AtomicBool::new(false),
+            me: me.clone(),
+        });
         {
             let mut reg = service.registry.write().unwrap_or_else(|e| e.into_inner());
             for record in records {

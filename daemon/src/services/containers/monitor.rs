@@ -107,6 +107,9 @@ pub async fn recover(service: &Arc<ContainerService>) {
                         tracing::warn!(container.id = %id, error = %e, "recording an adopted task");
                     }
                 }
+                if status == Status::Running {
+                    service.health_restore(&mut record);
+                }
                 let fifos = Fifos::at(&service.fifo_dir(&id), "init", record.config.tty, record.config.open_stdin);
                 if let Err(e) = entry.io.reattach(&fifos, Some(std::path::Path::new(&record.log_path))).await {
                     tracing::warn!(container.id = %id, error = %e, "cannot reattach container output");
@@ -174,6 +177,7 @@ impl ContainerService {
             if let Err(e) = self.leave_networks(id).await {
                 tracing::warn!(container.id = %id, error = %e, "leaving networks after exit");
             }
+            self.health_stop(&mut record);
             record.state.status = Status::Exited;
             record.state.pid = 0;
             record.state.exit_code = i64::from(exit_status);

@@ -17,6 +17,7 @@ impl ContainerService {
         }
         self.containerd.task_pause(&record.id).await?;
         record.state.status = Status::Paused;
+        self.health_stop(&mut record);
         self.save(&record)?;
         entry.notify();
         self.emit(&record, "pause", &[]);
@@ -31,6 +32,7 @@ impl ContainerService {
         }
         self.containerd.task_resume(&record.id).await?;
         record.state.status = Status::Running;
+        self.health_resume(&record);
         self.save(&record)?;
         entry.notify();
         self.emit(&record, "unpause", &[]);

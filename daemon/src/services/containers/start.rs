@@ -80,6 +80,7 @@ impl ContainerService {
                 record.state.error.clear();
                 record.state.oom_killed = false;
                 record.state.started_at = now();
+                self.health_start(record);
                 self.save(record)?;
                 entry.notify();
                 self.emit(record, "start", &[]);

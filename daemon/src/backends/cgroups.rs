@@ -7,20 +7,14 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use api_types::stats::{BlkioStatEntry, BlkioStats, NetworkStats};
+
 const ROOT: &str = "/sys/fs/cgroup";
 /// `sysconf(_SC_CLK_TCK)`, constant on Linux (as dockerd assumes).
 const CLOCK_TICKS: u64 = 100;
 
-/// One `MAJ:MIN Op Value` line.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BlkioEntry {
-    pub major: u64,
-    pub minor: u64,
-    pub op: String,
-    pub value: u64,
-}
-
-/// Counters of one cgroup. Lists a cgroup version lacks stay `None`.
+/// Counters of one cgroup. Block I/O lists a cgroup version lacks stay
+/// `None`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CgroupMetrics {
     pub cpu_total_ns: u64,
@@ -39,27 +33,7 @@ pub struct CgroupMetrics {
     pub pids_current: u64,
     /// 0 when unlimited.
     pub pids_limit: u64,
-    pub io_service_bytes: Option<Vec<BlkioEntry>>,
-    pub io_serviced: Option<Vec<BlkioEntry>>,
-    pub io_queued: Option<Vec<BlkioEntry>>,
-    pub io_service_time: Option<Vec<BlkioEntry>>,
-    pub io_wait_time: Option<Vec<BlkioEntry>>,
-    pub io_merged: Option<Vec<BlkioEntry>>,
-    pub io_time: Option<Vec<BlkioEntry>>,
-    pub sectors: Option<Vec<BlkioEntry>>,
-}
-
-/// One interface's counters from `/proc/<pid>/net/dev`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct InterfaceCounters {
-    pub rx_bytes: u64,
-    pub rx_packets: u64,
-    pub rx_errors: u64,
-    pub rx_dropped: u64,
-    pub tx_bytes: u64,
-    pub tx_packets: u64,
-    pub tx_errors: u64,
-    pub tx_dropped: u64,
+    pub blkio: BlkioStats,
 }
 
 /// The keys dockerd reports from a v1 `memory.stat` (missing ones are 0).
@@ -181,23 +155,31 @@ fn v1(paths: &V1Paths) -> CgroupMetrics {
         let entries = |name: &str| Some(read(&dir.join(format!("blkio.{name}"))).map(|t| blkio_entries(&t)).unwrap_or_default());
         if dir.join("blkio.io_serviced_recursive").exists() {
             // CFQ's recursive counters, where the kernel has them.
-            m.sectors = entries("sectors_recursive");
-            m.io_service_bytes = entries("io_service_bytes_recursive");
-            m.io_serviced = entries("io_serviced_recursive");
-            m.io_queued = entries("io_queued_recursive");
-            m.io_service_time = entries("io_service_time_recursive");
-            m.io_wait_time = entries("io_wait_time_recursive");
-            m.io_merged = entries("io_merged_recursive");
-            m.io_time = entries("time_recursive");
+            m.blkio.sectors_recursive = entries("sectors_recursive");
+            m.blkio.io_service_bytes_recursive = entries("io_service_bytes_recursive");
+            m.blkio.io_serviced_recursive = entries("io_serviced_recursive");
+            m.blkio.io_queue_recursive = entries("io_queued_recursive");
+            m.blkio.io_service_time_recursive = entries("io_service_time_recursive");
+            m.blkio.io_wait_time_recursive = entries("io_wait_time_recursive");
+            m.blkio.io_merged_recursive = entries("io_merged_recursive");
+            m.blkio.io_time_recursive = entries("time_recursive");
         } else {
-            m.io_service_bytes = entries("throttle.io_service_bytes_recursive")
+            m.blkio.io_service_bytes_recursive = entries("throttle.io_service_bytes_recursive")
                 .filter(|e| !e.is_empty())
                 .or_else(|| entries("throttle.io_service_bytes"));
-            m.io_serviced = entries("throttle.io_serviced_recursive")
+            m.blkio.io_serviced_recursive = entries("throttle.io_serviced_recursive")
                 .filter(|e| !e.is_empty())
                 .or_else(|| entries("throttle.io_serviced"));
             // dockerd sends every v1 list, empty ones as `[]`.
-            for list in [&mut m.sectors, &mut m.io_queued, &mut m.io_service_time, &mut m.io_wait_time, &mut m.io_merged, &mut m.io_time] {
+            let b = &mut m.blkio;
+            for list in [
+                &mut b.sectors_recursive,
+                &mut b.io_queue_recursive,
+                &mut b.io_service_time_recursive,
+                &mut b.io_wait_time_recursive,
+                &mut b.io_merged_recursive,
+                &mut b.io_time_recursive,
+            ] {
                 *list = Some(Vec::new());
             }
         }
@@ -212,7 +194,7 @@ fn read_pids(dir: &Path, m: &mut CgroupMetrics) {
 }
 
 /// `MAJ:MIN Op Value` lines; the `Total` line is skipped.
-fn blkio_entries(text: &str) -> Vec<BlkioEntry> {
+fn blkio_entries(text: &str) -> Vec<BlkioStatEntry> {
     text.lines()
         .filter_map(|l| {
             let f: Vec<&str> = l.split_whitespace().collect();
@@ -220,7 +202,7 @@ fn blkio_entries(text: &str) -> Vec<BlkioEntry> {
                 return None;
             }
             let (major, minor) = f[0].split_once(':')?;
-            Some(BlkioEntry { major: major.parse().ok()?, minor: minor.parse().ok()?, op: f[1].to_string(), value: f[2].parse().ok()? })
+            Some(BlkioStatEntry { major: major.parse().ok()?, minor: minor.parse().ok()?, op: f[1].to_string(), value: f[2].parse().ok()? })
         })
         .collect()
 }
@@ -253,10 +235,10 @@ fn v2(dir: &Path) -> CgroupMetrics {
         let kv: BTreeMap<&str, u64> =
             fields.filter_map(|f| f.split_once('=')).filter_map(|(k, v)| Some((k, v.parse().ok()?))).collect();
         for (op, key) in [("read", "rbytes"), ("write", "wbytes")] {
-            bytes.push(BlkioEntry { major, minor, op: op.into(), value: kv.get(key).copied().unwrap_or(0) });
+            bytes.push(BlkioStatEntry { major, minor, op: op.into(), value: kv.get(key).copied().unwrap_or(0) });
         }
     }
-    m.io_service_bytes = (!bytes.is_empty()).then_some(bytes);
+    m.blkio.io_service_bytes_recursive = (!bytes.is_empty()).then_some(bytes);
     m
 }
 
@@ -283,11 +265,11 @@ fn parse_proc_stat(text: &str) -> Option<(u64, u64)> {
 
 /// Interface counters in the network namespace of `pid`, loopback left out
 /// (dockerd reports the sandbox's interfaces only).
-pub fn interfaces(pid: u32) -> Option<BTreeMap<String, InterfaceCounters>> {
+pub fn interfaces(pid: u32) -> Option<BTreeMap<String, NetworkStats>> {
     Some(parse_net_dev(&read(Path::new(&format!("/proc/{pid}/net/dev")))?))
 }
 
-fn parse_net_dev(text: &str) -> BTreeMap<String, InterfaceCounters> {
+fn parse_net_dev(text: &str) -> BTreeMap<String, NetworkStats> {
     text.lines()
         .skip(2)
         .filter_map(|line| {
@@ -302,7 +284,7 @@ fn parse_net_dev(text: &str) -> BTreeMap<String, InterfaceCounters> {
             }
             Some((
                 name.to_string(),
-                InterfaceCounters {
+                NetworkStats {
                     rx_bytes: v[0],
                     rx_packets: v[1],
                     rx_errors: v[2],
@@ -344,7 +326,7 @@ mod tests {
     fn blkio_lines_skip_total() {
         let e = blkio_entries("8:0 Read 4096\n8:0 Write 0\nTotal 4096\n");
         assert_eq!(e.len(), 2);
-        assert_eq!(e[0], BlkioEntry { major: 8, minor: 0, op: "Read".into(), value: 4096 });
+        assert_eq!(e[0], BlkioStatEntry { major: 8, minor: 0, op: "Read".into(), value: 4096 });
     }
 
     #[test]

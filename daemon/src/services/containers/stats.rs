@@ -8,16 +8,17 @@
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+use std::collections::BTreeMap;
+
 use api_types::stats::{
-    BlkioStatEntry, BlkioStats, CpuStats, CpuUsage, MemoryStats, NetworkStats, PidsStats, StatsResponse, ThrottlingData,
-    ZERO_TIME,
+    CpuStats, CpuUsage, MemoryStats, NetworkStats, PidsStats, StatsResponse, ThrottlingData, ZERO_TIME,
 };
 use futures_util::Stream;
 
 use super::list::network_mode;
 use super::record::Status;
 use super::{ContainerService, Entry};
-use crate::backends::cgroups::{self, BlkioEntry, CgroupMetrics};
+use crate::backends::cgroups::{self, CgroupMetrics};
 use crate::backends::host;
 use crate::services::ServiceError;
 
@@ -59,12 +60,14 @@ fn machine_memory() -> u64 {
     *MEM.get_or_init(|| host::mem_total().unwrap_or(0))
 }
 
-fn entries(list: Option<Vec<BlkioEntry>>) -> Option<Vec<BlkioStatEntry>> {
-    list.map(|l| l.into_iter().map(|e| BlkioStatEntry { major: e.major, minor: e.minor, op: e.op, value: e.value }).collect())
-}
-
 /// The wire shape of one sample.
-fn response(id: &str, name: &str, m: CgroupMetrics, system: Option<(u64, u64)>, networks: Option<std::collections::BTreeMap<String, cgroups::InterfaceCounters>>) -> StatsResponse {
+fn response(
+    id: &str,
+    name: &str,
+    m: CgroupMetrics,
+    system: Option<(u64, u64)>,
+    networks: Option<BTreeMap<String, NetworkStats>>,
+) -> StatsResponse {
     let (system_cpu_usage, online_cpus) = system.unwrap_or_default();
     let memory_limit = match machine_memory() {
         host if host > 0 && m.memory_limit > host => host,
@@ -73,16 +76,7 @@ fn response(id: &str, name: &str, m: CgroupMetrics, system: Option<(u64, u64)>, 
     StatsResponse {
         read: now(),
         pids_stats: PidsStats { current: m.pids_current, limit: m.pids_limit },
-        blkio_stats: BlkioStats {
-            io_service_bytes_recursive: entries(m.io_service_bytes),
-            io_serviced_recursive: entries(m.io_serviced),
-            io_queue_recursive: entries(m.io_queued),
-            io_service_time_recursive: entries(m.io_service_time),
-            io_wait_time_recursive: entries(m.io_wait_time),
-            io_merged_recursive: entries(m.io_merged),
-            io_time_recursive: entries(m.io_time),
-            sectors_recursive: entries(m.sectors),
-        },
+        blkio_stats: m.blkio,
         cpu_stats: CpuStats {
             cpu_usage: CpuUsage {
                 total_usage: m.cpu_total_ns,
@@ -105,22 +99,7 @@ fn response(id: &str, name: &str, m: CgroupMetrics, system: Option<(u64, u64)>, 
             failcnt: m.memory_failcnt,
             limit: memory_limit,
         },
-        networks: networks.filter(|n| !n.is_empty()).map(|n| {
-            n.into_iter()
-                .map(|(name, c)| {
-                    (name, NetworkStats {
-                        rx_bytes: c.rx_bytes,
-                        rx_packets: c.rx_packets,
-                        rx_errors: c.rx_errors,
-                        rx_dropped: c.rx_dropped,
-                        tx_bytes: c.tx_bytes,
-                        tx_packets: c.tx_packets,
-                        tx_errors: c.tx_errors,
-                        tx_dropped: c.tx_dropped,
-                    })
-                })
-                .collect()
-        }),
+        networks: networks.filter(|n| !n.is_empty()),
         ..StatsResponse::empty(id, name)
     }
 }

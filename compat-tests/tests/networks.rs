@@ -277,3 +277,62 @@ fn firewall_rules_go_with_the_daemon() {
     let filter = daemon.in_netns(&["iptables", "-S"]).success().stdout;
     assert!(!nat.contains("BERTHD") && !filter.contains("BERTHD"), "{nat}{filter}");
 }
+
+#[test]
+fn container_mode_shares_the_other_containers_namespace_and_files() {
+    let daemon = Berthd::start_with_busybox();
+    let web_id = daemon
+        .docker(&["run", "-d", "--name", "web", "--hostname", "webhost", "busybox", "httpd", "-f", "-p", "80", "-h", "/etc"])
+        .success()
+        .stdout
+        .trim()
+        .to_string();
+    daemon.docker(&["run", "-d", "--name", "side", "--network", "container:web", "busybox", "sleep", "300"]).success();
+    assert_eq!(inspect(&daemon, "{{.HostConfig.NetworkMode}}", "side"), format!("container:{web_id}"));
+    assert_eq!(inspect(&daemon, "{{.Config.Hostname}}", "side"), "webhost");
+    assert_eq!(inspect(&daemon, "{{len .NetworkSettings.Networks}}", "side"), "0");
+    // The same interfaces, and the other's server on its loopback.
+    let eth0 = daemon.docker(&["exec", "side", "ip", "-o", "-4", "addr", "show", "dev", "eth0"]).success().stdout;
+    assert!(eth0.contains("inet 172.17.0.2/16"), "{eth0}");
+    let body = eventually(10, "the server next door", || {
+        let got = daemon.docker(&["exec", "side", "timeout", "3", "wget", "-qO-", "http://127.0.0.1/hostname"]);
+        (got.code == 0).then_some(got.stdout)
+    });
+    assert_eq!(body, "webhost\n");
+    let hosts = daemon.docker(&["exec", "side", "cat", "/etc/hosts"]).success().stdout;
+    assert!(hosts.contains("172.17.0.2\twebhost"), "{hosts}");
+
+    let conflict = daemon.docker(&["create", "--network", "container:web", "--hostname", "x", "busybox"]).failure();
+    assert!(conflict.stderr.contains("conflicting options: hostname and the network mode"), "{}", conflict.stderr);
+    let conflict = daemon.docker(&["create", "--network", "container:web", "-p", "80:80", "busybox"]).failure();
+    assert!(conflict.stderr.contains("conflicting options: port publishing and the container type network mode"), "{}", conflict.stderr);
+    // (The CLI would take that 404 for a missing image and try to pull.)
+    let body = br#"{"Image":"busybox","HostConfig":{"NetworkMode":"container:nope"}}"#;
+    let missing = daemon.request("POST", "/v1.47/containers/create", Some(body));
+    assert_eq!(missing.status, 404, "{}", missing.text());
+    assert_eq!(missing.json()["message"], "No such container: nope");
+
+    // Joining a stopped container fails the start.
+    daemon.docker(&["stop", "-t", "0", "side", "web"]).success();
+    let out = daemon.docker(&["start", "side"]).failure();
+    assert!(out.stderr.contains(&format!("cannot join network of a non running container: {web_id}")), "{}", out.stderr);
+
+    // On `none`, the joined namespace has loopback only.
+    daemon.docker(&["run", "-d", "--name", "alone", "--network", "none", "busybox", "sleep", "300"]).success();
+    daemon.docker(&["run", "-d", "--name", "with-alone", "--network", "container:alone", "busybox", "sleep", "300"]).success();
+    let links = daemon.docker(&["exec", "with-alone", "ip", "-o", "link"]).success().stdout;
+    assert_eq!(links.lines().count(), 1, "{links}");
+    assert!(links.contains("lo:") && links.contains("UP"), "{links}");
+}
+
+#[test]
+fn host_mode_sees_the_hosts_interfaces() {
+    let daemon = Berthd::start_with_busybox();
+    daemon.docker(&["run", "-d", "--name", "onhost", "--network", "host", "busybox", "sleep", "300"]).success();
+    let links = daemon.docker(&["exec", "onhost", "ip", "-o", "link", "show", "docker0"]).success().stdout;
+    assert!(links.contains("docker0"), "{links}");
+    assert_eq!(
+        inspect(&daemon, "{{.HostConfig.NetworkMode}} {{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{$v.NetworkID}}{{end}}", "onhost"),
+        format!("host host {}", daemon.docker(&["network", "inspect", "-f", "{{.Id}}", "host"]).success().stdout.trim())
+    );
+}

@@ -64,6 +64,36 @@ pub async fn create_netns(path: &Path) -> Result<(), NetworkError> {
     run("unshare", &[&arg, "true"], None).await
 }
 
+/// Bind-mount berthd's own network namespace at `path`: what `host` mode
+/// containers join, at a path that stays valid across berthd restarts (the
+/// spec is written once, at create). Outside a test namespace this is the
+/// host's.
+pub fn pin_own_netns(path: &Path) -> Result<(), NetworkError> {
+    delete_netns(path)?;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| NetworkError(format!("creating {}: {e}", dir.display())))?;
+    }
+    std::fs::File::create(path).map_err(|e| NetworkError(format!("creating {}: {e}", path.display())))?;
+    let source = std::ffi::CString::new("/proc/self/ns/net").expect("no NUL");
+    let target = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())
+        .map_err(|_| NetworkError(format!("bad path {}", path.display())))?;
+    // SAFETY: both are valid NUL-terminated strings that outlive the call.
+    let rc = unsafe { libc::mount(source.as_ptr(), target.as_ptr(), std::ptr::null(), libc::MS_BIND, std::ptr::null()) };
+    if rc != 0 {
+        let e = std::io::Error::last_os_error();
+        let _ = std::fs::remove_file(path);
+        return Err(NetworkError(format!("bind-mounting the daemon's network namespace at {}: {e}", path.display())));
+    }
+    Ok(())
+}
+
+/// Bring loopback up in a namespace made by `create_netns` (what a
+/// container on `none` gets).
+pub async fn loopback_up(path: &Path) -> Result<(), NetworkError> {
+    let net = format!("--net={}", path.display());
+    run("nsenter", &[&net, "ip", "link", "set", "lo", "up"], None).await
+}
+
 /// Unmount and remove a namespace file made by `create_netns`; a missing
 /// one is fine.
 pub fn delete_netns(path: &Path) -> Result<(), NetworkError> {

@@ -9,7 +9,7 @@ use super::image::{self, ImageForContainer};
 use super::record::{Container, State};
 use super::{naming, user, ContainerService, Entry};
 use crate::backends::containerd::{Containerd, NewContainer};
-use crate::backends::oci_spec::{self, NetworkNamespace, SpecInput};
+use crate::backends::oci_spec::{self, EtcFiles, SpecInput};
 use crate::services::ServiceError;
 
 pub struct CreateOptions {
@@ -41,7 +41,20 @@ impl ContainerService {
         // An unknown network or a bad port fails the create before anything
         // is made.
         self.networks.bridge_network(&host_config.network_mode).await?;
-        crate::services::networks::ports::requests(&host_config.other, config.exposed_ports.as_ref())?;
+        let publish = crate::services::networks::ports::requests(&host_config.other, config.exposed_ports.as_ref())?;
+        let joined = self.network_container(&host_config.network_mode).await?;
+        if let Some(other) = &joined {
+            if !config.hostname.is_empty() {
+                return Err(ServiceError::InvalidParameter("conflicting options: hostname and the network mode".into()));
+            }
+            if !publish.is_empty() {
+                return Err(ServiceError::InvalidParameter(
+                    "conflicting options: port publishing and the container type network mode".into(),
+                ));
+            }
+            // As dockerd, the mode names the container by ID from here on.
+            host_config.network_mode = format!("container:{}", other.id);
+        }
         let image = image::resolve(&self.images, &config.image).await?;
         let config = merge_image_config(config, &image.config);
         let (path, args) = entrypoint_and_args(&config)?;
@@ -51,10 +64,14 @@ impl ContainerService {
         super::mounts::create_bind_sources(&host_config)?;
         let id = new_id();
         let mut config = config;
-        if config.hostname.is_empty() {
+        if let Some(other) = &joined {
+            config.hostname = other.config.hostname.clone();
+        } else if config.hostname.is_empty() {
             config.hostname = id[..12].to_string();
         }
         let dir = self.container_dir(&id);
+        // A container on another's namespace shares its hosts files.
+        let files_dir = joined.as_ref().map(|o| self.container_dir(&o.id)).unwrap_or_else(|| dir.clone());
         let record = Container {
             created: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
             path,
@@ -66,9 +83,9 @@ impl ContainerService {
             restart_count: 0,
             manually_stopped: false,
             log_path: dir.join(format!("{id}-json.log")).display().to_string(),
-            hostname_path: dir.join("hostname").display().to_string(),
-            hosts_path: dir.join("hosts").display().to_string(),
-            resolv_conf_path: dir.join("resolv.conf").display().to_string(),
+            hostname_path: files_dir.join("hostname").display().to_string(),
+            hosts_path: files_dir.join("hosts").display().to_string(),
+            resolv_conf_path: files_dir.join("resolv.conf").display().to_string(),
             name: String::new(),
             id: id.clone(),
             config,
@@ -144,16 +161,17 @@ impl ContainerService {
             .and_then(|v| serde_json::from_value(v.clone()).ok())
             .unwrap_or_default();
         let process_user = user::resolve(&record.config.user, &group_add, &files)?;
-        let network = match self.networks.bridge_network(&record.host_config.network_mode).await? {
-            Some(_) => NetworkNamespace::Path(self.networks.netns_path(&record.id)),
-            None => network_namespace(&record.host_config.network_mode)?,
+        let (network, host_network) = self.spec_namespace(record).await?;
+        let etc = if record.host_config.network_mode.starts_with("container:") {
+            EtcFiles {
+                hostname: record.hostname_path.clone().into(),
+                hosts: record.hosts_path.clone().into(),
+                resolv_conf: record.resolv_conf_path.clone().into(),
+            }
+        } else {
+            super::etc_files::write(&self.container_dir(&record.id), &record.config.hostname, host_network)
+                .map_err(|e| ServiceError::Internal(format!("writing hosts files: {e}")))?
         };
-        let etc = super::etc_files::write(
-            &self.container_dir(&record.id),
-            &record.config.hostname,
-            network == NetworkNamespace::Host,
-        )
-        .map_err(|e| ServiceError::Internal(format!("writing hosts files: {e}")))?;
         let mut args = vec![record.path.clone()];
         args.extend(record.args.iter().cloned());
         let spec = oci_spec::generate(&SpecInput {
@@ -202,17 +220,6 @@ fn endpoints_network(networking_config: Option<&serde_json::Value>) -> Option<St
     match (names.next(), names.next()) {
         (Some(only), None) => Some(only.clone()),
         _ => None,
-    }
-}
-
-fn network_namespace(mode: &str) -> Result<NetworkNamespace, ServiceError> {
-    match mode {
-        "host" => Ok(NetworkNamespace::Host),
-        "" | "default" | "bridge" | "none" => Ok(NetworkNamespace::New),
-        other if other.starts_with("container:") => Err(ServiceError::NotImplemented(
-            "network mode container:<id> is not implemented by berthd yet".into(),
-        )),
-        other => Err(ServiceError::NotFound(format!("network {other} not found"))),
     }
 }
 

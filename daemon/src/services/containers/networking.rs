@@ -6,6 +6,8 @@ use std::path::Path;
 
 use api_types::container::NetworkSettings;
 
+use crate::backends::oci_spec::NetworkNamespace;
+
 use super::record::{Container, Status};
 use super::ContainerService;
 use crate::services::networks::ports;
@@ -20,8 +22,21 @@ impl ContainerService {
         if let Err(e) = self.networks.detach_container(&record.id).await {
             tracing::warn!(container.id = %record.id, error = %e, "clearing a previous run's network endpoints");
         }
-        let Some(network) = self.networks.bridge_network(&record.host_config.network_mode).await? else {
+        let mode = record.host_config.network_mode.as_str();
+        if let Some(target) = mode.strip_prefix("container:") {
+            // Its namespace is the other container's: that one must run.
+            let other = self.lookup(target)?;
+            let other = other.record.lock().await;
+            if !matches!(other.state.status, Status::Running | Status::Paused | Status::Restarting) {
+                return Err(ServiceError::Conflict(format!("cannot join network of a non running container: {}", other.id)));
+            }
             return Ok(());
+        }
+        if mode == "host" {
+            return Ok(());
+        }
+        let Some(network) = self.networks.bridge_network(mode).await? else {
+            return self.networks.isolate_container(&record.id).await;
         };
         let publish = ports::requests(&record.host_config.other, record.config.exposed_ports.as_ref())?;
         let endpoint = self.networks.attach_container(&network, &record.id, record.bare_name(), &publish).await?;
@@ -30,6 +45,39 @@ impl ContainerService {
             return Err(ServiceError::Internal(format!("writing {}: {e}", record.hosts_path)));
         }
         Ok(())
+    }
+
+    /// The container whose namespace a `container:<name|id>` mode joins.
+    pub(super) async fn network_container(&self, mode: &str) -> Result<Option<Container>, ServiceError> {
+        let Some(target) = mode.strip_prefix("container:") else { return Ok(None) };
+        let entry = self.lookup(target)?;
+        let other = entry.record.lock().await.clone();
+        if other.host_config.network_mode.starts_with("container:") {
+            // dockerd joins only a container with a namespace of its own.
+            return Err(ServiceError::InvalidParameter(format!(
+                "cannot join network namespace of container {target}: it shares another container's"
+            )));
+        }
+        Ok(Some(other))
+    }
+
+    /// The namespace the spec names for a container's network mode (the
+    /// host's, another container's, or its own at the path its start
+    /// makes), and whether it is the host's.
+    pub(super) async fn spec_namespace(&self, record: &Container) -> Result<(NetworkNamespace, bool), ServiceError> {
+        let host = || match self.networks.host_netns() {
+            Some(path) => (NetworkNamespace::Path(path.to_path_buf()), true),
+            None => (NetworkNamespace::Host, true),
+        };
+        let mode = record.host_config.network_mode.as_str();
+        if mode == "host" {
+            return Ok(host());
+        }
+        match self.network_container(mode).await? {
+            Some(other) if other.host_config.network_mode == "host" => Ok(host()),
+            Some(other) => Ok((NetworkNamespace::Path(self.networks.netns_path(&other.id)), false)),
+            None => Ok((NetworkNamespace::Path(self.networks.netns_path(&record.id)), false)),
+        }
     }
 
     /// Leave every network: veth, address and namespace.

@@ -18,6 +18,23 @@ impl NetworkService {
         ))
     }
 
+    /// A namespace with only loopback (`none`, or the default mode with
+    /// `--bridge none`), at the same place as a bridged one so that
+    /// `container:` modes can join it.
+    pub async fn isolate_container(&self, container_id: &str) -> Result<(), ServiceError> {
+        let netns = self.netns_path(container_id);
+        let made = async {
+            bridge::create_netns(&netns).await?;
+            bridge::loopback_up(&netns).await
+        }
+        .await;
+        if let Err(e) = made {
+            let _ = bridge::delete_netns(&netns);
+            return Err(ServiceError::Internal(format!("failed to set up container networking: {e}")));
+        }
+        Ok(())
+    }
+
     /// Make the container's network namespace, join it to `network_id` and
     /// publish `publish`. On failure nothing is left behind.
     pub async fn attach_container(

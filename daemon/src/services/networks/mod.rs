@@ -79,11 +79,17 @@ pub struct NetworkService {
     store: NetworkStore,
     exec_root: PathBuf,
     config: NetworkConfig,
+    /// berthd's own namespace, pinned for `host` mode.
+    host_netns: Option<PathBuf>,
     /// By ID. One lock: network changes are rare and short.
     networks: Mutex<HashMap<String, Network>>,
     /// Container ID → the tasks serving its published ports.
     proxies: std::sync::Mutex<HashMap<String, Vec<tokio::task::JoinHandle<()>>>>,
 }
+
+/// Where berthd's own namespace is pinned, beside the containers' ones
+/// (not a container ID: those are 64 hex digits).
+const HOST_NETNS: &str = "host";
 
 /// The default bridge's interface when `--bridge` is not given.
 const DEFAULT_BRIDGE: &str = "docker0";
@@ -213,7 +219,16 @@ impl NetworkService {
                 tracing::warn!(error = %e, "cannot enable IP forwarding");
             }
         }
-        let service = Self { store, exec_root, config, networks: Mutex::new(networks), proxies: Default::default() };
+        let host_netns = exec_root.join("netns").join(HOST_NETNS);
+        let host_netns = match bridge::pin_own_netns(&host_netns) {
+            Ok(()) => Some(host_netns),
+            Err(e) => {
+                tracing::warn!(error = %e, "host-mode containers will join containerd's network namespace");
+                None
+            }
+        };
+        let service =
+            Self { store, exec_root, config, host_netns, networks: Mutex::new(networks), proxies: Default::default() };
         service.restore_ports().await;
         let nets = service.networks.lock().await;
         if let Err(e) = service.sync_firewall(&nets).await {
@@ -225,6 +240,11 @@ impl NetworkService {
 
     fn save(&self, n: &Network) -> Result<(), ServiceError> {
         self.store.save(&n.id, n).map_err(|e| ServiceError::Internal(format!("saving network {}: {e}", n.name)))
+    }
+
+    /// The namespace `host` mode joins: berthd's own, when pinned.
+    pub fn host_netns(&self) -> Option<&std::path::Path> {
+        self.host_netns.as_deref()
     }
 
     /// Where a container's network namespace is bind-mounted.

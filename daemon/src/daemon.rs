@@ -100,6 +100,7 @@ async fn serve_until_signal(
         .context("loading containers")?;
     let services = Services {
         system: Arc::new(SystemService::new(config.clone(), containerd.clone(), engine_id).with_images(images.clone()).with_volumes(volumes.clone())),
+        build: Arc::new(crate::services::build::BuildService::new(images.clone(), containers.clone(), &config.data_root)),
         images,
         containers: containers.clone(),
         networks: networks.clone(),

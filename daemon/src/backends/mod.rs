@@ -4,6 +4,7 @@ pub mod cgroups;
 pub mod containerd;
 pub mod host;
 pub mod logging;
+pub mod mount;
 pub mod network;
 pub mod oci_spec;
 pub mod procps;

@@ -9,7 +9,7 @@ use axum::routing::{delete, get, on, post, MethodFilter};
 use axum::Router;
 
 use super::error::ApiError;
-use super::routes::{auth, containers, events, exec, images, networks, swarm, system, unimplemented::not_implemented_yet, volumes};
+use super::routes::{auth, build, containers, events, exec, images, networks, swarm, system, unimplemented::not_implemented_yet, volumes};
 use super::version::{self, Version};
 use crate::services::Services;
 
@@ -24,11 +24,7 @@ const NOT_YET: &[(&str, &str)] = &[
     ("GET", "/containers/{id}/archive"),
     ("PUT", "/containers/{id}/archive"),
     // build (issue 10)
-    ("POST", "/build"),
-    ("POST", "/build/prune"),
     ("POST", "/build/cancel"),
-    ("POST", "/session"),
-    ("POST", "/grpc"),
     // swarm mode: forming or joining a swarm is not supported
     ("POST", "/swarm/init"),
     ("POST", "/swarm/join"),
@@ -125,6 +121,10 @@ pub fn build(services: Services) -> Router {
         .route("/containers/{id}/update", post(containers::container_update))
         .route("/containers/prune", post(containers::container_prune))
         .route("/commit", post(containers::image_commit))
+        .route("/build", post(build::image_build))
+        .route("/build/prune", post(build::build_prune))
+        .route("/session", post(build::buildkit_unavailable))
+        .route("/grpc", post(build::buildkit_unavailable))
         .route("/volumes", get(volumes::volume_list))
         .route("/volumes/create", post(volumes::volume_create))
         .route("/volumes/prune", post(volumes::volume_prune))

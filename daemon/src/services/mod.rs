@@ -1,6 +1,7 @@
 //! Docker's operations, version-agnostic and HTTP-free. Services take and
 //! return api-types shapes and call backends.
 
+pub mod build;
 pub mod containers;
 pub mod dockerfile;
 pub mod errors;
@@ -20,6 +21,7 @@ pub struct Services {
     pub system: Arc<system::SystemService>,
     pub images: Arc<images::ImageService>,
     pub containers: Arc<containers::ContainerService>,
+    pub build: Arc<build::BuildService>,
     pub networks: Arc<networks::NetworkService>,
     pub volumes: Arc<volumes::VolumeService>,
     pub events: events::EventBus,

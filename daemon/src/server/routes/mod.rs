@@ -2,6 +2,7 @@
 //! service, encode the answer.
 
 pub mod auth;
+pub mod build;
 pub mod images;
 pub mod containers;
 pub mod events;

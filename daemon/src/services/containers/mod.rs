@@ -217,6 +217,15 @@ impl ContainerService {
         self.exec_root.join("containers").join(id)
     }
 
+    /// The images containers are made from.
+    pub async fn image_ids_in_use(&self) -> std::collections::BTreeSet<String> {
+        let mut ids = std::collections::BTreeSet::new();
+        for entry in self.entries() {
+            ids.insert(entry.record.lock().await.image_id.clone());
+        }
+        ids
+    }
+
     /// Counts by state, for `/info`.
     pub async fn counts(&self) -> (u64, u64, u64) {
         let (mut running, mut paused, mut stopped) = (0, 0, 0);

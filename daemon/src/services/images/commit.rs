@@ -193,3 +193,70 @@ fn set_or_remove(map: &mut Map<String, Value>, key: &str, value: &str) {
 fn internal(e: serde_json::Error) -> ServiceError {
     ServiceError::Internal(format!("encoding image config: {e}"))
 }
+
+/// A snapshot the builder works in, held by its own lease (containerd's
+/// GC would take an unreferenced active snapshot at any moment).
+pub struct WorkSnapshot {
+    pub key: String,
+    pub mounts: Vec<crate::backends::containerd::Mount>,
+    lease: String,
+}
+
+/// How long a build snapshot's lease outlives a crashed berthd.
+const WORK_LEASE_EXPIRY: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+impl ImageService {
+    /// A new writable snapshot over `parent`'s top layer (empty for scratch).
+    pub async fn work_snapshot(&self, parent: Option<&ResolvedImage>) -> Result<WorkSnapshot, ServiceError> {
+        self.build_snapshot(parent, true).await
+    }
+
+    /// A read-only view of `image`'s root.
+    pub async fn view_snapshot(&self, image: &ResolvedImage) -> Result<WorkSnapshot, ServiceError> {
+        self.build_snapshot(Some(image), false).await
+    }
+
+    async fn build_snapshot(&self, parent: Option<&ResolvedImage>, writable: bool) -> Result<WorkSnapshot, ServiceError> {
+        let key = format!("berthd-build-{}", uuid::Uuid::new_v4().simple());
+        let lease = self.containerd.lease_create(&key, "build", WORK_LEASE_EXPIRY).await?;
+        let leased = self.containerd.with_lease(&lease);
+        let top = parent.and_then(|p| p.chain_ids.last().cloned()).unwrap_or_default();
+        let mounts = if writable { leased.rootfs_prepare(&key, &top).await } else { leased.snapshot_view(SNAPSHOTTER, &key, &top).await };
+        match mounts {
+            Ok(mounts) => Ok(WorkSnapshot { key, mounts, lease }),
+            Err(e) => {
+                let _ = self.containerd.lease_delete(&lease, false).await;
+                Err(e.into())
+            }
+        }
+    }
+
+    pub async fn drop_snapshot(&self, snapshot: &WorkSnapshot) {
+        if let Err(e) = self.containerd.rootfs_remove(&snapshot.key).await {
+            tracing::warn!(snapshot = %snapshot.key, error = %e, "removing a build snapshot");
+        }
+        if let Err(e) = self.containerd.lease_delete(&snapshot.lease, false).await {
+            tracing::warn!(lease = %snapshot.lease, error = %e, "dropping a build snapshot's lease");
+        }
+    }
+}
+
+impl ImageService {
+    /// The classic builder's cache: untagged images a build step made
+    /// (they carry the step's `container_config`), except those `in_use`.
+    /// Removes them; answers their IDs and the bytes freed.
+    pub async fn prune_build_cache(&self, in_use: &std::collections::BTreeSet<String>) -> Result<(Vec<String>, u64), ServiceError> {
+        let mut deleted = Vec::new();
+        let mut reclaimed = 0;
+        for image in self.local_images().await? {
+            if !image.is_dangling() || image.resolved.config.container_config.is_none() || in_use.contains(image.id()) {
+                continue;
+            }
+            let mut out = Vec::new();
+            reclaimed += self.delete_image(&image, &mut out).await?;
+            self.emit_removals(image.id(), &out);
+            deleted.push(image.id().to_string());
+        }
+        Ok((deleted, reclaimed))
+    }
+}

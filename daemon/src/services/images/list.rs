@@ -94,8 +94,15 @@ impl ImageService {
                 parse_reference(v)?;
             }
         }
+        // As dockerd: untagged images that other images build on (the
+        // builder's intermediate steps) show only with `all`.
+        let parents: std::collections::BTreeSet<&str> =
+            images.iter().filter_map(|i| i.resolved.config.parent.as_deref()).collect();
         let mut out = Vec::new();
         for image in &images {
+            if !opts.all && image.is_dangling() && parents.contains(image.id()) {
+                continue;
+            }
             let cfg = &image.resolved.config;
             let created = cfg.created_unix();
             if before.is_some_and(|b| created >= b) || since.is_some_and(|s| created <= s) {

@@ -30,7 +30,8 @@ use super::events::EventBus;
 use super::ServiceError;
 use crate::backends::containerd::{Containerd, ImageRecord, OciDescriptor, SNAPSHOTTER};
 
-pub use commit::NewImage;
+pub use commit::{NewImage, WorkSnapshot};
+pub(crate) use list::glob_match;
 pub use distribution::Progress;
 pub use list::ImageListOptions;
 pub use pull::PullOptions;

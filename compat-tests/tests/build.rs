@@ -1,0 +1,204 @@
+//! `docker build` with the classic builder (`DOCKER_BUILDKIT=0`, as the
+//! stock CLI without a buildx plugin): instructions, the step output,
+//! the layer cache, multi-stage builds, `.dockerignore`, build args,
+//! failures, `-q`, and `docker builder prune`.
+
+use std::path::Path;
+use std::process::Command;
+
+use compat_tests::{Berthd, CmdOutput};
+
+/// `docker build ARGS` with the classic builder, from `dir`.
+fn build(daemon: &Berthd, dir: &Path, args: &[&str]) -> CmdOutput {
+    let mut cmd = Command::new(compat_tests::cli::docker_binary());
+    cmd.arg("build")
+        .args(args)
+        .arg(dir)
+        .env("DOCKER_HOST", daemon.host())
+        .env("DOCKER_CONFIG", daemon.dir().join("docker-config"))
+        .env("DOCKER_BUILDKIT", "0")
+        .env_remove("DOCKER_CONTEXT")
+        .env_remove("DOCKER_API_VERSION")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    compat_tests::cli::run(cmd, None)
+}
+
+/// A context directory with `files` (path, content).
+fn context(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for (path, content) in files {
+        let p = dir.path().join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, content).unwrap();
+    }
+    dir
+}
+
+fn inspect(daemon: &Berthd, what: &str) -> serde_json::Value {
+    let out = daemon.docker(&["image", "inspect", what]).success();
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    v[0].clone()
+}
+
+fn steps_using_cache(out: &str) -> usize {
+    out.lines().filter(|l| *l == " ---> Using cache").count()
+}
+
+#[test]
+fn instructions_output_and_config() {
+    let daemon = Berthd::start_with_busybox();
+    let dockerfile = r#"# a comment
+FROM busybox
+LABEL maintainer.team="build team" version=1
+ENV GREETING=hello \
+    TARGET=world
+WORKDIR /app
+COPY hello.txt ./
+COPY dir/ /app/dir/
+RUN echo "$GREETING $TARGET" > /app/out.txt && echo to-stderr >&2
+USER 1000:1000
+EXPOSE 8080/tcp 53/udp
+VOLUME ["/data"]
+STOPSIGNAL SIGTERM
+HEALTHCHECK --interval=5s --retries=2 CMD ["true"]
+ENTRYPOINT ["/bin/sh", "-c"]
+CMD ["cat /app/out.txt /app/hello.txt /app/dir/nested.txt"]
+"#;
+    let ctx = context(&[("Dockerfile", dockerfile), ("hello.txt", "from the context\n"), ("dir/nested.txt", "nested\n")]);
+    let out = build(&daemon, ctx.path(), &["-t", "built:1", "-t", "built:latest"]).success();
+    assert!(out.stdout.contains("Step 1/14 : FROM busybox\n ---> "), "{}", out.stdout);
+    assert!(out.stdout.contains("Step 7/14 : RUN echo \"$GREETING $TARGET\" > /app/out.txt && echo to-stderr >&2\n ---> Running in "), "{}", out.stdout);
+    assert!(out.stdout.contains("to-stderr"), "{}", out.stdout);
+    assert!(out.stdout.contains("Removing intermediate container "), "{}", out.stdout);
+    assert!(out.stdout.contains("Successfully tagged built:1\nSuccessfully tagged built:latest\n"), "{}", out.stdout);
+    let built = out.stdout.lines().find_map(|l| l.strip_prefix("Successfully built ")).unwrap().to_string();
+
+    let img = inspect(&daemon, "built:1");
+    assert!(img["Id"].as_str().unwrap().trim_start_matches("sha256:").starts_with(&built));
+    let c = &img["Config"];
+    assert_eq!(c["Labels"]["maintainer.team"], "build team");
+    assert_eq!(c["Labels"]["version"], "1");
+    assert!(c["Env"].as_array().unwrap().iter().any(|e| e == "GREETING=hello"), "{c}");
+    assert!(c["Env"].as_array().unwrap().iter().any(|e| e == "TARGET=world"), "{c}");
+    assert_eq!(c["WorkingDir"], "/app");
+    assert_eq!(c["User"], "1000:1000");
+    assert!(c["ExposedPorts"]["8080/tcp"].is_object() && c["ExposedPorts"]["53/udp"].is_object(), "{c}");
+    assert!(c["Volumes"]["/data"].is_object(), "{c}");
+    assert_eq!(c["StopSignal"], "SIGTERM");
+    assert_eq!(c["Healthcheck"]["Test"], serde_json::json!(["CMD", "true"]));
+    assert_eq!(c["Healthcheck"]["Interval"], 5_000_000_000i64);
+    assert_eq!(c["Healthcheck"]["Retries"], 2);
+    assert_eq!(c["Entrypoint"], serde_json::json!(["/bin/sh", "-c"]));
+
+    let run = daemon.docker(&["run", "--rm", "built:1"]).success();
+    assert_eq!(run.stdout, "hello world\nfrom the context\nnested\n");
+    // Only the tagged image is listed; the steps show with -a.
+    let listed = daemon.docker(&["images", "--format", "{{.Repository}}:{{.Tag}}"]).success();
+    let mut names: Vec<&str> = listed.stdout.lines().collect();
+    names.sort();
+    assert_eq!(names, ["built:1", "built:latest", "busybox:latest"]);
+    let all = daemon.docker(&["images", "-a", "-q"]).success();
+    assert!(all.stdout.lines().count() > 3, "{}", all.stdout);
+    // No build container is left behind.
+    let ps = daemon.docker(&["ps", "-aq"]).success();
+    assert_eq!(ps.stdout, "");
+    let history = daemon.docker(&["history", "--no-trunc", "--format", "{{.CreatedBy}}", "built:1"]).success();
+    assert!(history.stdout.contains("/bin/sh -c echo \"$GREETING $TARGET\" > /app/out.txt && echo to-stderr >&2"), "{}", history.stdout);
+}
+
+#[test]
+fn rebuild_uses_the_cache_until_something_changes() {
+    let daemon = Berthd::start_with_busybox();
+    let ctx = context(&[
+        ("Dockerfile", "FROM busybox\nENV A=1\nCOPY f.txt /f.txt\nRUN cat /f.txt > /copy.txt\nCMD [\"cat\", \"/copy.txt\"]\n"),
+        ("f.txt", "one\n"),
+    ]);
+    let first = build(&daemon, ctx.path(), &["-t", "cached"]).success();
+    assert_eq!(steps_using_cache(&first.stdout), 0, "{}", first.stdout);
+    let id1 = inspect(&daemon, "cached")["Id"].clone();
+    let second = build(&daemon, ctx.path(), &["-t", "cached"]).success();
+    assert_eq!(steps_using_cache(&second.stdout), 4, "{}", second.stdout);
+    assert!(!second.stdout.contains("Running in"), "{}", second.stdout);
+    assert_eq!(inspect(&daemon, "cached")["Id"], id1);
+    // A changed file invalidates its COPY and what follows.
+    std::fs::write(ctx.path().join("f.txt"), "two\n").unwrap();
+    let third = build(&daemon, ctx.path(), &["-t", "cached"]).success();
+    assert_eq!(steps_using_cache(&third.stdout), 1, "{}", third.stdout);
+    assert_eq!(daemon.docker(&["run", "--rm", "cached"]).success().stdout, "two\n");
+    // --no-cache runs everything again.
+    let fourth = build(&daemon, ctx.path(), &["--no-cache", "-t", "cached"]).success();
+    assert_eq!(steps_using_cache(&fourth.stdout), 0, "{}", fourth.stdout);
+    assert!(fourth.stdout.contains("Running in"), "{}", fourth.stdout);
+}
+
+#[test]
+fn multi_stage_with_target_and_copy_from() {
+    let daemon = Berthd::start_with_busybox();
+    let dockerfile = "ARG BASE=busybox\nFROM ${BASE} AS builder\nRUN mkdir -p /out && echo built-artifact > /out/artifact\n\
+                      FROM busybox AS tester\nRUN echo tester > /t\n\
+                      FROM scratch\nCOPY --from=builder /out/artifact /artifact\nCOPY --from=0 /bin/busybox /bin/busybox\nCMD [\"/bin/busybox\", \"cat\", \"/artifact\"]\n";
+    let ctx = context(&[("Dockerfile", dockerfile)]);
+    let out = build(&daemon, ctx.path(), &["-t", "multi"]).success();
+    assert!(out.stdout.contains("Step 8/8 : CMD"), "{}", out.stdout);
+    assert_eq!(daemon.docker(&["run", "--rm", "multi"]).success().stdout, "built-artifact\n");
+    // Only busybox and the two copied files: two layers.
+    assert_eq!(inspect(&daemon, "multi")["RootFS"]["Layers"].as_array().unwrap().len(), 2);
+    let target = build(&daemon, ctx.path(), &["--target", "tester", "-t", "stage"]).success();
+    assert!(target.stdout.contains("Step 4/4 : RUN echo tester > /t"), "{}", target.stdout);
+    assert_eq!(daemon.docker(&["run", "--rm", "stage", "cat", "/t"]).success().stdout, "tester\n");
+    let bad = build(&daemon, ctx.path(), &["--target", "nosuch"]).failure();
+    assert!(bad.stderr.contains("failed to reach build target nosuch in Dockerfile"), "{}", bad.stderr);
+}
+
+#[test]
+fn dockerignore_and_build_args() {
+    let daemon = Berthd::start_with_busybox();
+    let ctx = context(&[
+        ("Dockerfile", "FROM busybox\nARG WHO=nobody\nARG UNSET\nCOPY . /ctx/\nRUN echo \"hi $WHO ${UNSET:-dflt}\" > /who\n"),
+        (".dockerignore", "*.log\nsecret\n!keep.log\n"),
+        ("a.log", "x"),
+        ("keep.log", "kept"),
+        ("secret/key", "k"),
+        ("src/main.txt", "m"),
+    ]);
+    let out = build(&daemon, ctx.path(), &["--build-arg", "WHO=you", "--build-arg", "EXTRA=1", "-t", "args"]).success();
+    assert!(out.stdout.contains("[Warning] One or more build-args [EXTRA] were not consumed"), "{}", out.stdout);
+    let files = daemon.docker(&["run", "--rm", "args", "sh", "-c", "cd /ctx && find . -type f | sort && cat /who"]).success();
+    assert_eq!(files.stdout, "./.dockerignore\n./Dockerfile\n./keep.log\n./src/main.txt\nhi you dflt\n");
+}
+
+#[test]
+fn failing_run_reports_the_exit_code() {
+    let daemon = Berthd::start_with_busybox();
+    let ctx = context(&[("Dockerfile", "FROM busybox\nRUN echo before && exit 3\nRUN echo never\n")]);
+    let out = build(&daemon, ctx.path(), &["-t", "broken"]).failure();
+    assert_eq!(out.code, 3, "{out:?}");
+    assert!(out.stderr.contains("The command '/bin/sh -c echo before && exit 3' returned a non-zero code: 3"), "{}", out.stderr);
+    assert!(out.stdout.contains("before\n"), "{}", out.stdout);
+    assert!(!out.stdout.contains("Step 3/3"), "{}", out.stdout);
+    assert_eq!(daemon.docker(&["images", "-q", "broken"]).success().stdout, "");
+    let missing = build(&daemon, &context(&[("Dockerfile", "FROM busybox\nCOPY nosuch /x\n")]).path(), &[]).failure();
+    assert!(missing.stderr.contains("COPY failed: file not found in build context or excluded by .dockerignore: stat nosuch: file does not exist"), "{}", missing.stderr);
+    let unknown = build(&daemon, &context(&[("Dockerfile", "FROM busybox\nBOGUS x\n")]).path(), &[]).failure();
+    assert!(unknown.stderr.contains("unknown instruction: BOGUS"), "{}", unknown.stderr);
+}
+
+#[test]
+fn quiet_build_prints_the_id_and_prune_clears_the_cache() {
+    let daemon = Berthd::start_with_busybox();
+    let ctx = context(&[("Dockerfile", "FROM busybox\nRUN echo layer > /l\nENV X=1\n")]);
+    let out = build(&daemon, ctx.path(), &["-q"]).success();
+    let id = out.stdout.trim();
+    assert!(id.starts_with("sha256:") && id.len() == 71, "{}", out.stdout);
+    assert_eq!(inspect(&daemon, id)["Id"], id);
+    let again = build(&daemon, ctx.path(), &["-q"]).success();
+    assert_eq!(again.stdout.trim(), id);
+    let prune = daemon.docker(&["builder", "prune", "-f"]).success();
+    assert!(prune.stdout.contains("Total reclaimed space"), "{}", prune.stdout);
+    let gone = daemon.docker(&["image", "inspect", id]).failure();
+    assert!(gone.stderr.contains("No such image"), "{}", gone.stderr);
+    // The next build runs the steps again.
+    let rebuilt = build(&daemon, ctx.path(), &[]).success();
+    assert_eq!(steps_using_cache(&rebuilt.stdout), 0, "{}", rebuilt.stdout);
+}

@@ -1,0 +1,139 @@
+//! The build context: the tar the client sends (plain or gzip), unpacked
+//! into a private directory, and `.dockerignore` (Go `filepath.Match`
+//! patterns with `**` and `!` exceptions, last match wins).
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use crate::services::ServiceError;
+
+/// An unpacked context; removed on drop.
+pub struct Context {
+    pub root: PathBuf,
+    pub ignore: Ignore,
+}
+
+impl Drop for Context {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
+impl Context {
+    /// Unpack `archive` (a file holding the client's tar, maybe gzipped)
+    /// into a new directory under `parent`.
+    pub fn unpack(archive: &Path, parent: &Path) -> Result<Self, ServiceError> {
+        let root = parent.join(format!("context-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&root).map_err(|e| internal("creating the context directory", e))?;
+        let mut ctx = Context { root, ignore: Ignore::default() };
+        let mut file = std::fs::File::open(archive).map_err(|e| internal("opening the context", e))?;
+        let mut magic = [0u8; 2];
+        let n = file.read(&mut magic).map_err(|e| internal("reading the context", e))?;
+        let file = std::fs::File::open(archive).map_err(|e| internal("opening the context", e))?;
+        let reader: Box<dyn Read> =
+            if n == 2 && magic == [0x1f, 0x8b] { Box::new(flate2::read::GzDecoder::new(file)) } else { Box::new(file) };
+        if std::fs::metadata(archive).map(|m| m.len()).unwrap_or(0) > 0 {
+            let mut tar = tar::Archive::new(reader);
+            tar.set_preserve_permissions(true);
+            tar.set_unpack_xattrs(false);
+            tar.set_overwrite(true);
+            // `unpack` refuses entries that would land outside the root.
+            tar.unpack(&ctx.root)
+                .map_err(|e| ServiceError::InvalidParameter(format!("failed to read the build context: {e}")))?;
+        }
+        if let Ok(text) = std::fs::read_to_string(ctx.root.join(".dockerignore")) {
+            ctx.ignore = Ignore::parse(&text);
+        }
+        Ok(ctx)
+    }
+
+    /// A path inside the context (cleaned, never above the root).
+    pub fn path(&self, rel: &str) -> PathBuf {
+        let clean = crate::services::dockerfile::clean_path(&format!("/{rel}"));
+        self.root.join(clean.trim_start_matches('/'))
+    }
+}
+
+fn internal(what: &str, e: std::io::Error) -> ServiceError {
+    ServiceError::Internal(format!("{what}: {e}"))
+}
+
+/// `.dockerignore` patterns.
+#[derive(Debug, Default, Clone)]
+pub struct Ignore {
+    patterns: Vec<(bool, Vec<String>)>,
+}
+
+impl Ignore {
+    pub fn parse(text: &str) -> Self {
+        let mut patterns = Vec::new();
+        for line in text.lines() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let (exclude, p) = match line.strip_prefix('!') {
+                Some(rest) => (false, rest.trim()),
+                None => (true, line),
+            };
+            let clean = crate::services::dockerfile::clean_path(&format!("/{p}"));
+            let parts: Vec<String> = clean.trim_start_matches('/').split('/').filter(|s| !s.is_empty()).map(str::to_string).collect();
+            if parts.is_empty() {
+                continue;
+            }
+            patterns.push((exclude, parts));
+        }
+        Self { patterns }
+    }
+
+    /// Whether `rel` (slash-separated, relative to the context) is
+    /// excluded. A path is excluded when it or a parent directory matches.
+    pub fn excluded(&self, rel: &str) -> bool {
+        let parts: Vec<&str> = rel.split('/').filter(|s| !s.is_empty() && *s != ".").collect();
+        let mut excluded = false;
+        for (exclude, pattern) in &self.patterns {
+            let hit = (1..=parts.len()).any(|n| match_parts(pattern, &parts[..n]));
+            if hit {
+                excluded = *exclude;
+            }
+        }
+        excluded
+    }
+
+    /// Whether some `!` exception could re-include something under `rel`
+    /// (so an excluded directory must still be walked).
+    pub fn may_include_below(&self, rel: &str) -> bool {
+        let prefix = format!("{}/", rel.trim_end_matches('/'));
+        self.patterns.iter().any(|(exclude, p)| !exclude && (p.join("/").starts_with(&prefix) || p.iter().any(|s| s.contains("**"))))
+    }
+}
+
+fn match_parts(pattern: &[String], path: &[&str]) -> bool {
+    match (pattern.first(), path.first()) {
+        (None, None) => true,
+        (Some(p), _) if p == "**" => {
+            match_parts(&pattern[1..], path) || (!path.is_empty() && match_parts(pattern, &path[1..]))
+        }
+        (Some(p), Some(s)) => crate::services::images::glob_match(p, s) && match_parts(&pattern[1..], &path[1..]),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dockerignore_rules() {
+        let ig = Ignore::parse("# comment\n*.log\nsecret/\n!keep.log\n**/tmp\nbuild/*.o\n");
+        assert!(ig.excluded("a.log"));
+        assert!(!ig.excluded("keep.log"));
+        assert!(ig.excluded("secret"));
+        assert!(ig.excluded("secret/x"));
+        assert!(ig.excluded("deep/er/tmp"));
+        assert!(ig.excluded("tmp/x"));
+        assert!(ig.excluded("build/a.o"));
+        assert!(!ig.excluded("build/a.c"));
+        assert!(!ig.excluded("src/a.log"));
+    }
+}

@@ -9,4 +9,5 @@ pub mod network;
 pub mod oci_spec;
 pub mod procps;
 pub mod registry;
+pub mod rootfs;
 pub mod store;

@@ -9,7 +9,7 @@ use axum::routing::{delete, get, on, post, MethodFilter};
 use axum::Router;
 
 use super::error::ApiError;
-use super::routes::{auth, build, containers, events, exec, images, networks, swarm, system, unimplemented::not_implemented_yet, volumes};
+use super::routes::{archive, auth, build, containers, events, exec, images, networks, swarm, system, unimplemented::not_implemented_yet, volumes};
 use super::version::{self, Version};
 use crate::services::Services;
 
@@ -17,12 +17,7 @@ use crate::services::Services;
 /// issue that will build them. Each answers 501.
 const NOT_YET: &[(&str, &str)] = &[
     // containers (issue 4), streams (issue 5), filesystems (issue 7)
-    ("GET", "/containers/{id}/changes"),
-    ("GET", "/containers/{id}/export"),
     ("GET", "/containers/{id}/attach/ws"),
-    ("HEAD", "/containers/{id}/archive"),
-    ("GET", "/containers/{id}/archive"),
-    ("PUT", "/containers/{id}/archive"),
     // build (issue 10)
     ("POST", "/build/cancel"),
     // swarm mode: forming or joining a swarm is not supported
@@ -125,6 +120,12 @@ pub fn build(services: Services) -> Router {
         .route("/build/prune", post(build::build_prune))
         .route("/session", post(build::buildkit_unavailable))
         .route("/grpc", post(build::buildkit_unavailable))
+        .route(
+            "/containers/{id}/archive",
+            get(archive::container_archive).head(archive::container_archive_info).put(archive::put_container_archive),
+        )
+        .route("/containers/{id}/export", get(archive::container_export))
+        .route("/containers/{id}/changes", get(archive::container_changes))
         .route("/volumes", get(volumes::volume_list))
         .route("/volumes/create", post(volumes::volume_create))
         .route("/volumes/prune", post(volumes::volume_prune))

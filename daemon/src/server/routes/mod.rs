@@ -1,6 +1,7 @@
 //! Thin handlers, one module per API area: parse the request, call a
 //! service, encode the answer.
 
+pub mod archive;
 pub mod auth;
 pub mod build;
 pub mod images;

@@ -112,6 +112,11 @@ impl ContainerService {
         let process_user = user::resolve(user_name, &[], &user::RootfsFiles::new(&mounts))?;
         let mut host_config = record.host_config.clone();
         host_config.privileged |= req.privileged;
+        // Only the process part of the spec is used: the container's mounts
+        // (named volumes among them) are already in place.
+        host_config.binds = None;
+        host_config.mounts = None;
+        host_config.tmpfs = None;
         let mut config = record.config.clone();
         config.tty = req.tty;
         if !req.working_dir.is_empty() {

@@ -1,6 +1,7 @@
 //! Containers: Docker's container semantics on containerd containers and
 //! tasks. One file per verb; this module holds the shared registry.
 
+mod archive;
 mod attach;
 mod commit;
 mod create;
@@ -49,6 +50,7 @@ use crate::services::volumes::VolumeService;
 use crate::services::networks::NetworkService;
 use crate::services::ServiceError;
 
+pub use archive::{ExtractToDirOptions, TarStream};
 pub use attach::{AttachOptions, AttachStreams};
 pub use commit::CommitOptions;
 pub use create::CreateOptions;

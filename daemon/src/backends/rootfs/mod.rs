@@ -1,0 +1,298 @@
+//! A container's filesystem opened so that every path is resolved inside
+//! it, chroot-style, by the kernel (`openat2` with `RESOLVE_IN_ROOT`): a
+//! symlink or `..` in the container or in a tar can never reach outside,
+//! even while the container races us. Used by `docker cp`, export and diff.
+//!
+//! Running containers are reached through `/proc/<pid>/root`, which shows
+//! their mounts and volumes. Stopped ones are mounted from their snapshot,
+//! with their volumes and binds, in a private mount namespace that belongs
+//! to one thread: the mounts disappear with the thread, even if berthd dies.
+//!
+//! API: [`open`] runs a closure with a [`Root`] on a thread of its own;
+//! `Root::stat`/`archive` (tar out, `archive.rs`), `Root::extract` (tar in,
+//! `extract.rs`); [`upper_dir`] and `changes.rs` read a snapshot's own layer.
+
+mod archive;
+mod changes;
+mod extract;
+
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use rustix::fs::{Mode, OFlags, ResolveFlags};
+use rustix::io::Errno;
+
+use crate::backends::containerd::Mount;
+
+pub use archive::PathStat;
+pub use changes::{changes, Change, ChangeKind};
+pub use extract::ExtractOptions;
+
+/// A host path mounted into the container (a volume's directory or a bind).
+#[derive(Debug, Clone)]
+pub struct BindMount {
+    pub source: PathBuf,
+    pub destination: String,
+    pub read_only: bool,
+}
+
+/// Where a container's filesystem is found.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// A live task: its root as its own mount namespace shows it.
+    Process(u32),
+    /// The container's snapshot (containerd's mounts), mounted at
+    /// `scratch` in a private namespace with `binds` over it; read-only
+    /// unless `writable`.
+    Snapshot { mounts: Vec<Mount>, binds: Vec<BindMount>, scratch: PathBuf, writable: bool },
+}
+
+/// An open container root.
+pub struct Root {
+    fd: OwnedFd,
+}
+
+const RESOLVE: ResolveFlags = ResolveFlags::IN_ROOT.union(ResolveFlags::NO_MAGICLINKS);
+
+fn io_err(e: Errno) -> std::io::Error {
+    e.into()
+}
+
+/// Run `f` on a thread of its own with the container's root open; the
+/// answer is `f`'s. The thread ends, and any mounts with it, when `f`
+/// returns.
+pub async fn open<R, F>(source: Source, f: F) -> std::io::Result<R>
+where
+    R: Send + 'static,
+    F: FnOnce(&Root) -> std::io::Result<R> + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let scratch = match &source {
+        Source::Snapshot { scratch, .. } => Some(scratch.clone()),
+        Source::Process(_) => None,
+    };
+    std::thread::Builder::new()
+        .name("rootfs".into())
+        .spawn(move || {
+            let result = enter(&source).and_then(|root| f(&root));
+            let _ = tx.send(result);
+        })?;
+    let result = rx.await.unwrap_or_else(|_| Err(std::io::Error::other("container filesystem thread ended")));
+    if let Some(dir) = scratch {
+        // Mounted only inside the thread's namespace: here it is empty.
+        let _ = std::fs::remove_dir(dir);
+    }
+    result
+}
+
+fn enter(source: &Source) -> std::io::Result<Root> {
+    match source {
+        Source::Process(pid) => {
+            let fd = rustix::fs::open(format!("/proc/{pid}/root"), OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
+                .map_err(io_err)?;
+            Ok(Root { fd })
+        }
+        Source::Snapshot { mounts, binds, scratch, writable } => mount_snapshot(mounts, binds, scratch, *writable),
+    }
+}
+
+fn mount_snapshot(mounts: &[Mount], binds: &[BindMount], scratch: &Path, writable: bool) -> std::io::Result<Root> {
+    use rustix::mount::{mount, mount_bind_recursive, mount_change, mount_remount, MountFlags, MountPropagationFlags};
+    use rustix::thread::{unshare_unsafe, UnshareFlags};
+    std::fs::create_dir_all(scratch)?;
+    // SAFETY: FILES is not unshared, so file descriptors stay shared with
+    // the other threads; only this thread's mount namespace and fs context
+    // change, and the thread ends with the operation.
+    unsafe { unshare_unsafe(UnshareFlags::NEWNS | UnshareFlags::FS) }.map_err(io_err)?;
+    mount_change("/", MountPropagationFlags::REC | MountPropagationFlags::PRIVATE).map_err(io_err)?;
+    let ro = if writable { MountFlags::empty() } else { MountFlags::RDONLY };
+    for m in mounts {
+        match m.kind.as_str() {
+            "overlay" => {
+                let data = overlay_options(&m.options, writable);
+                let data = std::ffi::CString::new(data).map_err(std::io::Error::other)?;
+                mount("overlay", scratch, "overlay", ro, Some(data.as_c_str())).map_err(io_err)?;
+            }
+            "bind" => {
+                mount_bind_recursive(&m.source, scratch).map_err(io_err)?;
+                if !writable || m.options.iter().any(|o| o == "ro") {
+                    mount_remount(scratch, MountFlags::BIND | MountFlags::RDONLY, "").map_err(io_err)?;
+                }
+            }
+            other => return Err(std::io::Error::other(format!("unsupported snapshot mount type {other}"))),
+        }
+    }
+    let root = Root { fd: rustix::fs::open(scratch, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty()).map_err(io_err)? };
+    let mut sorted: Vec<&BindMount> = binds.iter().collect();
+    sorted.sort_by_key(|b| b.destination.split('/').filter(|c| !c.is_empty()).count());
+    for b in sorted {
+        let is_dir = std::fs::metadata(&b.source).map(|m| m.is_dir()).unwrap_or(true);
+        let target = root.mountpoint(&b.destination, is_dir, writable)?;
+        mount_bind_recursive(&b.source, proc_fd(&target)).map_err(io_err)?;
+        if b.read_only || !writable {
+            // Remount the new mount (reopened: the old handle is under it).
+            let mounted = root.open(&b.destination, true)?;
+            mount_remount(proc_fd(&mounted), MountFlags::BIND | MountFlags::RDONLY, "").map_err(io_err)?;
+        }
+    }
+    Ok(root)
+}
+
+fn proc_fd(fd: &OwnedFd) -> String {
+    format!("/proc/self/fd/{}", fd.as_raw_fd())
+}
+
+/// containerd's overlay options; read-only uses the upper layer as the top
+/// lower one, so the snapshot is not mounted twice as an upper.
+fn overlay_options(options: &[String], writable: bool) -> String {
+    if writable {
+        return options.join(",");
+    }
+    let upper = options.iter().find_map(|o| o.strip_prefix("upperdir="));
+    let mut out: Vec<String> = Vec::new();
+    for o in options {
+        if o.starts_with("upperdir=") || o.starts_with("workdir=") {
+            continue;
+        }
+        match (o.strip_prefix("lowerdir="), upper) {
+            (Some(lowers), Some(upper)) => out.push(format!("lowerdir={upper}:{lowers}")),
+            _ => out.push(o.clone()),
+        }
+    }
+    if upper.is_some() && !options.iter().any(|o| o.starts_with("lowerdir=")) {
+        // A snapshot with no parent: an overlay needs two lower layers.
+        return options.join(",");
+    }
+    out.join(",")
+}
+
+/// The components of an absolute container path, without `.` and empty ones.
+pub(crate) fn components(path: &str) -> Vec<&str> {
+    path.split('/').filter(|c| !c.is_empty() && *c != ".").collect()
+}
+
+/// The path relative to the root, `.` for the root itself.
+fn relative(path: &str) -> String {
+    let parts = components(path);
+    if parts.is_empty() { ".".into() } else { parts.join("/") }
+}
+
+impl Root {
+    pub fn fd(&self) -> &OwnedFd {
+        &self.fd
+    }
+
+    /// Open `path` (inside the root) as an `O_PATH` handle, following a
+    /// final symlink when `follow`.
+    pub fn open(&self, path: &str, follow: bool) -> std::io::Result<OwnedFd> {
+        let mut flags = OFlags::PATH | OFlags::CLOEXEC;
+        if !follow {
+            flags |= OFlags::NOFOLLOW;
+        }
+        rustix::fs::openat2(self.fd.as_fd(), relative(path), flags, Mode::empty(), RESOLVE).map_err(io_err)
+    }
+
+    /// The directory holding `path`'s last component, and that component
+    /// (`None` for the root).
+    pub fn parent(&self, path: &str) -> std::io::Result<(OwnedFd, Option<String>)> {
+        let mut parts = components(path);
+        let name = parts.pop().map(str::to_string);
+        let dir = rustix::fs::openat2(
+            self.fd.as_fd(),
+            if parts.is_empty() { ".".to_string() } else { parts.join("/") },
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+            RESOLVE,
+        )
+        .map_err(io_err)?;
+        Ok((dir, name))
+    }
+
+    /// Make the directories of `path` that are missing (mode 0755), each
+    /// resolved inside the root, and answer the last one.
+    pub fn mkdir_all(&self, path: &str) -> std::io::Result<OwnedFd> {
+        let parts = components(path);
+        for i in 0..parts.len() {
+            let prefix = parts[..=i].join("/");
+            match rustix::fs::openat2(self.fd.as_fd(), &prefix, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty(), RESOLVE) {
+                Ok(_) => {}
+                Err(Errno::NOENT) => {
+                    let (dir, name) = self.parent(&prefix)?;
+                    match rustix::fs::mkdirat(&dir, name.as_deref().unwrap_or("."), Mode::from_raw_mode(0o755)) {
+                        Ok(()) | Err(Errno::EXIST) => {}
+                        Err(e) => return Err(io_err(e)),
+                    }
+                }
+                Err(e) => return Err(io_err(e)),
+            }
+        }
+        rustix::fs::openat2(self.fd.as_fd(), relative(path), OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty(), RESOLVE)
+            .map_err(io_err)
+    }
+
+    /// Where a bind goes: the destination, made if missing (a directory,
+    /// or an empty file for a file bind) when the snapshot is writable.
+    fn mountpoint(&self, destination: &str, is_dir: bool, writable: bool) -> std::io::Result<OwnedFd> {
+        match self.open(destination, true) {
+            Ok(fd) => return Ok(fd),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && writable => {}
+            Err(e) => return Err(e),
+        }
+        if is_dir {
+            return self.mkdir_all(destination);
+        }
+        let mut parts = components(destination);
+        let name = parts.pop().unwrap_or(".");
+        let dir = self.mkdir_all(&parts.join("/"))?;
+        let _ = rustix::fs::openat(&dir, name, OFlags::CREATE | OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::from_raw_mode(0o755))
+            .map_err(io_err)?;
+        self.open(destination, false)
+    }
+}
+
+/// The snapshot's own (upper) layer directory, from containerd's mounts.
+pub fn upper_dir(mounts: &[Mount]) -> Option<PathBuf> {
+    mounts.iter().find_map(|m| match m.kind.as_str() {
+        "overlay" => m.options.iter().find_map(|o| o.strip_prefix("upperdir=")).map(PathBuf::from),
+        "bind" => Some(PathBuf::from(&m.source)),
+        _ => None,
+    })
+}
+
+/// The lower (image) layer directories, top first.
+pub fn lower_dirs(mounts: &[Mount]) -> Vec<PathBuf> {
+    mounts
+        .iter()
+        .filter(|m| m.kind == "overlay")
+        .flat_map(|m| m.options.iter().filter_map(|o| o.strip_prefix("lowerdir=")))
+        .flat_map(|l| l.split(':').map(PathBuf::from))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn read_only_overlay_puts_the_upper_layer_on_top() {
+        let opts: Vec<String> = ["index=off", "workdir=/s/2/work", "upperdir=/s/2/fs", "lowerdir=/s/1/fs"].map(String::from).to_vec();
+        assert_eq!(overlay_options(&opts, false), "index=off,lowerdir=/s/2/fs:/s/1/fs");
+        assert_eq!(overlay_options(&opts, true), opts.join(","));
+    }
+
+    #[test]
+    fn paths_resolve_inside_the_root() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("etc")).unwrap();
+        std::fs::write(dir.path().join("etc/passwd"), "inside").unwrap();
+        std::os::unix::fs::symlink("/etc", dir.path().join("escape")).unwrap();
+        let root = Root { fd: rustix::fs::open(dir.path(), OFlags::PATH | OFlags::DIRECTORY, Mode::empty()).unwrap() };
+        // An absolute symlink and `..` stay inside.
+        let fd = root.open("/escape/passwd", true).unwrap();
+        let st = rustix::fs::fstat(&fd).unwrap();
+        assert_eq!(st.st_size, 6);
+        assert!(root.open("/../../etc/passwd", true).is_ok());
+        root.mkdir_all("/escape/new/deeper").unwrap();
+        assert!(dir.path().join("etc/new/deeper").is_dir());
+    }
+}

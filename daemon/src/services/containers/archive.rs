@@ -85,6 +85,22 @@ impl std::io::Write for ChannelWriter {
     }
 }
 
+/// How much of a refused upload is read before answering: a client still
+/// writing its body would otherwise see a broken pipe instead of the
+/// error (Go's server reads some of it too).
+const DRAIN_LIMIT: u64 = 16 << 20;
+
+async fn drain<S: Stream<Item = std::io::Result<Bytes>> + Unpin>(mut body: S) {
+    use futures_util::StreamExt;
+    let mut read = 0u64;
+    while let Some(Ok(chunk)) = body.next().await {
+        read += chunk.len() as u64;
+        if read > DRAIN_LIMIT {
+            break;
+        }
+    }
+}
+
 impl ContainerService {
     /// Host paths mounted into the container: volumes, binds (own,
     /// `--mount` and inherited).
@@ -175,6 +191,30 @@ impl ContainerService {
     where
         S: Stream<Item = std::io::Result<Bytes>> + Send + Unpin + 'static,
     {
+        let (record, source, extract) = match self.prepare_put(name, path, opts).await {
+            Ok(prepared) => prepared,
+            Err(e) => {
+                drain(body).await;
+                return Err(e);
+            }
+        };
+        let mut reader = tokio_util::io::SyncIoBridge::new_with_handle(tokio_util::io::StreamReader::new(body), tokio::runtime::Handle::current());
+        let p = path.to_string();
+        rootfs::open(source, move |root| {
+            let result = root.extract(&p, &mut reader, extract);
+            if result.is_err() {
+                let _ = std::io::copy(&mut std::io::Read::take(&mut reader, DRAIN_LIMIT), &mut std::io::sink());
+            }
+            result
+        })
+        .await
+        .map_err(|e| fs_error(e, path, name))?;
+        self.emit(&record, "extract-to-dir", &[]);
+        Ok(())
+    }
+
+    /// The checks before a tar is read, and where it goes.
+    async fn prepare_put(&self, name: &str, path: &str, opts: ExtractToDirOptions) -> Result<(Container, Source, ExtractOptions), ServiceError> {
         if path.is_empty() {
             return Err(empty_path());
         }
@@ -189,12 +229,7 @@ impl ContainerService {
             None
         };
         let source = self.fs_source(&record, true, true).await?;
-        let reader = tokio_util::io::SyncIoBridge::new_with_handle(tokio_util::io::StreamReader::new(body), tokio::runtime::Handle::current());
-        let p = path.to_string();
-        let extract = ExtractOptions { no_overwrite_dir_non_dir: opts.no_overwrite_dir_non_dir, chown };
-        rootfs::open(source, move |root| root.extract(&p, reader, extract)).await.map_err(|e| fs_error(e, path, name))?;
-        self.emit(&record, "extract-to-dir", &[]);
-        Ok(())
+        Ok((record, source, ExtractOptions { no_overwrite_dir_non_dir: opts.no_overwrite_dir_non_dir, chown }))
     }
 
     /// dockerd refuses writes into a read-only volume or a read-only root.

@@ -20,8 +20,9 @@ if [ "$(id -u)" != 0 ]; then
 fi
 
 # Daemon: containerd + runc execute containers, iptables for networking,
+# tini is the init for `--init` (dockerd ships it as docker-init),
 # protoc builds the containerd gRPC bindings.
-packages="containerd runc iptables protobuf-compiler ca-certificates curl"
+packages="containerd runc iptables protobuf-compiler ca-certificates curl tini"
 if [ "$WANT_TESTS" = 1 ]; then
     # Tests: busybox-static for test images, docker-registry for pull/push,
     # apache2-utils for htpasswd, openssl for TLS certificates.

@@ -393,6 +393,12 @@ pub struct ContainerUpdateRequest {
     pub cpu_quota: i64,
     #[serde(default)]
     pub pids_limit: Option<i64>,
+    #[serde(default, deserialize_with = "null_default")]
+    pub cpuset_cpus: String,
+    #[serde(default, deserialize_with = "null_default")]
+    pub cpuset_mems: String,
+    #[serde(default, deserialize_with = "null_default")]
+    pub blkio_weight: u16,
     #[serde(default)]
     pub restart_policy: Option<RestartPolicy>,
 }

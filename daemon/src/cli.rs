@@ -136,6 +136,31 @@ pub struct Cli {
     #[arg(long = "ip", value_name = "ip")]
     pub ip: Option<String>,
 
+    /// Default ulimits for containers (repeatable, e.g. nofile=1024:2048)
+    #[arg(long = "default-ulimit", value_name = "ulimit")]
+    pub default_ulimits: Vec<String>,
+
+    /// Run an init in the container to forward signals and reap processes
+    #[arg(long = "init", num_args = 0..=1, require_equals = true,
+          default_missing_value = "true", value_name = "bool")]
+    pub init: Option<bool>,
+
+    /// Path to the docker-init binary
+    #[arg(long = "init-path", value_name = "string")]
+    pub init_path: Option<PathBuf>,
+
+    /// Default mode for containers ipc ("shareable" | "private")
+    #[arg(long = "default-ipc-mode", value_name = "string")]
+    pub default_ipc_mode: Option<String>,
+
+    /// Default mode for containers cgroup namespace ("host" | "private")
+    #[arg(long = "default-cgroupns-mode", value_name = "string")]
+    pub default_cgroupns_mode: Option<String>,
+
+    /// Default shm size for containers
+    #[arg(long = "default-shm-size", value_name = "bytes")]
+    pub default_shm_size: Option<String>,
+
     /// Validate daemon configuration and exit
     #[arg(long = "validate")]
     pub validate: bool,

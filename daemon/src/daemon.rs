@@ -95,7 +95,7 @@ async fn serve_until_signal(
     let networks = Arc::new(
         NetworkService::load(config.data_root.clone(), config.exec_root.clone(), config.network.clone()).await.context("loading networks")?,
     );
-    let containers = ContainerService::load(containerd.clone(), images.clone(), config.data_root.clone(), config.exec_root.clone(), events.clone(), volumes.clone(), networks.clone())
+    let containers = ContainerService::load(containerd.clone(), images.clone(), config.data_root.clone(), config.exec_root.clone(), events.clone(), volumes.clone(), networks.clone(), container_defaults(&config))
         .await
         .context("loading containers")?;
     let services = Services {
@@ -161,4 +161,15 @@ async fn wait_for_signal() {
         _ = int.recv() => "interrupt",
     };
     tracing::info!("processing signal '{name}'");
+}
+
+/// The configured container defaults, with the host's default cgroup
+/// namespace mode filled in (dockerd: host on cgroup v1, private on v2).
+fn container_defaults(config: &Config) -> crate::config::container_defaults::ContainerDefaults {
+    let mut defaults = config.container_defaults.clone();
+    if defaults.cgroupns_mode.is_empty() {
+        let v2 = std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+        defaults.cgroupns_mode = if v2 { "private" } else { "host" }.to_string();
+    }
+    defaults
 }

@@ -1,5 +1,6 @@
-//! Mounting containerd's mounts (a snapshot's `bind` or `overlay`) on the
-//! host, read-only, for the builder to read another stage's files.
+//! Host mounts berthd makes itself: containerd's mounts (a snapshot's
+//! `bind` or `overlay`) read-only, for the builder to read another stage's
+//! files, and the tmpfs behind a shareable container's `/dev/shm`.
 
 use std::ffi::CString;
 use std::path::Path;
@@ -55,6 +56,20 @@ pub fn mount_readonly(mounts: &[Mount], target: &Path) -> std::io::Result<()> {
             let _ = unmount(target);
             return Err(e);
         }
+    }
+    Ok(())
+}
+
+/// Mount a fresh tmpfs at `target` with `options` (e.g. `mode=1777,size=…`).
+pub fn mount_tmpfs(target: &Path, options: &str) -> std::io::Result<()> {
+    let target_c = cstr(&target.to_string_lossy())?;
+    let fstype = cstr("tmpfs")?;
+    let data = cstr(options)?;
+    let flags = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
+    // SAFETY: every pointer is a valid NUL-terminated string for the call.
+    let rc = unsafe { libc::mount(fstype.as_ptr(), target_c.as_ptr(), fstype.as_ptr(), flags, data.as_ptr().cast()) };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
     }
     Ok(())
 }

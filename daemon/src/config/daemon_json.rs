@@ -48,6 +48,12 @@ pub struct DaemonJson {
     pub icc: Option<bool>,
     pub ip: Option<String>,
     pub userland_proxy: Option<bool>,
+    pub default_ulimits: Option<BTreeMap<String, super::container_defaults::Ulimit>>,
+    pub init: Option<bool>,
+    pub init_path: Option<PathBuf>,
+    pub default_ipc_mode: Option<String>,
+    pub default_cgroupns_mode: Option<String>,
+    pub default_shm_size: Option<String>,
 }
 
 /// Keys that dockerd accepts and berthd does not honour yet.
@@ -55,11 +61,11 @@ pub const NOT_YET_HONOURED: &[&str] = &[
     "allow-nondistributable-artifacts", "api-cors-header", "authorization-plugins",
     "bip6", "builder", "cdi-spec-dirs", "cgroup-parent",
     "containerd-plugins-namespace", "cpu-rt-period", "cpu-rt-runtime", "cri-containerd",
-    "default-address-pools", "default-cgroupns-mode", "default-gateway",
-    "default-gateway-v6", "default-ipc-mode", "default-network-opts", "default-runtime",
-    "default-shm-size", "default-ulimits", "dns", "dns-opts", "dns-search", "exec-opts",
+    "default-address-pools", "default-gateway",
+    "default-gateway-v6", "default-network-opts", "default-runtime",
+    "dns", "dns-opts", "dns-search", "exec-opts",
     "experimental", "features", "fixed-cidr-v6", "host-gateway-ip",
-    "host-gateway-ips", "init", "init-path",
+    "host-gateway-ips",
     "ip-forward-no-drop", "ip6tables", "ipv6", "log-driver",
     "log-format", "log-opts", "max-download-attempts", "metrics-addr", "min-api-version", "no-new-privileges",
     "node-generic-resources", "oom-score-adjust", "proxies", "raw-logs", "runtimes",
@@ -75,6 +81,8 @@ pub const HONOURED: &[&str] = &[
     "live-restore", "shutdown-timeout", "labels", "registry-mirrors", "insecure-registries",
     "max-concurrent-downloads", "max-concurrent-uploads", "bridge", "bip", "fixed-cidr", "mtu",
     "ip-forward", "ip-masq", "iptables", "icc", "ip", "userland-proxy",
+    "default-ulimits", "init",
+    "init-path", "default-ipc-mode", "default-cgroupns-mode", "default-shm-size",
 ];
 
 /// A parsed file: the typed keys, the raw values (for conflict messages) and
@@ -139,7 +147,10 @@ mod tests {
             "tlskey":"/k","live-restore":true,"shutdown-timeout":15,"labels":["a=b"],"registry-mirrors":[],
             "insecure-registries":[],"max-concurrent-downloads":3,"max-concurrent-uploads":5,
             "bridge":"b0","bip":"10.1.0.1/24","fixed-cidr":"10.1.0.0/25","mtu":1500,"ip-forward":true,
-            "ip-masq":true,"iptables":true,"icc":true,"ip":"0.0.0.0","userland-proxy":true}"#;
+            "ip-masq":true,"iptables":true,"icc":true,"ip":"0.0.0.0","userland-proxy":true,
+            "default-ulimits":{"nofile":{"Name":"nofile","Soft":10,"Hard":20}},"init":true,
+            "init-path":"/i","default-ipc-mode":"shareable","default-cgroupns-mode":"host",
+            "default-shm-size":"64m"}"#;
         let parsed = parse(all).unwrap();
         assert_eq!(parsed.raw.len(), HONOURED.len());
         assert_eq!(parsed.config.containerd_namespace.as_deref(), Some("n"));

@@ -3,6 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
+use std::collections::BTreeMap;
+
+use super::container_defaults::{self, ContainerDefaults, Ulimit};
 use super::daemon_json::ParsedFile;
 use super::{Config, TlsConfig};
 use crate::cli::Cli;
@@ -10,6 +13,7 @@ use crate::cli::Cli;
 pub fn merge(cli: &Cli, file: ParsedFile, path: &Path) -> Result<Config, String> {
     reject_conflicts(cli, &file)?;
     let f = file.config;
+    let container_defaults = container_defaults(cli, &f)?;
     let hosts = if !cli.hosts.is_empty() {
         cli.hosts.clone()
     } else {
@@ -62,6 +66,7 @@ pub fn merge(cli: &Cli, file: ParsedFile, path: &Path) -> Result<Config, String>
             super::DEFAULT_MAX_CONCURRENT_UPLOADS,
             "uploads",
         )?,
+        container_defaults,
         ignored_keys: file.ignored,
         network: super::NetworkConfig {
             bridge: cli.bridge.clone().or(f.bridge),
@@ -78,6 +83,39 @@ pub fn merge(cli: &Cli, file: ParsedFile, path: &Path) -> Result<Config, String>
             icc: cli.icc.or(f.icc).unwrap_or(true),
             default_bind_ip: cli.ip.clone().or(f.ip).unwrap_or_else(|| "0.0.0.0".into()),
         },
+    })
+}
+
+fn container_defaults(cli: &Cli, f: &super::daemon_json::DaemonJson) -> Result<ContainerDefaults, String> {
+    let ulimits = if cli.default_ulimits.is_empty() {
+        let from_file = f.default_ulimits.clone().unwrap_or_default();
+        for u in from_file.values() {
+            u.check()?;
+        }
+        from_file
+    } else {
+        let mut by_name = BTreeMap::new();
+        for text in &cli.default_ulimits {
+            let u = Ulimit::parse(text)?;
+            by_name.insert(u.name.clone(), u);
+        }
+        by_name
+    };
+    let ipc_mode = cli.default_ipc_mode.clone().or(f.default_ipc_mode.clone()).unwrap_or_else(|| "private".into());
+    container_defaults::check_ipc_mode(&ipc_mode)?;
+    let cgroupns_mode = cli.default_cgroupns_mode.clone().or(f.default_cgroupns_mode.clone()).unwrap_or_default();
+    container_defaults::check_cgroupns_mode(&cgroupns_mode)?;
+    let shm_size = match cli.default_shm_size.as_ref().or(f.default_shm_size.as_ref()) {
+        Some(text) => container_defaults::parse_size(text)?,
+        None => 0,
+    };
+    Ok(ContainerDefaults {
+        ulimits,
+        init: cli.init.or(f.init).unwrap_or(false),
+        init_path: cli.init_path.clone().or(f.init_path.clone()),
+        ipc_mode,
+        cgroupns_mode,
+        shm_size,
     })
 }
 
@@ -141,6 +179,12 @@ fn flags_set(cli: &Cli) -> Vec<(&'static str, String)> {
         ("iptables", boolean(&cli.iptables)),
         ("icc", boolean(&cli.icc)),
         ("ip", text(&cli.ip)),
+        ("default-ulimits", (!cli.default_ulimits.is_empty()).then(|| format!("[{}]", cli.default_ulimits.join(" ")))),
+        ("init", boolean(&cli.init)),
+        ("init-path", path(&cli.init_path)),
+        ("default-ipc-mode", text(&cli.default_ipc_mode)),
+        ("default-cgroupns-mode", text(&cli.default_cgroupns_mode)),
+        ("default-shm-size", text(&cli.default_shm_size)),
     ]
     .into_iter()
     .filter_map(|(k, v)| v.map(|v| (k, v)))

@@ -1,6 +1,7 @@
 //! The daemon's configuration: command line and daemon.json merged the way
 //! dockerd merges them, then validated.
 
+pub mod container_defaults;
 pub mod daemon_json;
 pub mod hosts;
 pub mod merge;
@@ -60,6 +61,8 @@ pub struct Config {
     pub max_concurrent_downloads: usize,
     /// Layers pushed at once (`max-concurrent-uploads`, default 5).
     pub max_concurrent_uploads: usize,
+    /// What new containers get unless they say otherwise.
+    pub container_defaults: container_defaults::ContainerDefaults,
     /// dockerd keys present in the file that berthd does not honour yet.
     pub ignored_keys: Vec<String>,
     pub network: NetworkConfig,

@@ -80,6 +80,20 @@ impl Containerd {
     /// Replace `linux.resources` in the container's stored spec (what the
     /// next task starts with), keeping the device rules.
     pub async fn container_set_resources(&self, id: &str, resources: &serde_json::Value) -> Result<(), ContainerdError> {
+        self.container_edit_spec(id, |spec| {
+            let devices = spec["linux"]["resources"]["devices"].take();
+            spec["linux"]["resources"] = resources.clone();
+            spec["linux"]["resources"]["devices"] = devices;
+        })
+        .await
+    }
+
+    /// Change the container's stored spec in place (read, edit, write back).
+    pub async fn container_edit_spec(
+        &self,
+        id: &str,
+        edit: impl FnOnce(&mut serde_json::Value),
+    ) -> Result<(), ContainerdError> {
         let mut client = ContainersClient::new(self.channel.clone());
         let mut container = client
             .get(self.request(GetContainerRequest { id: id.to_string() }))
@@ -91,9 +105,7 @@ impl Containerd {
         let any = container.spec.as_mut().ok_or_else(|| ContainerdError::invalid("containers.get", "container has no spec"))?;
         let mut spec: serde_json::Value =
             serde_json::from_slice(&any.value).map_err(|e| ContainerdError::invalid("containers.update", e))?;
-        let devices = spec["linux"]["resources"]["devices"].take();
-        spec["linux"]["resources"] = resources.clone();
-        spec["linux"]["resources"]["devices"] = devices;
+        edit(&mut spec);
         any.value = serde_json::to_vec(&spec).map_err(|e| ContainerdError::invalid("containers.update", e))?;
         let mask = prost_types::FieldMask { paths: vec!["spec".into()] };
         client

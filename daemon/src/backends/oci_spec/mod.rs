@@ -3,6 +3,9 @@
 
 mod binds;
 pub mod defaults;
+pub mod devices;
+pub mod host_extras;
+pub mod namespaces;
 pub mod seccomp;
 mod tmpfs;
 
@@ -14,6 +17,14 @@ use api_types::container::{ContainerConfig, HostConfig};
 
 pub use binds::{parse_bind, Bind, BindError, PROPAGATIONS};
 use defaults::*;
+pub use devices::ResolvedDevice;
+pub use host_extras::HostExtras;
+pub use namespaces::JoinedNamespaces;
+
+use crate::config::container_defaults::ContainerDefaults;
+
+/// Where the init binary appears inside a container, as with dockerd.
+pub const INIT_PATH_IN_CONTAINER: &str = "/sbin/docker-init";
 
 /// The process user, already resolved against the container's passwd/group.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -57,6 +68,12 @@ pub struct SpecInput<'a> {
     pub etc_files: Option<EtcFiles>,
     pub network: NetworkNamespace,
     pub cgroups_path: String,
+    /// The daemon's defaults (ulimits, init, IPC and cgroupns modes, shm).
+    pub defaults: &'a ContainerDefaults,
+    /// `--device` nodes (all host devices when privileged), looked up.
+    pub devices: &'a [ResolvedDevice],
+    /// Other containers' namespaces this one joins.
+    pub joined: JoinedNamespaces,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -67,12 +84,18 @@ pub enum SpecError {
     Bind(#[from] BindError),
     #[error("{0}")]
     Seccomp(String),
+    #[error("{0}")]
+    Device(String),
 }
 
 pub fn generate(input: &SpecInput<'_>) -> Result<Value, SpecError> {
     let hc = input.host_config;
+    let extras = HostExtras::of(hc);
     let caps = capabilities(hc)?;
     let mut mounts = default_mounts(hc);
+    if let Some(shm) = namespaces::shm_mount(&extras, &input.joined, shm_size(&extras, input.defaults)) {
+        mounts.push(shm);
+    }
     let defaults = mounts.len();
     if let Some(files) = &input.etc_files {
         for (dest, src) in [
@@ -100,15 +123,22 @@ pub fn generate(input: &SpecInput<'_>) -> Result<Value, SpecError> {
     for (destination, options) in hc.tmpfs.iter().flatten() {
         mounts.push(tmpfs::from_tmpfs_entry(destination, options));
     }
+    let mut args = input.args.clone();
+    if let Some(init) = init_binary(hc, input.defaults) {
+        mounts.push(json!({
+            "destination": INIT_PATH_IN_CONTAINER, "type": "bind", "source": init,
+            "options": ["bind", "ro"],
+        }));
+        args.splice(0..0, [INIT_PATH_IN_CONTAINER.to_string(), "--".to_string()]);
+    }
     // Parents before children, as dockerd sorts: a volume at /etc must not
     // hide the /etc/hosts mounted into it.
     mounts[defaults..].sort_by_key(|m| mount_depth(m["destination"].as_str().unwrap_or_default()));
-    let mut namespaces = vec![json!({"type": "mount"}), json!({"type": "uts"}), json!({"type": "pid"}), json!({"type": "ipc"})];
-    match &input.network {
-        NetworkNamespace::New => namespaces.push(json!({"type": "network"})),
-        NetworkNamespace::Host => {}
-        NetworkNamespace::Path(p) => namespaces.push(json!({"type": "network", "path": p})),
-    }
+    let cgroupns = match extras.cgroupns_mode() {
+        "" => input.defaults.cgroupns_mode.as_str(),
+        mode => mode,
+    };
+    let namespaces = namespaces::list(&extras, &input.network, &input.joined, cgroupns == "private");
     let cwd = if input.config.working_dir.is_empty() { "/".to_string() } else { input.config.working_dir.clone() };
     let mut process = json!({
         "terminal": input.config.tty,
@@ -117,34 +147,95 @@ pub fn generate(input: &SpecInput<'_>) -> Result<Value, SpecError> {
             "gid": input.user.gid,
             "additionalGids": input.user.additional_gids,
         },
-        "args": input.args,
+        "args": args,
         "env": input.env,
         "cwd": cwd,
         "capabilities": { "bounding": caps, "effective": caps, "permitted": caps },
         "noNewPrivileges": no_new_privileges(hc),
+        "oomScoreAdj": extras.oom_score_adj.unwrap_or(0),
     });
+    let rlimits = rlimits(&extras, input.defaults);
+    if !rlimits.is_empty() {
+        process["rlimits"] = Value::Array(rlimits);
+    }
     if let Some([h, w]) = hc.console_size.filter(|s| s[0] > 0 && s[1] > 0) {
         process["consoleSize"] = json!({"height": h, "width": w});
     }
     let seccomp = seccomp::for_container(hc, &caps).map_err(SpecError::Seccomp)?;
+    let mut resources = linux_resources(hc);
+    if let Some(rules) = resources["devices"].as_array_mut() {
+        rules.extend(input.devices.iter().map(|d| d.rule.clone()));
+        for rule in extras.device_cgroup_rules.iter().flatten() {
+            rules.push(devices::parse_cgroup_rule(rule).map_err(SpecError::Device)?);
+        }
+    }
     let mut linux = json!({
-        "resources": linux_resources(hc),
+        "resources": resources,
         "cgroupsPath": input.cgroups_path,
         "namespaces": namespaces,
         "maskedPaths": if hc.privileged { vec![] } else { MASKED_PATHS.to_vec() },
         "readonlyPaths": if hc.privileged { vec![] } else { READONLY_PATHS.to_vec() },
     });
+    if !input.devices.is_empty() {
+        linux["devices"] = input.devices.iter().map(|d| d.node.clone()).collect();
+    }
+    let sysctls = sysctls(&extras, input);
+    if !sysctls.is_empty() {
+        linux["sysctl"] = json!(sysctls);
+    }
     if let Some(profile) = seccomp {
         linux["seccomp"] = profile;
     }
-    Ok(json!({
+    let mut spec = json!({
         "ociVersion": "1.0.2-dev",
         "process": process,
         "root": { "path": "rootfs", "readonly": hc.readonly_rootfs },
-        "hostname": input.hostname,
         "mounts": mounts,
         "linux": linux,
-    }))
+    });
+    // A hostname needs a UTS namespace of the container's own.
+    if extras.uts_mode() != "host" {
+        spec["hostname"] = json!(input.hostname);
+    }
+    Ok(spec)
+}
+
+/// The container's sysctls plus dockerd's own: the domain name, and off the
+/// host's network, unprivileged low ports and ping.
+fn sysctls(extras: &HostExtras, input: &SpecInput<'_>) -> std::collections::BTreeMap<String, String> {
+    let mut out = extras.sysctls.clone().unwrap_or_default();
+    let mut default = |key: &str, value: &str| {
+        out.entry(key.to_string()).or_insert_with(|| value.to_string());
+    };
+    if !input.config.domainname.is_empty() && extras.uts_mode() != "host" {
+        default("kernel.domainname", &input.config.domainname);
+    }
+    if input.network != NetworkNamespace::Host {
+        default("net.ipv4.ip_unprivileged_port_start", "0");
+        default("net.ipv4.ping_group_range", "0 2147483647");
+    }
+    out
+}
+
+pub fn shm_size(extras: &HostExtras, defaults: &ContainerDefaults) -> i64 {
+    [extras.shm_size.unwrap_or(0), defaults.shm_size].into_iter().find(|s| *s > 0).unwrap_or(DEFAULT_SHM_SIZE)
+}
+
+/// The host's init binary when the container (or the daemon) wants one.
+fn init_binary(hc: &HostConfig, defaults: &ContainerDefaults) -> Option<PathBuf> {
+    if !hc.init.unwrap_or(defaults.init) {
+        return None;
+    }
+    defaults.init_path.clone().or_else(crate::config::container_defaults::find_init)
+}
+
+/// The daemon's default ulimits, with the container's replacing them by name.
+fn rlimits(extras: &HostExtras, defaults: &ContainerDefaults) -> Vec<Value> {
+    let mut by_name = defaults.ulimits.clone();
+    for u in extras.ulimits.iter().flatten() {
+        by_name.insert(u.name.clone(), u.clone());
+    }
+    by_name.values().map(|u| json!({"type": u.rlimit_type(), "hard": u.hard, "soft": u.soft})).collect()
 }
 
 fn mount_depth(destination: &str) -> usize {
@@ -190,7 +281,6 @@ fn no_new_privileges(hc: &HostConfig) -> bool {
 }
 
 fn default_mounts(hc: &HostConfig) -> Vec<Value> {
-    let shm_size = hc.other.get("ShmSize").and_then(Value::as_i64).filter(|s| *s > 0).unwrap_or(DEFAULT_SHM_SIZE);
     let sys_mode = if hc.privileged { "rw" } else { "ro" };
     vec![
         json!({"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]}),
@@ -202,8 +292,6 @@ fn default_mounts(hc: &HostConfig) -> Vec<Value> {
         json!({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
                "options": ["nosuid", "noexec", "nodev", "relatime", sys_mode]}),
         json!({"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]}),
-        json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
-               "options": ["nosuid", "noexec", "nodev", "mode=1777", format!("size={shm_size}")]}),
     ]
 }
 
@@ -251,8 +339,18 @@ pub fn linux_resources(hc: &HostConfig) -> Value {
     if let Some(reservation) = other("MemoryReservation") {
         resources["memory"]["reservation"] = json!(reservation);
     }
+    let text = |key: &str| hc.other.get(key).and_then(Value::as_str).filter(|v| !v.is_empty());
+    if let Some(cpus) = text("CpusetCpus") {
+        cpu["cpus"] = json!(cpus);
+    }
+    if let Some(mems) = text("CpusetMems") {
+        cpu["mems"] = json!(mems);
+    }
     if cpu.as_object().is_some_and(|o| !o.is_empty()) {
         resources["cpu"] = cpu;
+    }
+    if let Some(weight) = other("BlkioWeight") {
+        resources["blockIO"] = json!({"weight": weight});
     }
     if let Some(limit) = hc.pids_limit.filter(|l| *l != 0) {
         resources["pids"] = json!({"limit": limit});
@@ -276,7 +374,56 @@ mod tests {
             etc_files: None,
             network: NetworkNamespace::New,
             cgroups_path: "/docker/abc".into(),
+            defaults: &NO_DEFAULTS,
+            devices: &[],
+            joined: JoinedNamespaces::default(),
         }
+    }
+
+    static NO_DEFAULTS: std::sync::LazyLock<ContainerDefaults> = std::sync::LazyLock::new(ContainerDefaults::default);
+
+    #[test]
+    fn ulimits_merge_with_defaults_by_name() {
+        use crate::config::container_defaults::Ulimit;
+        let mut defaults = ContainerDefaults::default();
+        for (name, n) in [("nofile", 100), ("nproc", 50)] {
+            defaults.ulimits.insert(name.into(), Ulimit { name: name.into(), soft: n, hard: n });
+        }
+        let config = ContainerConfig::default();
+        let mut hc = HostConfig::default();
+        hc.other.insert("Ulimits".into(), json!([{"Name": "nofile", "Soft": 10, "Hard": 20}]));
+        hc.other.insert("Sysctls".into(), json!({"net.ipv4.ip_forward": "1"}));
+        hc.other.insert("OomScoreAdj".into(), json!(200));
+        let mut i = input(&config, &hc);
+        i.defaults = &defaults;
+        let spec = generate(&i).unwrap();
+        assert_eq!(
+            spec["process"]["rlimits"],
+            json!([{"type": "RLIMIT_NOFILE", "hard": 20, "soft": 10}, {"type": "RLIMIT_NPROC", "hard": 50, "soft": 50}])
+        );
+        assert_eq!(spec["linux"]["sysctl"]["net.ipv4.ip_forward"], "1");
+        assert_eq!(spec["process"]["oomScoreAdj"], 200);
+    }
+
+    #[test]
+    fn init_wraps_the_command_and_uts_host_drops_the_hostname() {
+        let defaults = ContainerDefaults { init_path: Some("/usr/bin/tini".into()), ..Default::default() };
+        let config = ContainerConfig { domainname: "example.com".into(), ..Default::default() };
+        let mut hc = HostConfig { init: Some(true), ..Default::default() };
+        let mut i = input(&config, &hc);
+        i.defaults = &defaults;
+        let spec = generate(&i).unwrap();
+        assert_eq!(spec["process"]["args"], json!(["/sbin/docker-init", "--", "sh"]));
+        assert!(spec["mounts"].as_array().unwrap().iter().any(|m| m["source"] == "/usr/bin/tini"));
+        assert_eq!(spec["linux"]["sysctl"]["kernel.domainname"], "example.com");
+        assert_eq!(spec["linux"]["sysctl"]["net.ipv4.ip_unprivileged_port_start"], "0");
+        hc.init = None;
+        hc.other.insert("UTSMode".into(), json!("host"));
+        let mut i = input(&config, &hc);
+        i.defaults = &defaults;
+        let spec = generate(&i).unwrap();
+        assert_eq!(spec["process"]["args"], json!(["sh"]));
+        assert!(spec.get("hostname").is_none());
     }
 
     fn caps(spec: &Value) -> Vec<String> {

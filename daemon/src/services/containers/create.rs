@@ -33,6 +33,7 @@ impl ContainerService {
         validate_host_config(&host_config)?;
         super::mounts::validate(&host_config)?;
         super::health::validate(config.healthcheck.as_ref())?;
+        let warnings = self.check_isolation(&mut host_config)?;
         if matches!(host_config.network_mode.as_str(), "" | "default") {
             if let Some(network) = endpoints_network(networking_config.as_ref()) {
                 host_config.network_mode = network;
@@ -116,7 +117,7 @@ impl ContainerService {
             return Err(e);
         }
         self.emit(&record, "create", &[]);
-        Ok(ContainerCreateResponse { id, warnings: vec![] })
+        Ok(ContainerCreateResponse { id, warnings })
     }
 
     /// Claim the name and register the container; the record is on disk
@@ -172,6 +173,7 @@ impl ContainerService {
             super::etc_files::write(&self.container_dir(&record.id), &record.config.hostname, host_network)
                 .map_err(|e| ServiceError::Internal(format!("writing hosts files: {e}")))?
         };
+        let devices = Self::container_devices(&record.host_config)?;
         let mut args = vec![record.path.clone()];
         args.extend(record.args.iter().cloned());
         let spec = oci_spec::generate(&SpecInput {
@@ -185,6 +187,9 @@ impl ContainerService {
             etc_files: Some(etc),
             network,
             cgroups_path: format!("/docker/{}", record.id),
+            defaults: &self.defaults,
+            devices: &devices,
+            joined: self.own_namespaces(record),
         })
         .map_err(|e| ServiceError::InvalidParameter(e.to_string()))?;
         containerd

@@ -139,6 +139,9 @@ impl ContainerService {
             etc_files: None,
             network: NetworkNamespace::New,
             cgroups_path: String::new(),
+            defaults: &self.defaults,
+            devices: &[],
+            joined: Default::default(),
         })
         .map_err(|e| ServiceError::InvalidParameter(e.to_string()))?;
         let prefix = format!("exec-{}", &exec.id[..12]);

@@ -12,6 +12,7 @@ mod health;
 mod image;
 mod inspect;
 mod io;
+mod isolation;
 mod list;
 mod logs;
 mod monitor;
@@ -47,6 +48,7 @@ use crate::backends::store::containers::ContainerStore;
 use crate::services::images::ImageService;
 use crate::services::events::EventBus;
 use crate::services::volumes::VolumeService;
+use crate::config::container_defaults::ContainerDefaults;
 use crate::services::networks::NetworkService;
 use crate::services::ServiceError;
 
@@ -117,6 +119,8 @@ pub struct ContainerService {
     events: EventBus,
     volumes: Arc<VolumeService>,
     networks: Arc<NetworkService>,
+    /// The daemon's defaults for new containers.
+    defaults: ContainerDefaults,
     /// Set when the daemon stops: exits no longer trigger restarts.
     shutting_down: AtomicBool,
     /// This service, for the tasks it spawns (health monitors).
@@ -138,6 +142,7 @@ impl ContainerService {
         events: EventBus,
         volumes: Arc<VolumeService>,
         networks: Arc<NetworkService>,
+        defaults: ContainerDefaults,
     ) -> Result<Arc<Self>, ServiceError> {
         let store = ContainerStore::new(&data_root);
         let records: Vec<Container> =
@@ -152,6 +157,7 @@ impl ContainerService {
             events,
             volumes,
             networks,
+            defaults,
             shutting_down: AtomicBool::new(false),
             me: me.clone(),
         });

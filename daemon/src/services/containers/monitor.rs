@@ -178,6 +178,7 @@ impl ContainerService {
                 tracing::warn!(container.id = %id, error = %e, "leaving networks after exit");
             }
             self.health_stop(&mut record);
+            self.unmount_shared_shm(id);
             record.state.status = Status::Exited;
             record.state.pid = 0;
             record.state.exit_code = i64::from(exit_status);

@@ -72,6 +72,7 @@ impl ContainerService {
         if let Err(e) = self.leave_networks(&id).await {
             failures.push(e.to_string());
         }
+        self.unmount_shared_shm(&id);
         if let Err(e) = self.containerd.container_delete(&id).await {
             failures.push(e.to_string());
         }

@@ -63,6 +63,14 @@ impl ContainerService {
         if record.config.open_stdin {
             entry.io.set_stdin_owner(self.containerd.clone(), &record.id, "").await;
         }
+        if let Err(e) = self.mount_shared_shm(record) {
+            entry.io.abandon(&fifos);
+            return Err(e);
+        }
+        if let Err(e) = self.join_shared_namespaces(record).await {
+            entry.io.abandon(&fifos);
+            return Err(e);
+        }
         if let Err(e) = self.join_networks(record).await {
             entry.io.abandon(&fifos);
             return Err(e);

@@ -13,6 +13,7 @@ impl ContainerService {
         let mut record = entry.record.lock().await;
         let mut hc = record.host_config.clone();
         let resources_changed = apply(&mut hc, &req)?;
+        let warnings: Vec<String> = super::isolation::discard_unsupported_blkio_weight(&mut hc).into_iter().collect();
         if let Some(policy) = req.restart_policy.filter(|p| !p.name.is_empty()) {
             if hc.auto_remove && policy.name != "no" {
                 return Err(ServiceError::InvalidParameter(
@@ -38,7 +39,7 @@ impl ContainerService {
         record.host_config = hc;
         self.save(&record)?;
         self.emit(&record, "update", &[]);
-        Ok(ContainerUpdateResponse { warnings: vec![] })
+        Ok(ContainerUpdateResponse { warnings })
     }
 }
 
@@ -73,6 +74,19 @@ fn apply(hc: &mut HostConfig, req: &ContainerUpdateRequest) -> Result<bool, Serv
     }
     if let Some(limit) = req.pids_limit.filter(|l| *l != 0) {
         hc.pids_limit = Some(limit);
+        changed = true;
+    }
+    if !req.cpuset_cpus.is_empty() {
+        super::isolation::check_cpuset(&req.cpuset_cpus)?;
+    }
+    for (key, value) in [("CpusetCpus", &req.cpuset_cpus), ("CpusetMems", &req.cpuset_mems)] {
+        if !value.is_empty() {
+            hc.other.insert(key.into(), value.as_str().into());
+            changed = true;
+        }
+    }
+    if req.blkio_weight != 0 {
+        hc.other.insert("BlkioWeight".into(), req.blkio_weight.into());
         changed = true;
     }
     Ok(changed)

@@ -1,0 +1,254 @@
+//! What a container shares with the host or with other containers, and
+//! what it is allowed of it: IPC/PID/UTS/cgroup namespace modes, ulimits,
+//! devices, sysctls, the OOM score. Checked at create, resolved at start.
+
+use std::path::PathBuf;
+
+use api_types::container::HostConfig;
+use serde_json::{json, Value};
+
+use super::record::{Container, Status};
+use super::ContainerService;
+use crate::backends::oci_spec::devices::{self, ResolvedDevice};
+use crate::backends::oci_spec::namespaces::{self, JoinedNamespaces};
+use crate::backends::oci_spec::HostExtras;
+use crate::services::ServiceError;
+
+/// The fields [`HostExtras`] reads, in `HostConfig.other`.
+const EXTRA_KEYS: &[&str] = &[
+    "Ulimits", "Devices", "DeviceCgroupRules", "Sysctls", "IpcMode", "PidMode", "UTSMode", "CgroupnsMode",
+    "OomScoreAdj", "CpusetCpus", "CpusetMems", "BlkioWeight", "ShmSize",
+];
+
+impl ContainerService {
+    /// dockerd's create-time checks; fills in the daemon's default IPC and
+    /// cgroup namespace modes so that inspect shows them as dockerd does.
+    /// Returns dockerd's warnings for settings the host cannot honour.
+    pub(super) fn check_isolation(&self, hc: &mut HostConfig) -> Result<Vec<String>, ServiceError> {
+        let subset: serde_json::Map<String, Value> = EXTRA_KEYS
+            .iter()
+            .filter_map(|k| hc.other.get(*k).filter(|v| !v.is_null()).map(|v| (k.to_string(), v.clone())))
+            .collect();
+        let extras = HostExtras::parse(Value::Object(subset))
+            .map_err(|e| ServiceError::InvalidParameter(format!("invalid HostConfig: {e}")))?;
+        namespaces::check_modes(&extras).map_err(ServiceError::InvalidParameter)?;
+        // Only runc until daemon.json `runtimes` is honoured.
+        if !matches!(hc.runtime.as_str(), "" | "runc" | "io.containerd.runc.v2") {
+            return Err(ServiceError::InvalidParameter(format!("Unknown runtime specified {}", hc.runtime)));
+        }
+        for u in extras.ulimits.iter().flatten() {
+            u.check().map_err(ServiceError::InvalidParameter)?;
+        }
+        if let Some(adj) = extras.oom_score_adj.filter(|a| !(-1000..=1000).contains(a)) {
+            return Err(ServiceError::InvalidParameter(format!(
+                "Invalid value {adj}, range for oom score adj is [-1000, 1000]"
+            )));
+        }
+        for rule in extras.device_cgroup_rules.iter().flatten() {
+            devices::parse_cgroup_rule(rule).map_err(ServiceError::InvalidParameter)?;
+        }
+        for mode in [extras.ipc_mode(), extras.pid_mode()] {
+            if let Some(donor) = namespaces::container_of(mode) {
+                self.lookup(donor)?;
+            }
+        }
+        if let Some(cpus) = extras.cpuset_cpus.as_deref().filter(|c| !c.is_empty()) {
+            check_cpuset(cpus)?;
+        }
+        let mut warnings = Vec::new();
+        if let Some(warning) = discard_unsupported_blkio_weight(hc) {
+            warnings.push(warning);
+        }
+        if extras.ipc_mode().is_empty() {
+            hc.other.insert("IpcMode".into(), json!(self.defaults.ipc_mode));
+        }
+        if extras.cgroupns_mode().is_empty() {
+            hc.other.insert("CgroupnsMode".into(), json!(self.defaults.cgroupns_mode));
+        }
+        Ok(warnings)
+    }
+
+    /// The device nodes the spec lists: `--device`s, or all of the host's
+    /// for a privileged container.
+    pub(super) fn container_devices(hc: &HostConfig) -> Result<Vec<ResolvedDevice>, ServiceError> {
+        let extras = HostExtras::of(hc);
+        let mut out = if hc.privileged { devices::host_devices() } else { Vec::new() };
+        out.extend(devices::resolve(extras.devices.as_deref().unwrap_or_default()).map_err(ServiceError::InvalidParameter)?);
+        Ok(out)
+    }
+
+    /// Point the stored spec at the namespaces of the containers this one
+    /// joins (`--ipc container:x`, `--pid container:x`); they must run.
+    pub(super) async fn join_shared_namespaces(&self, record: &Container) -> Result<(), ServiceError> {
+        let extras = HostExtras::of(&record.host_config);
+        let mut joined = JoinedNamespaces::default();
+        if let Some(donor) = namespaces::container_of(extras.ipc_mode()) {
+            let (id, pid, donor_mode) = self.running_donor(donor, "IPC").await?;
+            if !matches!(donor_mode.as_str(), "shareable" | "host") {
+                return Err(ServiceError::Conflict(format!(
+                    "can't join IPC of container {id}: non-shareable IPC (hint: use IpcMode:shareable for the donor container)"
+                )));
+            }
+            joined.ipc = Some(PathBuf::from(format!("/proc/{pid}/ns/ipc")));
+            joined.shm = Some(self.shared_shm_dir(&id));
+        }
+        if let Some(donor) = namespaces::container_of(extras.pid_mode()) {
+            let (_, pid, _) = self.running_donor(donor, "PID").await?;
+            joined.pid = Some(PathBuf::from(format!("/proc/{pid}/ns/pid")));
+        }
+        if joined == JoinedNamespaces::default() {
+            return Ok(());
+        }
+        self.containerd
+            .container_edit_spec(&record.id, |spec| apply_joined(spec, &joined))
+            .await
+            .map_err(ServiceError::from)
+    }
+
+    /// Where a `shareable` container's `/dev/shm` tmpfs is mounted on the
+    /// host, so that its IPC joiners can bind the same one.
+    pub(super) fn shared_shm_dir(&self, id: &str) -> PathBuf {
+        self.container_dir(id).join("mounts").join("shm")
+    }
+
+    /// The namespaces known at create: a shareable container's own shm.
+    pub(super) fn own_namespaces(&self, record: &Container) -> JoinedNamespaces {
+        let shareable = HostExtras::of(&record.host_config).ipc_mode() == "shareable";
+        JoinedNamespaces { shm: shareable.then(|| self.shared_shm_dir(&record.id)), ..Default::default() }
+    }
+
+    /// Mount a shareable container's `/dev/shm` tmpfs before its task starts.
+    pub(super) fn mount_shared_shm(&self, record: &Container) -> Result<(), ServiceError> {
+        let extras = HostExtras::of(&record.host_config);
+        if extras.ipc_mode() != "shareable" {
+            return Ok(());
+        }
+        let dir = self.shared_shm_dir(&record.id);
+        self.unmount_shared_shm(&record.id);
+        std::fs::create_dir_all(&dir).map_err(|e| ServiceError::Internal(format!("creating {}: {e}", dir.display())))?;
+        let size = crate::backends::oci_spec::shm_size(&extras, &self.defaults);
+        crate::backends::mount::mount_tmpfs(&dir, &format!("mode=1777,size={size}"))
+            .map_err(|e| ServiceError::Internal(format!("mounting shm tmpfs: {e}")))
+    }
+
+    /// Undo [`Self::mount_shared_shm`]; nothing mounted is fine.
+    pub(super) fn unmount_shared_shm(&self, id: &str) {
+        let dir = self.shared_shm_dir(id);
+        if dir.exists() {
+            // Not mounted (a container that never started) is fine.
+            let _ = crate::backends::mount::unmount(&dir);
+        }
+    }
+
+    async fn running_donor(&self, name: &str, what: &str) -> Result<(String, u32, String), ServiceError> {
+        let entry = self.lookup(name)?;
+        let donor = entry.record.lock().await;
+        if !matches!(donor.state.status, Status::Running | Status::Paused) || donor.state.pid == 0 {
+            return Err(ServiceError::Conflict(format!("cannot join {what} of a non running container: {}", donor.id)));
+        }
+        let mode = HostExtras::of(&donor.host_config).ipc_mode().to_string();
+        Ok((donor.id.clone(), donor.state.pid, mode))
+    }
+}
+
+/// Set the joined namespaces' paths and the shared `/dev/shm` in a spec.
+fn apply_joined(spec: &mut Value, joined: &JoinedNamespaces) {
+    if let Some(list) = spec["linux"]["namespaces"].as_array_mut() {
+        for ns in list.iter_mut() {
+            let path = match ns["type"].as_str() {
+                Some("ipc") => &joined.ipc,
+                Some("pid") => &joined.pid,
+                _ => &None,
+            };
+            if let Some(path) = path {
+                ns["path"] = json!(path);
+            }
+        }
+    }
+    if let (Some(shm), Some(mounts)) = (&joined.shm, spec["mounts"].as_array_mut()) {
+        mounts.retain(|m| m["destination"] != "/dev/shm");
+        mounts.push(json!({"destination": "/dev/shm", "type": "bind", "source": shm, "options": ["rbind", "rprivate"]}));
+    }
+}
+
+/// A block I/O weight the kernel has no file for is dropped with dockerd's
+/// warning (runc would fail the start otherwise).
+pub(super) fn discard_unsupported_blkio_weight(hc: &mut HostConfig) -> Option<String> {
+    let weight = hc.other.get("BlkioWeight").and_then(Value::as_i64).filter(|w| *w > 0)?;
+    let supported = if std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+        std::path::Path::new("/sys/fs/cgroup/cgroup.subtree_control").exists()
+            && std::fs::read_to_string("/sys/fs/cgroup/cgroup.controllers").is_ok_and(|c| c.contains("io"))
+    } else {
+        std::path::Path::new("/sys/fs/cgroup/blkio/blkio.weight").exists()
+    };
+    if supported {
+        if !(10..=1000).contains(&weight) {
+            hc.other.remove("BlkioWeight");
+            return Some("Range of blkio weight is from 10 to 1000.".into());
+        }
+        return None;
+    }
+    hc.other.insert("BlkioWeight".into(), json!(0));
+    Some("Your kernel does not support Block I/O weight or the cgroup is not mounted. Weight discarded.".into())
+}
+
+/// dockerd refuses CPUs the host does not have.
+pub(super) fn check_cpuset(cpus: &str) -> Result<(), ServiceError> {
+    let online = std::fs::read_to_string("/sys/devices/system/cpu/online").unwrap_or_default();
+    let online = online.trim();
+    let available = parse_cpu_list(online);
+    match parse_cpu_list(cpus) {
+        Some(wanted) if available.as_ref().is_none_or(|a| wanted.iter().all(|c| a.contains(c))) => Ok(()),
+        Some(_) => Err(ServiceError::InvalidParameter(format!(
+            "Requested CPUs are not available - requested {cpus}, available: {online}"
+        ))),
+        None => Err(ServiceError::InvalidParameter(format!("Invalid value {cpus} for cpuset cpus"))),
+    }
+}
+
+/// `0-2,5` → [0, 1, 2, 5].
+fn parse_cpu_list(text: &str) -> Option<Vec<u32>> {
+    let mut out = Vec::new();
+    for part in text.split(',').filter(|p| !p.is_empty()) {
+        match part.split_once('-') {
+            Some((a, b)) => {
+                let (a, b): (u32, u32) = (a.trim().parse().ok()?, b.trim().parse().ok()?);
+                if a > b {
+                    return None;
+                }
+                out.extend(a..=b);
+            }
+            None => out.push(part.trim().parse().ok()?),
+        }
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_lists() {
+        assert_eq!(parse_cpu_list("0-2,5"), Some(vec![0, 1, 2, 5]));
+        assert_eq!(parse_cpu_list("x"), None);
+        assert_eq!(parse_cpu_list("3-1"), None);
+    }
+
+    #[test]
+    fn joined_paths_replace_new_namespaces_and_shm() {
+        let mut spec = json!({
+            "linux": {"namespaces": [{"type": "mount"}, {"type": "ipc"}, {"type": "pid"}]},
+            "mounts": [{"destination": "/dev/shm", "type": "tmpfs"}],
+        });
+        let joined = JoinedNamespaces {
+            ipc: Some("/proc/9/ns/ipc".into()),
+            shm: Some("/proc/9/root/dev/shm".into()),
+            pid: None,
+        };
+        apply_joined(&mut spec, &joined);
+        assert_eq!(spec["linux"]["namespaces"][1]["path"], "/proc/9/ns/ipc");
+        assert!(spec["linux"]["namespaces"][2].get("path").is_none());
+        assert_eq!(spec["mounts"][0]["source"], "/proc/9/root/dev/shm");
+    }
+}

@@ -44,6 +44,7 @@ impl ContainerService {
                 "Invalid value {adj}, range for oom score adj is [-1000, 1000]"
             )));
         }
+        check_sysctls(&extras, &hc.network_mode)?;
         for rule in extras.device_cgroup_rules.iter().flatten() {
             devices::parse_cgroup_rule(rule).map_err(ServiceError::InvalidParameter)?;
         }
@@ -190,6 +191,22 @@ pub(super) fn discard_unsupported_blkio_weight(hc: &mut HostConfig) -> Option<St
     }
     hc.other.insert("BlkioWeight".into(), json!(0));
     Some("Your kernel does not support Block I/O weight or the cgroup is not mounted. Weight discarded.".into())
+}
+
+/// runc's refusals of sysctls that would change the host's namespaces,
+/// made here because "host" networking may be realised by a namespace path
+/// (a berthd that runs in a network namespace of its own).
+fn check_sysctls(extras: &HostExtras, network_mode: &str) -> Result<(), ServiceError> {
+    for key in extras.sysctls.iter().flatten().map(|(k, _)| k.as_str()) {
+        if network_mode == "host" && key.starts_with("net.") {
+            return Err(ServiceError::InvalidParameter(format!("sysctl \"{key}\" not allowed in host network namespace")));
+        }
+        let ipc = key.starts_with("fs.mqueue.") || (key.starts_with("kernel.") && (key.starts_with("kernel.msg") || key.starts_with("kernel.sem") || key.starts_with("kernel.shm")));
+        if extras.ipc_mode() == "host" && ipc {
+            return Err(ServiceError::InvalidParameter(format!("sysctl \"{key}\" is not allowed in the hosts ipc namespace")));
+        }
+    }
+    Ok(())
 }
 
 /// dockerd refuses CPUs the host does not have.

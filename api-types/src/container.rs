@@ -314,6 +314,11 @@ pub struct ContainerInspect {
     pub app_armor_profile: String,
     #[serde(rename = "ExecIDs")]
     pub exec_ids: Option<Vec<String>>,
+    /// With `size=1` only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size_rw: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size_root_fs: Option<i64>,
     pub host_config: HostConfig,
     pub graph_driver: GraphDriver,
     pub mounts: Vec<serde_json::Value>,

@@ -225,3 +225,19 @@ fn export_and_diff_show_the_container_filesystem() {
         .success();
     assert_eq!(events.stdout, "changed\n");
 }
+
+#[test]
+fn sizes_come_from_the_snapshotter() {
+    let daemon = Berthd::start_with_busybox();
+    daemon.docker(&["run", "--name", "big", "busybox", "sh", "-c", "dd if=/dev/zero of=/blob bs=1024 count=1024 2>/dev/null"]).success();
+    let out = daemon.docker(&["inspect", "--size", "-f", "{{.SizeRw}} {{.SizeRootFs}}", "big"]).success();
+    let sizes: Vec<i64> = out.stdout.split_whitespace().map(|s| s.parse().unwrap()).collect();
+    assert!(sizes[0] >= 1 << 20 && sizes[0] < 2 << 20, "{sizes:?}");
+    assert!(sizes[1] > sizes[0], "{sizes:?}");
+    // Without `size` the fields are absent, as dockerd.
+    let plain = daemon.request("GET", "/containers/big/json", None).json();
+    assert!(plain.get("SizeRw").is_none(), "{plain}");
+    let ps = daemon.docker(&["ps", "-a", "-s", "--format", "{{.Names}} {{.Size}}"]).success();
+    // 1 MiB and the few files the runtime made; the image's layers besides.
+    assert!(ps.stdout.starts_with("big 1.0") && ps.stdout.contains("MB (virtual "), "{}", ps.stdout);
+}

@@ -334,3 +334,23 @@ fn volumes_from_shares_volumes_and_binds_read_only_on_request() {
     let out = daemon.docker(&["create", "--volumes-from", "reader:xx", "busybox"]).failure();
     assert!(out.stderr.contains("Error response from daemon: invalid mode: xx"), "{}", out.stderr);
 }
+
+#[test]
+fn volume_events_follow_create_mount_unmount_destroy_and_prune() {
+    let daemon = Berthd::start_with_busybox();
+    daemon.docker(&["volume", "create", "evvol"]).success();
+    daemon.docker(&["run", "--name", "user", "-v", "evvol:/data:ro", "busybox", "true"]).success();
+    daemon.docker(&["rm", "user"]).success();
+    daemon.docker(&["volume", "rm", "evvol"]).success();
+    daemon.docker(&["volume", "prune", "-f"]).success();
+    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+    let until = format!("{}.{:09}", t.as_secs(), t.subsec_nanos());
+    // `docker run` returns once the exit (and so the unmount) is recorded.
+    let out = daemon
+        .docker(&["events", "--since", "0", "--until", &until, "--filter", "type=volume",
+            "--format", "{{.Action}} {{.Actor.ID}} {{.Actor.Attributes.driver}} {{index .Actor.Attributes \"read/write\"}}"])
+        .success()
+        .stdout;
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines, ["create evvol local ", "mount evvol local false", "unmount evvol local ", "destroy evvol local ", "prune  <no value> "], "{out}");
+}

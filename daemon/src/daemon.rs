@@ -91,7 +91,7 @@ async fn serve_until_signal(
     if let Err(e) = images.reconcile().await {
         tracing::warn!(error = %e, "could not drop leases left by interrupted image ingestions");
     }
-    let volumes = Arc::new(VolumeService::load(&config.data_root).context("loading volumes")?);
+    let volumes = Arc::new(VolumeService::load(&config.data_root).context("loading volumes")?.with_events(events.clone()));
     let networks = Arc::new(
         NetworkService::load(config.data_root.clone(), config.exec_root.clone(), config.network.clone()).await.context("loading networks")?,
     );

@@ -40,12 +40,15 @@ pub async fn container_list(State(svc): State<Services>, query: QueryPairs) -> A
     let filters = Filters::parse(query.get("filters").unwrap_or_default())
         .map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let limit = query.int("limit")?.filter(|l| *l > 0).map(|l| l as usize);
-    let opts = ListOptions { all: query.bool("all"), limit, filters };
+    let opts = ListOptions { all: query.bool("all"), limit, filters, size: query.bool("size") };
     Ok(Json(svc.containers.list(opts).await?))
 }
 
 /// `GET /containers/{id}/json` (ContainerInspect).
-pub async fn container_inspect(State(svc): State<Services>, Path(id): Path<String>) -> ApiResult<Json<ContainerInspect>> {
+pub async fn container_inspect(State(svc): State<Services>, Path(id): Path<String>, query: QueryPairs) -> ApiResult<Json<ContainerInspect>> {
+    if query.bool("size") {
+        return Ok(Json(svc.containers.inspect_with_size(&id).await?));
+    }
     Ok(Json(svc.containers.inspect(&id).await?))
 }
 

@@ -51,6 +51,8 @@ impl ContainerService {
             process_label: String::new(),
             app_armor_profile: String::new(),
             exec_ids: None,
+            size_rw: None,
+            size_root_fs: None,
             host_config,
             graph_driver: GraphDriver { name: SNAPSHOTTER.to_string(), data: None },
             mounts,

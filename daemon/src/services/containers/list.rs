@@ -14,6 +14,8 @@ pub struct ListOptions {
     pub all: bool,
     pub limit: Option<usize>,
     pub filters: Filters,
+    /// Fill `SizeRw`/`SizeRootFs`.
+    pub size: bool,
 }
 
 const FILTERS: &[&str] = &[
@@ -58,6 +60,12 @@ impl ContainerService {
             if matches(record, f) {
                 let mut shown = summary(record);
                 shown.ports = self.summary_ports(record).await;
+                if opts.size {
+                    // A container being removed may have lost its snapshot.
+                    if let Ok((rw, rootfs)) = self.sizes(record).await {
+                        (shown.size_rw, shown.size_root_fs) = (Some(rw), Some(rootfs));
+                    }
+                }
                 out.push(shown);
             }
             if opts.limit.is_some_and(|l| l > 0 && out.len() >= l) {

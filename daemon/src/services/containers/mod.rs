@@ -26,6 +26,7 @@ mod remove;
 mod rename;
 mod restart;
 mod shutdown;
+mod size;
 mod start;
 mod stats;
 mod stop;

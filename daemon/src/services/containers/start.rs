@@ -91,6 +91,9 @@ impl ContainerService {
                 self.health_start(record);
                 self.save(record)?;
                 entry.notify();
+                for v in &record.volumes {
+                    self.volumes.mounted(&v.name, &record.id, &v.destination, !v.read_only);
+                }
                 self.emit(record, "start", &[]);
                 tracing::info!(container.id = %record.id, pid, "container started");
                 Ok(())

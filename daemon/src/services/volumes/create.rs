@@ -67,7 +67,9 @@ impl VolumeService {
             .map_err(|e| ServiceError::Internal(format!("create {name}: {e}")))?;
         tracing::info!(volume.name = %name, "volume created");
         let volume = self.to_api(&record);
-        reg.volumes.insert(name, record);
+        reg.volumes.insert(name.clone(), record);
+        drop(reg);
+        self.emit("create", &name, &[]);
         Ok(volume)
     }
 }

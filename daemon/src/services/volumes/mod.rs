@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use api_types::volume::Volume;
 
 use crate::backends::store::volumes::VolumeStore;
+use crate::services::events::EventBus;
 use crate::services::ServiceError;
 
 pub use create::{check_driver_opts, VolumeCreateOptions};
@@ -48,6 +49,7 @@ struct Registry {
 pub struct VolumeService {
     store: VolumeStore,
     registry: Mutex<Registry>,
+    events: EventBus,
 }
 
 pub fn no_such_volume(name: &str) -> ServiceError {
@@ -100,7 +102,43 @@ impl VolumeService {
             });
             registry.volumes.insert(v.name, record);
         }
-        Ok(Self { store, registry: Mutex::new(registry) })
+        Ok(Self { store, registry: Mutex::new(registry), events: EventBus::new() })
+    }
+
+    /// Publish volume events on `events`.
+    pub fn with_events(mut self, events: EventBus) -> Self {
+        self.events = events;
+        self
+    }
+
+    /// A volume event as dockerd logs it: the volume's name as the actor,
+    /// its driver among the attributes.
+    fn emit(&self, action: &str, name: &str, extra: &[(&str, String)]) {
+        let mut attributes: BTreeMap<String, String> = extra.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
+        if !name.is_empty() {
+            attributes.insert("driver".into(), LOCAL_DRIVER.into());
+        }
+        let actor = api_types::events::EventActor { id: name.to_string(), attributes };
+        self.events.publish(api_types::events::TYPE_VOLUME, action, actor);
+    }
+
+    /// A container mounted the volume (at its start).
+    pub fn mounted(&self, name: &str, container_id: &str, destination: &str, read_write: bool) {
+        self.emit(
+            "mount",
+            name,
+            &[
+                ("container", container_id.to_string()),
+                ("destination", destination.to_string()),
+                ("read/write", read_write.to_string()),
+                ("propagation", String::new()),
+            ],
+        );
+    }
+
+    /// The container stopped using it.
+    pub fn unmounted(&self, name: &str, container_id: &str) {
+        self.emit("unmount", name, &[("container", container_id.to_string())]);
     }
 
     fn registry(&self) -> std::sync::MutexGuard<'_, Registry> {

@@ -46,6 +46,7 @@ impl VolumeService {
                 Err(e) => tracing::debug!(volume.name = %name, error = %e, "not pruned"),
             }
         }
+        self.emit("prune", "", &[("reclaimed", reclaimed.to_string())]);
         Ok(VolumePruneResponse {
             volumes_deleted: (!deleted.is_empty()).then_some(deleted),
             space_reclaimed: reclaimed,

@@ -25,6 +25,7 @@ impl VolumeService {
             .map_err(|e| ServiceError::Internal(format!("remove {name}: {e}")))?
             .map_err(|e| ServiceError::Internal(format!("remove {name}: {e}")))?;
         tracing::info!(volume.name = %name, "volume removed");
+        self.emit("destroy", name, &[]);
         Ok(())
     }
 }

@@ -202,3 +202,107 @@ fn quiet_build_prints_the_id_and_prune_clears_the_cache() {
     let rebuilt = build(&daemon, ctx.path(), &[]).success();
     assert_eq!(steps_using_cache(&rebuilt.stdout), 0, "{}", rebuilt.stdout);
 }
+
+#[test]
+fn copy_ownership_modes_add_tar_shell_escape_and_dockerfile_path() {
+    let daemon = Berthd::start_with_busybox();
+    // A tar for ADD to unpack, gzipped.
+    let mut tar = tar::Builder::new(flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast()));
+    let mut header = tar::Header::new_gnu();
+    let content = b"from the archive\n";
+    header.set_size(content.len() as u64);
+    header.set_mode(0o640);
+    header.set_uid(7);
+    header.set_gid(8);
+    header.set_cksum();
+    tar.append_data(&mut header, "inner/file.txt", &content[..]).unwrap();
+    let archive = tar.into_inner().unwrap().finish().unwrap();
+    let dockerfile = "# escape=`\nFROM busybox\nSHELL [\"/bin/sh\", \"-e\", \"-c\"]\n\
+                      COPY --chown=1234:5678 --chmod=600 owned.txt /owned.txt\n\
+                      COPY --chown=root f*.txt /globbed/\n\
+                      ADD bundle.tar.gz /unpacked/\n\
+                      RUN echo one `\n    two > /joined\n";
+    let ctx = context(&[("build/Custom.dockerfile", dockerfile), ("owned.txt", "o"), ("f1.txt", "1"), ("f2.txt", "2"), ("g.txt", "g")]);
+    std::fs::write(ctx.path().join("bundle.tar.gz"), archive).unwrap();
+    let dockerfile_path = ctx.path().join("build/Custom.dockerfile");
+    build(&daemon, ctx.path(), &["-f", dockerfile_path.to_str().unwrap(), "-t", "owned"]).success();
+    let out = daemon
+        .docker(&[
+            "run", "--rm", "owned", "sh", "-c",
+            "stat -c '%u:%g %a %n' /owned.txt /unpacked/inner/file.txt; ls /globbed; cat /unpacked/inner/file.txt /joined",
+        ])
+        .success();
+    assert_eq!(
+        out.stdout,
+        "1234:5678 600 /owned.txt\n7:8 640 /unpacked/inner/file.txt\nf1.txt\nf2.txt\nfrom the archive\none two\n"
+    );
+    assert_eq!(inspect(&daemon, "owned")["Config"]["Shell"], serde_json::json!(["/bin/sh", "-e", "-c"]));
+}
+
+#[test]
+fn the_api_through_bollard_and_buildkit_probes() {
+    let daemon = Berthd::start_with_busybox();
+    let mut tar = tar::Builder::new(flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast()));
+    let dockerfile = b"FROM busybox\nARG V\nLABEL from=bollard v=$V\n";
+    let mut header = tar::Header::new_gnu();
+    header.set_size(dockerfile.len() as u64);
+    header.set_mode(0o644);
+    header.set_cksum();
+    tar.append_data(&mut header, "Dockerfile", &dockerfile[..]).unwrap();
+    let body = tar.into_inner().unwrap().finish().unwrap();
+    let docker = daemon.client();
+    let messages: Vec<bollard::models::BuildInfo> = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+        use futures_util::StreamExt;
+        let options = bollard::query_parameters::BuildImageOptionsBuilder::default()
+            .dockerfile("Dockerfile")
+            .t("via-bollard:v1")
+            .buildargs(&std::collections::HashMap::from([("V".to_string(), "2".to_string())]))
+            .build();
+        docker.build_image(options, None, Some(bollard::body_full(body.into()))).map(|m| m.expect("build message")).collect().await
+    });
+    let aux = messages.iter().find_map(|m| m.aux.as_ref().and_then(|a| a.id.clone())).expect("an aux ID message");
+    assert_eq!(inspect(&daemon, "via-bollard:v1")["Id"], aux.as_str());
+    assert_eq!(inspect(&daemon, "via-bollard:v1")["Config"]["Labels"], serde_json::json!({"from": "bollard", "v": "2"}));
+    // BuildKit's endpoints say it is not here.
+    let session = daemon.request("POST", "/session", None);
+    assert_eq!(session.status, 501, "{session:?}");
+    assert!(session.text().contains("BuildKit is not available"), "{session:?}");
+}
+
+#[test]
+fn a_client_that_hangs_up_stops_the_running_step() {
+    let daemon = Berthd::start_with_busybox();
+    let ctx = context(&[("Dockerfile", "FROM busybox\nRUN echo started && sleep 300\n")]);
+    let mut cmd = Command::new(compat_tests::cli::docker_binary());
+    cmd.arg("build")
+        .arg(ctx.path())
+        .env("DOCKER_HOST", daemon.host())
+        .env("DOCKER_CONFIG", daemon.dir().join("docker-config"))
+        .env("DOCKER_BUILDKIT", "0")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null());
+    let mut child = cmd.spawn().unwrap();
+    // Wait for the step to be running, then hang up.
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut seen = String::new();
+    while !seen.contains("started") {
+        let mut line = String::new();
+        if std::io::BufRead::read_line(&mut stdout, &mut line).unwrap() == 0 {
+            panic!("build ended early: {seen}");
+        }
+        seen.push_str(&line);
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    drop(stdout);
+    // The step's container goes away.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let ps = daemon.docker(&["ps", "-aq"]).success();
+        if ps.stdout.is_empty() {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "build container left behind: {}", ps.stdout);
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}

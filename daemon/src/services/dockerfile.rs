@@ -206,7 +206,7 @@ pub fn process(text: &str, vars: &Vars, escape: char, split: bool) -> Result<Vec
                     i += 1;
                     break;
                 }
-                if d == escape && matches!(chars.get(i + 1), Some('"') | Some('$')) || (d == escape && chars.get(i + 1) == Some(&escape)) {
+                if d == escape && (matches!(chars.get(i + 1), Some('"') | Some('$')) || chars.get(i + 1) == Some(&escape)) {
                     word.push(chars[i + 1]);
                     i += 2;
                 } else if d == '$' {

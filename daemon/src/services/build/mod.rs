@@ -552,7 +552,15 @@ impl BuildService {
         let waiting = self.containers.wait(id, WaitCondition::NextExit)?;
         self.containers.start(id).await?;
         loop {
-            match streams.output.recv().await {
+            let next = tokio::select! {
+                next = streams.output.recv() => next,
+                // The client hung up: stop the step; the caller removes the container.
+                _ = out.tx.closed() => {
+                    let _ = self.containers.kill(id, None).await;
+                    return Err(invalid("build cancelled: the client went away"));
+                }
+            };
+            match next {
                 Ok(Output::Data(stream, bytes)) => {
                     let text = String::from_utf8_lossy(&bytes).to_string();
                     let text = match stream {

@@ -285,7 +285,7 @@ fn a_client_that_hangs_up_stops_the_running_step() {
     // Wait for the step to be running, then hang up.
     let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
     let mut seen = String::new();
-    while !seen.contains("started") {
+    while !seen.lines().any(|l| l == "started") {
         let mut line = String::new();
         if std::io::BufRead::read_line(&mut stdout, &mut line).unwrap() == 0 {
             panic!("build ended early: {seen}");

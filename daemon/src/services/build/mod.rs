@@ -504,8 +504,10 @@ impl BuildService {
             })
             .await?;
         let id = created.id;
-        out.say(format!(" ---> Running in {}\n", &id[..12])).await?;
-        let result = self.run_container(&id, out).await;
+        let result = match out.say(format!(" ---> Running in {}\n", &id[..12])).await {
+            Ok(()) => self.run_container(&id, out).await,
+            Err(e) => Err(e),
+        };
         let code = match result {
             Ok(code) => code,
             Err(e) => {
@@ -539,8 +541,8 @@ impl BuildService {
             })
             .await;
         if opts.remove || opts.force_remove {
-            out.say(format!("Removing intermediate container {}\n", &id[..12])).await?;
             self.remove_container(&id).await;
+            out.say(format!("Removing intermediate container {}\n", &id[..12])).await?;
         }
         let image = self.images.resolve_target(&stored?.target).await?;
         self.finish_step(stage, image, out).await

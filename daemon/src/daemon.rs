@@ -17,7 +17,7 @@ use crate::pidfile::PidFile;
 use crate::server::{self, listeners};
 use crate::services::containers::ContainerService;
 use crate::services::events::EventBus;
-use crate::services::networks::NetworkService;
+use crate::services::networks::{DnsDefaults, NetworkService};
 use crate::services::volumes::VolumeService;
 use crate::services::{images::ImageService, system::SystemService, Services};
 
@@ -93,7 +93,14 @@ async fn serve_until_signal(
     }
     let volumes = Arc::new(VolumeService::load(&config.data_root).context("loading volumes")?.with_events(events.clone()));
     let networks = Arc::new(
-        NetworkService::load(config.data_root.clone(), config.exec_root.clone(), config.network.clone()).await.context("loading networks")?,
+        NetworkService::load(config.data_root.clone(), config.exec_root.clone(), config.network.clone())
+            .await
+            .context("loading networks")?
+            .with_dns_defaults(DnsDefaults {
+                servers: config.dns.clone(),
+                search: config.dns_search.clone(),
+                options: config.dns_opts.clone(),
+            }),
     );
     let containers = ContainerService::load(containerd.clone(), images.clone(), config.data_root.clone(), config.exec_root.clone(), events.clone(), volumes.clone(), networks.clone(), container_defaults(&config))
         .await

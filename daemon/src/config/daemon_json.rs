@@ -54,6 +54,9 @@ pub struct DaemonJson {
     pub default_ipc_mode: Option<String>,
     pub default_cgroupns_mode: Option<String>,
     pub default_shm_size: Option<String>,
+    pub dns: Option<Vec<String>>,
+    pub dns_search: Option<Vec<String>>,
+    pub dns_opts: Option<Vec<String>>,
 }
 
 /// Keys that dockerd accepts and berthd does not honour yet.
@@ -63,7 +66,7 @@ pub const NOT_YET_HONOURED: &[&str] = &[
     "containerd-plugins-namespace", "cpu-rt-period", "cpu-rt-runtime", "cri-containerd",
     "default-address-pools", "default-gateway",
     "default-gateway-v6", "default-network-opts", "default-runtime",
-    "dns", "dns-opts", "dns-search", "exec-opts",
+    "exec-opts",
     "experimental", "features", "fixed-cidr-v6", "host-gateway-ip",
     "host-gateway-ips",
     "ip-forward-no-drop", "ip6tables", "ipv6", "log-driver",
@@ -82,7 +85,7 @@ pub const HONOURED: &[&str] = &[
     "max-concurrent-downloads", "max-concurrent-uploads", "bridge", "bip", "fixed-cidr", "mtu",
     "ip-forward", "ip-masq", "iptables", "icc", "ip", "userland-proxy",
     "default-ulimits", "init",
-    "init-path", "default-ipc-mode", "default-cgroupns-mode", "default-shm-size",
+    "init-path", "default-ipc-mode", "default-cgroupns-mode", "default-shm-size", "dns", "dns-search", "dns-opts",
 ];
 
 /// A parsed file: the typed keys, the raw values (for conflict messages) and
@@ -150,7 +153,8 @@ mod tests {
             "ip-masq":true,"iptables":true,"icc":true,"ip":"0.0.0.0","userland-proxy":true,
             "default-ulimits":{"nofile":{"Name":"nofile","Soft":10,"Hard":20}},"init":true,
             "init-path":"/i","default-ipc-mode":"shareable","default-cgroupns-mode":"host",
-            "default-shm-size":"64m"}"#;
+            "default-shm-size":"64m",
+            "dns":["1.1.1.1"],"dns-search":["a.test"],"dns-opts":["ndots:2"]}"#;
         let parsed = parse(all).unwrap();
         assert_eq!(parsed.raw.len(), HONOURED.len());
         assert_eq!(parsed.config.containerd_namespace.as_deref(), Some("n"));

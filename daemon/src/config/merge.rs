@@ -67,6 +67,9 @@ pub fn merge(cli: &Cli, file: ParsedFile, path: &Path) -> Result<Config, String>
             "uploads",
         )?,
         container_defaults,
+        dns: f.dns.unwrap_or_default(),
+        dns_search: f.dns_search.unwrap_or_default(),
+        dns_opts: f.dns_opts.unwrap_or_default(),
         ignored_keys: file.ignored,
         network: super::NetworkConfig {
             bridge: cli.bridge.clone().or(f.bridge),

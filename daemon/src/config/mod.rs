@@ -63,6 +63,10 @@ pub struct Config {
     pub max_concurrent_uploads: usize,
     /// What new containers get unless they say otherwise.
     pub container_defaults: container_defaults::ContainerDefaults,
+    /// daemon.json `dns`, `dns-search`, `dns-opts`: containers' defaults.
+    pub dns: Vec<String>,
+    pub dns_search: Vec<String>,
+    pub dns_opts: Vec<String>,
     /// dockerd keys present in the file that berthd does not honour yet.
     pub ignored_keys: Vec<String>,
     pub network: NetworkConfig,

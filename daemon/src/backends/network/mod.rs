@@ -1,6 +1,7 @@
 //! The network driver: Linux bridges, veth pairs into container network
 //! namespaces (`bridge.rs`), address management (`ipam.rs`), firewall
-//! rules (`iptables.rs`) and the in-process port proxy (`proxy.rs`).
+//! rules (`iptables.rs`), the in-process port proxy (`proxy.rs`) and the
+//! embedded DNS server at 127.0.0.11 (`dns.rs`).
 //!
 //! This slice shells out to iproute2 (`ip`) and util-linux (`unshare`,
 //! `nsenter`) rather than speaking netlink: every command is one
@@ -9,6 +10,7 @@
 //! issue 6 justifies a netlink stack (`rtnetlink`).
 
 pub mod bridge;
+pub mod dns;
 pub mod ipam;
 pub mod iptables;
 pub mod proxy;

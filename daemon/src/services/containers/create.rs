@@ -93,6 +93,7 @@ impl ContainerService {
             host_config,
             volumes,
             inherited_binds: inherited.binds,
+            network_aliases: endpoint_aliases(networking_config.as_ref()),
         };
         let record = self.reserve(record, requested_name)?;
         // The snapshot is a GC root only once the container refers to it;
@@ -170,8 +171,16 @@ impl ContainerService {
                 resolv_conf: record.resolv_conf_path.clone().into(),
             }
         } else {
-            super::etc_files::write(&self.container_dir(&record.id), &record.config.hostname, host_network)
-                .map_err(|e| ServiceError::Internal(format!("writing hosts files: {e}")))?
+            // As dockerd, only user-defined networks have the embedded DNS.
+            let mode = record.host_config.network_mode.as_str();
+            let embedded_dns = crate::services::networks::predefined_mode(mode).is_none();
+            super::etc_files::write(
+                &self.container_dir(&record.id),
+                &record.config.hostname,
+                host_network,
+                &self.resolv_settings(record, embedded_dns),
+            )
+            .map_err(|e| ServiceError::Internal(format!("writing hosts files: {e}")))?
         };
         let devices = Self::container_devices(&record.host_config)?;
         let mut args = vec![record.path.clone()];
@@ -226,6 +235,20 @@ fn endpoints_network(networking_config: Option<&serde_json::Value>) -> Option<St
         (Some(only), None) => Some(only.clone()),
         _ => None,
     }
+}
+
+/// The aliases each network of `NetworkingConfig.EndpointsConfig` asks for.
+fn endpoint_aliases(networking_config: Option<&serde_json::Value>) -> std::collections::BTreeMap<String, Vec<String>> {
+    let Some(endpoints) = networking_config.and_then(|c| c.get("EndpointsConfig")).and_then(|e| e.as_object()) else {
+        return Default::default();
+    };
+    endpoints
+        .iter()
+        .filter_map(|(network, endpoint)| {
+            let aliases: Vec<String> = serde_json::from_value(endpoint.get("Aliases")?.clone()).ok()?;
+            (!aliases.is_empty()).then(|| (network.clone(), aliases))
+        })
+        .collect()
 }
 
 pub(super) fn validate_host_config(hc: &HostConfig) -> Result<(), ServiceError> {

@@ -12,9 +12,20 @@ ff00::0\tip6-mcastprefix\n\
 ff02::1\tip6-allnodes\n\
 ff02::2\tip6-allrouters\n";
 
+/// What a container's `/etc/resolv.conf` is made of: its `--dns`,
+/// `--dns-search`, `--dns-option` (else daemon.json's), and whether it
+/// is on a user-defined network, whose resolver is the embedded 127.0.0.11.
+#[derive(Debug, Clone, Default)]
+pub struct Resolv {
+    pub servers: Vec<String>,
+    pub search: Vec<String>,
+    pub options: Vec<String>,
+    pub embedded: bool,
+}
+
 /// Write the three files for a container on its own network namespace or
 /// the host's.
-pub fn write(dir: &Path, hostname: &str, host_network: bool) -> std::io::Result<EtcFiles> {
+pub fn write(dir: &Path, hostname: &str, host_network: bool, resolv: &Resolv) -> std::io::Result<EtcFiles> {
     std::fs::create_dir_all(dir)?;
     let files = EtcFiles {
         hostname: dir.join("hostname"),
@@ -29,7 +40,7 @@ pub fn write(dir: &Path, hostname: &str, host_network: bool) -> std::io::Result<
     };
     std::fs::write(&files.hosts, hosts)?;
     let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-    std::fs::write(&files.resolv_conf, resolv_conf_for_container(&host_resolv, host_network))?;
+    std::fs::write(&files.resolv_conf, resolv_conf_for_container(&host_resolv, host_network, resolv))?;
     Ok(files)
 }
 
@@ -39,21 +50,64 @@ pub fn write_hosts(path: &Path, hostname: &str, ip: &str) -> std::io::Result<()>
     std::fs::write(path, format!("{HOSTS_HEADER}{ip}\t{hostname}\n"))
 }
 
-/// The host's resolv.conf; on a private network namespace, loopback
-/// nameservers cannot be reached and are dropped (dockerd then falls back to
-/// public resolvers; offline we fall back to none).
-pub fn resolv_conf_for_container(host: &str, host_network: bool) -> String {
-    if host_network {
-        return host.to_string();
-    }
-    host.lines()
-        .filter(|l| {
+/// The words after the last `keyword` line of a resolv.conf.
+fn last_line_words(text: &str, keyword: &str) -> Vec<String> {
+    text.lines()
+        .filter_map(|l| {
             let mut words = l.split_whitespace();
-            !(words.next() == Some("nameserver")
-                && words.next().is_some_and(|ip| ip.starts_with("127.") || ip == "::1"))
+            (words.next() == Some(keyword)).then(|| words.map(str::to_string).collect::<Vec<_>>())
         })
-        .map(|l| format!("{l}\n"))
-        .collect()
+        .last()
+        .unwrap_or_default()
+}
+
+fn is_loopback_nameserver(line: &str) -> bool {
+    let mut words = line.split_whitespace();
+    words.next() == Some("nameserver") && words.next().is_some_and(|ip| ip.starts_with("127.") || ip == "::1")
+}
+
+/// A container's resolv.conf, as dockerd builds it: the host's file (on a
+/// private namespace without its loopback nameservers, which cannot be
+/// reached from there), or one built from the container's DNS settings
+/// with the host's filling what they leave out; on a user-defined network
+/// the only nameserver is the embedded one, with `ndots:0` unless the
+/// options set ndots.
+pub fn resolv_conf_for_container(host: &str, host_network: bool, r: &Resolv) -> String {
+    let custom = !r.servers.is_empty() || !r.search.is_empty() || !r.options.is_empty();
+    if !custom && !r.embedded {
+        if host_network {
+            return host.to_string();
+        }
+        return host.lines().filter(|l| !is_loopback_nameserver(l)).map(|l| format!("{l}\n")).collect();
+    }
+    let pick = |own: &Vec<String>, keyword: &str| if own.is_empty() { last_line_words(host, keyword) } else { own.clone() };
+    let search = pick(&r.search, "search");
+    let mut options = pick(&r.options, "options");
+    let servers = if r.embedded {
+        if !options.iter().any(|o| o.starts_with("ndots:")) {
+            options.push("ndots:0".to_string());
+        }
+        vec![crate::backends::network::dns::ADDRESS.to_string()]
+    } else if r.servers.is_empty() {
+        host.lines()
+            .filter(|l| host_network || !is_loopback_nameserver(l))
+            .filter_map(|l| l.strip_prefix("nameserver").map(|ip| ip.trim().to_string()))
+            .collect()
+    } else {
+        r.servers.clone()
+    };
+    let mut out = String::new();
+    let search = search.join(" ");
+    if !search.is_empty() && search.trim() != "." {
+        out.push_str(&format!("search {search}\n"));
+    }
+    for server in servers {
+        out.push_str(&format!("nameserver {server}\n"));
+    }
+    if !options.is_empty() {
+        out.push_str(&format!("options {}\n", options.join(" ")));
+    }
+    out
 }
 
 #[cfg(test)]
@@ -64,16 +118,43 @@ mod tests {
     fn loopback_nameservers_are_dropped_off_host_network() {
         let host = "search example.org\nnameserver 127.0.0.53\nnameserver 10.0.0.2\noptions ndots:1\n";
         assert_eq!(
-            resolv_conf_for_container(host, false),
+            resolv_conf_for_container(host, false, &Resolv::default()),
             "search example.org\nnameserver 10.0.0.2\noptions ndots:1\n"
         );
-        assert_eq!(resolv_conf_for_container(host, true), host);
+        assert_eq!(resolv_conf_for_container(host, true, &Resolv::default()), host);
+    }
+
+    #[test]
+    fn user_networks_get_the_embedded_resolver() {
+        let host = "search example.org\nnameserver 127.0.0.53\noptions edns0\n";
+        let embedded = Resolv { embedded: true, ..Default::default() };
+        assert_eq!(
+            resolv_conf_for_container(host, false, &embedded),
+            "search example.org\nnameserver 127.0.0.11\noptions edns0 ndots:0\n"
+        );
+        let own = Resolv {
+            servers: vec!["1.1.1.1".into()],
+            search: vec!["a.test".into(), "b.test".into()],
+            options: vec!["ndots:2".into()],
+            embedded: true,
+        };
+        assert_eq!(
+            resolv_conf_for_container(host, false, &own),
+            "search a.test b.test\nnameserver 127.0.0.11\noptions ndots:2\n"
+        );
+        let bridge = Resolv { embedded: false, ..own };
+        assert_eq!(
+            resolv_conf_for_container(host, false, &bridge),
+            "search a.test b.test\nnameserver 1.1.1.1\noptions ndots:2\n"
+        );
+        let only_search = Resolv { search: vec![".".into()], ..Default::default() };
+        assert_eq!(resolv_conf_for_container(host, false, &only_search), "options edns0\n");
     }
 
     #[test]
     fn files_are_written() {
         let dir = tempfile::tempdir().unwrap();
-        let f = write(dir.path(), "abc123", false).unwrap();
+        let f = write(dir.path(), "abc123", false, &Resolv::default()).unwrap();
         assert_eq!(std::fs::read_to_string(f.hostname).unwrap(), "abc123\n");
         assert!(std::fs::read_to_string(f.hosts).unwrap().starts_with("127.0.0.1\tlocalhost"));
     }

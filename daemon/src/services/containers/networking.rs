@@ -44,6 +44,12 @@ impl ContainerService {
             let _ = self.networks.detach_container(&record.id).await;
             return Err(ServiceError::Internal(format!("writing {}: {e}", record.hosts_path)));
         }
+        let dns_servers = host_config_list(record, "Dns");
+        let names = dns_names(record, self.aliases(record));
+        if let Err(e) = self.networks.serve_dns(&record.id, &network, names, &dns_servers).await {
+            let _ = self.networks.detach_container(&record.id).await;
+            return Err(e);
+        }
         Ok(())
     }
 
@@ -80,6 +86,24 @@ impl ContainerService {
         }
     }
 
+    /// The aliases asked for on the network the container's mode names.
+    fn aliases<'a>(&self, record: &'a Container) -> &'a [String] {
+        record.network_aliases.get(&record.host_config.network_mode).map(Vec::as_slice).unwrap_or_default()
+    }
+
+    /// The container's `--dns*` settings, else the daemon's, for its
+    /// resolv.conf; `embedded` on a user-defined network.
+    pub(super) fn resolv_settings(&self, record: &Container, embedded: bool) -> super::etc_files::Resolv {
+        let defaults = self.networks.dns_defaults();
+        let or_default = |own: Vec<String>, default: &Vec<String>| if own.is_empty() { default.clone() } else { own };
+        super::etc_files::Resolv {
+            servers: or_default(host_config_list(record, "Dns"), &defaults.servers),
+            search: or_default(host_config_list(record, "DnsSearch"), &defaults.search),
+            options: or_default(host_config_list(record, "DnsOptions"), &defaults.options),
+            embedded,
+        }
+    }
+
     /// Leave every network: veth, address and namespace.
     pub(super) async fn leave_networks(&self, id: &str) -> Result<(), ServiceError> {
         self.networks.detach_container(id).await
@@ -88,8 +112,10 @@ impl ContainerService {
     /// `NetworkSettings` for inspect: the networks, and (as dockerd) the
     /// default bridge's endpoint and the published ports at the top level.
     pub(super) async fn network_settings(&self, record: &Container) -> NetworkSettings {
-        let dns_names = vec![record.bare_name().to_string(), record.short_id().to_string()];
-        let networks = self.networks.container_networks(&record.host_config.network_mode, &record.id, None, dns_names).await;
+        let aliases = self.aliases(record);
+        let dns_names = dns_names(record, aliases);
+        let aliases = (!aliases.is_empty()).then(|| aliases.to_vec());
+        let networks = self.networks.container_networks(&record.host_config.network_mode, &record.id, aliases, dns_names).await;
         let mut settings = NetworkSettings { networks, ..Default::default() };
         let Some((default_bridge, endpoint)) = self.networks.endpoint_of(&record.id).await else {
             return settings;
@@ -118,4 +144,20 @@ impl ContainerService {
         let mappings = self.networks.endpoint_of(&record.id).await.map(|(_, e)| e.ports).unwrap_or_default();
         ports::summary_ports(record.config.exposed_ports.as_ref(), &publish, &mappings)
     }
+}
+
+/// dockerd's DNSNames: the name, the aliases, the short ID, the hostname.
+fn dns_names(record: &Container, aliases: &[String]) -> Vec<String> {
+    let mut names = vec![record.bare_name().to_string()];
+    names.extend(aliases.iter().cloned());
+    names.push(record.short_id().to_string());
+    names.push(record.config.hostname.clone());
+    let mut seen = std::collections::HashSet::new();
+    names.retain(|n| !n.is_empty() && seen.insert(n.clone()));
+    names
+}
+
+/// A string list of HostConfig (`Dns`, `DnsSearch`, `DnsOptions`).
+fn host_config_list(record: &Container, key: &str) -> Vec<String> {
+    record.host_config.other.get(key).and_then(|v| serde_json::from_value(v.clone()).ok()).unwrap_or_default()
 }

@@ -98,6 +98,10 @@ pub struct Container {
     /// Host binds taken from `--volumes-from` containers.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub inherited_binds: Vec<api_types::mount::Mount>,
+    /// `NetworkingConfig.EndpointsConfig.<network>.Aliases` from the create
+    /// (`--network-alias`, compose service names), by network as named.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub network_aliases: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 impl Container {

@@ -69,6 +69,7 @@ impl NetworkService {
             gateway: gateway.to_string(),
             mac: ipam::mac_for(ip),
             ports: vec![],
+            dns_names: Vec::new(),
         };
         // The address is on disk before the interface exists: a crash never
         // hands it out twice.
@@ -135,6 +136,7 @@ impl NetworkService {
             return Err(e);
         }
         self.serve_ports(container_id, &endpoint.ip, bound);
+        self.names.refresh(&nets);
         tracing::info!(container.id = %container_id, network.name = %updated.name, ip = %ip, "endpoint created");
         Ok(endpoint)
     }

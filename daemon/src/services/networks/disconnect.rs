@@ -21,6 +21,7 @@ impl NetworkService {
         let mut failures = Vec::new();
         let netns = self.netns_path(container_id);
         self.stop_proxies(container_id);
+        self.stop_dns(container_id);
         let mut nets = self.networks.lock().await;
         let mut changed = false;
         let attached: Vec<String> =
@@ -45,6 +46,7 @@ impl NetworkService {
                 failures.push(e.to_string());
             }
         }
+        self.names.refresh(&nets);
         drop(nets);
         if let Err(e) = bridge::delete_netns(&netns) {
             failures.push(e.to_string());

@@ -6,6 +6,7 @@ mod connect;
 mod create;
 mod disconnect;
 mod firewall;
+mod dns;
 mod inspect;
 mod list;
 pub mod ports;
@@ -23,6 +24,7 @@ use crate::backends::store::networks::NetworkStore;
 use crate::config::NetworkConfig;
 use crate::services::ServiceError;
 
+pub use dns::DnsDefaults;
 pub use list::ListOptions;
 
 /// One container's place on a network while its task runs.
@@ -38,6 +40,10 @@ pub struct Endpoint {
     /// Published ports, bound while the endpoint exists.
     #[serde(default)]
     pub ports: Vec<ports::PortMapping>,
+    /// What the embedded DNS answers to on this network (dockerd's
+    /// DNSNames); empty in records from before it was kept.
+    #[serde(default)]
+    pub dns_names: Vec<String>,
 }
 
 /// A network as berthd remembers it.
@@ -85,6 +91,10 @@ pub struct NetworkService {
     networks: Mutex<HashMap<String, Network>>,
     /// Container ID → the tasks serving its published ports.
     proxies: std::sync::Mutex<HashMap<String, Vec<tokio::task::JoinHandle<()>>>>,
+    /// Embedded DNS: the names, the per-container servers, the defaults.
+    names: std::sync::Arc<dns::NameTable>,
+    servers: dns::Servers,
+    dns_defaults: DnsDefaults,
 }
 
 /// Where berthd's own namespace is pinned, beside the containers' ones
@@ -227,14 +237,24 @@ impl NetworkService {
                 None
             }
         };
-        let service =
-            Self { store, exec_root, config, host_netns, networks: Mutex::new(networks), proxies: Default::default() };
+        let service = Self {
+            store,
+            exec_root,
+            config,
+            host_netns,
+            networks: Mutex::new(networks),
+            proxies: Default::default(),
+            names: Default::default(),
+            servers: Default::default(),
+            dns_defaults: Default::default(),
+        };
         service.restore_ports().await;
         let nets = service.networks.lock().await;
         if let Err(e) = service.sync_firewall(&nets).await {
             tracing::warn!(error = %e, "cannot install the firewall rules");
         }
         drop(nets);
+        service.recover_dns().await;
         Ok(service)
     }
 

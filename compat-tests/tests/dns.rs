@@ -1,0 +1,262 @@
+//! The embedded DNS server at 127.0.0.11 on user-defined networks, through
+//! the stock CLI and busybox's `nslookup`: names, aliases, short IDs,
+//! isolation between networks, names that go with their container, PTR,
+//! forwarding to upstream resolvers, and resolv.conf as dockerd writes it.
+//!
+//! Every daemon runs in a network namespace of its own; the upstream
+//! resolvers the tests start listen on loopback addresses in there.
+
+use std::net::{Ipv4Addr, UdpSocket};
+use std::os::fd::AsRawFd;
+use std::path::Path;
+
+use compat_tests::images::BusyboxImage;
+use compat_tests::Berthd;
+
+/// Create a user network on a subnet of its own.
+fn network(daemon: &Berthd, name: &str, n: u32) {
+    let subnet = format!("10.197.{n}.0/24");
+    daemon.docker(&["network", "create", "--subnet", &subnet, name]).success();
+}
+
+fn with_busybox(daemon: Berthd) -> Berthd {
+    let archive = BusyboxImage::new("busybox:latest").build().and_then(|i| i.docker_archive()).expect("busybox image");
+    daemon.docker_stdin(&["load"], &archive).success();
+    daemon
+}
+
+/// The IPv4 addresses busybox's nslookup printed for `name` asked from
+/// `container`, or `None` when the lookup failed; with the whole output.
+fn lookup(daemon: &Berthd, container: &str, name: &str) -> (Option<Vec<String>>, String) {
+    let out = daemon.docker(&["exec", container, "nslookup", "-type=a", name]);
+    let text = format!("{}{}", out.stdout, out.stderr);
+    if out.code != 0 || text.contains("can't find") {
+        return (None, text);
+    }
+    let addresses = out
+        .stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("Name:"))
+        .filter_map(|l| l.strip_prefix("Address:").map(|a| a.trim().to_string()))
+        .collect();
+    (Some(addresses), text)
+}
+
+#[track_caller]
+fn resolves(daemon: &Berthd, container: &str, name: &str, want: &[&str]) {
+    let (got, text) = lookup(daemon, container, name);
+    let mut got = got.unwrap_or_else(|| panic!("{name} did not resolve from {container}:\n{text}"));
+    got.sort();
+    assert_eq!(got, want, "{name} from {container}:\n{text}");
+}
+
+#[track_caller]
+fn does_not_resolve(daemon: &Berthd, container: &str, name: &str) {
+    let (got, text) = lookup(daemon, container, name);
+    assert!(got.is_none(), "{name} resolved from {container}:\n{text}");
+}
+
+fn inspect(daemon: &Berthd, format: &str, name: &str) -> String {
+    daemon.docker(&["inspect", "-f", format, name]).success().stdout.trim().to_string()
+}
+
+#[test]
+fn containers_find_each_other_by_name_alias_and_id_on_their_networks_only() {
+    let daemon = Berthd::start_with_busybox();
+    network(&daemon, "front", 11);
+    network(&daemon, "back", 12);
+    daemon
+        .docker(&["run", "-d", "--name", "web", "--network", "front", "--network-alias", "www", "busybox", "sleep", "300"])
+        .success();
+    daemon.docker(&["run", "-d", "--name", "client", "--network", "front", "busybox", "sleep", "300"]).success();
+    daemon
+        .docker(&["run", "-d", "--name", "other", "--network", "back", "--hostname", "elsewhere", "busybox", "sleep", "300"])
+        .success();
+    let web_id = inspect(&daemon, "{{.Id}}", "web");
+
+    resolves(&daemon, "client", "web", &["10.197.11.2"]);
+    resolves(&daemon, "client", "WEB", &["10.197.11.2"]);
+    resolves(&daemon, "client", "www", &["10.197.11.2"]);
+    resolves(&daemon, "client", &web_id[..12], &["10.197.11.2"]);
+    resolves(&daemon, "client", "web.front", &["10.197.11.2"]);
+    resolves(&daemon, "web", "client", &["10.197.11.3"]);
+    resolves(&daemon, "web", "web", &["10.197.11.2"]);
+    resolves(&daemon, "other", "elsewhere", &["10.197.12.2"]);
+    let ping = daemon.docker(&["exec", "client", "ping", "-c1", "-W2", "www"]);
+    assert_eq!(ping.code, 0, "{ping:?}");
+    assert_eq!(
+        inspect(&daemon, "{{.NetworkSettings.Networks.front.Aliases}} {{.NetworkSettings.Networks.front.DNSNames}}", "web"),
+        format!("[www] [web www {}]", &web_id[..12])
+    );
+
+    // Another network's names are not ours to resolve.
+    does_not_resolve(&daemon, "other", "web");
+    does_not_resolve(&daemon, "other", "www");
+    does_not_resolve(&daemon, "client", "other");
+    does_not_resolve(&daemon, "client", "elsewhere");
+
+    // A name known with IPv4 only has no IPv6 address: an empty answer,
+    // not an error.
+    let aaaa = daemon.docker(&["exec", "client", "nslookup", "-type=aaaa", "web"]);
+    let text = format!("{}{}", aaaa.stdout, aaaa.stderr);
+    assert!(!text.contains("can't find"), "{text}");
+    assert!(!text.contains("Address: 10."), "{text}");
+
+    // Addresses resolve back to name.network.
+    let ptr = daemon.docker(&["exec", "client", "nslookup", "10.197.11.2"]);
+    assert!(ptr.stdout.contains("name = web.front"), "{ptr:?}");
+
+    // Stopped containers' names go with them, and come back with a start.
+    daemon.docker(&["stop", "-t", "0", "web"]).success();
+    does_not_resolve(&daemon, "client", "web");
+    does_not_resolve(&daemon, "client", "www");
+    daemon.docker(&["start", "web"]).success();
+    resolves(&daemon, "client", "www", &["10.197.11.2"]);
+    daemon.docker(&["rm", "-f", "web"]).success();
+    does_not_resolve(&daemon, "client", "web");
+    daemon.docker(&["rm", "-f", "client", "other"]).success();
+}
+
+/// A one-name DNS server on a loopback address in the daemon's
+/// namespace: `external.test` is `answer`, any other name is NXDOMAIN.
+struct Upstream {
+    address: Ipv4Addr,
+}
+
+impl Upstream {
+    fn start(netns: &Path, address: Ipv4Addr, answer: Ipv4Addr) -> Self {
+        let netns = netns.to_path_buf();
+        let (tx, rx) = std::sync::mpsc::channel();
+        // A thread of its own enters the namespace and serves from there.
+        std::thread::spawn(move || {
+            let file = std::fs::File::open(&netns).expect("opening the daemon's netns");
+            // SAFETY: changes only this thread's network namespace.
+            assert_eq!(unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) }, 0, "setns");
+            let socket = UdpSocket::bind((address, 53)).unwrap_or_else(|e| panic!("binding {address}:53: {e}"));
+            tx.send(()).expect("signalling the test");
+            let mut buf = [0u8; 512];
+            while let Ok((n, peer)) = socket.recv_from(&mut buf) {
+                if let Some(reply) = upstream_reply(&buf[..n], answer) {
+                    let _ = socket.send_to(&reply, peer);
+                }
+            }
+        });
+        rx.recv().expect("the upstream resolver did not start");
+        Upstream { address }
+    }
+}
+
+fn upstream_reply(query: &[u8], answer: Ipv4Addr) -> Option<Vec<u8>> {
+    let mut pos = 12;
+    let mut labels = Vec::new();
+    while *query.get(pos)? != 0 {
+        let len = usize::from(query[pos]);
+        labels.push(String::from_utf8_lossy(query.get(pos + 1..pos + 1 + len)?).to_ascii_lowercase());
+        pos += 1 + len;
+    }
+    let end = pos + 5;
+    let qtype = u16::from_be_bytes([*query.get(pos + 1)?, *query.get(pos + 2)?]);
+    let known = labels.join(".") == "external.test";
+    let mut out = query[..2].to_vec();
+    out.extend([0x81, if known { 0x80 } else { 0x83 }, 0, 1, 0, u8::from(known && qtype == 1), 0, 0, 0, 0]);
+    out.extend(query.get(12..end)?);
+    if known && qtype == 1 {
+        out.extend([0xC0, 0x0C, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4]);
+        out.extend(answer.octets());
+    }
+    Some(out)
+}
+
+#[test]
+fn other_names_are_forwarded_to_the_daemon_or_container_dns_servers() {
+    let daemon = with_busybox(
+        Berthd::builder()
+            .daemon_json(serde_json::json!({"dns": ["127.0.0.53"], "dns-search": ["corp.test"]}))
+            .start(),
+    );
+    let netns = daemon.netns().expect("the daemon's namespace").path();
+    let _daemon_wide = Upstream::start(&netns, Ipv4Addr::new(127, 0, 0, 53), Ipv4Addr::new(192, 0, 2, 10));
+    let own = Upstream::start(&netns, Ipv4Addr::new(127, 0, 0, 54), Ipv4Addr::new(192, 0, 2, 20));
+    network(&daemon, "fwd", 13);
+    daemon.docker(&["run", "-d", "--name", "plain", "--network", "fwd", "busybox", "sleep", "300"]).success();
+    let own_dns = own.address.to_string();
+    daemon
+        .docker(&["run", "-d", "--name", "custom", "--network", "fwd", "--dns", &own_dns, "busybox", "sleep", "300"])
+        .success();
+
+    resolves(&daemon, "plain", "external.test", &["192.0.2.10"]);
+    resolves(&daemon, "custom", "external.test", &["192.0.2.20"]);
+    // Local names still win over the upstream.
+    resolves(&daemon, "custom", "plain.", &["10.197.13.2"]);
+    let missing = daemon.docker(&["exec", "plain", "nslookup", "-type=a", "missing.test"]);
+    assert!(missing.stdout.contains("NXDOMAIN"), "{missing:?}");
+
+    // The container's resolv.conf names only the embedded server; the
+    // upstreams stay with berthd.
+    let resolv = daemon.docker(&["exec", "plain", "cat", "/etc/resolv.conf"]).success().stdout;
+    assert_eq!(resolv, "search corp.test\nnameserver 127.0.0.11\noptions ndots:0\n");
+    let resolv = daemon.docker(&["exec", "custom", "cat", "/etc/resolv.conf"]).success().stdout;
+    assert_eq!(resolv, "search corp.test\nnameserver 127.0.0.11\noptions ndots:0\n");
+}
+
+#[test]
+fn unreachable_upstreams_give_servfail() {
+    // Nothing listens on this loopback address of the daemon's namespace.
+    let daemon = with_busybox(Berthd::builder().daemon_json(serde_json::json!({"dns": ["127.0.0.99"]})).start());
+    network(&daemon, "dark", 14);
+    daemon.docker(&["run", "-d", "--name", "lonely", "--network", "dark", "busybox", "sleep", "300"]).success();
+    let out = daemon.docker(&["exec", "lonely", "nslookup", "-type=a", "anything.test"]);
+    assert!(out.stdout.contains("SERVFAIL"), "{out:?}");
+    resolves(&daemon, "lonely", "lonely", &["10.197.14.2"]);
+}
+
+#[test]
+fn resolv_conf_follows_dns_options_and_the_default_bridge_has_no_embedded_dns() {
+    let daemon = Berthd::start_with_busybox();
+    network(&daemon, "opts", 15);
+    let with_options = [
+        "--dns", "192.0.2.53", "--dns-search", "a.test", "--dns-search", "b.test", "--dns-option", "ndots:3",
+        "--dns-option", "timeout:2",
+    ];
+    let mut args = vec!["run", "--rm", "--network", "opts"];
+    args.extend(with_options);
+    args.extend(["busybox", "cat", "/etc/resolv.conf"]);
+    let user = daemon.docker(&args).success().stdout;
+    assert_eq!(user, "search a.test b.test\nnameserver 127.0.0.11\noptions ndots:3 timeout:2\n");
+
+    let mut args = vec!["run", "--rm"];
+    args.extend(with_options);
+    args.extend(["busybox", "cat", "/etc/resolv.conf"]);
+    let bridge = daemon.docker(&args).success().stdout;
+    assert_eq!(bridge, "search a.test b.test\nnameserver 192.0.2.53\noptions ndots:3 timeout:2\n");
+
+    let plain = daemon.docker(&["run", "--rm", "busybox", "cat", "/etc/resolv.conf"]).success().stdout;
+    assert!(!plain.contains("127.0.0.11"), "{plain}");
+}
+
+#[test]
+fn dns_comes_back_after_a_live_restore_restart() {
+    let live = serde_json::json!({"live-restore": true});
+    let mut first = with_busybox(Berthd::builder().daemon_json(live.clone()).start());
+    network(&first, "kept", 16);
+    first.docker(&["run", "-d", "--name", "ka", "--network", "kept", "--network-alias", "alpha", "busybox", "sleep", "300"]).success();
+    first.docker(&["run", "-d", "--name", "kb", "--network", "kept", "busybox", "sleep", "300"]).success();
+    resolves(&first, "kb", "alpha", &["10.197.16.2"]);
+    assert!(first.stop().expect("daemon").success());
+
+    let second = Berthd::builder()
+        .daemon_json(live)
+        .same_network_as(&first)
+        .arg("--data-root")
+        .arg(first.data_root.display().to_string())
+        .arg("--exec-root")
+        .arg(first.exec_root.display().to_string())
+        .arg("--containerd-namespace")
+        .arg(first.namespace.clone())
+        .start();
+    resolves(&second, "kb", "alpha", &["10.197.16.2"]);
+    resolves(&second, "ka", "kb", &["10.197.16.3"]);
+    second.docker(&["stop", "-t", "0", "ka"]).success();
+    does_not_resolve(&second, "kb", "alpha");
+    second.docker(&["rm", "-f", "ka", "kb"]).success();
+}

@@ -106,14 +106,21 @@ fn containers_find_each_other_by_name_alias_and_id_on_their_networks_only() {
     let ptr = daemon.docker(&["exec", "client", "nslookup", "10.197.11.2"]);
     assert!(ptr.stdout.contains("name = web.front"), "{ptr:?}");
 
-    // Stopped containers' names go with them, and come back with a start.
-    daemon.docker(&["stop", "-t", "0", "web"]).success();
+    // A renamed container answers to its new name only.
+    daemon.docker(&["rename", "web", "site"]).success();
+    resolves(&daemon, "client", "site", &["10.197.11.2"]);
     does_not_resolve(&daemon, "client", "web");
-    does_not_resolve(&daemon, "client", "www");
-    daemon.docker(&["start", "web"]).success();
     resolves(&daemon, "client", "www", &["10.197.11.2"]);
-    daemon.docker(&["rm", "-f", "web"]).success();
-    does_not_resolve(&daemon, "client", "web");
+
+    // Stopped containers' names go with them, and come back with a start.
+    daemon.docker(&["stop", "-t", "0", "site"]).success();
+    does_not_resolve(&daemon, "client", "site");
+    does_not_resolve(&daemon, "client", "www");
+    daemon.docker(&["start", "site"]).success();
+    resolves(&daemon, "client", "www", &["10.197.11.2"]);
+    resolves(&daemon, "client", "site", &["10.197.11.2"]);
+    daemon.docker(&["rm", "-f", "site"]).success();
+    does_not_resolve(&daemon, "client", "site");
     daemon.docker(&["rm", "-f", "client", "other"]).success();
 }
 
@@ -215,20 +222,26 @@ fn resolv_conf_follows_dns_options_and_the_default_bridge_has_no_embedded_dns() 
     let daemon = Berthd::start_with_busybox();
     network(&daemon, "opts", 15);
     let with_options = [
-        "--dns", "192.0.2.53", "--dns-search", "a.test", "--dns-search", "b.test", "--dns-option", "ndots:3",
+        "--dns", "192.0.2.53", "--dns", "2001:db8::53", "--dns-search", "a.test", "--dns-search", "b.test", "--dns-option", "ndots:3",
         "--dns-option", "timeout:2",
     ];
     let mut args = vec!["run", "--rm", "--network", "opts"];
     args.extend(with_options);
     args.extend(["busybox", "cat", "/etc/resolv.conf"]);
     let user = daemon.docker(&args).success().stdout;
-    assert_eq!(user, "search a.test b.test\nnameserver 127.0.0.11\noptions ndots:3 timeout:2\n");
+    // As dockerd: IPv6 servers stay listed after the embedded one.
+    assert_eq!(user, "search a.test b.test\nnameserver 127.0.0.11\nnameserver 2001:db8::53\noptions ndots:3 timeout:2\n");
 
     let mut args = vec!["run", "--rm"];
     args.extend(with_options);
     args.extend(["busybox", "cat", "/etc/resolv.conf"]);
     let bridge = daemon.docker(&args).success().stdout;
-    assert_eq!(bridge, "search a.test b.test\nnameserver 192.0.2.53\noptions ndots:3 timeout:2\n");
+    assert_eq!(bridge, "search a.test b.test\nnameserver 192.0.2.53\nnameserver 2001:db8::53\noptions ndots:3 timeout:2\n");
+    let only_options = daemon
+        .docker(&["run", "--rm", "--network", "opts", "--dns-option", "timeout:2", "busybox", "cat", "/etc/resolv.conf"])
+        .success()
+        .stdout;
+    assert!(only_options.ends_with("nameserver 127.0.0.11\noptions timeout:2 ndots:0\n"), "{only_options}");
 
     let plain = daemon.docker(&["run", "--rm", "busybox", "cat", "/etc/resolv.conf"]).success().stdout;
     assert!(!plain.contains("127.0.0.11"), "{plain}");

@@ -28,6 +28,7 @@ pub const ADDRESS: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 11);
 
 pub const TYPE_A: u16 = 1;
 pub const TYPE_PTR: u16 = 12;
+pub const TYPE_MX: u16 = 15;
 pub const TYPE_AAAA: u16 = 28;
 const RCODE_FORMERR: u8 = 1;
 const RCODE_SERVFAIL: u8 = 2;

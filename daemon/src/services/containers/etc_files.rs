@@ -83,12 +83,7 @@ pub fn resolv_conf_for_container(host: &str, host_network: bool, r: &Resolv) -> 
     let pick = |own: &Vec<String>, keyword: &str| if own.is_empty() { last_line_words(host, keyword) } else { own.clone() };
     let search = pick(&r.search, "search");
     let mut options = pick(&r.options, "options");
-    let servers = if r.embedded {
-        if !options.iter().any(|o| o.starts_with("ndots:")) {
-            options.push("ndots:0".to_string());
-        }
-        vec![crate::backends::network::dns::ADDRESS.to_string()]
-    } else if r.servers.is_empty() {
+    let mut servers = if r.servers.is_empty() {
         host.lines()
             .filter(|l| host_network || !is_loopback_nameserver(l))
             .filter_map(|l| l.strip_prefix("nameserver").map(|ip| ip.trim().to_string()))
@@ -96,6 +91,15 @@ pub fn resolv_conf_for_container(host: &str, host_network: bool, r: &Resolv) -> 
     } else {
         r.servers.clone()
     };
+    if r.embedded {
+        if !options.iter().any(|o| o.starts_with("ndots:")) {
+            options.push("ndots:0".to_string());
+        }
+        // The embedded server forwards to IPv4 servers; IPv6 ones stay
+        // listed after it, as dockerd does.
+        servers.retain(|s| s.contains(':'));
+        servers.insert(0, crate::backends::network::dns::ADDRESS.to_string());
+    }
     let mut out = String::new();
     let search = search.join(" ");
     if !search.is_empty() && search.trim() != "." {
@@ -133,19 +137,19 @@ mod tests {
             "search example.org\nnameserver 127.0.0.11\noptions edns0 ndots:0\n"
         );
         let own = Resolv {
-            servers: vec!["1.1.1.1".into()],
+            servers: vec!["1.1.1.1".into(), "2001:db8::1".into()],
             search: vec!["a.test".into(), "b.test".into()],
             options: vec!["ndots:2".into()],
             embedded: true,
         };
         assert_eq!(
             resolv_conf_for_container(host, false, &own),
-            "search a.test b.test\nnameserver 127.0.0.11\noptions ndots:2\n"
+            "search a.test b.test\nnameserver 127.0.0.11\nnameserver 2001:db8::1\noptions ndots:2\n"
         );
         let bridge = Resolv { embedded: false, ..own };
         assert_eq!(
             resolv_conf_for_container(host, false, &bridge),
-            "search a.test b.test\nnameserver 1.1.1.1\noptions ndots:2\n"
+            "search a.test b.test\nnameserver 1.1.1.1\nnameserver 2001:db8::1\noptions ndots:2\n"
         );
         let only_search = Resolv { search: vec![".".into()], ..Default::default() };
         assert_eq!(resolv_conf_for_container(host, false, &only_search), "options edns0\n");

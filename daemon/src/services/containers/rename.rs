@@ -16,18 +16,21 @@ impl ContainerService {
                 "Renaming a container with the same name as its current name".into(),
             ));
         }
-        let mut reg = self.registry.write().unwrap_or_else(|e| e.into_inner());
-        if let Some(holder) = reg.names.get(&new_name) {
-            return Err(super::create::name_conflict(&new_name, holder));
-        }
-        let old_name = std::mem::replace(&mut record.name, new_name.clone());
-        if let Err(e) = self.save(&record) {
-            record.name = old_name;
-            return Err(e);
-        }
-        reg.names.remove(&old_name);
-        reg.names.insert(new_name, record.id.clone());
-        drop(reg);
+        let old_name = {
+            let mut reg = self.registry.write().unwrap_or_else(|e| e.into_inner());
+            if let Some(holder) = reg.names.get(&new_name) {
+                return Err(super::create::name_conflict(&new_name, holder));
+            }
+            let old_name = std::mem::replace(&mut record.name, new_name.clone());
+            if let Err(e) = self.save(&record) {
+                record.name = old_name;
+                return Err(e);
+            }
+            reg.names.remove(&old_name);
+            reg.names.insert(new_name, record.id.clone());
+            old_name
+        };
+        self.networks.rename_endpoints(&record.id, old_name.trim_start_matches('/'), record.bare_name()).await;
         self.emit(&record, "rename", &[("oldName", old_name)]);
         tracing::info!(container.id = %record.id, "container renamed");
         Ok(())

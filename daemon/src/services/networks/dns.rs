@@ -121,14 +121,15 @@ impl dns::Names for NameTable {
     fn lookup(&self, container_id: &str, question: &Question) -> Lookup {
         let snapshot = self.current();
         match question.qtype {
-            dns::TYPE_A | dns::TYPE_AAAA => {
+            dns::TYPE_A | dns::TYPE_AAAA | dns::TYPE_MX => {
                 let ips = snapshot.resolve(container_id, &question.name);
                 if ips.is_empty() {
                     Lookup::Forward
                 } else if question.qtype == dns::TYPE_A {
                     Lookup::Answer(ips.into_iter().map(Record::A).collect())
                 } else {
-                    // Known with IPv4 only: an empty NOERROR, as dockerd.
+                    // Known with IPv4 only, and never a mail exchanger: an
+                    // empty NOERROR, as dockerd.
                     Lookup::Answer(Vec::new())
                 }
             }
@@ -154,7 +155,8 @@ pub(super) struct Servers {
 
 /// Upstream resolvers for a container: its own `--dns`, else daemon.json
 /// `dns`, else the host's nameservers — loopback ones too, since the
-/// server forwards from berthd's namespace.
+/// server forwards from berthd's namespace. IPv4 only, as dockerd: IPv6
+/// servers are listed in the container's resolv.conf instead.
 pub fn upstreams(container_dns: &[String], defaults: &DnsDefaults, host_resolv_conf: &str) -> Vec<SocketAddr> {
     let host: Vec<String>;
     let servers = if !container_dns.is_empty() {
@@ -174,8 +176,8 @@ pub fn upstreams(container_dns: &[String], defaults: &DnsDefaults, host_resolv_c
     servers
         .iter()
         // A scoped IPv6 address (`fe80::1%eth0`) cannot be reached from here.
-        .filter_map(|s| s.parse::<IpAddr>().ok())
-        .map(|ip| SocketAddr::new(ip, 53))
+        .filter_map(|s| s.parse::<Ipv4Addr>().ok())
+        .map(|ip| SocketAddr::new(IpAddr::V4(ip), 53))
         .collect()
 }
 
@@ -243,6 +245,22 @@ impl NetworkService {
         self.servers.running.lock().unwrap_or_else(|e| e.into_inner()).insert(container_id.to_string(), server);
         tracing::debug!(container.id = %container_id, "embedded DNS server started");
         Ok(())
+    }
+
+    /// `docker rename`: the container's endpoints answer to the new name.
+    pub async fn rename_endpoints(&self, container_id: &str, old: &str, new: &str) {
+        let mut nets = self.networks.lock().await;
+        for n in nets.values_mut() {
+            let Some(e) = n.endpoints.get_mut(container_id) else { continue };
+            e.container_name = new.to_string();
+            for name in e.dns_names.iter_mut().filter(|name| *name == old) {
+                *name = new.to_string();
+            }
+            if let Err(e) = self.save(n) {
+                tracing::warn!(container.id = %container_id, error = %e, "keeping the renamed endpoint");
+            }
+        }
+        self.names.refresh(&nets);
     }
 
     /// Stop the container's server, before its namespace goes.
@@ -367,7 +385,7 @@ mod tests {
 
     #[test]
     fn upstreams_from_container_daemon_or_host() {
-        let host = "nameserver 127.0.0.53\nnameserver fe80::1%eth0\nsearch x\n";
+        let host = "nameserver 127.0.0.53\nnameserver 2001:db8::1\nsearch x\n";
         let d = DnsDefaults { servers: vec!["9.9.9.9".into()], ..Default::default() };
         assert_eq!(upstreams(&["1.1.1.1".into()], &d, host), vec!["1.1.1.1:53".parse().unwrap()]);
         assert_eq!(upstreams(&[], &d, host), vec!["9.9.9.9:53".parse().unwrap()]);

@@ -273,3 +273,43 @@ fn dns_comes_back_after_a_live_restore_restart() {
     does_not_resolve(&second, "kb", "alpha");
     second.docker(&["rm", "-f", "ka", "kb"]).success();
 }
+
+#[test]
+fn compose_services_reach_each_other_by_service_name() {
+    let daemon = Berthd::start_with_busybox();
+    let project = daemon.dir().join("project");
+    std::fs::create_dir_all(&project).unwrap();
+    let compose = r#"
+services:
+  web:
+    image: busybox
+    command: ["sh", "-c", "mkdir -p /www && echo hello-from-web > /www/index.html && exec httpd -f -p 80 -h /www"]
+  app:
+    image: busybox
+    command: ["sleep", "300"]
+networks:
+  default:
+    ipam:
+      config:
+        - subnet: 10.197.17.0/24
+"#;
+    let file = project.join("compose.yaml");
+    std::fs::write(&file, compose).unwrap();
+    let file = file.to_str().unwrap();
+    daemon.docker(&["compose", "-p", "named", "-f", file, "up", "-d"]).success();
+    let web = inspect(&daemon, "{{.NetworkSettings.Networks.named_default.IPAddress}}", "named-web-1");
+    resolves(&daemon, "named-app-1", "web", &[web.as_str()]);
+    resolves(&daemon, "named-app-1", "named-web-1", &[web.as_str()]);
+    // httpd may still be starting: ask until it answers.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let out = daemon.docker(&["exec", "named-app-1", "wget", "-q", "-O", "-", "http://web/"]);
+        if out.code == 0 {
+            assert_eq!(out.stdout, "hello-from-web\n");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "web never answered by name: {out:?}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    daemon.docker(&["compose", "-p", "named", "-f", file, "down", "-t", "0"]).success();
+}

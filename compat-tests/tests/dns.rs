@@ -313,3 +313,57 @@ networks:
     }
     daemon.docker(&["compose", "-p", "named", "-f", file, "down", "-t", "0"]).success();
 }
+
+/// One A query for `name` over TCP to 127.0.0.11:53 from inside `netns`;
+/// the answer's rcode and IPv4 addresses.
+fn query_over_tcp(netns: &Path, name: &str) -> (u8, Vec<Ipv4Addr>) {
+    use std::io::{Read, Write};
+    let netns = netns.to_path_buf();
+    let name = name.to_string();
+    std::thread::spawn(move || {
+        let file = std::fs::File::open(&netns).expect("opening the container's netns");
+        // SAFETY: changes only this short-lived thread's network namespace.
+        assert_eq!(unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) }, 0, "setns");
+        let mut query = vec![0xAB, 0xCD, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
+        for label in name.split('.') {
+            query.push(label.len() as u8);
+            query.extend(label.as_bytes());
+        }
+        query.extend([0, 0, 1, 0, 1]);
+        let mut stream = std::net::TcpStream::connect(("127.0.0.11", 53)).expect("connecting over TCP");
+        stream.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+        stream.write_all(&(query.len() as u16).to_be_bytes()).unwrap();
+        stream.write_all(&query).unwrap();
+        let mut len = [0u8; 2];
+        stream.read_exact(&mut len).expect("answer length");
+        let mut answer = vec![0u8; usize::from(u16::from_be_bytes(len))];
+        stream.read_exact(&mut answer).expect("answer");
+        assert_eq!(&answer[..2], &[0xAB, 0xCD], "answer ID");
+        let count = u16::from_be_bytes([answer[6], answer[7]]);
+        // The question is echoed; each A record after it is 16 bytes.
+        let mut pos = query.len();
+        let mut ips = Vec::new();
+        for _ in 0..count {
+            ips.push(Ipv4Addr::new(answer[pos + 12], answer[pos + 13], answer[pos + 14], answer[pos + 15]));
+            pos += 16;
+        }
+        (answer[3] & 0x0F, ips)
+    })
+    .join()
+    .expect("the TCP query thread")
+}
+
+#[test]
+fn the_server_answers_over_tcp_too() {
+    let daemon = Berthd::start_with_busybox();
+    network(&daemon, "tcpnet", 18);
+    daemon.docker(&["run", "-d", "--name", "asker", "--network", "tcpnet", "busybox", "sleep", "300"]).success();
+    daemon.docker(&["run", "-d", "--name", "target", "--network", "tcpnet", "busybox", "sleep", "300"]).success();
+    let id = inspect(&daemon, "{{.Id}}", "asker");
+    let netns = daemon.exec_root.join("netns").join(id);
+    assert_eq!(query_over_tcp(&netns, "target"), (0, vec![Ipv4Addr::new(10, 197, 18, 3)]));
+    daemon.docker(&["stop", "-t", "0", "target"]).success();
+    // Forwarded now, and no upstream answers: the host's resolvers are out
+    // of reach from the daemon's own namespace.
+    assert_eq!(query_over_tcp(&netns, "target"), (2, vec![]));
+}

@@ -306,3 +306,15 @@ fn a_client_that_hangs_up_stops_the_running_step() {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
 }
+
+#[test]
+fn run_steps_get_the_network_mode_and_limits() {
+    let daemon = Berthd::start_with_busybox();
+    let ctx = context(&[(
+        "Dockerfile",
+        "FROM busybox\nRUN ls /sys/class/net > /net && (cat /sys/fs/cgroup/memory.max 2>/dev/null || cat /sys/fs/cgroup/memory/memory.limit_in_bytes) > /mem\n",
+    )]);
+    build(&daemon, ctx.path(), &["--network", "none", "--memory", "64m", "-t", "limited"]).success();
+    let out = daemon.docker(&["run", "--rm", "limited", "cat", "/net", "/mem"]).success();
+    assert_eq!(out.stdout, "lo\n67108864\n");
+}

@@ -63,6 +63,7 @@ pub async fn image_build(State(svc): State<Services>, query: QueryPairs, body: B
         target: query.get("target").unwrap_or_default().to_string(),
         network_mode: query.get("networkmode").unwrap_or_default().to_string(),
         remote: query.get("remote").unwrap_or_default().to_string(),
+        run_host_config: run_host_config(&query)?,
     };
     svc.build.validate(&opts)?;
     let (tx, mut rx) = mpsc::channel::<JsonMessage>(64);
@@ -91,6 +92,31 @@ pub async fn image_build(State(svc): State<Services>, query: QueryPairs, body: B
         .chain(outcome)
         .map(Ok::<_, std::io::Error>);
     Ok(([(CONTENT_TYPE, "application/json")], Body::from_stream(stream)).into_response())
+}
+
+/// The RUN containers' limits and host settings from the query.
+fn run_host_config(query: &QueryPairs) -> Result<api_types::container::HostConfig, ApiError> {
+    let mut hc = api_types::container::HostConfig {
+        memory: query.int("memory")?.unwrap_or(0),
+        memory_swap: query.int("memswap")?.unwrap_or(0),
+        cpu_shares: query.int("cpushares")?.unwrap_or(0),
+        ..Default::default()
+    };
+    for (param, key) in [("cpuperiod", "CpuPeriod"), ("cpuquota", "CpuQuota"), ("shmsize", "ShmSize")] {
+        if let Some(v) = query.int(param)?.filter(|v| *v != 0) {
+            hc.other.insert(key.into(), v.into());
+        }
+    }
+    for (param, key) in [("cpusetcpus", "CpusetCpus"), ("cpusetmems", "CpusetMems")] {
+        if let Some(v) = query.get(param).filter(|v| !v.is_empty()) {
+            hc.other.insert(key.into(), v.into());
+        }
+    }
+    let hosts: Vec<String> = query.all("extrahosts").filter(|h| !h.is_empty()).map(str::to_string).collect();
+    if !hosts.is_empty() {
+        hc.other.insert("ExtraHosts".into(), hosts.into());
+    }
+    Ok(hc)
 }
 
 /// `POST /build/prune` (BuildPrune): the builder's cached step images.

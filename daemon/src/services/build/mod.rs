@@ -45,6 +45,9 @@ pub struct BuildOptions {
     pub target: String,
     pub network_mode: String,
     pub remote: String,
+    /// Resource limits and host settings for RUN containers (`memory`,
+    /// `cpu*`, `shmsize`, `extrahosts`).
+    pub run_host_config: HostConfig,
 }
 
 pub struct BuildService {
@@ -494,7 +497,7 @@ impl BuildService {
         run_config.attach_stderr = true;
         let host_config = HostConfig {
             network_mode: if opts.network_mode.is_empty() { "default".into() } else { opts.network_mode.clone() },
-            ..Default::default()
+            ..opts.run_host_config.clone()
         };
         let created = self
             .containers

@@ -138,7 +138,9 @@ fn invalid(message: impl Into<String>) -> BuildError {
 
 impl BuildService {
     pub fn new(images: Arc<ImageService>, containers: Arc<ContainerService>, data_root: &std::path::Path) -> Self {
-        Self { images, containers, dir: data_root.join("builder") }
+        let dir = data_root.join("builder");
+        clean_leftovers(&dir);
+        Self { images, containers, dir }
     }
 
     /// Checks made before any output (their errors are HTTP errors).
@@ -775,6 +777,25 @@ impl BuildService {
     pub async fn prune(&self) -> Result<(Vec<String>, u64), ServiceError> {
         let in_use = self.containers.image_ids_in_use().await;
         self.images.prune_build_cache(&in_use).await
+    }
+}
+
+/// Remove what a build interrupted by a crash left in `dir`: contexts,
+/// uploads, and `--from` mounts (unmounted first). Their snapshots go with
+/// their leases, which start-up drops.
+fn clean_leftovers(dir: &std::path::Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let name = entry.file_name().to_string_lossy().to_string();
+        if name.starts_with("from-") {
+            let _ = crate::backends::mount::unmount(&path);
+            let _ = std::fs::remove_dir(&path);
+        } else if name.starts_with("context-") {
+            let _ = std::fs::remove_dir_all(&path);
+        } else if name.starts_with("upload-") {
+            let _ = std::fs::remove_file(&path);
+        }
     }
 }
 

@@ -161,6 +161,14 @@ pub struct Cli {
     #[arg(long = "default-shm-size", value_name = "bytes")]
     pub default_shm_size: Option<String>,
 
+    /// Default driver for container logs
+    #[arg(long = "log-driver", value_name = "string")]
+    pub log_driver: Option<String>,
+
+    /// Default log driver options for containers (repeatable, key=value)
+    #[arg(long = "log-opt", value_name = "map")]
+    pub log_opts: Vec<String>,
+
     /// Validate daemon configuration and exit
     #[arg(long = "validate")]
     pub validate: bool,

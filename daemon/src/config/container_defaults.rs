@@ -88,6 +88,10 @@ pub struct ContainerDefaults {
     pub cgroupns_mode: String,
     /// `/dev/shm` size in bytes; 0 is dockerd's 64 MiB.
     pub shm_size: i64,
+    /// `log-driver`: `json-file` unless configured.
+    pub log_driver: String,
+    /// `log-opts` for the default driver.
+    pub log_opts: BTreeMap<String, String>,
 }
 
 /// Sizes as dockerd takes them: `64m`, `1g`, `512k`, plain bytes.

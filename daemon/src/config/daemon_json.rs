@@ -57,6 +57,8 @@ pub struct DaemonJson {
     pub dns: Option<Vec<String>>,
     pub dns_search: Option<Vec<String>>,
     pub dns_opts: Option<Vec<String>>,
+    pub log_driver: Option<String>,
+    pub log_opts: Option<BTreeMap<String, String>>,
 }
 
 /// Keys that dockerd accepts and berthd does not honour yet.
@@ -69,8 +71,8 @@ pub const NOT_YET_HONOURED: &[&str] = &[
     "exec-opts",
     "experimental", "features", "fixed-cidr-v6", "host-gateway-ip",
     "host-gateway-ips",
-    "ip-forward-no-drop", "ip6tables", "ipv6", "log-driver",
-    "log-format", "log-opts", "max-download-attempts", "metrics-addr", "min-api-version", "no-new-privileges",
+    "ip-forward-no-drop", "ip6tables", "ipv6",
+    "log-format", "max-download-attempts", "metrics-addr", "min-api-version", "no-new-privileges",
     "node-generic-resources", "oom-score-adjust", "proxies", "raw-logs", "runtimes",
     "seccomp-profile", "selinux-enabled", "storage-driver",
     "storage-opts", "swarm-default-advertise-addr",
@@ -86,6 +88,7 @@ pub const HONOURED: &[&str] = &[
     "ip-forward", "ip-masq", "iptables", "icc", "ip", "userland-proxy",
     "default-ulimits", "init",
     "init-path", "default-ipc-mode", "default-cgroupns-mode", "default-shm-size", "dns", "dns-search", "dns-opts",
+    "log-driver", "log-opts",
 ];
 
 /// A parsed file: the typed keys, the raw values (for conflict messages) and
@@ -154,7 +157,8 @@ mod tests {
             "default-ulimits":{"nofile":{"Name":"nofile","Soft":10,"Hard":20}},"init":true,
             "init-path":"/i","default-ipc-mode":"shareable","default-cgroupns-mode":"host",
             "default-shm-size":"64m",
-            "dns":["1.1.1.1"],"dns-search":["a.test"],"dns-opts":["ndots:2"]}"#;
+            "dns":["1.1.1.1"],"dns-search":["a.test"],"dns-opts":["ndots:2"],
+            "log-driver":"local","log-opts":{"max-size":"1m"}}"#;
         let parsed = parse(all).unwrap();
         assert_eq!(parsed.raw.len(), HONOURED.len());
         assert_eq!(parsed.config.containerd_namespace.as_deref(), Some("n"));
@@ -171,8 +175,8 @@ mod tests {
 
     #[test]
     fn dockerd_keys_not_yet_honoured_are_accepted_and_reported() {
-        let parsed = parse(r#"{"log-driver": "json-file", "debug": true}"#).unwrap();
-        assert_eq!(parsed.ignored, ["log-driver"]);
+        let parsed = parse(r#"{"metrics-addr": "127.0.0.1:9323", "debug": true}"#).unwrap();
+        assert_eq!(parsed.ignored, ["metrics-addr"]);
         assert_eq!(parsed.config.debug, Some(true));
     }
 

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 use super::container_defaults::{self, ContainerDefaults, Ulimit};
 use super::daemon_json::ParsedFile;
+use crate::backends::logging::driver::{LogDriver, DEFAULT_DRIVER};
 use super::{Config, TlsConfig};
 use crate::cli::Cli;
 
@@ -112,7 +113,19 @@ fn container_defaults(cli: &Cli, f: &super::daemon_json::DaemonJson) -> Result<C
         Some(text) => container_defaults::parse_size(text)?,
         None => 0,
     };
+    let log_driver = cli.log_driver.clone().or(f.log_driver.clone()).unwrap_or_else(|| DEFAULT_DRIVER.to_string());
+    let log_opts = if cli.log_opts.is_empty() {
+        f.log_opts.clone().unwrap_or_default()
+    } else {
+        cli.log_opts
+            .iter()
+            .map(|kv| kv.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())).ok_or_else(|| format!("invalid key/value pair format in log-opt: {kv}")))
+            .collect::<Result<_, _>>()?
+    };
+    LogDriver::parse(&log_driver, &log_opts).map_err(|e| format!("failed to set log opts: {e}"))?;
     Ok(ContainerDefaults {
+        log_driver,
+        log_opts,
         ulimits,
         init: cli.init.or(f.init).unwrap_or(false),
         init_path: cli.init_path.clone().or(f.init_path.clone()),
@@ -188,6 +201,8 @@ fn flags_set(cli: &Cli) -> Vec<(&'static str, String)> {
         ("default-ipc-mode", text(&cli.default_ipc_mode)),
         ("default-cgroupns-mode", text(&cli.default_cgroupns_mode)),
         ("default-shm-size", text(&cli.default_shm_size)),
+        ("log-driver", text(&cli.log_driver)),
+        ("log-opts", (!cli.log_opts.is_empty()).then(|| format!("[{}]", cli.log_opts.join(" ")))),
     ]
     .into_iter()
     .filter_map(|(k, v)| v.map(|v| (k, v)))

@@ -1,8 +1,12 @@
-//! The `json-file` log driver: one JSON object per line of output,
-//! `{"log":"...\n","stream":"stdout","time":"..."}`, as dockerd writes it.
+//! The `json-file` log format: one JSON object per line of output,
+//! `{"log":"...\n","stream":"stdout","time":"..."}`, as dockerd writes it,
+//! with dockerd's rotation (`max-size`, `max-file`, `compress`): the live
+//! file is `<path>`, older ones `<path>.1` (newest) … `<path>.N`, gzipped
+//! when compressed.
 
-use std::io::Write;
-use std::path::Path;
+use std::io::{BufRead, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -13,9 +17,39 @@ pub struct LogEntry {
     pub time: String,
 }
 
-/// Appends entries; a partial line is held until its newline or `flush`.
+/// dockerd splits longer lines into several entries, so that one endless
+/// line cannot hold unbounded memory.
+pub const MAX_LINE: usize = 16 * 1024;
+
+/// When the live file is rotated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rotation {
+    /// Bytes; 0 never rotates.
+    pub max_size: u64,
+    /// Files kept, the live one included (at least 1).
+    pub max_files: u32,
+    pub compress: bool,
+}
+
+impl Default for Rotation {
+    fn default() -> Self {
+        Self { max_size: 0, max_files: 1, compress: false }
+    }
+}
+
+/// A container's log: where and how it rotates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogFile {
+    pub path: PathBuf,
+    pub rotation: Rotation,
+}
+
+/// Appends entries; a partial line is held until its newline, `MAX_LINE`
+/// bytes, or `flush`.
 pub struct JsonFileWriter {
+    log: LogFile,
     file: std::io::BufWriter<std::fs::File>,
+    size: u64,
     partial: [Vec<u8>; 2],
 }
 
@@ -38,23 +72,37 @@ fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
 }
 
+/// `<path>.<n>`, or its gzipped form when that is what exists.
+fn rotated(path: &Path, n: u32) -> Option<PathBuf> {
+    let plain = PathBuf::from(format!("{}.{n}", path.display()));
+    let gz = PathBuf::from(format!("{}.{n}.gz", path.display()));
+    [plain, gz].into_iter().find(|p| p.exists())
+}
+
 impl JsonFileWriter {
-    pub fn open(path: &Path) -> std::io::Result<Self> {
-        if let Some(dir) = path.parent() {
+    pub fn open(log: &LogFile) -> std::io::Result<Self> {
+        if let Some(dir) = log.path.parent() {
             std::fs::create_dir_all(dir)?;
         }
-        let file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
-        Ok(Self { file: std::io::BufWriter::new(file), partial: [Vec::new(), Vec::new()] })
+        let file = std::fs::OpenOptions::new().create(true).append(true).open(&log.path)?;
+        let size = file.metadata()?.len();
+        Ok(Self { log: log.clone(), file: std::io::BufWriter::new(file), size, partial: [Vec::new(), Vec::new()] })
     }
 
     pub fn write(&mut self, stream: Stream, mut data: &[u8]) -> std::io::Result<()> {
         while let Some(pos) = data.iter().position(|b| *b == b'\n') {
             let mut line = std::mem::take(&mut self.partial[stream as usize]);
             line.extend_from_slice(&data[..=pos]);
-            self.entry(stream, &line)?;
+            for piece in line.chunks(MAX_LINE) {
+                self.entry(stream, piece)?;
+            }
             data = &data[pos + 1..];
         }
         self.partial[stream as usize].extend_from_slice(data);
+        while self.partial[stream as usize].len() >= MAX_LINE {
+            let piece: Vec<u8> = self.partial[stream as usize].drain(..MAX_LINE).collect();
+            self.entry(stream, &piece)?;
+        }
         self.file.flush()
     }
 
@@ -71,8 +119,189 @@ impl JsonFileWriter {
 
     fn entry(&mut self, stream: Stream, line: &[u8]) -> std::io::Result<()> {
         let entry = LogEntry { log: String::from_utf8_lossy(line).into_owned(), stream: stream.name().into(), time: now() };
-        serde_json::to_writer(&mut self.file, &entry)?;
-        self.file.write_all(b"\n")
+        let mut bytes = serde_json::to_vec(&entry)?;
+        bytes.push(b'\n');
+        let max = self.log.rotation.max_size;
+        if max > 0 && self.size > 0 && self.size + bytes.len() as u64 > max {
+            self.rotate()?;
+        }
+        self.file.write_all(&bytes)?;
+        self.size += bytes.len() as u64;
+        Ok(())
+    }
+
+    /// Shift `<path>.i` to `.i+1` (dropping the oldest), move the live
+    /// file to `.1` (gzipped when compressing), and start a new live file.
+    fn rotate(&mut self) -> std::io::Result<()> {
+        self.file.flush()?;
+        let path = self.log.path.clone();
+        let keep = self.log.rotation.max_files;
+        if keep <= 1 {
+            self.file.get_ref().set_len(0)?;
+            self.size = 0;
+            return Ok(());
+        }
+        if let Some(oldest) = rotated(&path, keep - 1) {
+            std::fs::remove_file(oldest)?;
+        }
+        for n in (1..keep - 1).rev() {
+            for suffix in ["", ".gz"] {
+                let from = PathBuf::from(format!("{}.{n}{suffix}", path.display()));
+                if from.exists() {
+                    std::fs::rename(&from, format!("{}.{}{suffix}", path.display(), n + 1))?;
+                }
+            }
+        }
+        let first = PathBuf::from(format!("{}.1", path.display()));
+        std::fs::rename(&path, &first)?;
+        let file = std::fs::OpenOptions::new().create(true).append(true).open(&path)?;
+        self.file = std::io::BufWriter::new(file);
+        self.size = 0;
+        if self.log.rotation.compress {
+            gzip_in_place(&first)?;
+        }
+        Ok(())
+    }
+}
+
+/// `<file>` → `<file>.gz` (written aside, then renamed, so a reader sees
+/// either whole file).
+fn gzip_in_place(file: &Path) -> std::io::Result<()> {
+    let gz = PathBuf::from(format!("{}.gz", file.display()));
+    let tmp = PathBuf::from(format!("{}.gz.tmp", file.display()));
+    let mut input = std::fs::File::open(file)?;
+    let mut encoder = flate2::write::GzEncoder::new(std::fs::File::create(&tmp)?, flate2::Compression::default());
+    std::io::copy(&mut input, &mut encoder)?;
+    encoder.finish()?.sync_all()?;
+    std::fs::rename(&tmp, &gz)?;
+    std::fs::remove_file(file)
+}
+
+fn parse_lines(reader: impl BufRead, out: &mut Vec<LogEntry>) {
+    for line in reader.lines().map_while(Result::ok) {
+        if let Ok(entry) = serde_json::from_str::<LogEntry>(&line) {
+            out.push(entry);
+        }
+    }
+}
+
+fn open_rotated(file: &Path) -> Option<Box<dyn BufRead>> {
+    let f = std::fs::File::open(file).ok()?;
+    Some(if file.extension().is_some_and(|e| e == "gz") {
+        Box::new(std::io::BufReader::new(flate2::read::GzDecoder::new(f)))
+    } else {
+        Box::new(std::io::BufReader::new(f))
+    })
+}
+
+fn first_time(file: &Path) -> Option<String> {
+    let line = open_rotated(file)?.lines().next()?.ok()?;
+    serde_json::from_str::<LogEntry>(&line).ok().map(|e| e.time)
+}
+
+/// Reads a container's log: the rotated files, then the live one, then
+/// (when followed) what is appended, across rotations.
+pub struct LogReader {
+    path: PathBuf,
+    file: Option<std::fs::File>,
+    inode: u64,
+    pos: u64,
+    /// The time of the newest entry read: after rotations, the rotated
+    /// files hold what came later (times are RFC 3339 with nanoseconds in
+    /// UTC, so they order as strings).
+    last_time: String,
+}
+
+impl LogReader {
+    /// Everything stored so far, oldest first; the reader then stands at
+    /// the end of the live file.
+    pub fn open(path: &Path) -> (Self, Vec<LogEntry>) {
+        // The live file is opened first: what rotates away meanwhile is
+        // still read through this handle.
+        let file = std::fs::File::open(path).ok();
+        let inode = file.as_ref().and_then(|f| f.metadata().ok()).map_or(0, |m| m.ino());
+        let mut reader = Self { path: path.to_path_buf(), file, inode, pos: 0, last_time: String::new() };
+        let mut out = Vec::new();
+        let older: Vec<PathBuf> = (1..).map_while(|n| rotated(path, n)).collect();
+        for file in older.iter().rev() {
+            if let Some(r) = open_rotated(file) {
+                parse_lines(r, &mut out);
+            }
+        }
+        reader.read_new(&mut out);
+        (reader, out)
+    }
+
+    /// Complete lines appended since the last read; after rotations, the
+    /// rest of the old file, the rotated files written since, and the new
+    /// live file.
+    pub fn read_new(&mut self, out: &mut Vec<LogEntry>) {
+        let start = out.len();
+        self.drain(out);
+        let current = std::fs::metadata(&self.path).ok();
+        match current {
+            Some(m) if m.ino() != self.inode || self.file.is_none() => {
+                self.note_last(&out[start..]);
+                self.catch_up_rotated(out);
+                self.file = std::fs::File::open(&self.path).ok();
+                self.inode = self.file.as_ref().and_then(|f| f.metadata().ok()).map_or(m.ino(), |m| m.ino());
+                self.pos = 0;
+                self.drain(out);
+            }
+            // Truncated in place (`max-file` 1).
+            Some(m) if m.len() < self.pos => {
+                self.pos = 0;
+                self.drain(out);
+            }
+            _ => {}
+        }
+        self.note_last(&out[start..]);
+    }
+
+    fn note_last(&mut self, read: &[LogEntry]) {
+        if let Some(last) = read.last() {
+            self.last_time = last.time.clone();
+        }
+    }
+
+    /// Entries newer than the last one read, from rotated files (newest is
+    /// `.1`; stop at the first file that starts at or before it).
+    fn catch_up_rotated(&mut self, out: &mut Vec<LogEntry>) {
+        if self.last_time.is_empty() {
+            return;
+        }
+        let mut newer = Vec::new();
+        for n in 1.. {
+            let Some(file) = rotated(&self.path, n) else { break };
+            let starts = first_time(&file);
+            newer.push(file);
+            if starts.is_none_or(|t| t <= self.last_time) {
+                break;
+            }
+        }
+        for file in newer.iter().rev() {
+            let mut entries = Vec::new();
+            if let Some(r) = open_rotated(file) {
+                parse_lines(r, &mut entries);
+            }
+            out.extend(entries.into_iter().filter(|e| e.time > self.last_time));
+        }
+        self.note_last(out);
+    }
+
+    fn drain(&mut self, out: &mut Vec<LogEntry>) {
+        let Some(file) = self.file.as_mut() else { return };
+        if file.seek(SeekFrom::Start(self.pos)).is_err() {
+            return;
+        }
+        let mut data = Vec::new();
+        if file.read_to_end(&mut data).is_err() {
+            return;
+        }
+        // Only complete lines; a line being written is read next time.
+        let complete = data.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+        parse_lines(&data[..complete], out);
+        self.pos += complete as u64;
     }
 }
 
@@ -80,21 +309,96 @@ impl JsonFileWriter {
 mod tests {
     use super::*;
 
+    fn log(dir: &Path, rotation: Rotation) -> LogFile {
+        LogFile { path: dir.join("c-json.log"), rotation }
+    }
+
+    fn texts(entries: &[LogEntry]) -> Vec<String> {
+        entries.iter().map(|e| e.log.clone()).collect()
+    }
+
     #[test]
     fn lines_and_partials() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("c-json.log");
-        let mut w = JsonFileWriter::open(&path).unwrap();
+        let log = log(dir.path(), Rotation::default());
+        let mut w = JsonFileWriter::open(&log).unwrap();
         w.write(Stream::Stdout, b"hello\nwor").unwrap();
         w.write(Stream::Stderr, b"oops\n").unwrap();
         w.write(Stream::Stdout, b"ld\ntail").unwrap();
         w.flush().unwrap();
-        let entries: Vec<LogEntry> = std::fs::read_to_string(&path)
-            .unwrap()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
+        let (_, entries) = LogReader::open(&log.path);
         let got: Vec<(&str, &str)> = entries.iter().map(|e| (e.stream.as_str(), e.log.as_str())).collect();
         assert_eq!(got, [("stdout", "hello\n"), ("stderr", "oops\n"), ("stdout", "world\n"), ("stdout", "tail")]);
+    }
+
+    #[test]
+    fn long_lines_are_split_at_16k() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = log(dir.path(), Rotation::default());
+        let mut w = JsonFileWriter::open(&log).unwrap();
+        let long = vec![b'x'; MAX_LINE * 2 + 10];
+        w.write(Stream::Stdout, &long).unwrap();
+        w.write(Stream::Stdout, b"\n").unwrap();
+        let (_, entries) = LogReader::open(&log.path);
+        let lens: Vec<usize> = entries.iter().map(|e| e.log.len()).collect();
+        assert_eq!(lens, [MAX_LINE, MAX_LINE, 11]);
+    }
+
+    #[test]
+    fn rotation_keeps_max_files_and_reads_in_order() {
+        for compress in [false, true] {
+            let dir = tempfile::tempdir().unwrap();
+            let log = log(dir.path(), Rotation { max_size: 200, max_files: 3, compress });
+            let mut w = JsonFileWriter::open(&log).unwrap();
+            for i in 0..40 {
+                w.write(Stream::Stdout, format!("line {i}\n").as_bytes()).unwrap();
+            }
+            let files = std::fs::read_dir(dir.path()).unwrap().count();
+            assert_eq!(files, 3, "compress={compress}");
+            let (_, entries) = LogReader::open(&log.path);
+            let got = texts(&entries);
+            assert_eq!(got.last().unwrap(), "line 39\n");
+            let first: usize = got[0].trim_start_matches("line ").trim().parse().unwrap();
+            let expected: Vec<String> = (first..40).map(|i| format!("line {i}\n")).collect();
+            assert_eq!(got, expected, "compress={compress}");
+            assert!(std::fs::metadata(&log.path).unwrap().len() <= 200);
+        }
+    }
+
+    #[test]
+    fn a_follower_crosses_rotations_and_truncations() {
+        for max_files in [1, 2] {
+            let dir = tempfile::tempdir().unwrap();
+            let log = log(dir.path(), Rotation { max_size: 150, max_files, compress: false });
+            let mut w = JsonFileWriter::open(&log).unwrap();
+            w.write(Stream::Stdout, b"first\n").unwrap();
+            let (mut reader, history) = LogReader::open(&log.path);
+            assert_eq!(texts(&history), ["first\n"]);
+            let mut seen = Vec::new();
+            for i in 0..10 {
+                w.write(Stream::Stdout, format!("n{i}\n").as_bytes()).unwrap();
+                reader.read_new(&mut seen);
+            }
+            let expected: Vec<String> = (0..10).map(|i| format!("n{i}\n")).collect();
+            assert_eq!(texts(&seen), expected, "max_files={max_files}");
+        }
+    }
+
+    #[test]
+    fn a_slow_follower_catches_up_on_several_rotations() {
+        for compress in [false, true] {
+            let dir = tempfile::tempdir().unwrap();
+            let log = log(dir.path(), Rotation { max_size: 150, max_files: 50, compress });
+            let mut w = JsonFileWriter::open(&log).unwrap();
+            w.write(Stream::Stdout, b"first\n").unwrap();
+            let (mut reader, _) = LogReader::open(&log.path);
+            for i in 0..30 {
+                w.write(Stream::Stdout, format!("n{i}\n").as_bytes()).unwrap();
+            }
+            let mut seen = Vec::new();
+            reader.read_new(&mut seen);
+            let expected: Vec<String> = (0..30).map(|i| format!("n{i}\n")).collect();
+            assert_eq!(texts(&seen), expected, "compress={compress}");
+        }
     }
 }

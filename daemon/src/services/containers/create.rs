@@ -34,6 +34,7 @@ impl ContainerService {
         super::mounts::validate(&host_config)?;
         super::health::validate(config.healthcheck.as_ref())?;
         let warnings = self.check_isolation(&mut host_config)?;
+        self.settle_log_config(&mut host_config)?;
         if matches!(host_config.network_mode.as_str(), "" | "default") {
             if let Some(network) = endpoints_network(networking_config.as_ref()) {
                 host_config.network_mode = network;
@@ -83,7 +84,12 @@ impl ContainerService {
             state: State::default(),
             restart_count: 0,
             manually_stopped: false,
-            log_path: dir.join(format!("{id}-json.log")).display().to_string(),
+            // dockerd names a log file only for json-file.
+            log_path: if host_config.log_config.kind == "json-file" {
+                dir.join(format!("{id}-json.log")).display().to_string()
+            } else {
+                String::new()
+            },
             hostname_path: files_dir.join("hostname").display().to_string(),
             hosts_path: files_dir.join("hosts").display().to_string(),
             resolv_conf_path: files_dir.join("resolv.conf").display().to_string(),

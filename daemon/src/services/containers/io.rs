@@ -11,7 +11,7 @@ use tokio::net::unix::pipe;
 use tokio::sync::{broadcast, watch, Mutex};
 
 use crate::backends::containerd::Containerd;
-use crate::backends::logging::json_file::{JsonFileWriter, Stream};
+use crate::backends::logging::json_file::{JsonFileWriter, LogFile, Stream};
 
 /// Output as attached clients receive it.
 #[derive(Debug, Clone)]
@@ -89,14 +89,14 @@ impl ContainerIo {
     /// Create the FIFOs for a new task, open our ends, and start copying
     /// output into the log and to attached clients.
     /// `prefix` names the process (`init`, `exec-<id>`); output goes to the
-    /// log only when `log_path` is given (exec output is not logged).
+    /// log only when `log` is given (exec output is not logged).
     pub async fn wire(
         self: &Arc<Self>,
         dir: &Path,
         prefix: &str,
         tty: bool,
         open_stdin: bool,
-        log_path: Option<&Path>,
+        log: Option<&LogFile>,
     ) -> std::io::Result<Fifos> {
         std::fs::create_dir_all(dir)?;
         let fifos = Fifos::at(dir, prefix, tty, open_stdin);
@@ -107,7 +107,7 @@ impl ContainerIo {
             // Read-write so opening does not wait for the shim to open its end.
             *self.stdin.lock().await = Some(pipe::OpenOptions::new().read_write(true).open_sender(p)?);
         }
-        let log = log_path.map(JsonFileWriter::open).transpose()?;
+        let log = log.map(JsonFileWriter::open).transpose()?;
         let io = self.clone();
         let (stdout, stderr) = (fifos.stdout.clone(), fifos.stderr.clone());
         tokio::spawn(async move {
@@ -217,13 +217,13 @@ impl ContainerIo {
     /// After a daemon restart (live-restore): open our ends of the FIFOs a
     /// running task still writes to (the shim holds its ends open, so output
     /// waits in the pipe meanwhile) and resume copying into the log.
-    pub async fn reattach(self: &Arc<Self>, fifos: &Fifos, log_path: Option<&Path>) -> std::io::Result<()> {
+    pub async fn reattach(self: &Arc<Self>, fifos: &Fifos, log: Option<&LogFile>) -> std::io::Result<()> {
         let stdout = pipe::OpenOptions::new().open_receiver(&fifos.stdout)?;
         let stderr = fifos.stderr.as_ref().map(|p| pipe::OpenOptions::new().open_receiver(p)).transpose()?;
         if let Some(stdin) = fifos.stdin.as_ref().filter(|p| p.exists()) {
             *self.stdin.lock().await = Some(pipe::OpenOptions::new().read_write(true).open_sender(stdin)?);
         }
-        let log = log_path.map(JsonFileWriter::open).transpose()?;
+        let log = log.map(JsonFileWriter::open).transpose()?;
         tokio::spawn(self.clone().copy_output(stdout, stderr, log));
         Ok(())
     }

@@ -2,9 +2,9 @@
 //! `follow`, new lines as the container writes them.
 
 use std::collections::VecDeque;
-use std::io::{BufRead, Seek, SeekFrom};
-use std::path::PathBuf;
 use std::sync::Arc;
+
+use api_types::container::HostConfig;
 
 use bytes::Bytes;
 use futures_util::Stream as FutureStream;
@@ -12,8 +12,10 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::mpsc;
 
 use super::io::Output;
+use super::record::Container;
 use super::{ContainerService, Entry};
-use crate::backends::logging::json_file::{LogEntry, Stream};
+use crate::backends::logging::driver::LogDriver;
+use crate::backends::logging::json_file::{LogEntry, LogFile, LogReader, Stream};
 use crate::services::ServiceError;
 
 #[derive(Debug, Clone, Default)]
@@ -38,6 +40,35 @@ pub struct LogLine {
 }
 
 impl ContainerService {
+    /// The daemon's log driver for a container that names none, with the
+    /// daemon's options under its own (as dockerd); then dockerd's checks.
+    pub(super) fn settle_log_config(&self, hc: &mut HostConfig) -> Result<(), ServiceError> {
+        let log = &mut hc.log_config;
+        if log.kind.is_empty() {
+            log.kind = self.defaults.log_driver.clone();
+        }
+        if log.kind == self.defaults.log_driver {
+            for (k, v) in &self.defaults.log_opts {
+                log.config.entry(k.clone()).or_insert_with(|| v.clone());
+            }
+        }
+        LogDriver::parse(&log.kind, &log.config).map(|_| ()).map_err(ServiceError::InvalidParameter)
+    }
+
+    /// Where and how the container's output is kept; `None` for `none`.
+    pub(super) fn log_file(&self, record: &Container) -> Option<LogFile> {
+        let log = &record.host_config.log_config;
+        let kind = if log.kind.is_empty() { "json-file" } else { log.kind.as_str() };
+        match LogDriver::parse(kind, &log.config) {
+            Ok(LogDriver::JsonFile(rotation)) => Some(LogFile { path: record.log_path.clone().into(), rotation }),
+            Ok(LogDriver::Local(rotation)) => Some(LogFile {
+                path: self.container_dir(&record.id).join("local-logs").join("container.log"),
+                rotation,
+            }),
+            Ok(LogDriver::None) | Err(_) => None,
+        }
+    }
+
     /// The container's TTY flag (raw vs multiplexed) and its log lines.
     pub async fn logs(
         &self,
@@ -50,12 +81,13 @@ impl ContainerService {
             ));
         }
         let entry = self.lookup(name)?;
-        let (tty, path) = {
+        let (tty, log) = {
             let r = entry.record.lock().await;
-            (r.config.tty, PathBuf::from(&r.log_path))
+            (r.config.tty, self.log_file(&r))
         };
+        let log = log.ok_or_else(|| ServiceError::NotImplemented("configured logging driver does not support reading".into()))?;
         let (tx, rx) = mpsc::channel(256);
-        tokio::spawn(follow_log(entry, path, opts, tx));
+        tokio::spawn(follow_log(entry, log, opts, tx));
         Ok((tty, tokio_stream_from(rx)))
     }
 }
@@ -83,36 +115,11 @@ fn render(entry: LogEntry, opts: &LogsOptions) -> Option<LogLine> {
     Some(LogLine { stream, data: Bytes::from(data) })
 }
 
-/// Read complete lines from `offset`; returns the new offset.
-fn read_from(path: &PathBuf, offset: u64, out: &mut Vec<LogEntry>) -> u64 {
-    let Ok(mut file) = std::fs::File::open(path) else { return offset };
-    if file.seek(SeekFrom::Start(offset)).is_err() {
-        return offset;
-    }
-    let mut reader = std::io::BufReader::new(file);
-    let mut pos = offset;
-    let mut line = String::new();
-    loop {
-        line.clear();
-        match reader.read_line(&mut line) {
-            Ok(0) | Err(_) => return pos,
-            Ok(_) if !line.ends_with('\n') => return pos,
-            Ok(n) => {
-                pos += n as u64;
-                if let Ok(entry) = serde_json::from_str::<LogEntry>(&line) {
-                    out.push(entry);
-                }
-            }
-        }
-    }
-}
-
-async fn follow_log(entry: Arc<Entry>, path: PathBuf, opts: LogsOptions, tx: mpsc::Sender<LogLine>) {
+async fn follow_log(entry: Arc<Entry>, log: LogFile, opts: LogsOptions, tx: mpsc::Sender<LogLine>) {
     // Subscribe before reading, so nothing written meanwhile is missed; the
-    // broadcast only wakes us, the file is the source of truth.
+    // broadcast only wakes us, the files are the source of truth.
     let mut wake = entry.io.subscribe();
-    let mut history = Vec::new();
-    let mut offset = read_from(&path, 0, &mut history);
+    let (mut reader, history) = LogReader::open(&log.path);
     let mut lines: VecDeque<LogLine> = history.into_iter().filter_map(|e| render(e, &opts)).collect();
     if let Some(n) = opts.tail {
         while lines.len() > n {
@@ -138,7 +145,7 @@ async fn follow_log(entry: Arc<Entry>, path: PathBuf, opts: LogsOptions, tx: mps
             true
         };
         let mut fresh = Vec::new();
-        offset = read_from(&path, offset, &mut fresh);
+        reader.read_new(&mut fresh);
         for line in fresh.into_iter().filter_map(|e| render(e, &opts)) {
             if tx.send(line).await.is_err() {
                 return;
@@ -167,17 +174,5 @@ mod tests {
         let since = LogsOptions { stdout: true, since: Some(nanos("2026-01-01T00:00:01Z")), ..Default::default() };
         assert!(render(entry("stdout", "old\n", "2026-01-01T00:00:00Z"), &since).is_none());
         assert!(render(entry("stdout", "new\n", "2026-01-01T00:00:02Z"), &since).is_some());
-    }
-
-    #[test]
-    fn partial_lines_wait_for_their_newline() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("l.log");
-        let complete = "{\"log\":\"a\\n\",\"stream\":\"stdout\",\"time\":\"2026-01-01T00:00:00Z\"}\n";
-        std::fs::write(&path, format!("{complete}{{\"log\":")).unwrap();
-        let mut out = Vec::new();
-        let offset = read_from(&path, 0, &mut out);
-        assert_eq!(out.len(), 1);
-        assert_eq!(offset, complete.len() as u64);
     }
 }

@@ -1,6 +1,5 @@
 //! `docker start`: wire stdio, create and start containerd's task.
 
-use std::path::Path;
 
 use super::record::{Container, Status};
 use super::{ContainerService, Entry};
@@ -51,7 +50,7 @@ impl ContainerService {
         let mounts = self.containerd.rootfs_mounts(&record.id).await?;
         let fifos = entry
             .io
-            .wire(&self.fifo_dir(&record.id), "init", record.config.tty, record.config.open_stdin, Some(Path::new(&record.log_path)))
+            .wire(&self.fifo_dir(&record.id), "init", record.config.tty, record.config.open_stdin, self.log_file(record).as_ref())
             .await
             .map_err(|e| ServiceError::Internal(format!("setting up container stdio: {e}")))?;
         let io = TaskIo {

@@ -336,3 +336,113 @@ fn host_mode_sees_the_hosts_interfaces() {
         format!("host host {}", daemon.docker(&["network", "inspect", "-f", "{{.Id}}", "host"]).success().stdout.trim())
     );
 }
+
+#[test]
+fn connect_and_disconnect_a_running_and_a_stopped_container() {
+    let daemon = Berthd::start_with_busybox();
+    daemon.docker(&["network", "create", "--subnet", "10.199.5.0/24", "front"]).success();
+    daemon.docker(&["network", "create", "--subnet", "10.199.6.0/24", "back"]).success();
+    daemon.docker(&["run", "-d", "--name", "app", "--network", "front", "busybox", "sleep", "300"]).success();
+    daemon.docker(&["run", "-d", "--name", "db", "--network", "back", "busybox", "sleep", "300"]).success();
+    assert_eq!(daemon.docker(&["exec", "app", "ping", "-c1", "-W1", "10.199.6.2"]).code, 1);
+
+    daemon
+        .docker(&["network", "connect", "--ip", "10.199.6.50", "--alias", "api", "back", "app"])
+        .success();
+    let eth1 = daemon.docker(&["exec", "app", "ip", "-o", "-4", "addr", "show", "dev", "eth1"]).success().stdout;
+    assert!(eth1.contains("inet 10.199.6.50/24"), "{eth1}");
+    let ping = daemon.docker(&["exec", "app", "ping", "-c1", "-W2", "10.199.6.2"]);
+    assert_eq!(ping.code, 0, "{ping:?}");
+    let format = "{{range $k, $v := .NetworkSettings.Networks}}{{$k}}={{$v.IPAddress}}/{{$v.Aliases}}/{{json $v.IPAMConfig}} {{end}}";
+    assert_eq!(inspect(&daemon, format, "app"), r#"back=10.199.6.50/[api]/{"IPv4Address":"10.199.6.50"} front=10.199.5.2/[]/null"#);
+    let members = daemon
+        .docker(&["network", "inspect", "-f", "{{range .Containers}}{{.Name}}={{.IPv4Address}} {{end}}", "back"])
+        .success();
+    let mut members: Vec<&str> = members.stdout.split_whitespace().collect();
+    members.sort();
+    assert_eq!(members, ["app=10.199.6.50/24", "db=10.199.6.2/24"]);
+
+    let again = daemon.docker(&["network", "connect", "back", "app"]).failure();
+    assert!(again.stderr.contains("endpoint with name app already exists in network back"), "{}", again.stderr);
+
+    // Connections survive a restart of the container.
+    daemon.docker(&["restart", "-t", "0", "app"]).success();
+    assert_eq!(inspect(&daemon, format, "app"), r#"back=10.199.6.50/[api]/{"IPv4Address":"10.199.6.50"} front=10.199.5.2/[]/null"#);
+
+    daemon.docker(&["network", "disconnect", "back", "app"]).success();
+    let links = daemon.docker(&["exec", "app", "ip", "-o", "link"]).success().stdout;
+    assert!(!links.contains("eth1"), "{links}");
+    assert_eq!(inspect(&daemon, "{{len .NetworkSettings.Networks}}", "app"), "1");
+    let not = daemon.docker(&["network", "disconnect", "back", "app"]).failure();
+    assert!(not.stderr.contains("is not connected to network back"), "{}", not.stderr);
+
+    // A stopped container is connected for its next start.
+    daemon.docker(&["create", "--name", "later", "--network", "front", "busybox", "sleep", "300"]).success();
+    daemon.docker(&["network", "connect", "back", "later"]).success();
+    assert_eq!(inspect(&daemon, "{{len .NetworkSettings.Networks}} {{.NetworkSettings.Networks.back.IPAddress}}", "later"), "2");
+    daemon.docker(&["start", "later"]).success();
+    let eth1 = daemon.docker(&["exec", "later", "ip", "-o", "-4", "addr", "show", "dev", "eth1"]).success().stdout;
+    assert!(eth1.contains("inet 10.199.6."), "{eth1}");
+
+    // Errors as dockerd's.
+    let missing = daemon.docker(&["network", "connect", "nonet", "app"]).failure();
+    assert!(missing.stderr.contains("network nonet not found"), "{}", missing.stderr);
+    let missing = daemon.docker(&["network", "connect", "back", "nobody"]).failure();
+    assert!(missing.stderr.contains("No such container: nobody"), "{}", missing.stderr);
+    let host = daemon.docker(&["network", "connect", "host", "app"]).failure();
+    assert!(host.stderr.contains("container cannot be disconnected from host network or connected to host network"), "{}", host.stderr);
+    let bad_ip = daemon.docker(&["network", "connect", "--ip", "172.17.0.9", "bridge", "app"]).failure();
+    assert!(bad_ip.stderr.contains("user specified IP address is supported on user defined networks only"), "{}", bad_ip.stderr);
+}
+
+#[test]
+fn create_joins_every_network_with_its_ip_mac_and_aliases() {
+    let daemon = Berthd::start_with_busybox();
+    daemon.docker(&["network", "create", "--subnet", "10.199.7.0/24", "one"]).success();
+    daemon.docker(&["network", "create", "--subnet", "10.199.8.0/24", "two"]).success();
+    // The CLI sends both networks in one create (API >= 1.44).
+    daemon
+        .docker(&[
+            "run", "-d", "--name", "multi", "--network", "name=one,ip=10.199.7.77,mac-address=02:42:0a:00:00:77,alias=first",
+            "--network", "two", "busybox", "sleep", "300",
+        ])
+        .success();
+    let format = "{{range $k, $v := .NetworkSettings.Networks}}{{$k}}={{$v.IPAddress}},{{$v.MacAddress}},{{$v.Aliases}} {{end}}";
+    let shown = inspect(&daemon, format, "multi");
+    assert!(shown.starts_with("one=10.199.7.77,02:42:0a:00:00:77,[first] two=10.199.8.2,02:42:0a:c7:08:02,"), "{shown}");
+    let route = daemon.docker(&["exec", "multi", "ip", "route"]).success().stdout;
+    assert!(route.contains("default via 10.199.7.1 dev eth0"), "{route}");
+    let taken = daemon.docker(&["run", "-d", "--network", "one", "--ip", "10.199.7.77", "busybox", "sleep", "1"]).failure();
+    assert!(taken.stderr.contains("Address already in use"), "{}", taken.stderr);
+    let outside = daemon.docker(&["create", "--network", "one", "--ip", "10.9.9.9", "busybox"]);
+    let started = if outside.code == 0 { daemon.docker(&["start", outside.stdout.trim()]) } else { outside };
+    assert!(started.stderr.contains("no configured subnet or ip-range contain the IP address 10.9.9.9"), "{}", started.stderr);
+}
+
+#[test]
+fn network_events_are_published() {
+    let daemon = Berthd::start_with_busybox();
+    let start = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs().to_string();
+    let id = daemon.docker(&["network", "create", "--subnet", "10.199.9.0/24", "evnet"]).success().stdout.trim().to_string();
+    let cid = daemon.docker(&["run", "-d", "--network", "evnet", "busybox", "sleep", "300"]).success().stdout.trim().to_string();
+    daemon.docker(&["rm", "-f", &cid]).success();
+    daemon.docker(&["network", "rm", "evnet"]).success();
+    let now = (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() + 1).to_string();
+    let events = daemon
+        .docker(&[
+            "events", "--since", &start, "--until", &now, "--filter", "type=network",
+            "--format", "{{.Action}} {{.Actor.ID}} {{.Actor.Attributes.name}} {{.Actor.Attributes.type}} {{.Actor.Attributes.container}}",
+        ])
+        .success()
+        .stdout;
+    let lines: Vec<&str> = events.lines().map(|l| l.trim_end_matches(" <no value>")).collect();
+    assert_eq!(
+        lines,
+        [
+            format!("create {id} evnet bridge"),
+            format!("connect {id} evnet bridge {cid}"),
+            format!("disconnect {id} evnet bridge {cid}"),
+            format!("destroy {id} evnet bridge"),
+        ]
+    );
+}

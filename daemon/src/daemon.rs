@@ -93,7 +93,7 @@ async fn serve_until_signal(
     }
     let volumes = Arc::new(VolumeService::load(&config.data_root).context("loading volumes")?.with_events(events.clone()));
     let networks = Arc::new(
-        NetworkService::load(config.data_root.clone(), config.exec_root.clone(), config.network.clone())
+        NetworkService::load(config.data_root.clone(), config.exec_root.clone(), config.network.clone(), events.clone())
             .await
             .context("loading networks")?
             .with_dns_defaults(DnsDefaults {

@@ -123,24 +123,32 @@ pub struct Attachment<'a> {
     pub gateway: Ipv4Addr,
     pub mac: &'a str,
     pub mtu: u32,
+    /// The interface's name inside (`eth0`, `eth1` …).
+    pub ifname: &'a str,
+    /// Whether the default route goes through this interface.
+    pub default_route: bool,
 }
 
-/// A veth pair: one end on the bridge, the other as `eth0` in the
-/// namespace with its address, MAC and default route; loopback up.
+/// A veth pair: one end on the bridge, the other as `ifname` in the
+/// namespace with its address, MAC and (if asked) the default route;
+/// loopback up.
 pub async fn attach(a: &Attachment<'_>) -> Result<(), NetworkError> {
     let netns = a.netns.display().to_string();
     let mtu = a.mtu.to_string();
-    run("ip", &["link", "add", "name", a.host_veth, "mtu", &mtu, "type", "veth", "peer", "name", "eth0", "mtu", &mtu, "netns", &netns], None)
+    run("ip", &["link", "add", "name", a.host_veth, "mtu", &mtu, "type", "veth", "peer", "name", a.ifname, "mtu", &mtu, "netns", &netns], None)
         .await?;
     let configured = async {
         run("ip", &["link", "set", "dev", a.host_veth, "master", a.bridge, "up"], None).await?;
-        let script = format!(
-            "link set lo up\nlink set dev eth0 address {mac}\naddr add {ip}/{prefix} dev eth0\nlink set dev eth0 up\nroute add default via {gw}\n",
+        let mut script = format!(
+            "link set lo up\nlink set dev {ifname} address {mac}\naddr add {ip}/{prefix} dev {ifname}\nlink set dev {ifname} up\n",
+            ifname = a.ifname,
             mac = a.mac,
             ip = a.ip,
             prefix = a.prefix,
-            gw = a.gateway,
         );
+        if a.default_route {
+            script.push_str(&format!("route add default via {}\n", a.gateway));
+        }
         let net = format!("--net={netns}");
         run("nsenter", &[&net, "ip", "-batch", "-"], Some(&script)).await
     }

@@ -46,7 +46,7 @@ pub async fn network_connect(
     Path(id): Path<String>,
     DockerJson(body): DockerJson<NetworkConnectRequest>,
 ) -> ApiResult<StatusCode> {
-    svc.networks.connect(&id, &body.container).await?;
+    svc.containers.connect_network(&id, &body.container, body.endpoint_config.as_ref()).await?;
     Ok(StatusCode::OK)
 }
 
@@ -56,7 +56,7 @@ pub async fn network_disconnect(
     Path(id): Path<String>,
     DockerJson(body): DockerJson<NetworkConnectRequest>,
 ) -> ApiResult<StatusCode> {
-    svc.networks.disconnect(&id, &body.container, body.force).await?;
+    svc.containers.disconnect_network(&id, &body.container, body.force).await?;
     Ok(StatusCode::OK)
 }
 

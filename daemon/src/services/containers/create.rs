@@ -40,9 +40,9 @@ impl ContainerService {
                 host_config.network_mode = network;
             }
         }
-        // An unknown network or a bad port fails the create before anything
-        // is made.
-        self.networks.bridge_network(&host_config.network_mode).await?;
+        // An unknown network, endpoint setting or a bad port fails the
+        // create before anything is made.
+        let networks = self.plan_networks(&host_config.network_mode, networking_config.as_ref()).await?;
         let publish = crate::services::networks::ports::requests(&host_config.other, config.exposed_ports.as_ref())?;
         let joined = self.network_container(&host_config.network_mode).await?;
         if let Some(other) = &joined {
@@ -100,6 +100,7 @@ impl ContainerService {
             volumes,
             inherited_binds: inherited.binds,
             network_aliases: endpoint_aliases(networking_config.as_ref()),
+            networks,
         };
         let record = self.reserve(record, requested_name)?;
         // The snapshot is a GC root only once the container refers to it;
@@ -232,15 +233,11 @@ fn new_id() -> String {
     format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple())
 }
 
-/// The one network `NetworkingConfig.EndpointsConfig` names, for clients
-/// that send it without `NetworkMode`.
+/// The network `NetworkingConfig.EndpointsConfig` names first, for
+/// clients that send it without `NetworkMode`.
 fn endpoints_network(networking_config: Option<&serde_json::Value>) -> Option<String> {
     let endpoints = networking_config?.get("EndpointsConfig")?.as_object()?;
-    let mut names = endpoints.keys();
-    match (names.next(), names.next()) {
-        (Some(only), None) => Some(only.clone()),
-        _ => None,
-    }
+    endpoints.keys().next().cloned()
 }
 
 /// The aliases each network of `NetworkingConfig.EndpointsConfig` asks for.

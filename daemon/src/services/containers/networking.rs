@@ -10,8 +10,47 @@ use crate::backends::oci_spec::NetworkNamespace;
 
 use super::record::{Container, Status};
 use super::ContainerService;
-use crate::services::networks::ports;
+use crate::services::networks::{ports, predefined_mode, EndpointRequest};
 use crate::services::ServiceError;
+
+/// dockerd's refusals for modes that share a namespace, and for the
+/// `host`/`none` networks, which take no extra endpoints.
+fn check_shared_modes(mode: &str, network_name: &str, predefined: bool) -> Result<(), ServiceError> {
+    if mode == "host" || (predefined && network_name == "host") {
+        return Err(ServiceError::InvalidParameter(
+            "container cannot be disconnected from host network or connected to host network".into(),
+        ));
+    }
+    if mode.starts_with("container:") {
+        return Err(ServiceError::InvalidParameter(
+            "container sharing network namespace with another container or host cannot be connected to any other network".into(),
+        ));
+    }
+    if mode == "none" || (predefined && network_name == "none") {
+        return Err(ServiceError::InvalidParameter(
+            "container cannot be connected to multiple networks with one of the networks in private (none) mode".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// `--ip` and aliases only on user-defined networks, as dockerd.
+pub(super) fn check_endpoint_request(req: &EndpointRequest, network_name: &str, predefined: bool) -> Result<(), ServiceError> {
+    if !predefined {
+        return Ok(());
+    }
+    if !req.ipv4_address.is_empty() {
+        return Err(ServiceError::InvalidParameter(
+            "user specified IP address is supported on user defined networks only".into(),
+        ));
+    }
+    if !req.aliases.is_empty() {
+        return Err(ServiceError::InvalidParameter(format!(
+            "network-scoped alias is supported only for containers in user defined networks (not {network_name})"
+        )));
+    }
+    Ok(())
+}
 
 impl ContainerService {
     /// Join the bridge network the container's mode names (after clearing
@@ -35,22 +74,157 @@ impl ContainerService {
         if mode == "host" {
             return Ok(());
         }
-        let Some(network) = self.networks.bridge_network(mode).await? else {
+        let attached = self.attachments(record).await?;
+        if attached.is_empty() {
             return self.networks.isolate_container(&record.id).await;
-        };
+        }
         let publish = ports::requests(&record.host_config.other, record.config.exposed_ports.as_ref())?;
-        let endpoint = self.networks.attach_container(&network, &record.id, record.bare_name(), &publish).await?;
-        if let Err(e) = super::etc_files::write_hosts(Path::new(&record.hosts_path), &record.config.hostname, &endpoint.ip) {
+        let mut first_ip = None;
+        for (i, req) in attached.iter().enumerate() {
+            let primary = i == 0;
+            let publish: &[ports::PortRequest] = if primary { &publish } else { &[] };
+            match self.networks.attach_container(req, &record.id, record.bare_name(), publish, primary).await {
+                Ok(endpoint) => {
+                    first_ip.get_or_insert(endpoint.ip);
+                }
+                Err(e) => {
+                    let _ = self.networks.detach_container(&record.id).await;
+                    return Err(e);
+                }
+            }
+        }
+        let ip = first_ip.unwrap_or_default();
+        if let Err(e) = super::etc_files::write_hosts(Path::new(&record.hosts_path), &record.config.hostname, &ip) {
             let _ = self.networks.detach_container(&record.id).await;
             return Err(ServiceError::Internal(format!("writing {}: {e}", record.hosts_path)));
         }
         let dns_servers = host_config_list(record, "Dns");
-        let names = dns_names(record, self.aliases(record));
-        if let Err(e) = self.networks.serve_dns(&record.id, &network, names, &dns_servers).await {
-            let _ = self.networks.detach_container(&record.id).await;
-            return Err(e);
+        for req in &attached {
+            let names = dns_names(record, &req.aliases);
+            if let Err(e) = self.networks.serve_dns(&record.id, &req.network_id, names, &dns_servers).await {
+                let _ = self.networks.detach_container(&record.id).await;
+                return Err(e);
+            }
         }
         Ok(())
+    }
+
+    /// At create: the bridge networks to join, the mode's first, each with
+    /// its `EndpointsConfig` entry (API ≥ 1.44 may name several).
+    pub(super) async fn plan_networks(
+        &self,
+        mode: &str,
+        networking_config: Option<&serde_json::Value>,
+    ) -> Result<Option<Vec<EndpointRequest>>, ServiceError> {
+        let Some(primary) = self.networks.bridge_network(mode).await? else {
+            return Ok(None);
+        };
+        let endpoints = networking_config.and_then(|c| c.get("EndpointsConfig")).and_then(|e| e.as_object());
+        let (_, primary_name, primary_predefined) = self.networks.resolve(&primary).await?;
+        let mut planned = Vec::new();
+        let mut first = None;
+        let mut others = Vec::new();
+        for (name, settings) in endpoints.into_iter().flatten() {
+            // The CLI keys the mode's own entry as the mode reads (`default`).
+            if name == mode || (predefined_mode(name).is_some() && predefined_mode(name) == predefined_mode(mode)) {
+                first = Some(settings);
+                continue;
+            }
+            let (id, network_name, predefined) = self.networks.resolve(name).await?;
+            if id == primary {
+                first = Some(settings);
+            } else {
+                if predefined && network_name != "bridge" {
+                    return Err(ServiceError::InvalidParameter(
+                        "container cannot be connected to multiple networks with one of the networks in private (none) mode"
+                            .into(),
+                    ));
+                }
+                others.push((id, network_name, predefined, settings));
+            }
+        }
+        let req = EndpointRequest::from_api(&primary, first)?;
+        check_endpoint_request(&req, &primary_name, primary_predefined)?;
+        planned.push(req);
+        for (id, name, predefined, settings) in others {
+            let req = EndpointRequest::from_api(&id, Some(settings))?;
+            check_endpoint_request(&req, &name, predefined)?;
+            planned.push(req);
+        }
+        Ok(Some(planned))
+    }
+
+    /// The bridge networks a container joins, the mode's first.
+    async fn attachments(&self, record: &Container) -> Result<Vec<EndpointRequest>, ServiceError> {
+        if let Some(list) = &record.networks {
+            return Ok(list.clone());
+        }
+        Ok(match self.networks.bridge_network(&record.host_config.network_mode).await? {
+            Some(id) => vec![EndpointRequest { network_id: id, aliases: self.aliases(record).to_vec(), ..Default::default() }],
+            None => vec![],
+        })
+    }
+
+    /// `POST /networks/{id}/connect`: recorded for the next starts, and
+    /// joined at once when the container runs.
+    pub async fn connect_network(
+        &self,
+        network: &str,
+        container: &str,
+        settings: Option<&serde_json::Value>,
+    ) -> Result<(), ServiceError> {
+        let (network_id, network_name, predefined) = self.networks.resolve(network).await?;
+        let entry = self.lookup(container)?;
+        let mut record = entry.record.lock().await;
+        check_shared_modes(&record.host_config.network_mode, &network_name, predefined)?;
+        let mut attached = self.attachments(&record).await?;
+        if attached.iter().any(|a| a.network_id == network_id) {
+            return Err(ServiceError::Forbidden(format!(
+                "endpoint with name {} already exists in network {network_name}",
+                record.bare_name()
+            )));
+        }
+        let req = EndpointRequest::from_api(&network_id, settings)?;
+        check_endpoint_request(&req, &network_name, predefined)?;
+        if record.state.status.is_live() {
+            self.networks.attach_container(&req, &record.id, record.bare_name(), &[], false).await?;
+        }
+        attached.push(req);
+        record.networks = Some(attached);
+        self.save(&record)
+    }
+
+    /// `POST /networks/{id}/disconnect`. With `force`, a container that is
+    /// gone still has its endpoint removed.
+    pub async fn disconnect_network(&self, network: &str, container: &str, force: bool) -> Result<(), ServiceError> {
+        let (network_id, network_name, predefined) = self.networks.resolve(network).await?;
+        let entry = match self.lookup(container) {
+            Ok(entry) => entry,
+            Err(e) if force => {
+                tracing::debug!(error = %e, "forced disconnect of a container berthd does not know");
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        };
+        let mut record = entry.record.lock().await;
+        if predefined && network_name == "host" && record.host_config.network_mode == "host" {
+            return Err(ServiceError::InvalidParameter(
+                "container cannot be disconnected from host network or connected to host network".into(),
+            ));
+        }
+        let mut attached = self.attachments(&record).await?;
+        if !attached.iter().any(|a| a.network_id == network_id) {
+            return Err(ServiceError::Forbidden(format!(
+                "container {} is not connected to network {network_name}",
+                record.id
+            )));
+        }
+        if record.state.status.is_live() {
+            self.networks.detach_endpoint(&network_id, &record.id).await?;
+        }
+        attached.retain(|a| a.network_id != network_id);
+        record.networks = Some(attached);
+        self.save(&record)
     }
 
     /// The container whose namespace a `container:<name|id>` mode joins.
@@ -112,12 +286,12 @@ impl ContainerService {
     /// `NetworkSettings` for inspect: the networks, and (as dockerd) the
     /// default bridge's endpoint and the published ports at the top level.
     pub(super) async fn network_settings(&self, record: &Container) -> NetworkSettings {
-        let aliases = self.aliases(record);
-        let dns_names = dns_names(record, aliases);
-        let aliases = (!aliases.is_empty()).then(|| aliases.to_vec());
-        let networks = self.networks.container_networks(&record.host_config.network_mode, &record.id, aliases, dns_names).await;
+        let dns_names = dns_names(record, &[]);
+        let attached = self.attachments(record).await.unwrap_or_default();
+        let networks = self.networks.container_networks(&record.host_config.network_mode, &record.id, &attached, dns_names).await;
         let mut settings = NetworkSettings { networks, ..Default::default() };
-        let Some((default_bridge, endpoint)) = self.networks.endpoint_of(&record.id).await else {
+        let first = attached.first().map(|a| a.network_id.as_str());
+        let Some((default_bridge, endpoint)) = self.networks.endpoint_of(&record.id, first).await else {
             return settings;
         };
         let publish = ports::requests(&record.host_config.other, record.config.exposed_ports.as_ref()).unwrap_or_default();
@@ -141,7 +315,9 @@ impl ContainerService {
             return vec![];
         }
         let publish = ports::requests(&record.host_config.other, record.config.exposed_ports.as_ref()).unwrap_or_default();
-        let mappings = self.networks.endpoint_of(&record.id).await.map(|(_, e)| e.ports).unwrap_or_default();
+        let attached = self.attachments(record).await.unwrap_or_default();
+        let first = attached.first().map(|a| a.network_id.as_str());
+        let mappings = self.networks.endpoint_of(&record.id, first).await.map(|(_, e)| e.ports).unwrap_or_default();
         ports::summary_ports(record.config.exposed_ports.as_ref(), &publish, &mappings)
     }
 }

@@ -102,6 +102,10 @@ pub struct Container {
     /// (`--network-alias`, compose service names), by network as named.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub network_aliases: std::collections::BTreeMap<String, Vec<String>>,
+    /// The bridge networks it joins at start, the mode's first; `None` on
+    /// records older than multi-network support (the mode's network).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub networks: Option<Vec<crate::services::networks::EndpointRequest>>,
 }
 
 impl Container {

@@ -1,23 +1,16 @@
-//! Joining a container to a bridge network when its task starts: an
-//! address, a veth pair into its namespace, its published ports, the
-//! endpoint on record. And `docker network connect`, not served yet.
+//! Joining a container to a bridge network when its task starts (or when
+//! `docker network connect` adds one to a running container): an address,
+//! a veth pair into its namespace, its published ports, the endpoint on
+//! record, the `connect` event.
 
 use std::net::{Ipv4Addr, SocketAddr};
 
 use super::ports::{self, PortRequest};
-use super::{lookup, new_id, Endpoint, NetworkService};
+use super::{new_id, Endpoint, EndpointRequest, NetworkService};
 use crate::backends::network::{bridge, ipam, proxy};
 use crate::services::ServiceError;
 
 impl NetworkService {
-    /// `POST /networks/{id}/connect`.
-    pub async fn connect(&self, network: &str, _container: &str) -> Result<(), ServiceError> {
-        lookup(&*self.networks.lock().await, network)?;
-        Err(ServiceError::NotImplemented(
-            "connecting a container to a network after it was created is not implemented by berthd yet".into(),
-        ))
-    }
-
     /// A namespace with only loopback (`none`, or the default mode with
     /// `--bridge none`), at the same place as a bridged one so that
     /// `container:` modes can join it.
@@ -35,18 +28,28 @@ impl NetworkService {
         Ok(())
     }
 
-    /// Make the container's network namespace, join it to `network_id` and
-    /// publish `publish`. On failure nothing is left behind.
+    /// Join the container to `req`'s network and publish `publish`. The
+    /// `primary` network makes the namespace (its `eth0` holds the default
+    /// route); others add the next free `ethN` to it. On failure nothing is
+    /// left behind.
     pub async fn attach_container(
         &self,
-        network_id: &str,
+        req: &EndpointRequest,
         container_id: &str,
         container_name: &str,
         publish: &[PortRequest],
+        primary: bool,
     ) -> Result<Endpoint, ServiceError> {
+        let network_id = req.network_id.as_str();
         let netns = self.netns_path(container_id);
         let mut nets = self.networks.lock().await;
         let n = nets.get(network_id).ok_or_else(|| super::network_not_found(network_id))?;
+        if n.endpoints.contains_key(container_id) {
+            return Err(ServiceError::Forbidden(format!(
+                "endpoint with name {container_name} already exists in network {}",
+                n.name
+            )));
+        }
         let (Some(bridge_name), Some(subnet), Some(gateway)) = (n.bridge.clone(), n.subnet.as_deref(), n.gateway.as_deref())
         else {
             return Err(ServiceError::Internal(format!("network {} has no bridge", n.name)));
@@ -56,9 +59,33 @@ impl NetworkService {
         let range = n.ip_range.as_deref().and_then(ipam::Subnet::parse);
         let mtu = super::network_mtu(n, self.config.mtu);
         let used: Vec<Ipv4Addr> = n.endpoints.values().filter_map(|e| e.ip.parse().ok()).collect();
-        let ip = ipam::allocate_ip(&subnet, range.as_ref(), gateway, &used).ok_or_else(|| {
-            ServiceError::Unavailable(format!("no available IPv4 addresses on this network's address pools: {} ({})", n.name, n.id))
-        })?;
+        let ip = if req.ipv4_address.is_empty() {
+            ipam::allocate_ip(&subnet, range.as_ref(), gateway, &used).ok_or_else(|| {
+                ServiceError::Unavailable(format!("no available IPv4 addresses on this network's address pools: {} ({})", n.name, n.id))
+            })?
+        } else {
+            let ip: Ipv4Addr = req
+                .ipv4_address
+                .parse()
+                .map_err(|_| ServiceError::InvalidParameter(format!("invalid IPv4 address: {}", req.ipv4_address)))?;
+            if !subnet.contains(ip) {
+                return Err(ServiceError::InvalidParameter(format!(
+                    "no configured subnet or ip-range contain the IP address {ip}"
+                )));
+            }
+            if used.contains(&ip) || ip == gateway {
+                return Err(ServiceError::Forbidden("Address already in use".into()));
+            }
+            ip
+        };
+        let mac = if req.mac_address.is_empty() { ipam::mac_for(ip) } else { req.mac_address.clone() };
+        let taken: Vec<&str> =
+            nets.values().filter_map(|n| n.endpoints.get(container_id)).map(|e| e.ifname.as_str()).collect();
+        let ifname = if primary {
+            "eth0".to_string()
+        } else {
+            (0..).map(|i| format!("eth{i}")).find(|name| !taken.contains(&name.as_str())).unwrap_or_default()
+        };
         let endpoint_id = new_id();
         let endpoint = Endpoint {
             container_name: container_name.to_string(),
@@ -67,9 +94,11 @@ impl NetworkService {
             ip: ip.to_string(),
             prefix: subnet.prefix,
             gateway: gateway.to_string(),
-            mac: ipam::mac_for(ip),
+            mac,
             ports: vec![],
             dns_names: Vec::new(),
+            aliases: req.aliases.clone(),
+            ifname: ifname.clone(),
         };
         // The address is on disk before the interface exists: a crash never
         // hands it out twice.
@@ -77,7 +106,11 @@ impl NetworkService {
         updated.endpoints.insert(container_id.to_string(), endpoint.clone());
         self.save(&updated)?;
         let plumbed = async {
-            bridge::create_netns(&netns).await.map_err(|e| ServiceError::Internal(format!("failed to set up container networking: {e}")))?;
+            if primary {
+                bridge::create_netns(&netns)
+                    .await
+                    .map_err(|e| ServiceError::Internal(format!("failed to set up container networking: {e}")))?;
+            }
             bridge::attach(&bridge::Attachment {
                 netns: &netns,
                 bridge: &bridge_name,
@@ -87,6 +120,8 @@ impl NetworkService {
                 gateway,
                 mac: &endpoint.mac,
                 mtu,
+                ifname: &ifname,
+                default_route: primary,
             })
             .await
             .map_err(|e| ServiceError::Internal(format!("failed to set up container networking: {e}")))
@@ -109,7 +144,9 @@ impl NetworkService {
             Ok(bound) => bound,
             Err(e) => {
                 let _ = bridge::delete_link(&endpoint.host_veth).await;
-                let _ = bridge::delete_netns(&netns);
+                if primary {
+                    let _ = bridge::delete_netns(&netns);
+                }
                 updated.endpoints.remove(container_id);
                 let _ = self.save(&updated);
                 nets.insert(updated.id.clone(), updated);
@@ -128,7 +165,9 @@ impl NetworkService {
         if let Err(e) = firewall {
             drop(bound);
             let _ = bridge::delete_link(&endpoint.host_veth).await;
-            let _ = bridge::delete_netns(&netns);
+            if primary {
+                let _ = bridge::delete_netns(&netns);
+            }
             updated.endpoints.remove(container_id);
             let _ = self.save(&updated);
             nets.insert(updated.id.clone(), updated);
@@ -137,6 +176,7 @@ impl NetworkService {
         }
         self.serve_ports(container_id, &endpoint.ip, bound);
         self.names.refresh(&nets);
+        self.emit("connect", &updated, Some(container_id));
         tracing::info!(container.id = %container_id, network.name = %updated.name, ip = %ip, "endpoint created");
         Ok(endpoint)
     }

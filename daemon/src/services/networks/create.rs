@@ -149,6 +149,9 @@ impl NetworkService {
             drop(n);
             return Err(e);
         }
+        if let Some(n) = nets.get(&id) {
+            self.emit("create", n, None);
+        }
         Ok(NetworkCreateResponse { id, warning: String::new() })
     }
 }

@@ -1,18 +1,34 @@
-//! Leaving networks when a container's task ends or the container goes:
-//! veth, address and namespace, every step tried. And
-//! `docker network disconnect`, not served yet for this slice.
+//! Leaving networks: one endpoint (`docker network disconnect` of a running
+//! container), or all of them when a container's task ends or the
+//! container goes; veth, address, ports and namespace, every step tried,
+//! each with its `disconnect` event. And what inspect shows of them.
 
-use super::{lookup, NetworkService};
+use std::collections::BTreeMap;
+
+use serde_json::{json, Value};
+
+use super::{lookup, EndpointRequest, Network, NetworkService};
 use crate::backends::network::bridge;
 use crate::services::ServiceError;
 
 impl NetworkService {
-    /// `POST /networks/{id}/disconnect`.
-    pub async fn disconnect(&self, network: &str, _container: &str, _force: bool) -> Result<(), ServiceError> {
-        lookup(&*self.networks.lock().await, network)?;
-        Err(ServiceError::NotImplemented(
-            "disconnecting a container from a network is not implemented by berthd yet".into(),
-        ))
+    /// Remove one endpoint and its veth (the namespace stays).
+    pub async fn detach_endpoint(&self, network_id: &str, container_id: &str) -> Result<(), ServiceError> {
+        let mut nets = self.networks.lock().await;
+        let Some(n) = nets.get_mut(network_id) else { return Ok(()) };
+        let Some(e) = n.endpoints.get(container_id).cloned() else { return Ok(()) };
+        bridge::delete_link(&e.host_veth)
+            .await
+            .map_err(|err| ServiceError::Internal(format!("removing the endpoint: {err}")))?;
+        if !e.ports.is_empty() {
+            self.stop_proxies(container_id);
+        }
+        n.endpoints.remove(container_id);
+        let n = n.clone();
+        self.save(&n)?;
+        self.emit("disconnect", &n, Some(container_id));
+        self.names.refresh(&nets);
+        self.sync_firewall(&nets).await
     }
 
     /// Remove every endpoint of the container and its namespace. Safe to
@@ -38,6 +54,7 @@ impl NetworkService {
             if let Err(e) = self.store.save(&n.id, &*n) {
                 failures.push(format!("saving network {}: {e}", n.name));
             }
+            self.emit("disconnect", n, Some(container_id));
             tracing::info!(container.id = %container_id, network.name = %n.name, "endpoint removed");
             changed = true;
         }
@@ -58,48 +75,72 @@ impl NetworkService {
         }
     }
 
-    /// The container's endpoint, and whether it is on the default bridge
-    /// (whose address dockerd also shows at the top of `NetworkSettings`).
-    pub async fn endpoint_of(&self, container_id: &str) -> Option<(bool, super::Endpoint)> {
+    /// The container's endpoint on its first network, and whether that is
+    /// the default bridge (whose address dockerd also shows at the top of
+    /// `NetworkSettings`).
+    pub async fn endpoint_of(&self, container_id: &str, first_network: Option<&str>) -> Option<(bool, super::Endpoint)> {
         let nets = self.networks.lock().await;
-        nets.values()
-            .find_map(|n| n.endpoints.get(container_id).map(|e| (n.predefined && n.name == "bridge", e.clone())))
+        let n = match first_network {
+            Some(id) => nets.get(id),
+            None => nets.values().find(|n| n.endpoints.contains_key(container_id)),
+        }?;
+        n.endpoints.get(container_id).map(|e| (n.predefined && n.name == "bridge", e.clone()))
     }
 
-    /// `NetworkSettings.Networks` for a container: one entry for the
-    /// network its mode names, with the endpoint while it runs.
+    /// `NetworkSettings.Networks` for a container: its bridge networks
+    /// (`attached`), with their endpoints while it runs; or the one entry
+    /// of `host`/`none`.
     pub async fn container_networks(
         &self,
         mode: &str,
         container_id: &str,
-        aliases: Option<Vec<String>>,
+        attached: &[EndpointRequest],
         dns_names: Vec<String>,
-    ) -> std::collections::BTreeMap<String, serde_json::Value> {
+    ) -> BTreeMap<String, Value> {
         let nets = self.networks.lock().await;
-        let key = super::predefined_mode(mode).unwrap_or(mode);
-        let found = match super::predefined_mode(mode) {
-            Some(name) => nets.values().find(|n| n.predefined && n.name == name),
-            None => lookup(&nets, mode).ok(),
-        };
-        let Some(n) = found else { return Default::default() };
-        let e = n.endpoints.get(container_id);
-        let user = !n.predefined;
-        let entry = serde_json::json!({
-            "IPAMConfig": null,
-            "Links": null,
-            "Aliases": if user { serde_json::json!(aliases) } else { serde_json::Value::Null },
-            "MacAddress": e.map(|e| e.mac.clone()).unwrap_or_default(),
-            "DriverOpts": null,
-            "NetworkID": n.id,
-            "EndpointID": e.map(|e| e.endpoint_id.clone()).unwrap_or_default(),
-            "Gateway": e.map(|e| e.gateway.clone()).unwrap_or_default(),
-            "IPAddress": e.map(|e| e.ip.clone()).unwrap_or_default(),
-            "IPPrefixLen": e.map(|e| e.prefix).unwrap_or(0),
-            "IPv6Gateway": "",
-            "GlobalIPv6Address": "",
-            "GlobalIPv6PrefixLen": 0,
-            "DNSNames": if user && e.is_some() { serde_json::json!(dns_names) } else { serde_json::Value::Null },
-        });
-        [(if user { n.name.clone() } else { key.to_string() }, entry)].into()
+        if let Some(name @ ("host" | "none")) = super::predefined_mode(mode) {
+            return match nets.values().find(|n| n.predefined && n.name == name) {
+                Some(n) => [(name.to_string(), entry(n, None, None, &dns_names))].into(),
+                None => BTreeMap::new(),
+            };
+        }
+        attached
+            .iter()
+            .filter_map(|req| {
+                let n = nets.get(&req.network_id).or_else(|| lookup(&nets, &req.network_id).ok())?;
+                Some((n.name.clone(), entry(n, n.endpoints.get(container_id), Some(req), &dns_names)))
+            })
+            .collect()
     }
+}
+
+/// One `EndpointSettings` in dockerd's shape.
+fn entry(n: &Network, e: Option<&super::Endpoint>, req: Option<&EndpointRequest>, dns_names: &[String]) -> Value {
+    let user = !n.predefined;
+    let aliases = req.map(|r| r.aliases.clone()).unwrap_or_default();
+    let ipam = req.filter(|r| !r.ipv4_address.is_empty()).map(|r| json!({"IPv4Address": r.ipv4_address}));
+    json!({
+        "IPAMConfig": ipam,
+        "Links": null,
+        "Aliases": if user && !aliases.is_empty() { json!(aliases) } else { Value::Null },
+        "MacAddress": e.map(|e| e.mac.clone()).unwrap_or_default(),
+        "DriverOpts": null,
+        "NetworkID": n.id,
+        "EndpointID": e.map(|e| e.endpoint_id.clone()).unwrap_or_default(),
+        "Gateway": e.map(|e| e.gateway.clone()).unwrap_or_default(),
+        "IPAddress": e.map(|e| e.ip.clone()).unwrap_or_default(),
+        "IPPrefixLen": e.map(|e| e.prefix).unwrap_or(0),
+        "IPv6Gateway": "",
+        "GlobalIPv6Address": "",
+        "GlobalIPv6PrefixLen": 0,
+        "DNSNames": match e {
+            Some(e) if user && !e.dns_names.is_empty() => json!(e.dns_names),
+            Some(_) if user => {
+                let mut names = dns_names.to_vec();
+                names.extend(aliases);
+                json!(names)
+            }
+            _ => Value::Null,
+        },
+    })
 }

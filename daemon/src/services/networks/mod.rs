@@ -22,6 +22,7 @@ use tokio::sync::Mutex;
 use crate::backends::network::{bridge, ipam};
 use crate::backends::store::networks::NetworkStore;
 use crate::config::NetworkConfig;
+use crate::services::events::EventBus;
 use crate::services::ServiceError;
 
 pub use dns::DnsDefaults;
@@ -44,6 +45,55 @@ pub struct Endpoint {
     /// DNSNames); empty in records from before it was kept.
     #[serde(default)]
     pub dns_names: Vec<String>,
+    /// `--network-alias` and connect's aliases (for the embedded DNS).
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    /// The interface inside the container (`eth0`, `eth1` …).
+    #[serde(default)]
+    pub ifname: String,
+}
+
+/// What a container asks of one network: an entry of create's
+/// `NetworkingConfig.EndpointsConfig` or connect's `EndpointConfig`. Kept
+/// on the container, joined at each start.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EndpointRequest {
+    pub network_id: String,
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    /// `--ip`; empty for an address from the pool.
+    #[serde(default)]
+    pub ipv4_address: String,
+    /// `--mac-address`; empty for dockerd's MAC from the address.
+    #[serde(default)]
+    pub mac_address: String,
+}
+
+impl EndpointRequest {
+    /// From the API's `EndpointSettings` shape.
+    pub fn from_api(network_id: &str, settings: Option<&serde_json::Value>) -> Result<Self, ServiceError> {
+        let text = |v: Option<&serde_json::Value>| v.and_then(|v| v.as_str()).unwrap_or_default().to_string();
+        let settings = settings.filter(|v| v.is_object());
+        let aliases = settings
+            .and_then(|s| s.get("Aliases"))
+            .and_then(|a| a.as_array())
+            .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+            .unwrap_or_default();
+        let ipv4_address = text(settings.and_then(|s| s.get("IPAMConfig")).and_then(|i| i.get("IPv4Address")));
+        if !ipv4_address.is_empty() && ipv4_address.parse::<std::net::Ipv4Addr>().is_err() {
+            return Err(ServiceError::InvalidParameter(format!("invalid IPv4 address: {ipv4_address}")));
+        }
+        let mac_address = text(settings.and_then(|s| s.get("MacAddress")));
+        if !mac_address.is_empty() && !valid_mac(&mac_address) {
+            return Err(ServiceError::InvalidParameter(format!("invalid MAC address: {mac_address}")));
+        }
+        Ok(Self { network_id: network_id.to_string(), aliases, ipv4_address, mac_address })
+    }
+}
+
+fn valid_mac(mac: &str) -> bool {
+    let parts: Vec<&str> = mac.split(':').collect();
+    parts.len() == 6 && parts.iter().all(|p| p.len() == 2 && p.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 /// A network as berthd remembers it.
@@ -95,6 +145,7 @@ pub struct NetworkService {
     names: std::sync::Arc<dns::NameTable>,
     servers: dns::Servers,
     dns_defaults: DnsDefaults,
+    events: EventBus,
 }
 
 /// Where berthd's own namespace is pinned, beside the containers' ones
@@ -197,7 +248,12 @@ impl NetworkService {
     /// Load stored networks, add the predefined ones on first start, make
     /// sure every bridge exists, and restore the firewall rules and the
     /// published ports of endpoints that outlived the last run.
-    pub async fn load(data_root: PathBuf, exec_root: PathBuf, config: NetworkConfig) -> Result<Self, ServiceError> {
+    pub async fn load(
+        data_root: PathBuf,
+        exec_root: PathBuf,
+        config: NetworkConfig,
+        events: EventBus,
+    ) -> Result<Self, ServiceError> {
         let store = NetworkStore::new(&data_root);
         let records: Vec<Network> =
             store.load_all().map_err(|e| ServiceError::Internal(format!("loading networks: {e}")))?;
@@ -247,6 +303,7 @@ impl NetworkService {
             names: Default::default(),
             servers: Default::default(),
             dns_defaults: Default::default(),
+            events,
         };
         service.restore_ports().await;
         let nets = service.networks.lock().await;
@@ -260,6 +317,28 @@ impl NetworkService {
 
     fn save(&self, n: &Network) -> Result<(), ServiceError> {
         self.store.save(&n.id, n).map_err(|e| ServiceError::Internal(format!("saving network {}: {e}", n.name)))
+    }
+
+    /// A network event as dockerd's: the network's ID, its name and
+    /// driver, and the container for connect/disconnect.
+    fn emit(&self, action: &str, n: &Network, container: Option<&str>) {
+        let mut attributes: BTreeMap<String, String> =
+            [("name".to_string(), n.name.clone()), ("type".to_string(), n.driver.clone())].into();
+        if let Some(c) = container {
+            attributes.insert("container".into(), c.to_string());
+        }
+        self.events.publish(
+            api_types::events::TYPE_NETWORK,
+            action,
+            api_types::events::EventActor { id: n.id.clone(), attributes },
+        );
+    }
+
+    /// A network by ID, name or ID prefix: (ID, name, predefined).
+    pub async fn resolve(&self, name_or_id: &str) -> Result<(String, String, bool), ServiceError> {
+        let nets = self.networks.lock().await;
+        let n = lookup(&nets, name_or_id)?;
+        Ok((n.id.clone(), n.name.clone(), n.predefined))
     }
 
     /// The namespace `host` mode joins: berthd's own, when pinned.

@@ -27,6 +27,11 @@ impl NetworkService {
                 Err(e) => tracing::warn!(network.name = %name, error = %e, "prune skipped a network"),
             }
         }
+        self.events.publish(
+            api_types::events::TYPE_NETWORK,
+            "prune",
+            api_types::events::EventActor { id: String::new(), attributes: [("reclaimed".to_string(), "0".to_string())].into() },
+        );
         Ok(deleted)
     }
 }

@@ -30,6 +30,7 @@ impl NetworkService {
         if let Err(e) = self.sync_firewall(&nets).await {
             tracing::warn!(network.name = %n.name, error = %e, "updating the firewall rules after removing a network");
         }
+        self.emit("destroy", &n, None);
         tracing::info!(network.id = %n.id, network.name = %n.name, "network removed");
         Ok(())
     }

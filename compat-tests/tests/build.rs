@@ -318,3 +318,17 @@ fn run_steps_get_the_network_mode_and_limits() {
     let out = daemon.docker(&["run", "--rm", "limited", "cat", "/net", "/mem"]).success();
     assert_eq!(out.stdout, "lo\n67108864\n");
 }
+
+#[test]
+fn rmi_of_a_built_image_deletes_its_untagged_steps() {
+    let daemon = Berthd::start_with_busybox();
+    let ctx = context(&[("Dockerfile", "FROM busybox\nRUN echo a > /a\nENV B=1\nCMD [\"cat\", \"/a\"]\n")]);
+    build(&daemon, ctx.path(), &["-t", "steps"]).success();
+    let before = daemon.docker(&["images", "-a", "-q"]).success();
+    assert_eq!(before.stdout.lines().count(), 4, "{}", before.stdout);
+    let out = daemon.docker(&["rmi", "steps"]).success();
+    assert!(out.stdout.starts_with("Untagged: steps:latest\n"), "{}", out.stdout);
+    assert_eq!(out.stdout.lines().filter(|l| l.starts_with("Deleted: ")).count() >= 3, true, "{}", out.stdout);
+    let after = daemon.docker(&["images", "-a", "--format", "{{.Repository}}"]).success();
+    assert_eq!(after.stdout, "busybox\n");
+}

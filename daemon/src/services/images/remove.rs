@@ -15,8 +15,7 @@ use crate::services::ServiceError;
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ImageRemoveOptions {
     pub force: bool,
-    /// `noprune`: keep untagged parents. berthd images have no parent
-    /// chain (no classic builder yet), so this changes nothing.
+    /// `noprune`: keep untagged parents (the builder's step images).
     pub no_prune: bool,
 }
 
@@ -77,6 +76,9 @@ impl ImageService {
             }
             let rest = LocalImage { resolved: image.resolved.clone(), records: remaining };
             self.delete_image(&rest, &mut out).await?;
+            if !opts.no_prune {
+                self.delete_untagged_parents(&image, &mut out).await?;
+            }
             return Ok(out);
         }
         let names: Vec<RecordName> =
@@ -92,7 +94,30 @@ impl ImageService {
             )));
         }
         self.delete_image(&image, &mut out).await?;
+        if !opts.no_prune {
+            self.delete_untagged_parents(&image, &mut out).await?;
+        }
         Ok(out)
+    }
+
+    /// As dockerd after deleting an image: its parent goes too when it has
+    /// no name and no other child, and so on up the chain.
+    async fn delete_untagged_parents(&self, deleted: &LocalImage, out: &mut Vec<ImageDeleteResponseItem>) -> Result<(), ServiceError> {
+        let mut parent = deleted.resolved.config.parent.clone().filter(|p| !p.is_empty());
+        while let Some(id) = parent.take() {
+            let images = self.local_images().await?;
+            let Some(image) = images.iter().find(|i| i.id() == id) else { break };
+            let has_child = images.iter().any(|i| i.resolved.config.parent.as_deref() == Some(id.as_str()));
+            if !image.is_dangling() || has_child {
+                break;
+            }
+            let mut items = Vec::new();
+            self.delete_image(image, &mut items).await?;
+            self.emit_removals(image.id(), &items);
+            out.extend(items);
+            parent = image.resolved.config.parent.clone().filter(|p| !p.is_empty());
+        }
+        Ok(())
     }
 
     /// Delete every record of `image` (untag lines for named ones), wait

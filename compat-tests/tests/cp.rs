@@ -123,6 +123,10 @@ fn cp_into_running_and_stopped_containers_and_volumes() {
     daemon.docker_stdin(&["cp", "-", "live:/tmp"], &data).success();
     let out = daemon.docker(&["exec", "live", "sh", "-c", "cat /tmp/from-stdin; stat -c '%u:%g %a' /tmp/from-stdin"]).success();
     assert_eq!(out.stdout, "tar\n42:43 640\n");
+    // `-a` gives the container's user the files.
+    daemon.docker(&["create", "--name", "owned", "--user", "1234:5678", "busybox", "stat", "-c", "%u:%g", "/tmp/single"]).success();
+    daemon.docker(&["cp", "-a", &single, "owned:/tmp/"]).success();
+    assert_eq!(daemon.docker(&["start", "-a", "owned"]).success().stdout, "1234:5678\n");
     let events = daemon
         .docker(&["events", "--since", "0", "--until", &now(), "--filter", "type=container", "--format", "{{.Action}}"])
         .success();

@@ -234,6 +234,9 @@ fn mount_flag_bind_volume_and_tmpfs_as_dockerd_reports_them() {
     let sent = daemon.docker(&["inspect", "-f", "{{json .HostConfig.Mounts}}", "mnt"]).success();
     let sent: serde_json::Value = serde_json::from_str(&sent.stdout).unwrap();
     assert_eq!(sent[5], serde_json::json!({"Type": "tmpfs", "Target": "/t", "TmpfsOptions": {"SizeBytes": 67108864, "Mode": 960}}));
+    // `docker ps` lists the same mount points.
+    let listed = daemon.docker(&["ps", "-a", "--filter", "volume=vv", "--format", "{{.Names}} {{.Mounts}}"]).success();
+    assert!(listed.stdout.starts_with("mnt ") && listed.stdout.contains("vv"), "{}", listed.stdout);
     let labels = daemon.docker(&["volume", "inspect", "-f", "{{json .Labels}}", "vv"]).success();
     assert_eq!(labels.stdout.trim(), r#"{"team":"a"}"#);
     let out = daemon.docker(&["start", "-a", "mnt"]).success();

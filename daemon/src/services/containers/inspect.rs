@@ -15,10 +15,7 @@ impl ContainerService {
         let s = &r.state;
         let mut host_config = r.host_config.clone();
         host_config.network_mode = network_mode(&r).to_string();
-        let mounts = super::mounts::inspect_entries(&r.host_config)
-            .into_iter()
-            .chain(self.volume_mounts(&r))
-            .collect();
+        let mounts = self.mount_points(&r);
         Ok(ContainerInspect {
             id: r.id.clone(),
             created: r.created.clone(),

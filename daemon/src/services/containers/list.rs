@@ -60,6 +60,7 @@ impl ContainerService {
             if matches(record, f) {
                 let mut shown = summary(record);
                 shown.ports = self.summary_ports(record).await;
+                shown.mounts = self.mount_points(record);
                 if opts.size {
                     // A container being removed may have lost its snapshot.
                     if let Ok((rw, rootfs)) = self.sizes(record).await {

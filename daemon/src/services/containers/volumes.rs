@@ -185,10 +185,12 @@ impl ContainerService {
         }
     }
 
-    /// Inspect's `Mounts` entries for the container's volumes.
-    pub(super) fn volume_mounts(&self, record: &Container) -> Vec<serde_json::Value> {
+    /// The `Mounts` of inspect and list: binds, tmpfs, volumes, inherited binds.
+    pub(super) fn mount_points(&self, record: &Container) -> Vec<serde_json::Value> {
+        let own = super::mounts::inspect_entries(&record.host_config);
+        let volumes = record.volumes.iter().map(|m| m.inspect(&self.volumes.data_path(&m.name)));
         let inherited = record.inherited_binds.iter().map(super::mounts::bind_entry);
-        record.volumes.iter().map(|m| m.inspect(&self.volumes.data_path(&m.name))).chain(inherited).collect()
+        own.into_iter().chain(volumes).chain(inherited).collect()
     }
 }
 

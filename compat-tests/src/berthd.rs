@@ -286,6 +286,12 @@ impl Berthd {
         cli::docker(&self.host(), &self.docker_config, args, None)
     }
 
+    /// `docker inspect -f FORMAT NAME`, trimmed; panics if it fails.
+    #[track_caller]
+    pub fn inspect_format(&self, format: &str, name: &str) -> String {
+        self.docker(&["inspect", "-f", format, name]).success().stdout.trim().to_string()
+    }
+
     /// `docker ARGS` with `input` on stdin.
     pub fn docker_stdin(&self, args: &[&str], input: &[u8]) -> CmdOutput {
         cli::docker(&self.host(), &self.docker_config, args, Some(input))

@@ -13,3 +13,17 @@ pub mod tls;
 
 pub use berthd::{Berthd, BerthdBuilder};
 pub use cli::CmdOutput;
+
+/// Poll `f` every 50 ms until it gives a value, for up to `secs` seconds
+/// (servers inside containers take a moment); panics naming `what`.
+#[track_caller]
+pub fn eventually<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}

@@ -4,7 +4,7 @@
 //! Every daemon runs in a network namespace of its own, so bridges and
 //! subnets never clash between tests; links are looked up in there.
 
-use compat_tests::Berthd;
+use compat_tests::{eventually, Berthd};
 
 fn link(daemon: &Berthd, name: &str) -> Option<String> {
     let out = daemon.in_netns(&["ip", "-o", "addr", "show", "dev", name]);
@@ -144,20 +144,9 @@ fn containers_on_a_user_network_reach_each_other() {
 }
 
 fn inspect(daemon: &Berthd, format: &str, name: &str) -> String {
-    daemon.docker(&["inspect", "-f", format, name]).success().stdout.trim().to_string()
+    daemon.inspect_format(format, name)
 }
 
-/// Poll until `f` gives a value (servers inside containers take a moment).
-fn eventually<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-}
 
 #[test]
 fn default_bridge_wires_containers_as_dockerd() {

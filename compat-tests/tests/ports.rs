@@ -3,22 +3,12 @@
 //! another host, and conflicts that leave nothing behind.
 
 use compat_tests::netns::NetNs;
-use compat_tests::Berthd;
+use compat_tests::{eventually, Berthd};
 
 fn inspect(daemon: &Berthd, format: &str, name: &str) -> String {
-    daemon.docker(&["inspect", "-f", format, name]).success().stdout.trim().to_string()
+    daemon.inspect_format(format, name)
 }
 
-fn eventually<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-}
 
 /// `curl` from the daemon's namespace (the host, as the container sees it).
 fn fetch(daemon: &Berthd, url: &str) -> String {

@@ -109,3 +109,34 @@ fn bad_port_specs_are_refused_at_create() {
     let names = daemon.docker(&["ps", "-a", "-q"]).success().stdout;
     assert!(names.is_empty());
 }
+
+#[test]
+fn live_restore_keeps_addresses_and_published_ports() {
+    let live = serde_json::json!({"live-restore": true});
+    let mut first = Berthd::builder().daemon_json(live.clone()).start();
+    let archive = compat_tests::images::BusyboxImage::new("busybox:latest").build().unwrap().docker_archive().unwrap();
+    first.docker_stdin(&["load"], &archive).success();
+    web(&first, "kept", &["-p", "8090:80"]);
+    let ip = inspect(&first, "{{.NetworkSettings.IPAddress}}", "kept");
+    assert_eq!(fetch(&first, "http://127.0.0.1:8090/hostname"), "kept\n");
+    assert!(first.stop().expect("daemon").success());
+    // While berthd is down, other hosts still reach the port (DNAT).
+    let outside = NetNs::create(&compat_tests::berthd::unique_name("outside"));
+    first.netns().expect("own namespace").link_to(&outside, "10.253.0.1/24", "10.253.0.2/24");
+    let down = outside.run(&["curl", "-sS", "--max-time", "3", "http://10.253.0.1:8090/hostname"]);
+    assert_eq!(down.stdout, "kept\n", "{down:?}");
+
+    let second = Berthd::builder()
+        .same_network_as(&first)
+        .daemon_json(live)
+        .args(["--data-root", &first.data_root.display().to_string()])
+        .args(["--exec-root", &first.exec_root.display().to_string()])
+        .args(["--containerd-namespace", &first.namespace])
+        .start();
+    assert_eq!(inspect(&second, "{{.NetworkSettings.IPAddress}}", "kept"), ip);
+    assert_eq!(fetch(&second, "http://127.0.0.1:8090/hostname"), "kept\n");
+    assert_eq!(second.docker(&["port", "kept"]).success().stdout, "80/tcp -> 0.0.0.0:8090\n");
+    // No address is handed out twice.
+    second.docker(&["run", "-d", "--name", "next", "busybox", "sleep", "300"]).success();
+    assert_ne!(inspect(&second, "{{.NetworkSettings.IPAddress}}", "next"), ip);
+}

@@ -176,3 +176,43 @@ fn cpusets_at_create_and_update() {
     let live = daemon.docker(&["exec", "cs", "cat", "/sys/fs/cgroup/cpuset/cpuset.cpus"]).success();
     assert_eq!(live.stdout.trim(), "0");
 }
+
+/// A runtime that records that it ran, then runs runc with the arguments
+/// the shim gave it.
+fn recording_runtime(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    use std::os::unix::fs::PermissionsExt;
+    let marker = dir.join("runtime-used");
+    let script = dir.join("my-runtime");
+    std::fs::write(&script, format!("#!/bin/sh\necho \"$@\" >> {}\nexec runc \"$@\"\n", marker.display())).unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    (script, marker)
+}
+
+#[test]
+fn configured_runtimes_run_containers() {
+    let scratch = tempfile::tempdir().unwrap();
+    let (script, marker) = recording_runtime(scratch.path());
+    let daemon = with_busybox(
+        Berthd::builder()
+            .daemon_json(serde_json::json!({
+                "runtimes": {"recorder": {"path": script.display().to_string(), "runtimeArgs": ["--debug"]}}
+            }))
+            .start(),
+    );
+    let info = daemon.docker(&["info", "-f", "{{json .Runtimes.recorder}} {{.DefaultRuntime}}"]).success();
+    assert_eq!(info.stdout.trim(), format!(r#"{{"path":"{}","runtimeArgs":["--debug"]}} runc"#, script.display()));
+    // runc by default: the recorder stays unused.
+    daemon.docker(&["run", "--rm", "busybox", "true"]).success();
+    assert!(!marker.exists());
+    let out = daemon.docker(&["run", "--rm", "--runtime", "recorder", "busybox", "echo", "via recorder"]).success();
+    assert_eq!(out.stdout, "via recorder\n");
+    let calls = std::fs::read_to_string(&marker).expect("the runtime was not run");
+    assert!(calls.lines().any(|l| l.starts_with("--debug") && l.contains(" create ")), "{calls}");
+    let id = daemon.docker(&["create", "busybox"]).success().stdout;
+    let shown = daemon.docker(&["inspect", "-f", "{{.HostConfig.Runtime}}", id.trim()]).success();
+    assert_eq!(shown.stdout.trim(), "runc");
+    let reserved = Berthd::builder()
+        .daemon_json(serde_json::json!({"runtimes": {"runc": {"path": "/bin/true"}}}))
+        .run_to_exit();
+    assert!(reserved.stderr.contains("runtime name 'runc' is reserved"), "{}", reserved.stderr);
+}

@@ -161,6 +161,14 @@ pub struct Cli {
     #[arg(long = "default-shm-size", value_name = "bytes")]
     pub default_shm_size: Option<String>,
 
+    /// Register an additional OCI compatible runtime (name=path, repeatable)
+    #[arg(long = "add-runtime", value_name = "runtime")]
+    pub add_runtimes: Vec<String>,
+
+    /// Default OCI runtime for containers
+    #[arg(long = "default-runtime", value_name = "string")]
+    pub default_runtime: Option<String>,
+
     /// Default driver for container logs
     #[arg(long = "log-driver", value_name = "string")]
     pub log_driver: Option<String>,

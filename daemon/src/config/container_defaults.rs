@@ -72,6 +72,21 @@ impl Ulimit {
     }
 }
 
+/// An OCI runtime from daemon.json `runtimes` (or `--add-runtime`), run
+/// through containerd's runc shim with this binary.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RuntimeConfig {
+    pub path: String,
+    #[serde(default)]
+    pub runtime_args: Vec<String>,
+}
+
+/// The runtime every dockerd knows; it cannot be redefined.
+pub const RUNC: &str = "runc";
+/// containerd's name for the runc shim, which dockerd also accepts.
+pub const RUNC_SHIM: &str = "io.containerd.runc.v2";
+
 /// What every new container gets unless its own config says otherwise.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ContainerDefaults {
@@ -92,6 +107,38 @@ pub struct ContainerDefaults {
     pub log_driver: String,
     /// `log-opts` for the default driver.
     pub log_opts: BTreeMap<String, String>,
+    /// Configured runtimes by name (besides `runc`).
+    pub runtimes: BTreeMap<String, RuntimeConfig>,
+    /// `default-runtime`: `runc` unless configured.
+    pub default_runtime: String,
+}
+
+impl ContainerDefaults {
+    /// The binary for a runtime name; `None` for runc itself, `Err` for
+    /// names nobody configured (dockerd's text).
+    pub fn runtime_binary(&self, name: &str) -> Result<Option<&RuntimeConfig>, String> {
+        match name {
+            "" => self.runtime_binary(&self.default_runtime),
+            RUNC | RUNC_SHIM => Ok(None),
+            other => self.runtimes.get(other).map(Some).ok_or_else(|| format!("Unknown runtime specified {other}")),
+        }
+    }
+}
+
+/// dockerd's checks on `runtimes` and `default-runtime`.
+pub fn check_runtimes(runtimes: &BTreeMap<String, RuntimeConfig>, default: &str) -> Result<(), String> {
+    for (name, runtime) in runtimes {
+        if name == RUNC || name == RUNC_SHIM {
+            return Err(format!("runtime name '{name}' is reserved"));
+        }
+        if runtime.path.is_empty() {
+            return Err(format!("runtime {name}: path is required"));
+        }
+    }
+    if default != RUNC && default != RUNC_SHIM && !runtimes.contains_key(default) {
+        return Err(format!("specified default runtime '{default}' does not exist"));
+    }
+    Ok(())
 }
 
 /// Sizes as dockerd takes them: `64m`, `1g`, `512k`, plain bytes.

@@ -59,6 +59,8 @@ pub struct DaemonJson {
     pub dns_opts: Option<Vec<String>>,
     pub log_driver: Option<String>,
     pub log_opts: Option<BTreeMap<String, String>>,
+    pub runtimes: Option<BTreeMap<String, super::container_defaults::RuntimeConfig>>,
+    pub default_runtime: Option<String>,
 }
 
 /// Keys that dockerd accepts and berthd does not honour yet.
@@ -67,13 +69,13 @@ pub const NOT_YET_HONOURED: &[&str] = &[
     "bip6", "builder", "cdi-spec-dirs", "cgroup-parent",
     "containerd-plugins-namespace", "cpu-rt-period", "cpu-rt-runtime", "cri-containerd",
     "default-address-pools", "default-gateway",
-    "default-gateway-v6", "default-network-opts", "default-runtime",
+    "default-gateway-v6", "default-network-opts",
     "exec-opts",
     "experimental", "features", "fixed-cidr-v6", "host-gateway-ip",
     "host-gateway-ips",
     "ip-forward-no-drop", "ip6tables", "ipv6",
     "log-format", "max-download-attempts", "metrics-addr", "min-api-version", "no-new-privileges",
-    "node-generic-resources", "oom-score-adjust", "proxies", "raw-logs", "runtimes",
+    "node-generic-resources", "oom-score-adjust", "proxies", "raw-logs",
     "seccomp-profile", "selinux-enabled", "storage-driver",
     "storage-opts", "swarm-default-advertise-addr",
     "userland-proxy-path", "userns-remap",
@@ -88,7 +90,7 @@ pub const HONOURED: &[&str] = &[
     "ip-forward", "ip-masq", "iptables", "icc", "ip", "userland-proxy",
     "default-ulimits", "init",
     "init-path", "default-ipc-mode", "default-cgroupns-mode", "default-shm-size", "dns", "dns-search", "dns-opts",
-    "log-driver", "log-opts",
+    "log-driver", "log-opts", "runtimes", "default-runtime",
 ];
 
 /// A parsed file: the typed keys, the raw values (for conflict messages) and
@@ -158,7 +160,8 @@ mod tests {
             "init-path":"/i","default-ipc-mode":"shareable","default-cgroupns-mode":"host",
             "default-shm-size":"64m",
             "dns":["1.1.1.1"],"dns-search":["a.test"],"dns-opts":["ndots:2"],
-            "log-driver":"local","log-opts":{"max-size":"1m"}}"#;
+            "log-driver":"local","log-opts":{"max-size":"1m"},
+            "runtimes":{"r1":{"path":"/bin/r1","runtimeArgs":["--x"]}},"default-runtime":"r1"}"#;
         let parsed = parse(all).unwrap();
         assert_eq!(parsed.raw.len(), HONOURED.len());
         assert_eq!(parsed.config.containerd_namespace.as_deref(), Some("n"));

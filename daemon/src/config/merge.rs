@@ -123,7 +123,16 @@ fn container_defaults(cli: &Cli, f: &super::daemon_json::DaemonJson) -> Result<C
             .collect::<Result<_, _>>()?
     };
     LogDriver::parse(&log_driver, &log_opts).map_err(|e| format!("failed to set log opts: {e}"))?;
+    let mut runtimes = f.runtimes.clone().unwrap_or_default();
+    for spec in &cli.add_runtimes {
+        let (name, path) = spec.split_once('=').ok_or_else(|| format!("invalid runtime spec: {spec}"))?;
+        runtimes.insert(name.to_string(), container_defaults::RuntimeConfig { path: path.to_string(), runtime_args: vec![] });
+    }
+    let default_runtime = cli.default_runtime.clone().or(f.default_runtime.clone()).unwrap_or_else(|| container_defaults::RUNC.into());
+    container_defaults::check_runtimes(&runtimes, &default_runtime)?;
     Ok(ContainerDefaults {
+        runtimes,
+        default_runtime,
         log_driver,
         log_opts,
         ulimits,
@@ -202,6 +211,7 @@ fn flags_set(cli: &Cli) -> Vec<(&'static str, String)> {
         ("default-cgroupns-mode", text(&cli.default_cgroupns_mode)),
         ("default-shm-size", text(&cli.default_shm_size)),
         ("log-driver", text(&cli.log_driver)),
+        ("default-runtime", text(&cli.default_runtime)),
         ("log-opts", (!cli.log_opts.is_empty()).then(|| format!("[{}]", cli.log_opts.join(" ")))),
     ]
     .into_iter()

@@ -151,11 +151,8 @@ impl SystemService {
             labels: config.labels.clone(),
             experimental_build: false,
             server_version: release::VERSION.into(),
-            runtimes: BTreeMap::from([
-                ("io.containerd.runc.v2".into(), Runtime { path: "runc".into(), runtime_args: None }),
-                ("runc".into(), Runtime { path: "runc".into(), runtime_args: None }),
-            ]),
-            default_runtime: "runc".into(),
+            runtimes: runtimes(&config.container_defaults),
+            default_runtime: config.container_defaults.default_runtime.clone(),
             swarm: SwarmInfo::inactive(),
             live_restore_enabled: config.live_restore,
             isolation: String::new(),
@@ -250,6 +247,19 @@ fn warnings(config: &Config) -> Vec<String> {
             )
         })
         .collect()
+}
+
+/// `/info` `Runtimes`: runc under both its names, and the configured ones.
+fn runtimes(defaults: &crate::config::container_defaults::ContainerDefaults) -> BTreeMap<String, Runtime> {
+    let mut out = BTreeMap::from([
+        ("io.containerd.runc.v2".into(), Runtime { path: "runc".into(), runtime_args: None }),
+        ("runc".into(), Runtime { path: "runc".into(), runtime_args: None }),
+    ]);
+    for (name, r) in &defaults.runtimes {
+        let args = (!r.runtime_args.is_empty()).then(|| r.runtime_args.clone());
+        out.insert(name.clone(), Runtime { path: r.path.clone(), runtime_args: args });
+    }
+    out
 }
 
 #[cfg(test)]

@@ -21,7 +21,19 @@ pub struct NewContainer<'a> {
     pub snapshot_key: &'a str,
     pub spec: &'a serde_json::Value,
     pub labels: std::collections::HashMap<String, String>,
+    /// The OCI runtime binary the runc shim runs instead of `runc`.
+    pub runtime_binary: Option<&'a str>,
 }
+
+/// The runc shim's options (`containerd.runc.v1.Options`); only the field
+/// berthd sets.
+#[derive(Clone, PartialEq, prost::Message)]
+struct RuncOptions {
+    #[prost(string, tag = "6")]
+    binary_name: String,
+}
+
+const RUNC_OPTIONS_TYPE_URL: &str = "containerd.runc.v1.Options";
 
 impl Containerd {
     pub async fn container_create(&self, c: NewContainer<'_>) -> Result<(), ContainerdError> {
@@ -30,7 +42,13 @@ impl Containerd {
             id: c.id.to_string(),
             labels: c.labels,
             image: c.image.to_string(),
-            runtime: Some(Runtime { name: RUNC_RUNTIME.to_string(), options: None }),
+            runtime: Some(Runtime {
+                name: RUNC_RUNTIME.to_string(),
+                options: c.runtime_binary.map(|binary| Any {
+                    type_url: RUNC_OPTIONS_TYPE_URL.to_string(),
+                    value: prost::Message::encode_to_vec(&RuncOptions { binary_name: binary.to_string() }),
+                }),
+            }),
             spec: Some(Any { type_url: SPEC_TYPE_URL.to_string(), value: spec }),
             snapshotter: SNAPSHOTTER.to_string(),
             snapshot_key: c.snapshot_key.to_string(),

@@ -336,6 +336,9 @@ pub fn linux_resources(hc: &HostConfig) -> Value {
     if let Some(quota) = other("CpuQuota") {
         cpu["quota"] = json!(quota);
     }
+    if hc.other.get("OomKillDisable").and_then(Value::as_bool) == Some(true) {
+        resources["memory"]["disableOOMKiller"] = json!(true);
+    }
     if let Some(reservation) = other("MemoryReservation") {
         resources["memory"]["reservation"] = json!(reservation);
     }

@@ -215,6 +215,7 @@ impl ContainerService {
                 snapshot_key: &record.id,
                 spec: &spec,
                 labels: HashMap::from([(OWNER_LABEL.to_string(), OWNER.to_string())]),
+                runtime_binary: self.runtime_binary(&record.host_config.runtime)?.as_deref(),
             })
             .await?;
         Ok(())

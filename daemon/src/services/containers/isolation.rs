@@ -32,9 +32,9 @@ impl ContainerService {
         let extras = HostExtras::parse(Value::Object(subset))
             .map_err(|e| ServiceError::InvalidParameter(format!("invalid HostConfig: {e}")))?;
         namespaces::check_modes(&extras).map_err(ServiceError::InvalidParameter)?;
-        // Only runc until daemon.json `runtimes` is honoured.
-        if !matches!(hc.runtime.as_str(), "" | "runc" | "io.containerd.runc.v2") {
-            return Err(ServiceError::InvalidParameter(format!("Unknown runtime specified {}", hc.runtime)));
+        self.defaults.runtime_binary(&hc.runtime).map_err(ServiceError::InvalidParameter)?;
+        if hc.runtime.is_empty() {
+            hc.runtime = self.defaults.default_runtime.clone();
         }
         for u in extras.ulimits.iter().flatten() {
             u.check().map_err(ServiceError::InvalidParameter)?;
@@ -67,6 +67,31 @@ impl ContainerService {
             hc.other.insert("CgroupnsMode".into(), json!(self.defaults.cgroupns_mode));
         }
         Ok(warnings)
+    }
+
+    /// The binary the runc shim runs for a configured runtime (`None` for
+    /// runc). Runtime arguments need a wrapper script, as dockerd makes.
+    pub(super) fn runtime_binary(&self, name: &str) -> Result<Option<String>, ServiceError> {
+        let Some(runtime) = self.defaults.runtime_binary(name).map_err(ServiceError::InvalidParameter)? else {
+            return Ok(None);
+        };
+        if runtime.runtime_args.is_empty() {
+            return Ok(Some(runtime.path.clone()));
+        }
+        let dir = self.exec_root.join("runtimes");
+        let wrapper = dir.join(name);
+        let quoted: Vec<String> = std::iter::once(&runtime.path)
+            .chain(&runtime.runtime_args)
+            .map(|a| format!("'{}'", a.replace('\'', "'\\''")))
+            .collect();
+        let script = format!("#!/bin/sh\nexec {} \"$@\"\n", quoted.join(" "));
+        let written = std::fs::create_dir_all(&dir).and_then(|_| {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::write(&wrapper, script)?;
+            std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755))
+        });
+        written.map_err(|e| ServiceError::Internal(format!("writing the wrapper for runtime {name}: {e}")))?;
+        Ok(Some(wrapper.display().to_string()))
     }
 
     /// The device nodes the spec lists: `--device`s, or all of the host's

@@ -491,3 +491,37 @@ services:
     assert!(ps.stdout.contains("waits-db-1 Up") && ps.stdout.contains("(healthy)"), "{}", ps.stdout);
     daemon.docker(&["compose", "-p", "waits", "-f", file.to_str().unwrap(), "down", "-t", "0"]).success();
 }
+
+/// `1.05MB` (the CLI's decimal units) → bytes.
+fn decimal_size(text: &str) -> f64 {
+    let (number, unit) = text.split_at(text.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(text.len()));
+    let n: f64 = number.parse().unwrap_or_else(|_| panic!("not a size: {text}"));
+    n * match unit {
+        "B" => 1.0,
+        "kB" => 1e3,
+        "MB" => 1e6,
+        "GB" => 1e9,
+        other => panic!("unit {other} in {text}"),
+    }
+}
+
+#[test]
+fn ps_size_and_system_df_count_the_writable_layers() {
+    let daemon = Berthd::start_with_busybox();
+    daemon.docker(&["run", "--name", "writer", "busybox", "dd", "if=/dev/zero", "of=/big", "bs=1024", "count=1024"]).success();
+    daemon.docker(&["run", "-d", "--name", "idle", "busybox", "sleep", "321"]).success();
+    let ps = daemon.docker(&["ps", "-a", "-s", "--filter", "name=writer", "--format", "{{.Size}}"]).success();
+    // `1.05MB (virtual 2.1MB)`
+    let (rw, virt) = ps.stdout.trim().split_once(" (virtual ").unwrap_or_else(|| panic!("{}", ps.stdout));
+    assert!((1_048_576.0..1_200_000.0).contains(&decimal_size(rw)), "{}", ps.stdout);
+    assert!(decimal_size(virt.trim_end_matches(')')) > decimal_size(rw), "{}", ps.stdout);
+
+    let df = daemon.docker(&["system", "df", "--format", "{{.Type}}|{{.TotalCount}}|{{.Active}}|{{.Size}}|{{.Reclaimable}}"]).success();
+    let rows: std::collections::HashMap<&str, Vec<&str>> =
+        df.stdout.lines().map(|l| (l.split('|').next().unwrap(), l.split('|').skip(1).collect())).collect();
+    let containers = &rows["Containers"];
+    assert_eq!(&containers[..2], ["2", "1"], "{}", df.stdout);
+    assert!(decimal_size(containers[2]) >= 1_048_576.0, "{}", df.stdout);
+    assert!(containers[3].starts_with("1.0"), "the exited writer's layer is reclaimable: {}", df.stdout);
+    assert_eq!(&rows["Images"][..2], ["1", "1"], "{}", df.stdout);
+}

@@ -106,7 +106,7 @@ async fn serve_until_signal(
         .await
         .context("loading containers")?;
     let services = Services {
-        system: Arc::new(SystemService::new(config.clone(), containerd.clone(), engine_id).with_images(images.clone()).with_volumes(volumes.clone())),
+        system: Arc::new(SystemService::new(config.clone(), containerd.clone(), engine_id).with_images(images.clone()).with_volumes(volumes.clone()).with_containers(containers.clone())),
         build: Arc::new(crate::services::build::BuildService::new(images.clone(), containers.clone(), &config.data_root)),
         images,
         containers: containers.clone(),

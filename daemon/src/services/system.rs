@@ -28,13 +28,14 @@ pub struct SystemService {
     engine_id: String,
     images: Option<Arc<ImageService>>,
     volumes: Option<Arc<crate::services::volumes::VolumeService>>,
+    containers: Option<Arc<crate::services::containers::ContainerService>>,
 }
 
 impl SystemService {
     pub fn new(config: Arc<Config>, containerd: Containerd, engine_id: String) -> Self {
         let host = HostInfo::read();
         let cgroups = CgroupFeatures::read(host.cgroup_version);
-        Self { config, containerd, host, cgroups, engine_id, images: None, volumes: None }
+        Self { config, containerd, host, cgroups, engine_id, images: None, volumes: None, containers: None }
     }
 
     /// Count images and their sizes through the image service.
@@ -45,6 +46,12 @@ impl SystemService {
 
     pub fn with_volumes(mut self, volumes: Arc<crate::services::volumes::VolumeService>) -> Self {
         self.volumes = Some(volumes);
+        self
+    }
+
+    /// List containers (with their sizes) in `/system/df`.
+    pub fn with_containers(mut self, containers: Arc<crate::services::containers::ContainerService>) -> Self {
+        self.containers = Some(containers);
         self
     }
 
@@ -183,15 +190,22 @@ impl SystemService {
             return Ok(SystemDataUsage { layers_size: self.containerd.content_size().await?, volumes, ..Default::default() });
         };
         let summaries = images.list(&Default::default()).await?;
+        let containers = match &self.containers {
+            Some(c) => c.disk_usage().await?,
+            None => vec![],
+        };
         Ok(SystemDataUsage {
             layers_size: images.layers_size().await?,
             images: summaries
                 .into_iter()
                 .map(|mut s| {
                     s.shared_size = 0;
+                    // How many containers use it (dockerd counts them here only).
+                    s.containers = containers.iter().filter(|c| c.image_id == s.id).count() as i64;
                     serde_json::to_value(s).unwrap_or_default()
                 })
                 .collect(),
+            containers: containers.into_iter().map(|c| serde_json::to_value(c).unwrap_or_default()).collect(),
             volumes,
             ..Default::default()
         })

@@ -30,4 +30,9 @@ impl ContainerService {
         out.size_root_fs = Some(rootfs);
         Ok(out)
     }
+
+    /// Every container with its sizes, as `/system/df` lists them.
+    pub async fn disk_usage(&self) -> Result<Vec<api_types::container::ContainerSummary>, ServiceError> {
+        self.list(super::ListOptions { all: true, size: true, ..Default::default() }).await
+    }
 }

@@ -750,26 +750,27 @@ fn wrong_method_on_a_known_path_is_page_not_found() {
     }
 }
 
-/// `top` arrives with issue 9; until then it is the example of an endpoint
-/// that answers "not implemented" rather than a fake success.
+/// Managed plugins are not built: the example of an endpoint that answers
+/// "not implemented" rather than a fake success.
 #[test]
 fn endpoint_not_built_yet_answers_501_naming_the_operation() {
     let daemon = Berthd::start();
-    let resp = daemon.request("GET", "/containers/anything/top", None);
+    let resp = daemon.request("GET", "/plugins/anything/json", None);
     assert_eq!(resp.status, 501, "{}", resp.text());
     assert_eq!(resp.header("Content-Type"), Some("application/json"));
     let message = resp.json()["message"].as_str().unwrap().to_string();
     assert!(
-        message.contains("GET /containers/{id}/top") && message.contains("not implemented"),
+        message.contains("GET /plugins/{name}/json") && message.contains("not implemented"),
         "{message}"
     );
 
-    let out = daemon.docker(&["top", "anything"]).failure();
+    let out = daemon.docker(&["plugin", "inspect", "anything"]).failure();
     assert_eq!(
         out.stderr.trim_end(),
         format!("Error response from daemon: {message}")
     );
-    assert_eq!(out.stdout, "");
+    // inspect prints the (empty) list of what it found.
+    assert_eq!(out.stdout, "[]\n");
 }
 
 #[test]

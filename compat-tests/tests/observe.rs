@@ -525,3 +525,20 @@ fn ps_size_and_system_df_count_the_writable_layers() {
     assert!(containers[3].starts_with("1.0"), "the exited writer's layer is reclaimable: {}", df.stdout);
     assert_eq!(&rows["Images"][..2], ["1", "1"], "{}", df.stdout);
 }
+
+#[test]
+fn system_prune_removes_what_is_unused() {
+    let daemon = Berthd::start_with_busybox();
+    daemon.docker(&["run", "--name", "done", "busybox", "true"]).success();
+    daemon.docker(&["run", "-d", "--name", "alive", "busybox", "sleep", "318"]).success();
+    daemon.docker(&["network", "create", "spare"]).success();
+    let out = daemon.docker(&["system", "prune", "-f"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("Deleted Containers:"), "{}", out.stdout);
+    assert!(out.stdout.contains("Deleted Networks:\nspare"), "{}", out.stdout);
+    assert!(out.stdout.contains("Total reclaimed space:"), "{}", out.stdout);
+    daemon.docker(&["container", "inspect", "done"]).failure();
+    daemon.docker(&["network", "inspect", "spare"]).failure();
+    let ps = daemon.docker(&["ps", "--format", "{{.Names}}"]).success();
+    assert_eq!(ps.stdout.trim(), "alive");
+}

@@ -1026,13 +1026,13 @@ fn missing_named_config_file_is_refused() {
 #[test]
 fn dockerd_key_not_honoured_yet_starts_with_a_warning() {
     let daemon = Berthd::builder()
-        .daemon_json(json!({"log-driver": "json-file"}))
+        .daemon_json(json!({"cgroup-parent": "berth"}))
         .start();
     daemon.docker(&["version"]).success();
     let log = daemon.log();
     assert!(
-        warnings(&log).iter().any(|l| l.contains("log-driver")),
-        "no warning naming log-driver:\n{log}"
+        warnings(&log).iter().any(|l| l.contains("cgroup-parent")),
+        "no warning naming cgroup-parent:\n{log}"
     );
 }
 

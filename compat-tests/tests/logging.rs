@@ -71,7 +71,7 @@ fn follow_crosses_rotations() {
     daemon
         .docker(&["run", "-d", "--name", "fol", "--log-opt", "max-size=2k", "--log-opt", "max-file=100", "busybox", "sh", "-c", &script])
         .success();
-    let mut follower = std::process::Command::new(compat_tests::cli::docker_binary())
+    let follower = std::process::Command::new(compat_tests::cli::docker_binary())
         .args(["-H", &daemon.host(), "logs", "-f", "fol"])
         .stdout(std::process::Stdio::piped())
         .spawn()

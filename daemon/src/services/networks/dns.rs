@@ -315,6 +315,8 @@ mod tests {
             host_veth: String::new(),
             ports: vec![],
             dns_names: dns_names.iter().map(|s| s.to_string()).collect(),
+            aliases: vec![],
+            ifname: "eth0".into(),
         }
     }
 

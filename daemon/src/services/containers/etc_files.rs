@@ -53,11 +53,11 @@ pub fn write_hosts(path: &Path, hostname: &str, ip: &str) -> std::io::Result<()>
 /// The words after the last `keyword` line of a resolv.conf.
 fn last_line_words(text: &str, keyword: &str) -> Vec<String> {
     text.lines()
-        .filter_map(|l| {
+        .rev()
+        .find_map(|l| {
             let mut words = l.split_whitespace();
             (words.next() == Some(keyword)).then(|| words.map(str::to_string).collect::<Vec<_>>())
         })
-        .last()
         .unwrap_or_default()
 }
 

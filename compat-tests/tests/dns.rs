@@ -367,3 +367,21 @@ fn the_server_answers_over_tcp_too() {
     // of reach from the daemon's own namespace.
     assert_eq!(query_over_tcp(&netns, "target"), (2, vec![]));
 }
+
+#[test]
+fn network_connect_and_disconnect_follow_in_dns() {
+    let daemon = Berthd::start_with_busybox();
+    network(&daemon, "first", 19);
+    network(&daemon, "second", 20);
+    daemon.docker(&["run", "-d", "--name", "mover", "--network", "first", "busybox", "sleep", "300"]).success();
+    daemon.docker(&["run", "-d", "--name", "watcher", "--network", "second", "busybox", "sleep", "300"]).success();
+    does_not_resolve(&daemon, "watcher", "mover");
+    daemon.docker(&["network", "connect", "--alias", "moved", "second", "mover"]).success();
+    let ip = inspect(&daemon, "{{.NetworkSettings.Networks.second.IPAddress}}", "mover");
+    resolves(&daemon, "watcher", "mover", &[ip.as_str()]);
+    resolves(&daemon, "watcher", "moved", &[ip.as_str()]);
+    resolves(&daemon, "mover", "watcher", &["10.197.20.2"]);
+    daemon.docker(&["network", "disconnect", "second", "mover"]).success();
+    does_not_resolve(&daemon, "watcher", "mover");
+    does_not_resolve(&daemon, "watcher", "moved");
+}

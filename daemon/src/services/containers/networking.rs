@@ -188,6 +188,12 @@ impl ContainerService {
         check_endpoint_request(&req, &network_name, predefined)?;
         if record.state.status.is_live() {
             self.networks.attach_container(&req, &record.id, record.bare_name(), &[], false).await?;
+            let names = dns_names(&record, &req.aliases);
+            let dns_servers = host_config_list(&record, "Dns");
+            if let Err(e) = self.networks.serve_dns(&record.id, &network_id, names, &dns_servers).await {
+                let _ = self.networks.detach_endpoint(&network_id, &record.id).await;
+                return Err(e);
+            }
         }
         attached.push(req);
         record.networks = Some(attached);

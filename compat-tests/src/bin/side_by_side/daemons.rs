@@ -71,7 +71,8 @@ impl Kind {
 }
 
 /// The reference dockerd: temporary data-root, exec-root, socket, pidfile,
-/// containerd namespaces; no bridge, no iptables.
+/// containerd namespaces; its default bridge and iptables rules live in its
+/// own network namespace, as berthd's do.
 struct Dockerd {
     dir: tempfile::TempDir,
     socket: PathBuf,
@@ -112,7 +113,7 @@ impl Dockerd {
             .args(["--containerd", containerd::SOCKET])
             .args(["--containerd-namespace", &namespace])
             .args(["--containerd-plugins-namespace", &plugins_namespace])
-            .args(["--bridge=none", "--iptables=false", "--ip6tables=false"])
+            .args(["--ip6tables=false"])
             .args(["--shutdown-timeout", "2"])
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)

@@ -67,6 +67,11 @@ impl Containerd {
         &self.namespace
     }
 
+    /// The lease this handle's calls run under, if any.
+    pub(super) fn lease_id(&self) -> Option<&str> {
+        self.lease.as_deref()
+    }
+
     /// A handle whose calls all run under `lease`.
     pub fn with_lease(&self, lease: &str) -> Self {
         Self { lease: Some(lease.to_string()), ..self.clone() }

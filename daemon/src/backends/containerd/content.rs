@@ -364,6 +364,12 @@ impl ContentWriter {
                 if !labels.is_empty() {
                     self.containerd.content_set_labels(&digest, labels).await?;
                 }
+                // Content that was already there is not held by our lease
+                // yet: without this, GC after an unrelated delete could take
+                // it before the image that needs it is recorded.
+                if let Some(lease) = self.containerd.lease_id().map(str::to_string) {
+                    self.containerd.lease_add_resource(&lease, super::leases::LeaseResource::Content(&digest)).await?;
+                }
                 Ok(CommittedBlob { digest, size: self.offset })
             }
             Err(e) => {

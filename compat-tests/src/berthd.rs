@@ -126,6 +126,18 @@ impl BerthdBuilder {
         daemon
     }
 
+    /// Start the daemon and load `busybox:latest` (busybox-static) into it.
+    #[track_caller]
+    pub fn start_with_busybox(self) -> Berthd {
+        let daemon = self.start();
+        let archive = crate::images::BusyboxImage::new("busybox:latest")
+            .build()
+            .and_then(|i| i.docker_archive())
+            .unwrap_or_else(|e| panic!("building the busybox image: {e:#}"));
+        daemon.docker_stdin(&["load"], &archive).success();
+        daemon
+    }
+
     /// Run berthd expecting it to exit by itself (`--validate`, `-v`, or a
     /// refused start); returns what it printed.
     #[track_caller]
@@ -256,13 +268,20 @@ impl Berthd {
     /// A daemon with `busybox:latest` (busybox-static) loaded.
     #[track_caller]
     pub fn start_with_busybox() -> Self {
-        let daemon = Self::start();
-        let archive = crate::images::BusyboxImage::new("busybox:latest")
-            .build()
-            .and_then(|i| i.docker_archive())
-            .unwrap_or_else(|e| panic!("building the busybox image: {e:#}"));
-        daemon.docker_stdin(&["load"], &archive).success();
-        daemon
+        Self::builder().start_with_busybox()
+    }
+
+    /// A second daemon on this one's data-root, exec-root, containerd
+    /// namespace and network namespace (a restart), with `daemon_json`.
+    #[track_caller]
+    pub fn successor(&self, daemon_json: serde_json::Value) -> Berthd {
+        Self::builder()
+            .same_network_as(self)
+            .daemon_json(daemon_json)
+            .args(["--data-root", &self.data_root.display().to_string()])
+            .args(["--exec-root", &self.exec_root.display().to_string()])
+            .args(["--containerd-namespace", &self.namespace])
+            .start()
     }
 
     pub fn dir(&self) -> &Path {

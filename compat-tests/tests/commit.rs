@@ -1,7 +1,7 @@
 //! `docker commit`: a container's changes become a new image layer that
 //! runs, with `--change`, `-m` and `-a` in its config and history.
 
-use compat_tests::Berthd;
+use compat_tests::{eventually, Berthd};
 
 fn inspect(daemon: &Berthd, what: &str) -> serde_json::Value {
     let out = daemon.docker(&["image", "inspect", what]).success();
@@ -84,19 +84,6 @@ fn commit_of_a_running_container_pauses_it_and_untagged_commit_is_dangling() {
     assert!(actions[..commit_at].contains(&"pause"), "{actions:?}");
     assert!(actions[commit_at..].contains(&"unpause"), "{actions:?}");
     daemon.docker(&["rm", "-f", "live"]).success();
-}
-
-/// Poll `f` every 50 ms until it answers `Some`, for up to `secs` seconds.
-#[track_caller]
-fn eventually<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
 }
 
 /// The daemon's clock as `docker events --since` takes it.

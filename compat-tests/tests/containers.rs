@@ -2,7 +2,7 @@
 //! rm, ps, inspect.
 
 use compat_tests::images::BusyboxImage;
-use compat_tests::Berthd;
+use compat_tests::{eventually, Berthd};
 
 #[test]
 fn run_prints_output_and_exits_zero() {
@@ -133,36 +133,10 @@ fn bollard_sees_the_same_containers() {
     });
 }
 
-/// Poll `f` every 50 ms until it answers `Some`, for up to `secs` seconds.
-#[track_caller]
-fn eventually<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-}
-
 fn inspect(daemon: &Berthd, format: &str, name: &str) -> String {
     daemon.docker(&["inspect", "-f", format, name]).success().stdout.trim().to_string()
 }
 
-/// A second daemon on the first one's data-root, exec-root and namespace.
-fn successor(first: &Berthd, daemon_json: serde_json::Value) -> Berthd {
-    Berthd::builder()
-        .same_network_as(first)
-        .daemon_json(daemon_json)
-        .arg("--data-root")
-        .arg(first.data_root.display().to_string())
-        .arg("--exec-root")
-        .arg(first.exec_root.display().to_string())
-        .arg("--containerd-namespace")
-        .arg(first.namespace.clone())
-        .start()
-}
 
 fn ctr(namespace: &str, args: &[&str]) -> String {
     let out = std::process::Command::new("ctr")
@@ -242,7 +216,7 @@ fn restart_policies_apply_when_the_daemon_starts() {
     first.docker(&["stop", "unless-stopped-by-user", "always-stopped-by-user"]).success();
     let status = first.stop().expect("first daemon");
     assert!(status.success(), "{status}");
-    let second = successor(&first, serde_json::json!({}));
+    let second = first.successor(serde_json::json!({}));
     let states = second.docker(&["ps", "-a", "--format", "{{.Names}} {{.State}}"]).success().stdout;
     let mut states: Vec<&str> = states.lines().collect();
     states.sort();
@@ -262,7 +236,7 @@ fn shutdown_stops_containers_with_their_stop_signal() {
     let pid = inspect(&first, "{{.State.Pid}}", "term");
     assert!(first.stop().expect("daemon").success());
     assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists(), "container process survived shutdown");
-    let second = successor(&first, serde_json::json!({}));
+    let second = first.successor(serde_json::json!({}));
     assert_eq!(inspect(&second, "{{.State.Status}} {{.State.ExitCode}}", "term"), "exited 3");
     assert_eq!(inspect(&second, "{{.State.Status}} {{.State.ExitCode}}", "usr1"), "exited 4");
 }
@@ -300,7 +274,7 @@ fn live_restore_keeps_containers_and_notices_exits_while_down() {
         (tasks.lines().filter(|l| l.contains("STOPPED")).count() == 3).then_some(())
     });
     let lines_before = std::fs::read_to_string(&log_path).unwrap().lines().count();
-    let second = successor(&first, live);
+    let second = first.successor(live);
     assert_eq!(inspect(&second, "{{.State.Status}} {{.State.Pid}}", "keep"), format!("running {pid}"));
     let ps = second.docker(&["ps", "--format", "{{.Names}} {{.Status}}", "--filter", "name=keep"]).success().stdout;
     assert!(ps.starts_with("keep Up"), "{ps}");
@@ -335,7 +309,7 @@ fn kill_9_of_the_daemon_leaves_a_state_the_next_start_reconciles() {
     ctr(&first.namespace, &["containers", "rm", &half_removed]);
     // containerd's container without a record (a create cut short).
     std::fs::remove_dir_all(first.data_root.join("containers").join(&unrecorded)).unwrap();
-    let second = successor(&first, serde_json::json!({}));
+    let second = first.successor(serde_json::json!({}));
     let names = second.docker(&["ps", "-a", "--format", "{{.Names}}"]).success().stdout;
     assert_eq!(names, "made\n");
     assert_eq!(compat_tests::containerd::container_ids(&first.namespace), [made.clone()]);

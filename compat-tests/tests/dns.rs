@@ -257,16 +257,7 @@ fn dns_comes_back_after_a_live_restore_restart() {
     resolves(&first, "kb", "alpha", &["10.197.16.2"]);
     assert!(first.stop().expect("daemon").success());
 
-    let second = Berthd::builder()
-        .daemon_json(live)
-        .same_network_as(&first)
-        .arg("--data-root")
-        .arg(first.data_root.display().to_string())
-        .arg("--exec-root")
-        .arg(first.exec_root.display().to_string())
-        .arg("--containerd-namespace")
-        .arg(first.namespace.clone())
-        .start();
+    let second = first.successor(live);
     resolves(&second, "kb", "alpha", &["10.197.16.2"]);
     resolves(&second, "ka", "kb", &["10.197.16.3"]);
     second.docker(&["stop", "-t", "0", "ka"]).success();

@@ -2,17 +2,7 @@
 //! do there, through the stock CLI: ulimits (and daemon defaults), --init,
 //! devices, sysctls, IPC/PID/UTS modes, the OOM score, cpusets.
 
-use compat_tests::images::BusyboxImage;
 use compat_tests::Berthd;
-
-fn with_busybox(daemon: Berthd) -> Berthd {
-    let archive = BusyboxImage::new("busybox:latest")
-        .build()
-        .and_then(|i| i.docker_archive())
-        .unwrap_or_else(|e| panic!("building the busybox image: {e:#}"));
-    daemon.docker_stdin(&["load"], &archive).success();
-    daemon
-}
 
 fn host_ns(kind: &str) -> String {
     std::fs::read_link(format!("/proc/self/ns/{kind}")).expect("reading our namespace").display().to_string()
@@ -20,16 +10,14 @@ fn host_ns(kind: &str) -> String {
 
 #[test]
 fn ulimits_from_the_run_and_from_daemon_defaults() {
-    let daemon = with_busybox(
-        Berthd::builder()
-            .daemon_json(serde_json::json!({
-                "default-ulimits": {
-                    "nofile": {"Name": "nofile", "Soft": 500, "Hard": 600},
-                    "nproc": {"Name": "nproc", "Soft": 300, "Hard": 400},
-                }
-            }))
-            .start(),
-    );
+    let daemon = Berthd::builder()
+        .daemon_json(serde_json::json!({
+            "default-ulimits": {
+                "nofile": {"Name": "nofile", "Soft": 500, "Hard": 600},
+                "nproc": {"Name": "nproc", "Soft": 300, "Hard": 400},
+            }
+        }))
+        .start_with_busybox();
     let out = daemon.docker(&["run", "--rm", "busybox", "sh", "-c", "ulimit -n; ulimit -Hn; ulimit -u"]).success();
     assert_eq!(out.stdout, "500\n600\n300\n");
     // The container's own limit replaces the default of the same name only.
@@ -46,7 +34,7 @@ fn ulimits_from_the_run_and_from_daemon_defaults() {
 
 #[test]
 fn bad_ulimits_and_modes_are_refused_and_create_nothing() {
-    let daemon = with_busybox(Berthd::start());
+    let daemon = Berthd::start_with_busybox();
     for (body, message) in [
         (r#"{"Image":"busybox","HostConfig":{"Ulimits":[{"Name":"nofile","Soft":300,"Hard":200}]}}"#,
          "ulimit soft limit must be less than or equal to hard limit: 300 > 200"),
@@ -72,7 +60,7 @@ fn bad_ulimits_and_modes_are_refused_and_create_nothing() {
 
 #[test]
 fn init_runs_as_pid_one_and_reaps() {
-    let daemon = with_busybox(Berthd::start());
+    let daemon = Berthd::start_with_busybox();
     let out = daemon.docker(&["run", "--rm", "--init", "busybox", "cat", "/proc/1/cmdline"]).success();
     let pid1: Vec<&str> = out.stdout.split('\0').collect();
     assert_eq!(pid1[..4], ["/sbin/docker-init", "--", "cat", "/proc/1/cmdline"], "{:?}", out.stdout);
@@ -85,7 +73,7 @@ fn init_runs_as_pid_one_and_reaps() {
 
 #[test]
 fn devices_and_cgroup_rules() {
-    let daemon = with_busybox(Berthd::start());
+    let daemon = Berthd::start_with_busybox();
     let out = daemon
         .docker(&["run", "--rm", "--device", "/dev/null:/dev/mynull:rw", "busybox", "sh", "-c", "ls -l /dev/mynull; echo ok > /dev/mynull && echo written"])
         .success();
@@ -103,7 +91,7 @@ fn devices_and_cgroup_rules() {
 
 #[test]
 fn sysctls_oom_score_and_domainname() {
-    let daemon = with_busybox(Berthd::start());
+    let daemon = Berthd::start_with_busybox();
     let out = daemon
         .docker(&[
             "run", "--rm", "--sysctl", "net.ipv4.ip_forward=1", "--sysctl", "kernel.shmmax=123456",
@@ -120,7 +108,7 @@ fn sysctls_oom_score_and_domainname() {
 
 #[test]
 fn host_namespaces() {
-    let daemon = with_busybox(Berthd::start());
+    let daemon = Berthd::start_with_busybox();
     let out = daemon
         .docker(&["run", "--rm", "--ipc", "host", "--pid", "host", "--uts", "host", "busybox", "sh", "-c",
                   "for n in ipc pid uts; do readlink /proc/self/ns/$n; done"])
@@ -139,7 +127,7 @@ fn host_namespaces() {
 
 #[test]
 fn joining_another_containers_ipc_and_pid() {
-    let daemon = with_busybox(Berthd::start());
+    let daemon = Berthd::start_with_busybox();
     daemon.docker(&["run", "-d", "--name", "donor", "--ipc", "shareable", "busybox", "sleep", "300"]).success();
     daemon.docker(&["run", "-d", "--name", "private", "busybox", "sleep", "300"]).success();
     let donor_ipc = daemon.docker(&["exec", "donor", "readlink", "/proc/self/ns/ipc"]).success();
@@ -158,7 +146,7 @@ fn joining_another_containers_ipc_and_pid() {
 
 #[test]
 fn cpusets_at_create_and_update() {
-    let daemon = with_busybox(Berthd::start());
+    let daemon = Berthd::start_with_busybox();
     let out = daemon.docker(&["run", "--rm", "--cpuset-cpus", "0", "busybox", "cat", "/sys/fs/cgroup/cpuset/cpuset.cpus"]);
     let cpus = if out.code == 0 {
         out.stdout
@@ -192,13 +180,11 @@ fn recording_runtime(dir: &std::path::Path) -> (std::path::PathBuf, std::path::P
 fn configured_runtimes_run_containers() {
     let scratch = tempfile::tempdir().unwrap();
     let (script, marker) = recording_runtime(scratch.path());
-    let daemon = with_busybox(
-        Berthd::builder()
-            .daemon_json(serde_json::json!({
-                "runtimes": {"recorder": {"path": script.display().to_string(), "runtimeArgs": ["--debug"]}}
-            }))
-            .start(),
-    );
+    let daemon = Berthd::builder()
+        .daemon_json(serde_json::json!({
+            "runtimes": {"recorder": {"path": script.display().to_string(), "runtimeArgs": ["--debug"]}}
+        }))
+        .start_with_busybox();
     let info = daemon.docker(&["info", "-f", "{{json .Runtimes.recorder}} {{.DefaultRuntime}}"]).success();
     assert_eq!(info.stdout.trim(), format!(r#"{{"path":"{}","runtimeArgs":["--debug"]}} runc"#, script.display()));
     // runc by default: the recorder stays unused.

@@ -4,17 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use compat_tests::images::BusyboxImage;
 use compat_tests::Berthd;
-
-fn with_busybox(daemon: Berthd) -> Berthd {
-    let archive = BusyboxImage::new("busybox:latest")
-        .build()
-        .and_then(|i| i.docker_archive())
-        .unwrap_or_else(|e| panic!("building the busybox image: {e:#}"));
-    daemon.docker_stdin(&["load"], &archive).success();
-    daemon
-}
 
 /// A shell loop printing `line 0` … `line N-1`.
 fn print_lines(n: usize) -> String {
@@ -44,7 +34,7 @@ fn assert_contiguous_tail(stdout: &str, last: usize) -> usize {
 
 #[test]
 fn json_file_rotates_and_logs_reads_across_files() {
-    let daemon = with_busybox(Berthd::start());
+    let daemon = Berthd::start_with_busybox();
     for compress in ["false", "true"] {
         let name = format!("rot-{compress}");
         let compress_opt = format!("compress={compress}");
@@ -66,7 +56,7 @@ fn json_file_rotates_and_logs_reads_across_files() {
 
 #[test]
 fn follow_crosses_rotations() {
-    let daemon = with_busybox(Berthd::start());
+    let daemon = Berthd::start_with_busybox();
     let script = format!("while [ ! -e /tmp/go ]; do sleep 0.1; done; {}", print_lines(300));
     daemon
         .docker(&["run", "-d", "--name", "fol", "--log-opt", "max-size=2k", "--log-opt", "max-file=100", "busybox", "sh", "-c", &script])
@@ -86,7 +76,7 @@ fn follow_crosses_rotations() {
 
 #[test]
 fn long_lines_are_split_into_16k_entries_and_read_back_whole() {
-    let daemon = with_busybox(Berthd::start());
+    let daemon = Berthd::start_with_busybox();
     daemon
         .docker(&["run", "--name", "long", "busybox", "sh", "-c", "head -c 40000 /dev/zero | tr '\\0' x; echo"])
         .success();
@@ -99,11 +89,9 @@ fn long_lines_are_split_into_16k_entries_and_read_back_whole() {
 
 #[test]
 fn daemon_defaults_local_driver_and_none() {
-    let daemon = with_busybox(
-        Berthd::builder()
-            .daemon_json(serde_json::json!({"log-driver": "local", "log-opts": {"max-size": "10m"}}))
-            .start(),
-    );
+    let daemon = Berthd::builder()
+        .daemon_json(serde_json::json!({"log-driver": "local", "log-opts": {"max-size": "10m"}}))
+        .start_with_busybox();
     daemon.docker(&["run", "--name", "loc", "busybox", "echo", "kept locally"]).success();
     let config = daemon.docker(&["inspect", "-f", "{{json .HostConfig.LogConfig}} [{{.LogPath}}]", "loc"]).success();
     assert_eq!(config.stdout.trim(), r#"{"Type":"local","Config":{"max-size":"10m"}} []"#);
@@ -121,7 +109,7 @@ fn daemon_defaults_local_driver_and_none() {
 
 #[test]
 fn bad_log_configs_are_refused_and_create_nothing() {
-    let daemon = with_busybox(Berthd::start());
+    let daemon = Berthd::start_with_busybox();
     for (args, message) in [
         (vec!["--log-driver", "foo"], "error looking up logging plugin foo: plugin \"foo\" not found"),
         (vec!["--log-opt", "foo=bar"], "unknown log opt 'foo' for json-file log driver"),

@@ -1,22 +1,9 @@
 //! Watching containers: `docker top`, `docker stats`, health checks, as the
 //! stock CLI and bollard see them.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use compat_tests::Berthd;
-
-/// Poll `f` every 50 ms until it answers `Some`, for up to `secs` seconds.
-#[track_caller]
-fn eventually<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
+use compat_tests::{eventually, Berthd};
 
 /// Now as `seconds.nanoseconds`, the form `--since`/`--until` take.
 fn now_stamp() -> String {
@@ -439,16 +426,7 @@ fn health_checks_resume_after_a_live_restore_restart() {
         .success();
     wait_health(&first, "lasting", "healthy");
     assert!(first.stop().expect("daemon").success());
-    let second = Berthd::builder()
-        .daemon_json(live)
-        .same_network_as(&first)
-        .arg("--data-root")
-        .arg(first.data_root.display().to_string())
-        .arg("--exec-root")
-        .arg(first.exec_root.display().to_string())
-        .arg("--containerd-namespace")
-        .arg(first.namespace.clone())
-        .start();
+    let second = first.successor(live);
     assert_eq!(health(&second, "lasting")["Status"], "healthy");
     second.docker(&["exec", "lasting", "rm", "/tmp/ok"]).success();
     wait_health(&second, "lasting", "unhealthy");

@@ -126,13 +126,7 @@ fn live_restore_keeps_addresses_and_published_ports() {
     let down = outside.run(&["curl", "-sS", "--max-time", "3", "http://10.253.0.1:8090/hostname"]);
     assert_eq!(down.stdout, "kept\n", "{down:?}");
 
-    let second = Berthd::builder()
-        .same_network_as(&first)
-        .daemon_json(live)
-        .args(["--data-root", &first.data_root.display().to_string()])
-        .args(["--exec-root", &first.exec_root.display().to_string()])
-        .args(["--containerd-namespace", &first.namespace])
-        .start();
+    let second = first.successor(live);
     assert_eq!(inspect(&second, "{{.NetworkSettings.IPAddress}}", "kept"), ip);
     assert_eq!(fetch(&second, "http://127.0.0.1:8090/hostname"), "kept\n");
     assert_eq!(second.docker(&["port", "kept"]).success().stdout, "80/tcp -> 0.0.0.0:8090\n");

@@ -43,6 +43,7 @@ pub struct BerthdBuilder {
     daemon_json: Option<serde_json::Value>,
     env: Vec<(String, String)>,
     no_containerd_flag: bool,
+    containerd: Option<PathBuf>,
     no_default_host: bool,
     wrapper: Vec<String>,
     network: Network,
@@ -87,6 +88,13 @@ impl BerthdBuilder {
     /// Leave `--containerd` unset, so berthd picks or starts containerd itself.
     pub fn without_containerd_flag(mut self) -> Self {
         self.no_containerd_flag = true;
+        self
+    }
+
+    /// Use the containerd at `socket` (a test's private one) instead of
+    /// the shared one.
+    pub fn containerd(mut self, socket: &Path) -> Self {
+        self.containerd = Some(socket.to_path_buf());
         self
     }
 
@@ -157,7 +165,10 @@ impl BerthdBuilder {
 
     /// Start without waiting.
     pub fn spawn(self) -> Berthd {
-        containerd::ensure_running();
+        if self.containerd.is_none() {
+            containerd::ensure_running();
+        }
+        let containerd_socket = self.containerd.clone().unwrap_or_else(|| PathBuf::from(containerd::SOCKET));
         let dir = tempfile::Builder::new().prefix("berth-").tempdir().expect("tempdir");
         let root = dir.path().to_path_buf();
         let namespace = unique_name("berth-test");
@@ -176,6 +187,7 @@ impl BerthdBuilder {
             log_path: root.join("berthd.log"),
             docker_config: root.join("docker-config"),
             namespace,
+            containerd: containerd_socket.clone(),
             child: None,
             dir,
         };
@@ -196,7 +208,7 @@ impl BerthdBuilder {
             daemon.namespace.clone(),
         ];
         if !self.no_containerd_flag {
-            args.extend(["--containerd".into(), containerd::SOCKET.into()]);
+            args.extend(["--containerd".into(), containerd_socket.display().to_string()]);
         }
         if !self.no_default_host {
             args.extend(["-H".into(), format!("unix://{}", daemon.socket.display())]);
@@ -247,6 +259,8 @@ pub struct Berthd {
     pub pidfile: PathBuf,
     pub config_file: PathBuf,
     pub namespace: String,
+    /// The containerd it runs on.
+    pub containerd: PathBuf,
     log_path: PathBuf,
     docker_config: PathBuf,
     child: Option<Child>,
@@ -277,6 +291,7 @@ impl Berthd {
     pub fn successor(&self, daemon_json: serde_json::Value) -> Berthd {
         Self::builder()
             .same_network_as(self)
+            .containerd(&self.containerd)
             .daemon_json(daemon_json)
             .args(["--data-root", &self.data_root.display().to_string()])
             .args(["--exec-root", &self.exec_root.display().to_string()])
@@ -409,8 +424,8 @@ impl Drop for Berthd {
         }
         // Containers left running would make a clean stop wait for each
         // one's stop timeout; the test is over, so kill them first.
-        containerd::kill_tasks(&self.namespace);
+        containerd::kill_tasks_at(&self.containerd, &self.namespace);
         self.stop();
-        containerd::remove_namespace(&self.namespace);
+        containerd::remove_namespace_at(&self.containerd, &self.namespace);
     }
 }

@@ -2,6 +2,7 @@
 
 use std::os::unix::net::UnixStream;
 use std::path::Path;
+use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -62,8 +63,15 @@ pub fn which(name: &str) -> Option<std::path::PathBuf> {
 
 /// `ctr -n NAMESPACE ARGS`, its stdout as lines.
 fn ctr_lines(namespace: &str, args: &[&str]) -> Vec<String> {
+    ctr_lines_at(Path::new(SOCKET), namespace, args)
+}
+
+/// `ctr --address ADDRESS -n NAMESPACE ARGS`, its stdout as lines.
+pub fn ctr_lines_at(address: &Path, namespace: &str, args: &[&str]) -> Vec<String> {
     Command::new("ctr")
-        .args(["--address", SOCKET, "-n", namespace])
+        .arg("--address")
+        .arg(address)
+        .args(["-n", namespace])
         .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -74,8 +82,13 @@ fn ctr_lines(namespace: &str, args: &[&str]) -> Vec<String> {
 
 /// SIGKILL every task in a test namespace.
 pub fn kill_tasks(namespace: &str) {
-    for task in ctr_lines(namespace, &["tasks", "ls", "-q"]) {
-        ctr_lines(namespace, &["tasks", "kill", "-s", "SIGKILL", &task]);
+    kill_tasks_at(Path::new(SOCKET), namespace)
+}
+
+/// SIGKILL every task in a namespace of the containerd at `address`.
+pub fn kill_tasks_at(address: &Path, namespace: &str) {
+    for task in ctr_lines_at(address, namespace, &["tasks", "ls", "-q"]) {
+        ctr_lines_at(address, namespace, &["tasks", "kill", "-s", "SIGKILL", &task]);
     }
 }
 
@@ -95,7 +108,12 @@ pub fn snapshot_keys(namespace: &str) -> Vec<String> {
 
 /// Remove everything berthd left in a test namespace, then the namespace.
 pub fn remove_namespace(namespace: &str) {
-    let ctr = |args: &[&str]| ctr_lines(namespace, args);
+    remove_namespace_at(Path::new(SOCKET), namespace)
+}
+
+/// [`remove_namespace`] on the containerd at `address`.
+pub fn remove_namespace_at(address: &Path, namespace: &str) {
+    let ctr = |args: &[&str]| ctr_lines_at(address, namespace, args);
     for task in ctr(&["tasks", "ls", "-q"]) {
         ctr(&["tasks", "kill", "-s", "SIGKILL", &task]);
         ctr(&["tasks", "rm", "-f", &task]);
@@ -110,8 +128,135 @@ pub fn remove_namespace(namespace: &str) {
         ctr(&["leases", "rm", &lease]);
     }
     let _ = Command::new("ctr")
-        .args(["--address", SOCKET, "namespaces", "rm", namespace])
+        .arg("--address")
+        .arg(address)
+        .args(["namespaces", "rm", namespace])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status();
+}
+
+/// A containerd of a test's own (own socket, root and state), for tests
+/// that stop, kill or restart containerd: the shared one must stay up for
+/// every other test. Killed, with its tasks, on drop.
+pub struct PrivateContainerd {
+    dir: tempfile::TempDir,
+    child: Option<std::process::Child>,
+}
+
+impl PrivateContainerd {
+    /// Start one and wait until it answers; panics with its log if not.
+    #[track_caller]
+    pub fn start() -> Self {
+        let dir = tempfile::Builder::new().prefix("berth-ctd-").tempdir().expect("tempdir");
+        let d = dir.path();
+        let config = format!(
+            "version = 2\nroot = {root:?}\nstate = {state:?}\n\
+             disabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n\
+             [grpc]\n  address = {grpc:?}\n[ttrpc]\n  address = {ttrpc:?}\n[debug]\n  address = {debug:?}\n",
+            root = d.join("root").display().to_string(),
+            state = d.join("state").display().to_string(),
+            grpc = d.join("containerd.sock").display().to_string(),
+            ttrpc = d.join("containerd.sock.ttrpc").display().to_string(),
+            debug = d.join("debug.sock").display().to_string(),
+        );
+        std::fs::write(d.join("config.toml"), config).expect("containerd config");
+        let mut me = Self { dir, child: None };
+        me.restart();
+        me
+    }
+
+    pub fn socket(&self) -> std::path::PathBuf {
+        self.dir.path().join("containerd.sock")
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("containerd.log")).unwrap_or_default()
+    }
+
+    /// Its pid while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(std::process::Child::id)
+    }
+
+    /// SIGKILL it (a crash: shims and their containers keep running) and
+    /// remove its socket, as after a reboot of the service.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = std::fs::remove_file(self.socket());
+    }
+
+    /// Start it (again) on the same root and state; waits until it answers.
+    #[track_caller]
+    pub fn restart(&mut self) {
+        self.kill();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("containerd.log"))
+            .expect("containerd log");
+        let child = Command::new("containerd")
+            .arg("--config")
+            .arg(self.dir.path().join("config.toml"))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log fd"))
+            .stderr(log)
+            .process_group(0)
+            .spawn()
+            .expect("spawning containerd");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let socket = self.socket();
+        while Instant::now() < deadline {
+            let up = UnixStream::connect(&socket).is_ok()
+                && Command::new("ctr")
+                    .arg("--address")
+                    .arg(&socket)
+                    .arg("version")
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status()
+                    .is_ok_and(|s| s.success());
+            if up {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("private containerd did not come up; its log:\n{}", self.log());
+    }
+}
+
+impl Drop for PrivateContainerd {
+    fn drop(&mut self) {
+        if self.child.is_none() {
+            return;
+        }
+        // Its shims outlive it: kill every task it knows so none is left.
+        let socket = self.socket();
+        for ns in Command::new("ctr")
+            .arg("--address")
+            .arg(&socket)
+            .args(["namespaces", "ls", "-q"])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).lines().map(str::to_string).collect::<Vec<_>>())
+            .unwrap_or_default()
+        {
+            remove_namespace_at(&socket, &ns);
+        }
+        self.kill();
+        // Overlay mounts under its root would keep the tempdir from going.
+        let root = self.dir.path().join("root");
+        if let Ok(mounts) = std::fs::read_to_string("/proc/self/mountinfo") {
+            for line in mounts.lines() {
+                if let Some(point) = line.split_whitespace().nth(4) {
+                    if Path::new(point).starts_with(&root) {
+                        let _ = Command::new("umount").arg("-l").arg(point).status();
+                    }
+                }
+            }
+        }
+    }
 }

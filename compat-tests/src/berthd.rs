@@ -47,6 +47,15 @@ pub struct BerthdBuilder {
     no_default_host: bool,
     wrapper: Vec<String>,
     network: Network,
+    activation: Option<Activation>,
+}
+
+/// Sockets handed to the daemon the way systemd does it: as fds 3.., with
+/// `LISTEN_PID`, `LISTEN_FDS` and `LISTEN_FDNAMES` set.
+#[derive(Debug, Clone)]
+struct Activation {
+    fds: Arc<Vec<std::os::fd::OwnedFd>>,
+    names: String,
 }
 
 /// Where a test daemon's network lives.
@@ -107,6 +116,26 @@ impl BerthdBuilder {
     /// Run berthd under a wrapper command, e.g. `unshare -m sh -c '...'`.
     pub fn wrapped_in<I: IntoIterator<Item = S>, S: Into<String>>(mut self, wrapper: I) -> Self {
         self.wrapper = wrapper.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Play systemd's part in socket activation: `sockets` become the
+    /// daemon's fds 3, 4, ... named `names` (colon-separated).
+    pub fn systemd_sockets(mut self, sockets: Vec<std::os::fd::OwnedFd>, names: &str) -> Self {
+        use std::os::fd::{AsRawFd, FromRawFd};
+        // Copies above the range they will be moved to, so that moving one
+        // never overwrites another.
+        let fds = sockets
+            .iter()
+            .map(|s| {
+                // SAFETY: F_DUPFD_CLOEXEC returns a new fd that we own, or -1.
+                let fd = unsafe { libc::fcntl(s.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 64) };
+                assert!(fd >= 0, "dup: {}", std::io::Error::last_os_error());
+                // SAFETY: fd is a fresh descriptor owned by no one else.
+                unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) }
+            })
+            .collect();
+        self.activation = Some(Activation { fds: Arc::new(fds), names: names.to_string() });
         self
     }
 
@@ -221,6 +250,15 @@ impl BerthdBuilder {
         let mut program: Vec<String> =
             daemon.netns.as_ref().map(|ns| ns.enter_args()).unwrap_or_default();
         program.extend(self.wrapper.iter().cloned());
+        if let Some(a) = &self.activation {
+            // The shell's PID is the daemon's once it execs.
+            program.extend([
+                "sh".into(),
+                "-c".into(),
+                format!("LISTEN_PID=$$ LISTEN_FDS={} LISTEN_FDNAMES={} exec \"$@\"", a.fds.len(), a.names),
+                "sh".into(),
+            ]);
+        }
         let mut cmd = if program.is_empty() {
             Command::new(berthd_binary())
         } else {
@@ -234,6 +272,23 @@ impl BerthdBuilder {
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log fd"))
             .stderr(log);
+        if let Some(a) = &self.activation {
+            use std::os::fd::AsRawFd;
+            use std::os::unix::process::CommandExt;
+            let raw: Vec<i32> = a.fds.iter().map(|f| f.as_raw_fd()).collect();
+            // SAFETY: only dup2 (async-signal-safe) runs between fork and exec;
+            // dup2 clears close-on-exec on the copy.
+            unsafe {
+                cmd.pre_exec(move || {
+                    for (i, fd) in raw.iter().enumerate() {
+                        if libc::dup2(*fd, 3 + i as i32) < 0 {
+                            return Err(std::io::Error::last_os_error());
+                        }
+                    }
+                    Ok(())
+                });
+            }
+        }
         let child = cmd.spawn().unwrap_or_else(|e| panic!("spawning berthd: {e}"));
         daemon.child = Some(child);
         daemon

@@ -133,6 +133,7 @@ async fn serve_until_signal(
         containerd.namespace = %config.containerd_namespace,
         "daemon has completed initialization"
     );
+    crate::sd_notify::ready();
     let in_flight = server::serve(bound, app, stopped).await;
     containers.shutdown(config.live_restore, config.shutdown_timeout).await;
     networks.shutdown(config.live_restore).await;
@@ -168,6 +169,7 @@ async fn wait_for_signal() {
         _ = int.recv() => "interrupt",
     };
     tracing::info!("processing signal '{name}'");
+    crate::sd_notify::stopping();
 }
 
 /// The configured container defaults, with the host's default cgroup

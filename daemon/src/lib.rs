@@ -6,5 +6,6 @@ pub mod config;
 pub mod daemon;
 pub mod pidfile;
 pub mod release;
+pub mod sd_notify;
 pub mod server;
 pub mod services;

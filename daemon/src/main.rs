@@ -33,6 +33,8 @@ fn main() -> ExitCode {
         };
     }
     init_tracing(&config);
+    // Before the runtime's threads exist: this edits the environment.
+    berthd::server::listeners::take_activated_sockets();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

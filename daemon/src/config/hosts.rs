@@ -8,8 +8,9 @@ use std::path::PathBuf;
 pub enum ListenAddr {
     Unix(PathBuf),
     Tcp { host: String, port: u16 },
-    /// Systemd socket activation; the name is ignored as in dockerd.
-    Fd,
+    /// Systemd socket activation: all sockets (`fd://`, `fd://*`) or the
+    /// one with that fd number (`fd://3`), as dockerd.
+    Fd(String),
 }
 
 const DEFAULT_UNIX_SOCKET: &str = "/var/run/docker.sock";
@@ -27,7 +28,7 @@ pub fn parse(addr: &str, tls: bool) -> Result<ListenAddr, String> {
     };
     match proto {
         "unix" => Ok(ListenAddr::Unix(if rest.is_empty() { DEFAULT_UNIX_SOCKET } else { rest }.into())),
-        "fd" => Ok(ListenAddr::Fd),
+        "fd" => Ok(ListenAddr::Fd(rest.to_string())),
         "tcp" => {
             let rest = rest.split('/').next().unwrap_or_default();
             let default_port = if tls { DEFAULT_TLS_PORT } else { DEFAULT_HTTP_PORT };
@@ -68,7 +69,8 @@ mod tests {
     fn schemes() {
         assert_eq!(parse("unix:///tmp/a.sock", false), Ok(ListenAddr::Unix("/tmp/a.sock".into())));
         assert_eq!(parse("unix://", false), Ok(ListenAddr::Unix("/var/run/docker.sock".into())));
-        assert_eq!(parse("fd://", false), Ok(ListenAddr::Fd));
+        assert_eq!(parse("fd://", false), Ok(ListenAddr::Fd(String::new())));
+        assert_eq!(parse("fd://4", false), Ok(ListenAddr::Fd("4".into())));
         assert_eq!(
             parse("tcp://0.0.0.0:2380", false),
             Ok(ListenAddr::Tcp { host: "0.0.0.0".into(), port: 2380 })

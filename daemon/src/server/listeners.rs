@@ -66,7 +66,7 @@ pub async fn bind_all(config: &Config) -> Result<Vec<Listener>, ListenError> {
                 }
                 listeners.push(Listener::Tcp { listener, tls: tls.clone(), addr });
             }
-            ListenAddr::Fd => listeners.extend(activated_sockets(tls.clone())?),
+            ListenAddr::Fd(which) => listeners.extend(activated_sockets(&which, tls.clone())?),
         }
     }
     Ok(listeners)
@@ -113,21 +113,67 @@ fn bind_unix(path: &Path, gid: u32) -> Result<Listener, ListenError> {
     Ok(Listener::Unix { listener, path: Some(path.to_path_buf()) })
 }
 
-/// Sockets passed by systemd (`LISTEN_PID`, `LISTEN_FDS`, starting at fd 3).
-fn activated_sockets(tls: Option<TlsAcceptor>) -> Result<Vec<Listener>, ListenError> {
+/// The sockets systemd passed (fds 3.., with their `LISTEN_FDNAMES` names).
+static ACTIVATED: std::sync::OnceLock<Vec<(RawFd, String)>> = std::sync::OnceLock::new();
+
+/// Take the sockets systemd passed, as go-systemd's `activation.Files` does:
+/// only when `LISTEN_PID` is ours; the `LISTEN_*` variables are removed so
+/// that processes berthd starts do not think they were activated, and the
+/// fds are marked close-on-exec. Call once, before any thread starts.
+pub fn take_activated_sockets() {
     let pid_matches = std::env::var("LISTEN_PID")
         .ok()
         .and_then(|p| p.parse::<u32>().ok())
         .is_some_and(|p| p == std::process::id());
     let count: RawFd = std::env::var("LISTEN_FDS").ok().and_then(|n| n.parse().ok()).unwrap_or(0);
-    if !pid_matches || count <= 0 {
+    let names = std::env::var("LISTEN_FDNAMES").unwrap_or_default();
+    for var in ["LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"] {
+        std::env::remove_var(var);
+    }
+    let mut fds = Vec::new();
+    if pid_matches && count > 0 {
+        let mut names = names.split(':');
+        for fd in 3..3 + count {
+            // SAFETY: fcntl on an fd systemd handed us; no memory involved.
+            unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+            fds.push((fd, names.next().unwrap_or("unknown").to_string()));
+        }
+    }
+    let _ = ACTIVATED.set(fds);
+}
+
+/// The activated sockets `fd://` (all of them) or `fd://N` (fd N only)
+/// selects, with dockerd's errors.
+fn activated_sockets(which: &str, tls: Option<TlsAcceptor>) -> Result<Vec<Listener>, ListenError> {
+    let all = ACTIVATED.get().map(Vec::as_slice).unwrap_or_default();
+    if all.is_empty() {
         return Err(ListenError::NoActivatedSockets);
     }
+    let chosen: Vec<&(RawFd, String)> = match which {
+        "" | "*" => all.iter().collect(),
+        n => {
+            let fd: RawFd = n.parse().map_err(|_| {
+                ListenError::Address(format!("failed to parse systemd fd address: should be a number: {n}"))
+            })?;
+            let found = all.iter().find(|(f, _)| *f == fd).ok_or_else(|| {
+                ListenError::Address("too few socket activated files passed in by systemd".to_string())
+            })?;
+            // As dockerd: the sockets not chosen are closed.
+            for (other, _) in all.iter().filter(|(f, _)| *f != fd) {
+                // SAFETY: an activated fd that no listener took ownership of.
+                unsafe { libc::close(*other) };
+            }
+            vec![found]
+        }
+    };
     let mut listeners = Vec::new();
-    for fd in 3..3 + count {
+    for (fd, name) in chosen {
+        let fd = *fd;
         let io_err = |source| ListenError::Unix { path: PathBuf::from(format!("fd://{fd}")), source };
+        tracing::debug!(fd, name = %name, "socket from systemd");
         if is_unix_socket(fd) {
-            // SAFETY: systemd hands us ownership of fds 3..3+LISTEN_FDS.
+            // SAFETY: systemd hands us ownership of fds 3..3+LISTEN_FDS, and
+            // each is taken at most once (bind_all runs once).
             let std_listener = unsafe { std::os::unix::net::UnixListener::from_raw_fd(fd) };
             std_listener.set_nonblocking(true).map_err(io_err)?;
             let listener = UnixListener::from_std(std_listener).map_err(io_err)?;

@@ -1,0 +1,178 @@
+//! Operating berthd: systemd socket activation and readiness, remote access
+//! (TLS contexts, `docker system dial-stdio`), reload on SIGHUP, metrics,
+//! logs, packaging and the switch-over from dockerd.
+
+use std::io::{Read, Write};
+use std::os::fd::OwnedFd;
+use std::os::unix::net::{UnixDatagram, UnixListener, UnixStream};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use compat_tests::cli::{self, CmdOutput};
+use compat_tests::tls::TlsCerts;
+use compat_tests::{eventually, Berthd};
+
+// ---------------------------------------------------------------- helpers
+
+/// Wait until `socket` answers `GET /_ping` with 200.
+#[track_caller]
+fn wait_for_ping(daemon: &Berthd, socket: &Path) {
+    eventually(30, &format!("a ping on {}; log:\n{}", socket.display(), daemon.log()), || {
+        compat_tests::client::try_raw_request(socket, "GET", "/_ping", &[], None)
+            .ok()
+            .filter(|r| r.status == 200)
+    });
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// The stock CLI with its own config dir and no DOCKER_HOST: contexts decide.
+fn docker_with_config(config: &Path, args: &[&str], stdin: Option<&[u8]>) -> CmdOutput {
+    let mut cmd = Command::new(cli::docker_binary());
+    cmd.args(args)
+        .env("DOCKER_CONFIG", config)
+        .env_remove("DOCKER_HOST")
+        .env_remove("DOCKER_CONTEXT")
+        .env_remove("DOCKER_TLS_VERIFY")
+        .env_remove("DOCKER_CERT_PATH");
+    cli::run_piped(cmd, stdin)
+}
+
+/// Receive one datagram from systemd's notify socket (as the test plays it).
+fn recv_notify(socket: &UnixDatagram) -> String {
+    let mut buf = [0u8; 512];
+    let n = socket.recv(&mut buf).expect("a notify message within the timeout");
+    String::from_utf8_lossy(&buf[..n]).into_owned()
+}
+
+// ---------------------------------------------------------------- systemd
+
+/// The test plays systemd: it binds two sockets, hands them over as fds 3
+/// and 4 with LISTEN_PID/LISTEN_FDS/LISTEN_FDNAMES, and listens on
+/// NOTIFY_SOCKET. `-H fd://` serves both, READY=1 comes once the API is up
+/// and STOPPING=1 on SIGTERM.
+#[test]
+fn fd_host_serves_sockets_handed_over_by_systemd_and_notifies_readiness() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a.sock"), dir.path().join("b.sock"));
+    let sockets: Vec<OwnedFd> = vec![UnixListener::bind(&a).unwrap().into(), UnixListener::bind(&b).unwrap().into()];
+    let notify_path = dir.path().join("notify");
+    let notify = UnixDatagram::bind(&notify_path).unwrap();
+    notify.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut daemon = Berthd::builder()
+        .without_default_host()
+        .args(["-H", "fd://"])
+        .env("NOTIFY_SOCKET", notify_path.to_str().unwrap())
+        .systemd_sockets(sockets, "docker.socket:extra")
+        .spawn();
+    let ready = recv_notify(&notify);
+    let pid = daemon.pid().unwrap();
+    assert_eq!(ready, format!("READY=1\nMAINPID={pid}"), "log:\n{}", daemon.log());
+    // Ready means ready: both sockets answer at once, without polling.
+    for socket in [&a, &b] {
+        let resp = compat_tests::client::try_raw_request(socket, "GET", "/_ping", &[], None).unwrap();
+        assert_eq!(resp.status, 200);
+        let out = daemon.docker_at(&format!("unix://{}", socket.display()), &["version"]).success();
+        assert!(out.stdout.contains("Server: berthd"), "{}", out.stdout);
+    }
+    daemon.signal(libc::SIGTERM);
+    assert_eq!(recv_notify(&notify), "STOPPING=1");
+    assert!(daemon.stop().is_some_and(|s| s.success()));
+}
+
+/// `-H fd://4` serves the second socket only; the first is closed, as
+/// dockerd does.
+#[test]
+fn fd_host_with_a_number_serves_that_socket_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a.sock"), dir.path().join("b.sock"));
+    let sockets: Vec<OwnedFd> = vec![UnixListener::bind(&a).unwrap().into(), UnixListener::bind(&b).unwrap().into()];
+    let daemon = Berthd::builder()
+        .without_default_host()
+        .args(["-H", "fd://4"])
+        .systemd_sockets(sockets, "a:b")
+        .spawn();
+    wait_for_ping(&daemon, &b);
+    let refused = eventually(10, "fd 3 closed", || UnixStream::connect(&a).err());
+    assert_eq!(refused.kind(), std::io::ErrorKind::ConnectionRefused);
+
+    let out = Berthd::builder()
+        .without_default_host()
+        .args(["-H", "fd://9"])
+        .systemd_sockets(vec![UnixListener::bind(dir.path().join("c.sock")).unwrap().into()], "c")
+        .run_to_exit();
+    assert_eq!(out.code, 1);
+    assert!(out.stderr.contains("too few socket activated files passed in by systemd"), "{}", out.stderr);
+}
+
+// ---------------------------------------------------------------- remote access
+
+/// `docker context create` with a TCP+TLS endpoint, then `docker --context`:
+/// the way operators reach a remote daemon. TLS 1.0/1.1 are refused.
+#[test]
+fn docker_context_with_a_tls_endpoint_reaches_berthd() {
+    let certs = TlsCerts::generate().unwrap();
+    let port = free_port();
+    let host = format!("tcp://127.0.0.1:{port}");
+    let daemon = Berthd::builder().host_network().args(["-H", &host]).args(certs.daemon_args()).start();
+    let config = tempfile::tempdir().unwrap();
+    let endpoint = format!(
+        "host={host},ca={},cert={},key={}",
+        certs.ca().display(),
+        certs.client_cert().display(),
+        certs.client_key().display()
+    );
+    docker_with_config(config.path(), &["context", "create", "berth-tls", "--docker", &endpoint], None).success();
+    let out = docker_with_config(config.path(), &["--context", "berth-tls", "version"], None).success();
+    assert!(out.stdout.contains("Server: berthd"), "{}", out.stdout);
+    docker_with_config(config.path(), &["context", "use", "berth-tls"], None).success();
+    let out = docker_with_config(config.path(), &["info", "--format", "{{.ID}}"], None).success();
+    let id = daemon.docker(&["info", "--format", "{{.ID}}"]).success().stdout;
+    assert_eq!(out.stdout, id);
+
+    // Old protocol versions are refused; TLS 1.2 is served.
+    let openssl = |version: &str| {
+        let mut cmd = Command::new("openssl");
+        cmd.args(["s_client", "-connect", &format!("127.0.0.1:{port}"), version, "-CAfile"])
+            .arg(certs.ca())
+            .args(["-cert"])
+            .arg(certs.client_cert())
+            .args(["-key"])
+            .arg(certs.client_key());
+        cli::run_piped(cmd, Some(b"Q\n"))
+    };
+    assert_ne!(openssl("-tls1_1").code, 0, "TLS 1.1 accepted");
+    let tls12 = openssl("-tls1_2");
+    assert!(tls12.stdout.contains("Protocol  : TLSv1.2") || tls12.stdout.contains("TLSv1.2"), "{}", tls12.stdout);
+}
+
+/// What `docker context create --docker host=ssh://...` runs on the remote
+/// side: `docker system dial-stdio`, a CLI-side proxy to the local socket.
+/// Against berthd's unix socket it carries HTTP both ways.
+#[test]
+fn docker_system_dial_stdio_proxies_to_berthd() {
+    let daemon = Berthd::start();
+    let mut cmd = Command::new(cli::docker_binary());
+    cmd.args(["system", "dial-stdio"])
+        .env("DOCKER_HOST", daemon.host())
+        .env("DOCKER_CONFIG", daemon.dir())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    // stdin stays open until the answer is in: like ssh, the peer keeps
+    // talking; the server's close ends the session.
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"GET /v1.51/version HTTP/1.1\r\nHost: api\r\nConnection: close\r\n\r\n").unwrap();
+    let mut out = String::new();
+    child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+    drop(stdin);
+    let mut err = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    let _ = child.wait();
+    assert!(out.starts_with("HTTP/1.1 200 OK"), "stdout: {out}\nstderr: {err}");
+    assert!(out.contains("\"Components\""), "{out}");
+}

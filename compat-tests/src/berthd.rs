@@ -246,6 +246,13 @@ impl BerthdBuilder {
             args.extend(["--bridge".into(), "none".into(), "--iptables=false".into()]);
         }
         args.extend(self.args.iter().cloned());
+        // The last `--data-root` wins, as in berthd: a test's own (e.g. on a
+        // small filesystem) is the one successors must use.
+        if let Some(i) = args.iter().rposition(|a| a == "--data-root") {
+            if let Some(root) = args.get(i + 1) {
+                daemon.data_root = PathBuf::from(root);
+            }
+        }
         let log = std::fs::File::create(&daemon.log_path).expect("log file");
         let mut program: Vec<String> =
             daemon.netns.as_ref().map(|ns| ns.enter_args()).unwrap_or_default();

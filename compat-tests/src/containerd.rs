@@ -141,6 +141,7 @@ pub fn remove_namespace_at(address: &Path, namespace: &str) {
 /// every other test. Killed, with its tasks, on drop.
 pub struct PrivateContainerd {
     dir: tempfile::TempDir,
+    root: std::path::PathBuf,
     child: Option<std::process::Child>,
 }
 
@@ -149,19 +150,33 @@ impl PrivateContainerd {
     #[track_caller]
     pub fn start() -> Self {
         let dir = tempfile::Builder::new().prefix("berth-ctd-").tempdir().expect("tempdir");
+        let root = dir.path().join("root");
+        Self::start_with_root(dir, &root)
+    }
+
+    /// One whose content and snapshots live under `root` (e.g. a small
+    /// filesystem the test fills).
+    #[track_caller]
+    pub fn start_on(root: &Path) -> Self {
+        let dir = tempfile::Builder::new().prefix("berth-ctd-").tempdir().expect("tempdir");
+        Self::start_with_root(dir, root)
+    }
+
+    #[track_caller]
+    fn start_with_root(dir: tempfile::TempDir, root: &Path) -> Self {
         let d = dir.path();
         let config = format!(
             "version = 2\nroot = {root:?}\nstate = {state:?}\n\
              disabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n\
              [grpc]\n  address = {grpc:?}\n[ttrpc]\n  address = {ttrpc:?}\n[debug]\n  address = {debug:?}\n",
-            root = d.join("root").display().to_string(),
+            root = root.display().to_string(),
             state = d.join("state").display().to_string(),
             grpc = d.join("containerd.sock").display().to_string(),
             ttrpc = d.join("containerd.sock.ttrpc").display().to_string(),
             debug = d.join("debug.sock").display().to_string(),
         );
         std::fs::write(d.join("config.toml"), config).expect("containerd config");
-        let mut me = Self { dir, child: None };
+        let mut me = Self { dir, root: root.to_path_buf(), child: None };
         me.restart();
         me
     }
@@ -248,11 +263,11 @@ impl Drop for PrivateContainerd {
         }
         self.kill();
         // Overlay mounts under its root would keep the tempdir from going.
-        let root = self.dir.path().join("root");
+        let root = &self.root;
         if let Ok(mounts) = std::fs::read_to_string("/proc/self/mountinfo") {
             for line in mounts.lines() {
                 if let Some(point) = line.split_whitespace().nth(4) {
-                    if Path::new(point).starts_with(&root) {
+                    if Path::new(point).starts_with(root) {
                         let _ = Command::new("umount").arg("-l").arg(point).status();
                     }
                 }

@@ -94,3 +94,239 @@ fn containerd_restart_is_survived_without_restarting_berthd() {
     });
     assert_eq!(daemon.pid(), berthd_pid);
 }
+
+/// A small tmpfs mounted for one test, unmounted on drop.
+struct SmallDisk {
+    dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    #[track_caller]
+    fn mount(size: &str) -> Self {
+        let dir = tempfile::Builder::new().prefix("berth-disk-").tempdir().expect("tempdir");
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .expect("mount");
+        assert!(status.success(), "mounting a {size} tmpfs failed");
+        Self { dir }
+    }
+
+    fn path(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
+    /// Write a filler file until the filesystem is full.
+    fn fill(&self) -> std::path::PathBuf {
+        use std::io::Write;
+        let path = self.path().join("filler");
+        let mut file = std::fs::File::create(&path).expect("filler");
+        let block = vec![0u8; 64 * 1024];
+        while file.write_all(&block).is_ok() {}
+        // Small writes may still fit in the last partial page.
+        while file.write_all(&block[..512]).is_ok() {}
+        path
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg("-l").arg(self.dir.path()).status();
+    }
+}
+
+/// Files a crash-safe write left behind (`.name.<uuid>.tmp`).
+fn temporary_files(root: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut found = vec![];
+    let mut dirs = vec![root.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                dirs.push(path);
+            } else if path.file_name().is_some_and(|n| n.to_string_lossy().ends_with(".tmp")) {
+                found.push(path);
+            }
+        }
+    }
+    found
+}
+
+/// `docker logs NAME` as lines; every one must be a whole `lineN`.
+#[track_caller]
+fn counted_lines(daemon: &Berthd, name: &str) -> Vec<u64> {
+    let out = daemon.docker(&["logs", name]).success();
+    out.stdout
+        .lines()
+        .map(|l| {
+            l.strip_prefix("line")
+                .and_then(|n| n.parse().ok())
+                .unwrap_or_else(|| panic!("a torn or foreign log line {l:?} in:\n{}", out.stdout))
+        })
+        .collect()
+}
+
+#[test]
+fn a_full_data_root_fails_writes_clearly_corrupts_nothing_and_recovers() {
+    let disk = SmallDisk::mount("24m");
+    let data_root = disk.path().join("data");
+    let daemon = Berthd::builder().args(["--data-root", &data_root.display().to_string()]).start_with_busybox();
+    daemon.docker(&["create", "--name", "before", "busybox", "sleep", "1000"]).success();
+    daemon.docker(&["volume", "create", "kept"]).success();
+    daemon
+        .docker(&["run", "--rm", "-v", "kept:/v", "busybox", "sh", "-c", "echo stored > /v/file"])
+        .success();
+    daemon
+        .docker(&[
+            "run", "-d", "--name", "logger", "busybox", "sh", "-c",
+            "i=0; while true; do i=$((i+1)); echo line$i; sleep 0.02; done",
+        ])
+        .success();
+    eventually(30, "the logger's first lines", || (counted_lines(&daemon, "logger").len() > 5).then_some(()));
+    let containers_before = compat_tests::containerd::container_ids(&daemon.namespace).len();
+
+    let filler = disk.fill();
+
+    // Metadata writes fail with the OS's words and change nothing.
+    let out = daemon.docker(&["create", "--name", "new", "busybox", "true"]);
+    println!("create on a full disk: {}", out.stderr.trim());
+    assert_ne!(out.code, 0);
+    assert!(out.stderr.to_lowercase().contains("no space left on device"), "{}", out.stderr);
+    let out = daemon.docker(&["ps", "-a", "--filter", "name=new", "-q"]).success();
+    assert_eq!(out.stdout.trim(), "", "a failed create left a container");
+    assert_eq!(compat_tests::containerd::container_ids(&daemon.namespace).len(), containers_before);
+    let out = daemon.docker(&["rename", "before", "after"]);
+    println!("rename on a full disk: {}", out.stderr.trim());
+    assert_ne!(out.code, 0);
+    assert!(out.stderr.to_lowercase().contains("no space left on device"), "{}", out.stderr);
+    assert_eq!(daemon.inspect_format("{{.Name}}", "before"), "/before");
+    let out = daemon.docker(&["volume", "create", "refused"]);
+    println!("volume create on a full disk: {}", out.stderr.trim());
+    assert_ne!(out.code, 0);
+    assert!(out.stderr.to_lowercase().contains("no space left on device"), "{}", out.stderr);
+    let out = daemon.docker(&["volume", "ls", "-q"]).success();
+    assert!(!out.stdout.contains("refused"), "{}", out.stdout);
+    // Starting needs files under the data-root: all or nothing.
+    let out = daemon.docker(&["start", "before"]);
+    println!("start on a full disk: code {} {}", out.code, out.stderr.trim());
+    if out.code != 0 {
+        assert!(out.stderr.to_lowercase().contains("no space left on device"), "{}", out.stderr);
+        assert_eq!(daemon.inspect_format("{{.State.Status}}", "before"), "created");
+    } else {
+        assert_eq!(daemon.inspect_format("{{.State.Status}}", "before"), "running");
+    }
+    // The daemon itself keeps serving, and the logger keeps running.
+    daemon.docker(&["ps"]).success();
+    assert_eq!(daemon.inspect_format("{{.State.Status}}", "logger"), "running");
+    let during = counted_lines(&daemon, "logger");
+    assert!(temporary_files(&data_root).is_empty(), "{:?}", temporary_files(&data_root));
+
+    std::fs::remove_file(filler).expect("freeing space");
+
+    // Writes work again; logging resumes with whole lines only.
+    let resumed = eventually(30, "log lines after space returned", || {
+        let now = counted_lines(&daemon, "logger");
+        (now.len() > during.len() + 5).then_some(now)
+    });
+    assert!(resumed.windows(2).all(|w| w[0] < w[1]), "log lines out of order or repeated");
+    let lost = resumed.last().unwrap() - resumed.len() as u64;
+    println!("logger: {} lines kept, {lost} dropped while the disk was full", resumed.len());
+    daemon.docker(&["create", "--name", "new", "busybox", "true"]).success();
+    daemon.docker(&["rename", "before", "after"]).success();
+    // A start refused for lack of space left no address or endpoint taken.
+    daemon.docker(&["start", "after"]).success();
+    assert_eq!(daemon.inspect_format("{{.State.Status}}", "after"), "running");
+    assert!(!daemon.inspect_format("{{.NetworkSettings.IPAddress}}", "after").is_empty());
+    daemon.docker(&["rm", "-f", "after"]).success();
+    daemon.docker(&["volume", "create", "refused"]).success();
+    let out = daemon.docker(&["run", "--rm", "-v", "kept:/v", "busybox", "cat", "/v/file"]).success();
+    assert_eq!(out.stdout.trim(), "stored");
+
+    // Nothing stored was corrupted: a fresh daemon on the same data-root
+    // reads every record.
+    drop(daemon.docker(&["stop", "-t", "1", "logger"]));
+    let mut daemon = daemon;
+    daemon.stop();
+    let next = daemon.successor(serde_json::json!({}));
+    let out = next.docker(&["ps", "-a", "--format", "{{.Names}}"]).success();
+    let mut names: Vec<&str> = out.stdout.lines().collect();
+    names.sort();
+    assert_eq!(names, ["logger", "new"]);
+    let out = next.docker(&["volume", "ls", "-q"]).success();
+    let mut volumes: Vec<&str> = out.stdout.lines().collect();
+    volumes.sort();
+    assert_eq!(volumes, ["kept", "refused"]);
+    assert_eq!(counted_lines(&next, "logger").len(), counted_lines(&next, "logger").len());
+    assert!(temporary_files(&data_root).is_empty(), "{:?}", temporary_files(&data_root));
+}
+
+/// `docker build -t TAG DIR` with the classic builder.
+fn classic_build(daemon: &Berthd, dir: &std::path::Path, tag: &str) -> compat_tests::CmdOutput {
+    let mut cmd = std::process::Command::new(compat_tests::cli::docker_binary());
+    cmd.args(["build", "-t", tag])
+        .arg(dir)
+        .env("DOCKER_HOST", daemon.host())
+        .env("DOCKER_CONFIG", daemon.dir().join("docker-config"))
+        .env("DOCKER_BUILDKIT", "0")
+        .env_remove("DOCKER_CONTEXT")
+        .env_remove("DOCKER_API_VERSION");
+    compat_tests::cli::run_piped(cmd, None)
+}
+
+#[test]
+fn a_full_containerd_root_fails_pulls_clearly_and_recovers() {
+    let registry = compat_tests::registry::Registry::start().expect("registry");
+    let big = compat_tests::images::BusyboxImage::new("berth/big:v1")
+        .layer_with_random_file("/big", 6 * 1024 * 1024, 7)
+        .build()
+        .expect("building the big image");
+    registry.push_oci(&big, "berth/big", "v1").expect("push");
+    let reference = registry.reference("berth/big", "v1");
+    let disk = SmallDisk::mount("40m");
+    let ctd = PrivateContainerd::start_on(&disk.path().join("containerd"));
+    let daemon = Berthd::builder()
+        .containerd(&ctd.socket())
+        .args(["--data-root", &disk.path().join("data").display().to_string()])
+        .start_with_busybox();
+    daemon.reach_host_port(registry.port());
+    let images_before = daemon.docker(&["images", "-q", "--no-trunc"]).success().stdout;
+
+    let filler = disk.fill();
+
+    let out = daemon.docker(&["pull", &reference]);
+    println!("pull on a full disk: code {} {}", out.code, out.stderr.trim());
+    assert_ne!(out.code, 0);
+    assert!(out.stderr.to_lowercase().contains("no space left on device"), "{}", out.stderr);
+    assert_eq!(daemon.docker(&["images", "-q", "--no-trunc"]).success().stdout, images_before);
+    let leases = compat_tests::containerd::ctr_lines_at(&ctd.socket(), &daemon.namespace, &["leases", "ls", "-q"]);
+    assert_eq!(leases, Vec::<String>::new(), "the failed pull left leases");
+    // containerd's metadata database may still have room for a tag (bolt
+    // preallocates); either way the answer is whole.
+    let out = daemon.docker(&["tag", "busybox", "busybox:copy"]);
+    println!("tag on a full disk: code {} {}", out.code, out.stderr.trim());
+    let tagged = out.code == 0;
+    let context = tempfile::tempdir().expect("context");
+    std::fs::write(context.path().join("Dockerfile"), "FROM busybox\nRUN head -c 2000000 /dev/urandom > /blob\n").unwrap();
+    let out = classic_build(&daemon, context.path(), "built:v1");
+    println!("build on a full disk: code {} {}", out.code, out.stderr.trim());
+    assert_ne!(out.code, 0);
+    assert!(out.stderr.to_lowercase().contains("no space left on device"), "{}", out.stderr);
+    daemon.docker(&["ps"]).success();
+
+    std::fs::remove_file(filler).expect("freeing space");
+
+    // What was stored before still works, and the pull now succeeds whole.
+    let out = daemon.docker(&["run", "--rm", "busybox", "echo", "still here"]).success();
+    assert_eq!(out.stdout.trim(), "still here");
+    daemon.docker(&["pull", &reference]).success();
+    let out = daemon.docker(&["run", "--rm", &reference, "sh", "-c", "wc -c < /big"]).success();
+    assert_eq!(out.stdout.trim(), (6 * 1024 * 1024).to_string());
+    daemon.docker(&["rmi", &reference]).success();
+    classic_build(&daemon, context.path(), "built:v1").success();
+    daemon.docker(&["rmi", "built:v1"]).success();
+    if tagged {
+        daemon.docker(&["rmi", "busybox:copy"]).success();
+    }
+    assert_eq!(daemon.docker(&["images", "-q", "--no-trunc"]).success().stdout, images_before);
+}

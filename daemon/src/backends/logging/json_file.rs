@@ -48,8 +48,15 @@ pub struct LogFile {
 /// bytes, or `flush`.
 pub struct JsonFileWriter {
     log: LogFile,
-    file: std::io::BufWriter<std::fs::File>,
+    file: std::fs::File,
+    /// Bytes of the live file, counting entries not yet written.
     size: u64,
+    /// Bytes of the live file known to hold whole entries.
+    committed: u64,
+    /// Entries encoded but not yet written: written in one go per chunk of
+    /// output, and cut off again if the write fails (a full disk), so the
+    /// file never keeps a torn entry.
+    out: Vec<u8>,
     partial: [Vec<u8>; 2],
 }
 
@@ -86,7 +93,7 @@ impl JsonFileWriter {
         }
         let file = std::fs::OpenOptions::new().create(true).append(true).open(&log.path)?;
         let size = file.metadata()?.len();
-        Ok(Self { log: log.clone(), file: std::io::BufWriter::new(file), size, partial: [Vec::new(), Vec::new()] })
+        Ok(Self { log: log.clone(), file, size, committed: size, out: Vec::new(), partial: [Vec::new(), Vec::new()] })
     }
 
     pub fn write(&mut self, stream: Stream, mut data: &[u8]) -> std::io::Result<()> {
@@ -103,7 +110,7 @@ impl JsonFileWriter {
             let piece: Vec<u8> = self.partial[stream as usize].drain(..MAX_LINE).collect();
             self.entry(stream, &piece)?;
         }
-        self.file.flush()
+        self.write_out()
     }
 
     /// Write held partial lines (at the end of the output).
@@ -114,7 +121,25 @@ impl JsonFileWriter {
                 self.entry(stream, &line)?;
             }
         }
-        self.file.flush()
+        self.write_out()
+    }
+
+    /// Write the pending entries; on failure drop them and cut the file
+    /// back to its last whole entry.
+    fn write_out(&mut self) -> std::io::Result<()> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        let result = self.file.write_all(&self.out);
+        match &result {
+            Ok(()) => self.committed += self.out.len() as u64,
+            Err(_) => {
+                let _ = self.file.set_len(self.committed);
+                self.size = self.committed;
+            }
+        }
+        self.out.clear();
+        result
     }
 
     fn entry(&mut self, stream: Stream, line: &[u8]) -> std::io::Result<()> {
@@ -123,9 +148,10 @@ impl JsonFileWriter {
         bytes.push(b'\n');
         let max = self.log.rotation.max_size;
         if max > 0 && self.size > 0 && self.size + bytes.len() as u64 > max {
+            self.write_out()?;
             self.rotate()?;
         }
-        self.file.write_all(&bytes)?;
+        self.out.extend_from_slice(&bytes);
         self.size += bytes.len() as u64;
         Ok(())
     }
@@ -133,12 +159,12 @@ impl JsonFileWriter {
     /// Shift `<path>.i` to `.i+1` (dropping the oldest), move the live
     /// file to `.1` (gzipped when compressing), and start a new live file.
     fn rotate(&mut self) -> std::io::Result<()> {
-        self.file.flush()?;
         let path = self.log.path.clone();
         let keep = self.log.rotation.max_files;
         if keep <= 1 {
-            self.file.get_ref().set_len(0)?;
+            self.file.set_len(0)?;
             self.size = 0;
+            self.committed = 0;
             return Ok(());
         }
         if let Some(oldest) = rotated(&path, keep - 1) {
@@ -155,8 +181,9 @@ impl JsonFileWriter {
         let first = PathBuf::from(format!("{}.1", path.display()));
         std::fs::rename(&path, &first)?;
         let file = std::fs::OpenOptions::new().create(true).append(true).open(&path)?;
-        self.file = std::io::BufWriter::new(file);
+        self.file = file;
         self.size = 0;
+        self.committed = 0;
         if self.log.rotation.compress {
             gzip_in_place(&first)?;
         }

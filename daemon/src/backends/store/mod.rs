@@ -49,10 +49,13 @@ fn read_record<T: DeserializeOwned>(path: &Path, kind: &str) -> Stored<T> {
 pub fn atomic_write(path: &Path, data: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
-    let mut tmp = tempfile_in(dir, path)?;
-    tmp.1.write_all(data)?;
-    tmp.1.sync_all()?;
-    std::fs::rename(&tmp.0, path)?;
+    let (tmp, mut file) = tempfile_in(dir, path)?;
+    let written = file.write_all(data).and_then(|_| file.sync_all()).and_then(|_| std::fs::rename(&tmp, path));
+    if written.is_err() {
+        // A full disk must not leave temporary files behind as well.
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written?;
     std::fs::File::open(dir)?.sync_all()
 }
 

@@ -159,14 +159,24 @@ impl ContainerIo {
 
     async fn pump(self: Arc<Self>, mut pipe: pipe::Receiver, stream: Stream, log: Arc<std::sync::Mutex<Option<JsonFileWriter>>>) {
         let mut buf = vec![0u8; 32 * 1024];
+        // Warn once per run of failed writes (a full disk), not per chunk.
+        let mut failing = false;
         loop {
             match pipe.read(&mut buf).await {
                 Ok(0) | Err(_) => return,
                 Ok(n) => {
                     let chunk = Bytes::copy_from_slice(&buf[..n]);
                     if let Ok(mut guard) = log.lock() {
-                        if let Some(Err(e)) = guard.as_mut().map(|l| l.write(stream, &chunk)) {
-                            tracing::warn!(error = %e, "writing container log");
+                        match guard.as_mut().map(|l| l.write(stream, &chunk)) {
+                            Some(Err(e)) if !failing => {
+                                tracing::warn!(error = %e, "writing container log; output is dropped until this succeeds again");
+                                failing = true;
+                            }
+                            Some(Ok(())) if failing => {
+                                tracing::info!("writing container log again");
+                                failing = false;
+                            }
+                            _ => {}
                         }
                     }
                     let _ = self.output.send(Output::Data(stream, chunk));

@@ -330,3 +330,212 @@ fn a_full_containerd_root_fails_pulls_clearly_and_recovers() {
     }
     assert_eq!(daemon.docker(&["images", "-q", "--no-trunc"]).success().stdout, images_before);
 }
+
+/// A streaming request on its own connection; the answer is left unread.
+fn open_stream(socket: &std::path::Path, path: &str) -> std::os::unix::net::UnixStream {
+    use std::io::Write;
+    let mut stream = std::os::unix::net::UnixStream::connect(socket).expect("connect");
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: docker\r\nUser-Agent: berth-compat-tests\r\n\r\n").expect("request");
+    stream
+}
+
+/// Read `stream` until `stop`, counting bytes; returns the count.
+fn drain(
+    mut stream: std::os::unix::net::UnixStream,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<u64> {
+    use std::io::Read;
+    use std::sync::atomic::Ordering;
+    std::thread::spawn(move || {
+        stream.set_read_timeout(Some(Duration::from_millis(200))).expect("timeout");
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut total = 0u64;
+        while !stop.load(Ordering::Relaxed) {
+            match stream.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => total += n as u64,
+                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+                Err(_) => break,
+            }
+        }
+        total
+    })
+}
+
+/// Resident memory of a process, in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.split_whitespace().next().and_then(|n| n.parse().ok()))
+        })
+        .unwrap_or(0)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+/// `n` timed `GET /containers/json`, one connection each.
+fn list_containers(socket: &std::path::Path, n: usize) -> Vec<Duration> {
+    (0..n)
+        .map(|_| {
+            let start = Instant::now();
+            let resp = compat_tests::client::raw_request(socket, "GET", "/containers/json?all=1", &[], None);
+            assert_eq!(resp.status, 200, "{}", resp.text());
+            start.elapsed()
+        })
+        .collect()
+}
+
+#[test]
+fn load_with_a_stalled_reader_keeps_serving_in_bounded_memory() {
+    use std::io::Read;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::sync::Arc;
+
+    let daemon = Berthd::start_with_busybox();
+    let pid = daemon.pid().expect("berthd pid");
+    // One loud container (about 4 MB/s of output, rotated so the disk
+    // stays small) and a few chatty ones.
+    daemon
+        .docker(&[
+            "run", "-d", "--name", "loud", "--log-opt", "max-size=4m", "--log-opt", "max-file=2", "busybox", "sh",
+            "-c", "while true; do head -c 400000 /dev/zero | tr '\\0' a; echo; sleep 0.1; done",
+        ])
+        .success();
+    for i in 0..4 {
+        let name = format!("chatty{i}");
+        daemon
+            .docker(&["run", "-d", "--name", &name, "busybox", "sh", "-c", "while true; do date; sleep 0.2; done"])
+            .success();
+    }
+    let socket = daemon.socket.clone();
+    let idle = {
+        let mut t = list_containers(&socket, 50);
+        t.sort();
+        t
+    };
+    let rss_before = rss_kib(pid);
+
+    // The stalled readers: they ask and never read.
+    let stalled_logs = open_stream(&socket, "/containers/loud/logs?follow=1&stdout=1&stderr=1");
+    let stalled_events = open_stream(&socket, "/events");
+
+    // 50 streams that do read.
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut readers = vec![];
+    for i in 0..20 {
+        let name = if i == 0 { "loud".to_string() } else { format!("chatty{}", i % 4) };
+        let path = format!("/containers/{name}/logs?follow=1&stdout=1&stderr=1&tail=10");
+        readers.push(("logs", drain(open_stream(&socket, &path), stop.clone())));
+    }
+    for _ in 0..15 {
+        readers.push(("events", drain(open_stream(&socket, "/events"), stop.clone())));
+    }
+    for i in 0..15 {
+        let path = format!("/containers/chatty{}/stats?stream=1", i % 4);
+        readers.push(("stats", drain(open_stream(&socket, &path), stop.clone())));
+    }
+
+    // Memory while it all runs.
+    let peak = Arc::new(AtomicU64::new(rss_before));
+    let sampler = {
+        let (peak, stop) = (peak.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                peak.fetch_max(rss_kib(pid), Ordering::Relaxed);
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        })
+    };
+    // Events for the event streams meanwhile.
+    let churn = {
+        let socket = socket.clone();
+        std::thread::spawn(move || {
+            for i in 0..20 {
+                let body = br#"{"Image":"busybox","Cmd":["true"]}"#;
+                let name = format!("/containers/create?name=churn{i}");
+                let resp = compat_tests::client::raw_request(&socket, "POST", &name, &[], Some(body));
+                assert_eq!(resp.status, 201, "{}", resp.text());
+                let resp = compat_tests::client::raw_request(&socket, "DELETE", &format!("/containers/churn{i}"), &[], None);
+                assert_eq!(resp.status, 204, "{}", resp.text());
+            }
+        })
+    };
+
+    // 200 concurrent clients listing containers.
+    let barrier = Arc::new(std::sync::Barrier::new(200));
+    let listers: Vec<_> = (0..200)
+        .map(|_| {
+            let (socket, barrier) = (socket.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                list_containers(&socket, 5)
+            })
+        })
+        .collect();
+    let mut loaded: Vec<Duration> = listers.into_iter().flat_map(|t| t.join().expect("a lister failed")).collect();
+    loaded.sort();
+    churn.join().expect("churn failed");
+    // Let the loud container write on for a while against the stalled
+    // reader: its unread output must not pile up in berthd.
+    let settle = Instant::now();
+    while settle.elapsed() < Duration::from_secs(10) {
+        peak.fetch_max(rss_kib(pid), Ordering::Relaxed);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let after_load = list_containers(&socket, 50);
+
+    stop.store(true, Ordering::Relaxed);
+    sampler.join().unwrap();
+    let mut counts: std::collections::BTreeMap<&str, Vec<u64>> = Default::default();
+    for (kind, reader) in readers {
+        counts.entry(kind).or_default().push(reader.join().unwrap());
+    }
+    for (kind, bytes) in &counts {
+        assert!(bytes.iter().all(|b| *b > 0), "a {kind} stream got nothing: {bytes:?}");
+    }
+
+    // The stalled log reader was only paused: it reads on from where it was.
+    let mut stalled_logs = stalled_logs;
+    stalled_logs.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut got = 0usize;
+    let mut buf = vec![0u8; 1 << 20];
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while got < 8 << 20 && Instant::now() < deadline {
+        match stalled_logs.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got += n,
+        }
+    }
+    assert!(got >= 8 << 20, "the stalled logs reader could not resume: {got} bytes");
+    let mut stalled_events = stalled_events;
+    stalled_events.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let n = stalled_events.read(&mut buf).expect("the stalled events reader was cut off early");
+    assert!(String::from_utf8_lossy(&buf[..n]).contains("churn"), "{}", String::from_utf8_lossy(&buf[..n]));
+
+    let peak = peak.load(Ordering::Relaxed);
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let mut after_load = after_load;
+    after_load.sort();
+    println!(
+        "GET /containers/json: idle p50 {:.1} ms p99 {:.1} ms; under load ({} requests, 200 clients, 50 streams, 2 stalled) p50 {:.1} ms p99 {:.1} ms; after {:.1} ms",
+        ms(percentile(&idle, 0.5)),
+        ms(percentile(&idle, 0.99)),
+        loaded.len(),
+        ms(percentile(&loaded, 0.5)),
+        ms(percentile(&loaded, 0.99)),
+        ms(percentile(&after_load, 0.5)),
+    );
+    println!(
+        "berthd RSS: {} MiB before, {} MiB peak; stream bytes: {:?}",
+        rss_before / 1024,
+        peak / 1024,
+        counts.iter().map(|(k, v)| (k, v.iter().sum::<u64>())).collect::<Vec<_>>()
+    );
+    assert_eq!(loaded.len(), 1000);
+    assert!(peak < rss_before + 200 * 1024, "berthd grew from {rss_before} KiB to {peak} KiB");
+}

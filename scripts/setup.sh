@@ -25,8 +25,9 @@ fi
 packages="containerd runc iptables protobuf-compiler ca-certificates curl tini"
 if [ "$WANT_TESTS" = 1 ]; then
     # Tests: busybox-static for test images, docker-registry for pull/push,
-    # apache2-utils for htpasswd, openssl for TLS certificates.
-    packages="$packages busybox-static docker-registry apache2-utils openssl"
+    # apache2-utils for htpasswd, openssl for TLS certificates, docker-compose
+    # (1.29, Python, docker-py) for the compose tests.
+    packages="$packages busybox-static docker-registry apache2-utils openssl docker-compose"
 fi
 if [ "$WANT_BENCH" = 1 ]; then
     # The reference dockerd the benchmark compares against.

@@ -61,6 +61,7 @@ impl ContainerService {
                 let mut shown = summary(record);
                 shown.ports = self.summary_ports(record).await;
                 shown.mounts = self.mount_points(record);
+                shown.network_settings.networks = self.summary_networks(record).await;
                 if opts.size {
                     // A container being removed may have lost its snapshot.
                     if let Ok((rw, rootfs)) = self.sizes(record).await {

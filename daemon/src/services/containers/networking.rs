@@ -315,6 +315,13 @@ impl ContainerService {
         settings
     }
 
+    /// `NetworkSettings.Networks` for `docker ps` (the same endpoints as
+    /// inspect: compose compares their `NetworkID`s to decide a recreate).
+    pub(super) async fn summary_networks(&self, record: &Container) -> std::collections::BTreeMap<String, serde_json::Value> {
+        let attached = self.attachments(record).await.unwrap_or_default();
+        self.networks.container_networks(&record.host_config.network_mode, &record.id, &attached, dns_names(record, &[])).await
+    }
+
     /// `Ports` for `docker ps`: published and exposed ports while running.
     pub(super) async fn summary_ports(&self, record: &Container) -> Vec<serde_json::Value> {
         if !matches!(record.state.status, Status::Running | Status::Paused | Status::Restarting) {

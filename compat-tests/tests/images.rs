@@ -154,6 +154,68 @@ fn tag_and_rmi_untag_or_delete_as_dockerd() {
 }
 
 #[test]
+fn rmi_conflicts_with_containers_as_dockerd() {
+    let daemon = Berthd::start();
+    let img = image("berth-test/use:1");
+    load(&daemon, &img.docker_archive().unwrap());
+    let short = &img.id()["sha256:".len()..][..12];
+
+    // A stopped container: the last name and the ID are refused unless forced.
+    let stopped = daemon.docker(&["create", "berth-test/use:1"]).success().stdout.trim().to_string();
+    let refused = daemon.docker(&["rmi", "berth-test/use:1"]).failure();
+    assert!(
+        refused.stderr.contains(&format!(
+            "conflict: unable to remove repository reference \"berth-test/use:1\" (must force) - container {} is using its referenced image {short}",
+            &stopped[..12]
+        )),
+        "{}",
+        refused.stderr
+    );
+    let refused = daemon.docker(&["rmi", short]).failure();
+    assert!(
+        refused.stderr.contains(&format!(
+            "conflict: unable to delete {short} (must be forced) - image is being used by stopped container {}",
+            &stopped[..12]
+        )),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(daemon.request("DELETE", "/images/berth-test/use:1", None).status, 409);
+    daemon.docker(&["rm", &stopped]).success();
+
+    // A running container: the ID cannot be forced; a forced name only untags.
+    let running = daemon.docker(&["run", "-d", "berth-test/use:1", "sleep", "300"]).success().stdout.trim().to_string();
+    for args in [vec!["rmi", short], vec!["rmi", "-f", short]] {
+        let refused = daemon.docker(&args).failure();
+        assert!(
+            refused.stderr.contains(&format!(
+                "conflict: unable to delete {short} (cannot be forced) - image is being used by running container {}",
+                &running[..12]
+            )),
+            "{args:?}: {}",
+            refused.stderr
+        );
+    }
+    let out = daemon.docker(&["rmi", "-f", "berth-test/use:1"]).success();
+    assert_eq!(out.stdout.trim(), "Untagged: berth-test/use:1");
+    assert_eq!(image_ids(&daemon), vec![img.id().to_string()]);
+    let dangling = daemon.docker(&["images", "-q", "--no-trunc", "-f", "dangling=true"]).success();
+    assert_eq!(dangling.stdout.trim(), img.id());
+    // Prune keeps what a container uses, even dangling.
+    daemon.docker(&["image", "prune", "-a", "-f"]).success();
+    assert_eq!(image_ids(&daemon), vec![img.id().to_string()]);
+    assert_eq!(daemon.inspect_format("{{.State.Running}}", &running), "true");
+    daemon.docker(&["rm", "-f", &running]).success();
+
+    // A stopped container's image goes when forced; the container stays removable.
+    let stopped = daemon.docker(&["create", img.id()]).success().stdout.trim().to_string();
+    let out = daemon.docker(&["rmi", "-f", short]).success();
+    assert!(out.stdout.contains(&format!("Deleted: {}", img.id())), "{}", out.stdout);
+    assert!(image_ids(&daemon).is_empty());
+    daemon.docker(&["rm", &stopped]).success();
+}
+
+#[test]
 fn replaced_tags_leave_dangling_images_that_prune_removes() {
     let daemon = Berthd::start();
     let old = image("berth-test/p:1");

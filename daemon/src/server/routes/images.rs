@@ -220,7 +220,8 @@ pub async fn image_delete(
         force: bool_value(&query, "force").unwrap_or(false),
         no_prune: bool_value(&query, "noprune").unwrap_or(false),
     };
-    Ok(Json(svc.images.remove(name.trim_start_matches('/'), opts).await?))
+    let users = svc.containers.image_users().await;
+    Ok(Json(svc.images.remove(name.trim_start_matches('/'), opts, &users).await?))
 }
 
 /// `POST /images/prune` (ImagePrune).
@@ -229,7 +230,8 @@ pub async fn image_prune(
     query: QueryPairs,
 ) -> ApiResult<Json<api_types::image::ImagesPruneResponse>> {
     let opts = ImagePruneOptions { filters: parse_filters(&query)? };
-    Ok(Json(svc.images.prune(&opts).await?))
+    let users = svc.containers.image_users().await;
+    Ok(Json(svc.images.prune(&opts, &users).await?))
 }
 
 /// `GET /images/get?names=…` (ImageGetAll).

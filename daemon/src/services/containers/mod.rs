@@ -235,6 +235,20 @@ impl ContainerService {
         ids
     }
 
+    /// Each container's image and whether it runs, for image removal.
+    pub async fn image_users(&self) -> Vec<crate::services::images::ImageUser> {
+        let mut users = Vec::new();
+        for entry in self.entries() {
+            let record = entry.record.lock().await;
+            users.push(crate::services::images::ImageUser {
+                container_id: record.id.clone(),
+                image_id: record.image_id.clone(),
+                running: record.state.status.is_live(),
+            });
+        }
+        users
+    }
+
     /// Counts by state, for `/info`.
     pub async fn counts(&self) -> (u64, u64, u64) {
         let (mut running, mut paused, mut stopped) = (0, 0, 0);

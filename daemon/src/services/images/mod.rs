@@ -39,7 +39,7 @@ pub use push::PushOptions;
 pub use load::LoadOptions;
 pub use prune::ImagePruneOptions;
 pub use prune::parse_until;
-pub use remove::ImageRemoveOptions;
+pub use remove::{ImageRemoveOptions, ImageUser};
 pub use save::SaveArchive;
 pub use unpack::{Ingestion, StoredImage};
 

@@ -61,7 +61,8 @@ fn parse_go_duration(value: &str) -> Option<i64> {
 }
 
 impl ImageService {
-    pub async fn prune(&self, opts: &ImagePruneOptions) -> Result<ImagesPruneResponse, ServiceError> {
+    /// Prune; images `users` run from stay, as do images with children.
+    pub async fn prune(&self, opts: &ImagePruneOptions, users: &[super::ImageUser]) -> Result<ImagesPruneResponse, ServiceError> {
         if let Some(bad) = opts.filters.keys().find(|k| !FILTERS.contains(&k.as_str())) {
             return Err(ServiceError::InvalidParameter(format!("invalid filter '{bad}'")));
         }
@@ -72,8 +73,13 @@ impl ImageService {
         }
         let mut deleted = Vec::new();
         let mut reclaimed = 0u64;
-        for image in self.local_images().await? {
+        let images = self.local_images().await?;
+        let parents: std::collections::BTreeSet<&str> = images.iter().filter_map(|i| i.resolved.config.parent.as_deref()).collect();
+        for image in &images {
             if dangling_only && !image.is_dangling() {
+                continue;
+            }
+            if parents.contains(image.id()) || users.iter().any(|u| u.image_id == image.id()) {
                 continue;
             }
             let cfg = &image.resolved.config;
@@ -92,7 +98,7 @@ impl ImageService {
                 }
             }
             let before = deleted.len();
-            reclaimed += self.delete_image(&image, &mut deleted).await?;
+            reclaimed += self.delete_image(image, &mut deleted).await?;
             self.emit_removals(image.id(), &deleted[before..]);
         }
         self.events.publish(

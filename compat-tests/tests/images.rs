@@ -370,3 +370,161 @@ fn bollard_reads_list_inspect_and_history() {
         assert!(list[0].get(key).is_some(), "{key} missing: {}", list[0]);
     }
 }
+
+/// A file served once per connection on the host's loopback, for
+/// `docker import URL`; answers 404 for any other path.
+fn serve_file(path: &'static str, body: Vec<u8>) -> u16 {
+    use std::io::{BufRead, BufReader};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("binding a file server");
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut request = String::new();
+            let _ = reader.read_line(&mut request);
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+            }
+            let mut stream = stream;
+            if request.split_whitespace().nth(1) == Some(path) {
+                let _ = write!(stream, "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
+                let _ = stream.write_all(&body);
+            } else {
+                let _ = write!(stream, "HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\nConnection: close\r\n\r\nnot here\n");
+            }
+        }
+    });
+    port
+}
+
+fn xz(data: &[u8]) -> Vec<u8> {
+    let mut child = Command::new("xz")
+        .args(["-z", "-c"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("xz (xz-utils) is needed for this test");
+    let mut stdin = child.stdin.take().unwrap();
+    let input = data.to_vec();
+    let feeder = std::thread::spawn(move || stdin.write_all(&input));
+    let out = child.wait_with_output().unwrap();
+    feeder.join().unwrap().unwrap();
+    assert!(out.status.success(), "xz failed");
+    out.stdout
+}
+
+#[test]
+fn import_with_changes_message_and_names_then_run() {
+    let daemon = Berthd::start();
+    let layer = compat_tests::images::busybox_layer().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("rootfs.tar");
+    std::fs::write(&file, layer.tar()).unwrap();
+    let start = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+
+    let out = daemon
+        .docker(&[
+            "import",
+            "-c",
+            r#"CMD ["echo", "imported"]"#,
+            "-c",
+            "ENV A=1",
+            "--change",
+            "WORKDIR /tmp",
+            "-m",
+            "my msg",
+            file.to_str().unwrap(),
+            "berth-test/imp:1",
+        ])
+        .success();
+    let id = out.stdout.trim().to_string();
+    assert!(id.starts_with("sha256:") && id.len() == 71, "{}", out.stdout);
+    let info = inspect(&daemon, "berth-test/imp:1");
+    assert_eq!(info["Id"], id.as_str());
+    assert_eq!(info["RepoTags"], serde_json::json!(["berth-test/imp:1"]));
+    assert_eq!(info["Comment"], "my msg");
+    assert_eq!(info["Config"]["Env"], serde_json::json!(["A=1"]));
+    assert_eq!(info["Config"]["Cmd"], serde_json::json!(["echo", "imported"]));
+    assert_eq!(info["Config"]["WorkingDir"], "/tmp");
+    assert_eq!(info["RootFS"]["Layers"], serde_json::json!([layer.diff_id()]));
+    assert_eq!(info["Os"], "linux");
+    let history = daemon.docker(&["history", "--format", "{{.CreatedBy}}|{{.Comment}}", "berth-test/imp:1"]).success();
+    assert_eq!(history.stdout.trim(), "|my msg");
+    let run = daemon.docker(&["run", "--rm", "berth-test/imp:1", "sh", "-c", "echo $A $(pwd)"]).success();
+    assert_eq!(run.stdout.trim(), "1 /tmp");
+    let run = daemon.docker(&["run", "--rm", "berth-test/imp:1"]).success();
+    assert_eq!(run.stdout.trim(), "imported");
+
+    // gzip on stdin, xz from a file: the same layer; no name leaves it dangling.
+    let out = daemon.docker_stdin(&["import", "-", "berth-test/imp:gz"], layer.compressed()).success();
+    let gz = inspect(&daemon, out.stdout.trim());
+    assert_eq!(gz["RootFS"]["Layers"], serde_json::json!([layer.diff_id()]));
+    assert_eq!(gz["Comment"], "Imported from -");
+    std::fs::write(dir.path().join("rootfs.tar.xz"), xz(layer.tar())).unwrap();
+    let out = daemon.docker(&["import", dir.path().join("rootfs.tar.xz").to_str().unwrap()]).success();
+    let xz_id = out.stdout.trim().to_string();
+    assert_eq!(inspect(&daemon, &xz_id)["RootFS"]["Layers"], serde_json::json!([layer.diff_id()]));
+    let dangling = daemon.docker(&["images", "-q", "--no-trunc", "-f", "dangling=true"]).success();
+    assert_eq!(dangling.stdout.trim(), xz_id);
+
+    // From a URL, with dockerd's progress lines.
+    let port = serve_file("/rootfs.tar", layer.tar().to_vec());
+    daemon.reach_host_port(port);
+    let url = format!("http://127.0.0.1:{port}/rootfs.tar");
+    let raw = daemon.request("POST", &format!("/images/create?fromSrc={url}&repo=berth-test/imp:url&platform=linux/amd64"), None);
+    assert_eq!(raw.status, 200, "{}", raw.text());
+    let text = raw.text();
+    assert!(text.contains(&format!(r#"{{"status":"Downloading from {url}"}}"#)), "{text}");
+    assert!(text.contains(r#""status":"Importing""#), "{text}");
+    let last: Value = serde_json::from_str(text.trim().lines().last().unwrap()).unwrap();
+    assert_eq!(inspect(&daemon, "berth-test/imp:url")["Id"], last["status"]);
+    assert_eq!(inspect(&daemon, "berth-test/imp:url")["Comment"], format!("Imported from {url}"));
+
+    let until = (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() + 1).to_string();
+    let events = daemon
+        .docker(&["events", "--since", &start.to_string(), "--until", &until, "--filter", "type=image", "--format", "{{.Action}} {{.Actor.ID}}"])
+        .success();
+    assert!(events.stdout.contains(&format!("import {id}")), "{}", events.stdout);
+    assert!(events.stdout.contains(&format!("tag {id}")), "{}", events.stdout);
+}
+
+#[test]
+fn import_refuses_bad_input_and_keeps_nothing() {
+    let daemon = Berthd::start();
+    let layer = compat_tests::images::busybox_layer().unwrap();
+    // From a file: the CLI stops reading stdin when the daemon refuses early.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("rootfs.tar");
+    std::fs::write(&file, layer.tar()).unwrap();
+    let file = file.to_str().unwrap();
+    let bad = daemon.docker(&["import", "-c", "RUN true", file, "x"]).failure();
+    assert!(bad.stderr.contains("run is not a valid change command"), "{}", bad.stderr);
+    // Small bodies: the daemon answers before reading them.
+    let small = tar_of(&[("a", b"a")]);
+    let raw = daemon.request("POST", "/images/create?fromSrc=-&repo=Upper", Some(&small));
+    assert_eq!(raw.status, 400);
+    assert!(raw.text().contains("invalid reference format: repository name") && raw.text().contains("must be lowercase"), "{}", raw.text());
+    let digest = format!("x@sha256:{}", "0".repeat(64));
+    let raw = daemon.request("POST", &format!("/images/create?fromSrc=-&repo={digest}"), Some(&small));
+    assert_eq!(raw.status, 400);
+    assert!(raw.text().contains("cannot import digest reference"), "{}", raw.text());
+
+    let bad = daemon.docker_stdin(&["import", "-", "x"], b"not a tar\n").failure();
+    assert!(bad.stderr.contains("Error processing tar file: unexpected EOF"), "{}", bad.stderr);
+    let evil = tar_of(&[("../../etc/berth-evil", b"x")]);
+    let bad = daemon.docker_stdin(&["import", "-", "x"], &evil).failure();
+    assert!(bad.stderr.contains(r#""../../etc/berth-evil" is outside of the image root"#), "{}", bad.stderr);
+    assert!(!std::path::Path::new("/etc/berth-evil").exists());
+
+    let bad = daemon.docker(&["import", "http://127.0.0.1:1/rootfs.tar"]).failure();
+    assert!(bad.stderr.contains(r#"Get "http://127.0.0.1:1/rootfs.tar": "#), "{}", bad.stderr);
+    let port = serve_file("/rootfs.tar", Vec::new());
+    daemon.reach_host_port(port);
+    let bad = daemon.docker(&["import", &format!("http://127.0.0.1:{port}/missing.tar")]).failure();
+    assert!(bad.stderr.contains(&format!("failed to GET http://127.0.0.1:{port}/missing.tar with status 404 Not Found: not here")), "{}", bad.stderr);
+
+    assert!(image_ids(&daemon).is_empty());
+}

@@ -597,6 +597,31 @@ pub fn clean_path(p: &str) -> String {
     format!("/{}", out.join("/"))
 }
 
+/// The instructions `--change` accepts (moby's `validCommitCommands`).
+const COMMIT_CHANGES: &[&str] =
+    &["cmd", "entrypoint", "env", "expose", "label", "onbuild", "stopsignal", "user", "volume", "workdir", "healthcheck"];
+
+/// `config` with the `--change` instructions of commit and import
+/// applied, as moby's `BuildFromConfig`.
+pub fn apply_changes(mut config: ContainerConfig, changes: &[String]) -> Result<ContainerConfig, ServiceError> {
+    let text = changes.join("\n");
+    let parsed = parse(&text)?;
+    let mut cmd_set = false;
+    for ins in &parsed.instructions {
+        if !COMMIT_CHANGES.contains(&ins.keyword.as_str()) {
+            return Err(ServiceError::InvalidParameter(format!("{} is not a valid change command", ins.keyword)));
+        }
+        let vars = env_vars(config.env.as_deref().unwrap_or_default());
+        apply_metadata(ins, &mut config, &vars, parsed.escape)?;
+        match ins.keyword.as_str() {
+            "cmd" => cmd_set = true,
+            "entrypoint" if !cmd_set => config.cmd = None,
+            _ => {}
+        }
+    }
+    Ok(config)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -651,5 +676,18 @@ mod tests {
         assert_eq!(parse_duration("1m30s"), Some(90_000_000_000));
         assert_eq!(parse_duration("500ms"), Some(500_000_000));
         assert_eq!(parse_duration("x"), None);
+    }
+
+    #[test]
+    fn changes_apply_in_order() {
+        let base = ContainerConfig { cmd: Some(vec!["sh".into()]), env: Some(vec!["A=1".into()]), ..Default::default() };
+        let c = apply_changes(base.clone(), &["ENV B=$A".into(), "EXPOSE 80".into(), "ENTRYPOINT [\"/x\"]".into()]).unwrap();
+        assert_eq!(c.env.unwrap(), ["A=1", "B=1"]);
+        assert!(c.exposed_ports.unwrap().contains_key("80/tcp"));
+        assert_eq!(c.cmd, None);
+        let c = apply_changes(base.clone(), &["CMD [\"a\"]".into(), "ENTRYPOINT /x".into()]).unwrap();
+        assert_eq!(c.cmd.unwrap(), ["a"]);
+        assert_eq!(c.entrypoint.unwrap(), ["/bin/sh", "-c", "/x"]);
+        assert!(apply_changes(base, &["RUN x".into()]).is_err());
     }
 }

@@ -20,10 +20,10 @@ use crate::server::error::{ApiError, ApiResult};
 use crate::server::extract::QueryPairs;
 use crate::server::version::Version;
 use crate::backends::registry::{Credentials, Platform};
-use crate::services::errors::not_implemented;
+use crate::services::dockerfile::apply_changes;
 use crate::services::images::auth::AuthConfig;
 use crate::services::images::{
-    parse_reference, ImageListOptions, ImagePruneOptions, ImageRemoveOptions, LoadOptions, Progress, PullOptions,
+    new_image_reference, parse_reference, ImageListOptions, ImportOptions, ImagePruneOptions, ImageRemoveOptions, LoadOptions, Progress, PullOptions,
     PushOptions,
 };
 use crate::services::{ServiceError, Services};
@@ -63,11 +63,18 @@ pub async fn image_create(
     Version(v): Version,
     headers: HeaderMap,
     query: QueryPairs,
+    body: Body,
 ) -> ApiResult<Response> {
     let last = |key: &str| query.all(key).last().unwrap_or_default().to_string();
     let from_image = last("fromImage");
+    let platform_query = last("platform");
+    let platform = if v >= api_types::version::ApiVersion::new(1, 32) && !platform_query.is_empty() {
+        Some(Platform::parse(&platform_query).map_err(|e| ServiceError::InvalidParameter(e.to_string()))?)
+    } else {
+        None
+    };
     if from_image.is_empty() {
-        return Err(not_implemented("POST", "/images/create?fromSrc=").into());
+        return image_import(svc, &query, platform, body).await;
     }
     // `pull -a` may send a trailing ':'.
     let mut reference = parse_reference(from_image.trim_end_matches(':'))?;
@@ -79,15 +86,47 @@ pub async fn image_create(
         };
     }
     let reference = reference.docker_ref();
-    let platform_query = last("platform");
-    let platform = if v >= api_types::version::ApiVersion::new(1, 32) && !platform_query.is_empty() {
-        Some(Platform::parse(&platform_query).map_err(|e| ServiceError::InvalidParameter(e.to_string()))?)
-    } else {
-        None
-    };
     let opts = PullOptions { reference, platform, credentials: registry_credentials(&headers) };
     progress_answer(move |progress| async move { svc.images.pull(opts, &progress).await }).await
 }
+
+/// `fromSrc`: `docker import`, checked as dockerd checks it (name, then
+/// changes) before the body is read.
+async fn image_import(svc: Services, query: &QueryPairs, platform: Option<Platform>, body: Body) -> ApiResult<Response> {
+    let last = |key: &str| query.all(key).last().unwrap_or_default().to_string();
+    let checked = (|| {
+        let source = last("fromSrc");
+        if source.is_empty() {
+            return Err(ServiceError::InvalidParameter("fromImage or fromSrc is required".into()));
+        }
+        let names = new_image_reference(&last("repo"), &last("tag"), "import")?.into_iter().collect();
+        let changes: Vec<String> = query.all("changes").filter(|c| !c.trim().is_empty()).map(str::to_string).collect();
+        let config = apply_changes(Default::default(), &changes)?;
+        let platform = platform.map(|p| crate::services::images::Platform { os: p.os, architecture: p.architecture, variant: p.variant });
+        Ok(ImportOptions { source, names, message: last("message"), config, platform })
+    })();
+    let mut input = body.into_data_stream().map(|r| r.map_err(std::io::Error::other));
+    let opts = match checked {
+        Ok(opts) => opts,
+        Err(e) => {
+            // Read what the client is still sending (the tar it streams):
+            // closing on unread data resets the connection, and the CLI
+            // would see a broken pipe instead of this answer.
+            let mut left = DRAIN_LIMIT;
+            while let Some(Ok(chunk)) = input.next().await {
+                left = left.saturating_sub(chunk.len());
+                if left == 0 {
+                    break;
+                }
+            }
+            return Err(e.into());
+        }
+    };
+    progress_answer(move |progress| async move { svc.images.import(input, opts, &progress).await }).await
+}
+
+/// How much of a refused import's body is read before answering.
+const DRAIN_LIMIT: usize = 1 << 30;
 
 /// `GET /images/search` (ImageSearch).
 pub async fn image_search(State(svc): State<Services>, query: QueryPairs) -> ApiResult<Response> {

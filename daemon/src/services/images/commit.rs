@@ -49,25 +49,44 @@ impl ImageService {
     /// Make and store the image `new` describes; answers its ID and target.
     pub async fn create_image(&self, new: NewImage<'_>) -> Result<StoredImage, ServiceError> {
         let ingest = self.begin_ingestion().await?;
-        let result = self.create_image_in(&ingest, &new).await;
+        let result = self.create_image_in(&ingest, &new, None, None).await;
         ingest.settle(result).await
     }
 
-    async fn create_image_in(&self, ingest: &super::Ingestion, new: &NewImage<'_>) -> Result<StoredImage, ServiceError> {
+    /// The image `new` describes, under `ingest`. Its layer is `layer`
+    /// (a blob written under `ingest`, uncompressed) when given, else the
+    /// snapshot's diff; `platform` overrides the parent's or this host's.
+    pub(super) async fn create_image_in(
+        &self,
+        ingest: &super::Ingestion,
+        new: &NewImage<'_>,
+        layer: Option<OciDescriptor>,
+        platform: Option<&super::Platform>,
+    ) -> Result<StoredImage, ServiceError> {
         let c = ingest.containerd();
         let oci = new.parent.is_some_and(|p| p.manifest.media_type == MEDIA_TYPE_OCI_MANIFEST);
-        let layer = match new.snapshot {
-            Some(key) => self.diff_layer(c, new.parent, key).await?,
-            None => None,
+        let layer = match (layer, new.snapshot) {
+            (Some(layer), _) => Some(layer),
+            (None, Some(key)) => self.diff_layer(c, new.parent, key).await?,
+            (None, None) => None,
         };
         let mut base: Map<String, Value> = match new.parent {
             Some(p) => self.read_json(c, &p.config_descriptor.digest).await?,
             None => Map::new(),
         };
         let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
-        let platform = self.platform();
-        base.entry("architecture").or_insert_with(|| json!(platform.architecture));
-        base.entry("os").or_insert_with(|| json!(platform.os));
+        match platform {
+            Some(p) => {
+                base.insert("architecture".into(), json!(p.architecture));
+                base.insert("os".into(), json!(p.os));
+                set_or_remove(&mut base, "variant", &p.variant);
+            }
+            None => {
+                let platform = self.platform();
+                base.entry("architecture").or_insert_with(|| json!(platform.architecture));
+                base.entry("os").or_insert_with(|| json!(platform.os));
+            }
+        }
         base.insert("config".into(), serde_json::to_value(new.config).map_err(internal)?);
         base.insert("created".into(), json!(now));
         base.insert("docker_version".into(), json!(crate::release::VERSION));
@@ -92,7 +111,9 @@ impl ImageService {
         if !new.author.is_empty() {
             entry.insert("author".into(), json!(new.author));
         }
-        entry.insert("created_by".into(), json!(new.created_by));
+        if !new.created_by.is_empty() {
+            entry.insert("created_by".into(), json!(new.created_by));
+        }
         if !new.comment.is_empty() {
             entry.insert("comment".into(), json!(new.comment));
         }

@@ -9,6 +9,7 @@ pub mod auth;
 pub mod commit;
 pub mod distribution;
 mod history;
+mod import;
 mod inspect;
 mod list;
 mod load;
@@ -33,6 +34,7 @@ use crate::backends::containerd::{Containerd, ImageRecord, OciDescriptor, SNAPSH
 pub use commit::{NewImage, WorkSnapshot};
 pub(crate) use list::glob_match;
 pub use distribution::Progress;
+pub use import::ImportOptions;
 pub use list::ImageListOptions;
 pub use pull::PullOptions;
 pub use push::PushOptions;
@@ -83,6 +85,20 @@ pub fn no_such_image(input: &str) -> ServiceError {
 /// A reference as the API takes it; 400 with Docker's text when invalid.
 pub fn parse_reference(input: &str) -> Result<Reference, ServiceError> {
     Reference::parse_normalized(input).map_err(|e| ServiceError::InvalidParameter(e.to_string()))
+}
+
+/// The name `repo` and `tag` give a new image (commit, import), as dockerd
+/// reads them; `verb` names the operation in the digest refusal.
+pub fn new_image_reference(repo: &str, tag: &str, verb: &str) -> Result<Option<Reference>, ServiceError> {
+    if repo.is_empty() {
+        return Ok(None);
+    }
+    let r = parse_reference(repo)?;
+    if r.digest.is_some() {
+        return Err(ServiceError::InvalidParameter(format!("cannot {verb} digest reference")));
+    }
+    let r = if tag.is_empty() { r } else { r.with_tag(tag).map_err(|e| ServiceError::InvalidParameter(e.to_string()))? };
+    Ok(Some(r.with_default_tag()))
 }
 
 /// The platform this daemon runs images for.
@@ -632,6 +648,14 @@ mod tests {
             RecordName::Digest(_)
         ));
         assert_eq!(RecordName::parse(&format!("moby-dangling@sha256:{}", "a".repeat(64))), RecordName::Dangling);
+    }
+
+    #[test]
+    fn references() {
+        assert_eq!(new_image_reference("", "x", "commit").unwrap(), None);
+        assert_eq!(new_image_reference("me/img", "", "commit").unwrap().unwrap().familiar_string(), "me/img:latest");
+        assert_eq!(new_image_reference("me/img", "v1", "commit").unwrap().unwrap().familiar_string(), "me/img:v1");
+        assert!(new_image_reference("Bad", "", "commit").is_err());
     }
 
     #[test]

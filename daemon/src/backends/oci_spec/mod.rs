@@ -274,10 +274,44 @@ fn capabilities(hc: &HostConfig) -> Result<Vec<String>, SpecError> {
 }
 
 fn no_new_privileges(hc: &HostConfig) -> bool {
-    hc.security_opt
-        .iter()
-        .flatten()
-        .any(|o| matches!(o.as_str(), "no-new-privileges" | "no-new-privileges:true" | "no-new-privileges=true"))
+    security_opts(hc.security_opt.as_deref().unwrap_or_default()).map(|o| o.no_new_privileges).unwrap_or(false)
+}
+
+/// What `--security-opt` entries set (seccomp is read by `seccomp.rs`).
+#[derive(Debug, Default, PartialEq)]
+pub struct SecurityOpts {
+    pub no_new_privileges: bool,
+}
+
+/// dockerd's `parseSecurityOpt`: `no-new-privileges`, `disable`, and
+/// `key=value` (or the deprecated `key:value`) for label, apparmor, seccomp
+/// and no-new-privileges (a Go bool); anything else is refused with
+/// dockerd's words.
+pub fn security_opts(opts: &[String]) -> Result<SecurityOpts, String> {
+    let mut out = SecurityOpts::default();
+    for opt in opts {
+        if opt == "no-new-privileges" {
+            out.no_new_privileges = true;
+            continue;
+        }
+        if opt == "disable" {
+            continue;
+        }
+        let split = if opt.contains('=') { opt.split_once('=') } else { opt.split_once(':') };
+        let Some((key, value)) = split else { return Err(format!("invalid --security-opt 1: {opt:?}")) };
+        match key {
+            "label" | "apparmor" | "seccomp" => {}
+            "no-new-privileges" => {
+                out.no_new_privileges = match value {
+                    "1" | "t" | "T" | "true" | "TRUE" | "True" => true,
+                    "0" | "f" | "F" | "false" | "FALSE" | "False" => false,
+                    _ => return Err(format!("invalid --security-opt 2: {opt:?}")),
+                }
+            }
+            _ => return Err(format!("invalid --security-opt 2: {opt:?}")),
+        }
+    }
+    Ok(out)
 }
 
 fn default_mounts(hc: &HostConfig) -> Vec<Value> {
@@ -509,5 +543,17 @@ mod tests {
         assert_eq!(spec["process"]["terminal"], true);
         assert_eq!(spec["process"]["cwd"], "/srv");
         assert_eq!(spec["process"]["noNewPrivileges"], true);
+    }
+
+    #[test]
+    fn security_opts_as_dockerd_parses_them() {
+        let parse = |opts: &[&str]| security_opts(&opts.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        assert!(parse(&["no-new-privileges"]).unwrap().no_new_privileges);
+        assert!(parse(&["no-new-privileges=1"]).unwrap().no_new_privileges);
+        assert!(!parse(&["no-new-privileges", "no-new-privileges:false"]).unwrap().no_new_privileges);
+        assert!(parse(&["seccomp=unconfined", "label=disable", "apparmor=x", "disable"]).is_ok());
+        assert_eq!(parse(&["bogus"]).unwrap_err(), r#"invalid --security-opt 1: "bogus""#);
+        assert_eq!(parse(&["bogus=1"]).unwrap_err(), r#"invalid --security-opt 2: "bogus=1""#);
+        assert_eq!(parse(&["no-new-privileges=maybe"]).unwrap_err(), r#"invalid --security-opt 2: "no-new-privileges=maybe""#);
     }
 }

@@ -286,6 +286,9 @@ pub(super) fn validate_host_config(hc: &HostConfig) -> Result<(), ServiceError> 
     if hc.memory > 0 && hc.memory < 6 * 1024 * 1024 {
         return Err(ServiceError::InvalidParameter("Minimum memory limit allowed is 6MB".into()));
     }
+    // dockerd answers these with a 500; the text is what clients show.
+    oci_spec::security_opts(hc.security_opt.as_deref().unwrap_or_default())
+        .map_err(ServiceError::InvalidParameter)?;
     Ok(())
 }
 

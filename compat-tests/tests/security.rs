@@ -137,3 +137,48 @@ fn privileged_gets_every_capability_and_the_hosts_devices() {
     let dev_line = out.lines().find(|l| l.starts_with("dev:")).unwrap();
     assert!(dev_line.split(' ').count() > 15 && host_devices > 15, "{dev_line}");
 }
+
+#[test]
+fn secrets_stay_out_of_logs_events_inspect_and_errors() {
+    use compat_tests::registry::Registry;
+    const PASSWORD: &str = "pw-7f3a9c1e-never-log";
+    const ENV_VALUE: &str = "env-5d2b8e40-never-log";
+    let registry = Registry::start_with_htpasswd("berth", PASSWORD).unwrap();
+    let built = compat_tests::images::BusyboxImage::new("berth/private:v1").build().unwrap();
+    registry.push_oci(&built, "berth/private", "v1").unwrap();
+    let reference = registry.reference("berth/private", "v1");
+    let daemon = Berthd::builder().arg("--debug").start();
+    daemon.reach_host_port(registry.port());
+
+    // A wrong password, a right one; pull and push with the credentials in
+    // X-Registry-Auth; a container whose environment holds a secret.
+    let wrong = format!("{PASSWORD}-wrong");
+    let out = daemon.docker_stdin(&["login", registry.addr(), "-u", "berth", "--password-stdin"], format!("{wrong}\n").as_bytes()).failure();
+    assert!(!out.stderr.contains(&wrong), "{}", out.stderr);
+    daemon.docker_stdin(&["login", registry.addr(), "-u", "berth", "--password-stdin"], format!("{PASSWORD}\n").as_bytes()).success();
+    daemon.docker(&["pull", &reference]).success();
+    let pushed = registry.reference("berth/copy", "v2");
+    daemon.docker(&["tag", &reference, &pushed]).success();
+    daemon.docker(&["push", &pushed]).success();
+    let missing = daemon.docker(&["pull", &registry.reference("berth/none", "v1")]).failure();
+    assert!(!missing.stderr.contains(PASSWORD), "{}", missing.stderr);
+    let env = format!("SECRET={ENV_VALUE}");
+    daemon.docker(&["run", "-d", "--name", "secretive", "-e", &env, &reference, "sleep", "60"]).success();
+    let out = daemon.docker(&["exec", "-e", &env, "secretive", "sh", "-c", "echo $SECRET"]).success();
+    assert_eq!(out.stdout.trim(), ENV_VALUE);
+    daemon.docker(&["rm", "-f", "secretive"]).success();
+
+    let auth = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, format!("berth:{PASSWORD}"));
+    let log = daemon.log();
+    assert!(log.contains("level=debug") || log.contains("DEBUG"), "debug logging is on");
+    for secret in [PASSWORD, auth.as_str(), ENV_VALUE] {
+        assert!(!log.contains(secret), "{secret} in the log:\n{log}");
+    }
+    let events = daemon.docker(&["events", "--since", "0", "--until", "0s"]).success();
+    assert!(events.stdout.contains("container start"), "{}", events.stdout);
+    let inspected = daemon.docker(&["image", "inspect", &reference, &pushed]).success();
+    for secret in [PASSWORD, auth.as_str()] {
+        assert!(!events.stdout.contains(secret), "{secret} in events");
+        assert!(!inspected.stdout.contains(secret), "{secret} in image inspect");
+    }
+}

@@ -51,6 +51,9 @@ pub async fn run(config: Config) -> Result<()> {
         tracing::warn!(key = %key, "daemon.json key is not supported by berthd yet and is ignored");
     }
     check_tls(&config).map_err(anyhow::Error::msg)?;
+    if let Err(e) = crate::backends::host::raise_open_files_limit() {
+        tracing::warn!(error = %e, "could not raise the open files limit");
+    }
     let registry = registry_client(&config).map_err(anyhow::Error::msg)?;
     let pidfile = PidFile::create(&config.pidfile)?;
     let mut managed = None;

@@ -180,3 +180,21 @@ pub fn ipv4_forwarding() -> bool {
 pub fn open_fds() -> i64 {
     std::fs::read_dir("/proc/self/fd").map(|d| d.count() as i64).unwrap_or(0)
 }
+
+/// Raise the soft limit on open files to the hard one, as Go's runtime does
+/// for dockerd: every client connection and container FIFO is a descriptor,
+/// and the common 1024 default runs out long before the host does.
+pub fn raise_open_files_limit() -> std::io::Result<u64> {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit/setrlimit only read and write the struct we own.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    if limit.rlim_cur < limit.rlim_max {
+        limit.rlim_cur = limit.rlim_max;
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(limit.rlim_cur)
+}

@@ -19,15 +19,31 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for DockerJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, _: &S) -> Result<Self, Self::Rejection> {
-        let bytes = axum::body::to_bytes(req.into_body(), MAX_JSON_BODY).await.map_err(|e| {
-            if is_length_limit(&e) {
-                ApiError::BadRequest(format!("request body is larger than {MAX_JSON_BODY} bytes"))
-            } else {
-                ApiError::BadRequest(format!("failed to read request body: {e}"))
-            }
-        })?;
-        decode_json(&bytes).map(DockerJson)
+        decode_json(&read_json_body(req.into_body()).await?).map(DockerJson)
     }
+}
+
+/// A JSON body's bytes, undecoded (for bodies decoded by a service).
+pub struct JsonBytes(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for JsonBytes {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, _: &S) -> Result<Self, Self::Rejection> {
+        read_json_body(req.into_body()).await.map(JsonBytes)
+    }
+}
+
+/// Read a JSON body of at most `MAX_JSON_BODY` bytes; a bigger one is a
+/// Docker-style 400, not axum's plain-text 413.
+pub async fn read_json_body(body: axum::body::Body) -> Result<Bytes, ApiError> {
+    axum::body::to_bytes(body, MAX_JSON_BODY).await.map_err(|e| {
+        if is_length_limit(&e) {
+            ApiError::BadRequest(format!("request body is larger than {MAX_JSON_BODY} bytes"))
+        } else {
+            ApiError::BadRequest(format!("failed to read request body: {e}"))
+        }
+    })
 }
 
 fn is_length_limit(e: &axum::Error) -> bool {

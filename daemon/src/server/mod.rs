@@ -24,6 +24,16 @@ pub use listeners::Listener;
 /// How long in-flight requests may run after shutdown begins.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// dockerd's `ReadHeaderTimeout`: a client that has not sent a whole
+/// request head by then (a slowloris) is cut off. hyper also counts the
+/// wait for the next request on a kept-alive connection, which Go does not;
+/// clients' pools drop idle connections sooner (bollard after 90 s).
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5 * 60);
+
+/// Go's `DefaultMaxHeaderBytes` (1 MiB) plus the 4 KiB slack it allows;
+/// a bigger head gets a 431 and the connection is closed.
+const MAX_HEAD_BYTES: usize = (1 << 20) + 4096;
+
 /// Serve on every listener until `shutdown` flips to true, then stop
 /// accepting and return what waits for in-flight requests. The caller
 /// stops containers first: attached streams end when their container does.
@@ -102,24 +112,77 @@ async fn accept(listener: &Listener) -> std::io::Result<Accepted> {
     }
 }
 
-fn spawn_connection<I: Io>(io: I, app: Router, mut shutdown: watch::Receiver<bool>, alive: mpsc::Sender<()>) {
+fn spawn_connection<I: Io>(io: I, app: Router, shutdown: watch::Receiver<bool>, alive: mpsc::Sender<()>) {
     tokio::spawn(async move {
         let _alive = alive;
-        let service = TowerToHyperService::new(app);
-        let conn = http1::Builder::new()
-            .keep_alive(true)
-            .serve_connection(TokioIo::new(io), service)
-            .with_upgrades();
-        tokio::pin!(conn);
-        let result = tokio::select! {
-            r = conn.as_mut() => r,
-            _ = shutdown.changed() => {
-                conn.as_mut().graceful_shutdown();
-                conn.await
-            }
-        };
-        if let Err(e) = result {
-            tracing::debug!(error = %e, "connection ended with an error");
-        }
+        serve_connection(io, app, shutdown).await;
     });
+}
+
+async fn serve_connection<I: Io>(io: I, app: Router, mut shutdown: watch::Receiver<bool>) {
+    let service = TowerToHyperService::new(app);
+    let conn = http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .max_buf_size(MAX_HEAD_BYTES)
+        .keep_alive(true)
+        .serve_connection(TokioIo::new(io), service)
+        .with_upgrades();
+    tokio::pin!(conn);
+    let result = tokio::select! {
+        r = conn.as_mut() => r,
+        _ = shutdown.changed() => {
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    if let Err(e) = result {
+        tracing::debug!(error = %e, "connection ended with an error");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    fn app() -> Router {
+        Router::new().route("/_ping", axum::routing::get(|| async { "OK" }))
+    }
+
+    /// A client that never finishes its request head is cut off after
+    /// dockerd's five minutes, not before.
+    #[tokio::test(start_paused = true)]
+    async fn slow_request_heads_are_cut_off_after_five_minutes() {
+        let (mut client, server) = tokio::io::duplex(4096);
+        let (_tx, rx) = watch::channel(false);
+        let served = tokio::spawn(serve_connection(server, app(), rx));
+        client.write_all(b"GET /_ping HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+        tokio::time::sleep(HEADER_READ_TIMEOUT - Duration::from_secs(1)).await;
+        assert!(!served.is_finished());
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        tokio::time::timeout(Duration::from_secs(1), served).await.expect("connection closed").unwrap();
+        let mut rest = Vec::new();
+        client.read_to_end(&mut rest).await.unwrap();
+    }
+
+    /// Heads up to Go's 1 MiB are read; bigger ones get a 431.
+    #[tokio::test]
+    async fn oversize_heads_get_431() {
+        for (size, status) in [(900 * 1024, "200"), (2 << 20, "431")] {
+            let (mut client, server) = tokio::io::duplex(1 << 16);
+            let (_tx, rx) = watch::channel(false);
+            tokio::spawn(serve_connection(server, app(), rx));
+            let head = format!("GET /_ping HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\nConnection: close\r\n\r\n", "a".repeat(size));
+            let writer = tokio::spawn(async move {
+                let _ = client.write_all(head.as_bytes()).await;
+                client
+            });
+            let mut client = writer.await.unwrap();
+            let mut answer = Vec::new();
+            let _ = client.read_to_end(&mut answer).await;
+            let answer = String::from_utf8_lossy(&answer);
+            assert!(answer.starts_with(&format!("HTTP/1.1 {status}")), "{size}: {answer}");
+        }
+    }
 }

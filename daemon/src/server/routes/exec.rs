@@ -30,9 +30,7 @@ pub async fn container_exec(
 /// `POST /exec/{id}/start` (ExecStart): hijacked unless detached.
 pub async fn exec_start(State(svc): State<Services>, Path(id): Path<String>, req: Request) -> ApiResult<Response> {
     let (parts, body) = req.into_parts();
-    let bytes = axum::body::to_bytes(body, crate::server::extract::MAX_JSON_BODY)
-        .await
-        .map_err(|e| ApiError::BadRequest(format!("failed to read request body: {e}")))?;
+    let bytes = crate::server::extract::read_json_body(body).await?;
     let start: Option<ExecStartRequest> = decode_json(&bytes)?;
     let detach = start.is_some_and(|s| s.detach);
     let streams = svc.containers.exec_start(&id).await?;

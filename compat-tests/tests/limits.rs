@@ -1,0 +1,176 @@
+//! Hostile HTTP against the API socket: oversize and deeply nested JSON,
+//! oversize request heads, slow request heads and 10,000 idle connections.
+//! The daemon answers with Docker-style errors, keeps its memory bounded and
+//! keeps serving everyone else. (The five-minute header-read timeout itself
+//! is proven with paused time in berthd's `server` unit tests.)
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use compat_tests::Berthd;
+
+fn socket(daemon: &Berthd) -> PathBuf {
+    PathBuf::from(daemon.host().trim_start_matches("unix://"))
+}
+
+/// Send `head` + `body` while reading the answer on another thread (the
+/// daemon may answer and close before it has read everything), and return
+/// the answer's status and body.
+fn exchange(daemon: &Berthd, head: String, body: Vec<u8>) -> (u16, String) {
+    let mut stream = UnixStream::connect(socket(daemon)).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let mut writer = stream.try_clone().unwrap();
+    let sending = std::thread::spawn(move || {
+        let _ = writer.write_all(head.as_bytes()).and_then(|()| writer.write_all(&body));
+    });
+    let mut raw = Vec::new();
+    let _ = stream.read_to_end(&mut raw);
+    let _ = stream.shutdown(std::net::Shutdown::Both);
+    sending.join().unwrap();
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let status = text.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("no status in {text:?}"));
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    (status, body)
+}
+
+fn post_json(daemon: &Berthd, path: &str, body: Vec<u8>) -> (u16, String) {
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: docker\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    exchange(daemon, head, body)
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status.lines().find_map(|l| l.strip_prefix("VmRSS:")).unwrap().trim().trim_end_matches(" kB").parse().unwrap()
+}
+
+fn still_serves(daemon: &Berthd) {
+    let out = daemon.docker(&["version", "-f", "{{.Server.Os}}"]).success();
+    assert_eq!(out.stdout.trim(), "linux");
+}
+
+#[test]
+fn oversize_and_deeply_nested_json_bodies_are_refused_and_nothing_is_created() {
+    let daemon = Berthd::start();
+    // 20 MiB of labels: over the 16 MiB a JSON body may have.
+    let big = format!(r#"{{"Image":"busybox","Labels":{{"a":"{}"}}}}"#, "x".repeat(20 << 20));
+    for path in ["/v1.51/containers/create", "/v1.51/auth", "/v1.51/networks/create"] {
+        let (status, body) = post_json(&daemon, path, big.clone().into_bytes());
+        assert_eq!(status, 400, "{path}: {body}");
+        assert!(body.contains(r#""message":"request body is larger than 16777216 bytes""#), "{path}: {body}");
+    }
+    // 100,000 levels of arrays: refused by the decoder's depth limit, not by
+    // the stack.
+    let nested = format!(r#"{{"Image":"busybox","Labels":{}{}}}"#, "[".repeat(100_000), "]".repeat(100_000));
+    let (status, body) = post_json(&daemon, "/v1.51/containers/create", nested.into_bytes());
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("recursion limit exceeded"), "{body}");
+    // A body that is not JSON at all, and one that lies about its length.
+    let (status, body) = post_json(&daemon, "/v1.51/containers/create", vec![0xff; 4096]);
+    assert_eq!(status, 400, "{body}");
+    let head = "POST /v1.51/containers/create HTTP/1.1\r\nHost: docker\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n";
+    let mut short = UnixStream::connect(socket(&daemon)).unwrap();
+    short.write_all(head.as_bytes()).unwrap();
+    short.write_all(b"{}").unwrap();
+    short.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut answer = String::new();
+    let _ = short.read_to_string(&mut answer);
+    assert!(answer.is_empty() || answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert_eq!(daemon.docker(&["ps", "-aq"]).success().stdout, "");
+    assert_eq!(daemon.docker(&["network", "ls", "-q"]).success().stdout.lines().count(), 3);
+    still_serves(&daemon);
+}
+
+#[test]
+fn oversize_request_heads_get_431_and_the_daemon_carries_on() {
+    let daemon = Berthd::start();
+    // An X-Registry-Auth of 900 KiB is within Go's 1 MiB and still read.
+    let head = format!("GET /_ping HTTP/1.1\r\nHost: docker\r\nConnection: close\r\nX-Registry-Auth: {}\r\n\r\n", "a".repeat(900 << 10));
+    let (status, body) = exchange(&daemon, head, Vec::new());
+    assert_eq!((status, body.as_str()), (200, "OK"));
+    for head in [
+        // One 2 MiB header, and 20,000 small ones.
+        format!("GET /_ping HTTP/1.1\r\nHost: docker\r\nX-Big: {}\r\n\r\n", "a".repeat(2 << 20)),
+        format!("GET /_ping HTTP/1.1\r\nHost: docker\r\n{}\r\n", "X-Many: 1\r\n".repeat(20_000)),
+        // A request line of 2 MiB.
+        format!("GET /_ping?{} HTTP/1.1\r\nHost: docker\r\n\r\n", "a".repeat(2 << 20)),
+    ] {
+        let (status, _) = exchange(&daemon, head, Vec::new());
+        assert_eq!(status, 431);
+    }
+    still_serves(&daemon);
+}
+
+fn raise_open_files_limit(want: u64) {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: plain libc calls on a struct we own.
+    unsafe {
+        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit), 0);
+        // Raising the hard limit needs CAP_SYS_RESOURCE; the soft one can
+        // always go up to the hard one.
+        let hard = limit.rlim_max;
+        limit.rlim_max = limit.rlim_max.max(want);
+        limit.rlim_cur = limit.rlim_max;
+        if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+            limit.rlim_max = hard;
+            limit.rlim_cur = hard;
+            assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &limit), 0);
+        }
+        assert!(limit.rlim_cur >= want, "RLIMIT_NOFILE is {}, the test needs {want}", limit.rlim_cur);
+    }
+}
+
+#[test]
+fn ten_thousand_idle_and_slow_connections_leave_others_served() {
+    const IDLE: usize = 7_000;
+    const SLOW: usize = 3_000;
+    raise_open_files_limit(12_000);
+    // berthd raises its own soft limit to the hard one, as dockerd does;
+    // start it with a soft limit of 1024 to prove that.
+    let daemon = Berthd::builder().wrapped_in(["sh", "-c", "ulimit -Sn 1024 && exec \"$@\"", "sh"]).start();
+    let pid = daemon.pid().unwrap();
+    still_serves(&daemon);
+    let before = rss_kib(pid);
+
+    // Idle connections that never send a byte, and slowloris ones that send
+    // part of a request head and stall.
+    let mut conns = Vec::with_capacity(IDLE + SLOW);
+    for i in 0..IDLE + SLOW {
+        let mut c = UnixStream::connect(socket(&daemon)).unwrap_or_else(|e| panic!("connection {i}: {e}"));
+        if i >= IDLE {
+            c.write_all(b"GET /v1.51/containers/json HTTP/1.1\r\nHost: docker\r\nX-Slow: ").unwrap();
+        }
+        conns.push(c);
+    }
+    // Everyone else is still served, promptly.
+    let started = Instant::now();
+    still_serves(&daemon);
+    daemon.docker(&["ps"]).success();
+    assert!(started.elapsed() < Duration::from_secs(10), "served in {:?}", started.elapsed());
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap().count();
+    assert!(fds > IDLE + SLOW, "berthd holds {fds} descriptors");
+    // A few KiB per connection, not per byte promised.
+    let grown = rss_kib(pid).saturating_sub(before);
+    eprintln!("RSS before {before} KiB, with {} connections +{grown} KiB", IDLE + SLOW);
+    assert!(grown < 200 * 1024, "RSS grew by {grown} KiB");
+
+    // The slow ones can still finish their request.
+    for c in conns.iter_mut().skip(IDLE).take(3) {
+        c.write_all(b"1\r\nConnection: close\r\n\r\n").unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let mut answer = String::new();
+        c.read_to_string(&mut answer).unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    }
+    drop(conns);
+    // Closed connections are released.
+    compat_tests::eventually(30, "connections released", || {
+        let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap().count();
+        (fds < 200).then_some(())
+    });
+    still_serves(&daemon);
+}

@@ -435,3 +435,87 @@ fn network_events_are_published() {
         ]
     );
 }
+
+#[test]
+fn legacy_links_give_hosts_entries_and_variables() {
+    let daemon = Berthd::start_with_busybox();
+    daemon.docker(&["run", "-d", "--name", "db", "-e", "SECRET=x", "--expose", "5432", "--expose", "53/udp", "busybox", "sleep", "300"]).success();
+    let db_ip = inspect(&daemon, "{{.NetworkSettings.IPAddress}}", "db");
+    let db_host = inspect(&daemon, "{{.Config.Hostname}}", "db");
+    let out = daemon
+        .docker(&["run", "--name", "client", "--link", "db:dbalias", "--link", "db", "--add-host", "foo:1.2.3.4", "-e", "DB_NAME=mine", "busybox", "sh", "-c", "tail -4 /etc/hosts; env | sort"])
+        .success()
+        .stdout;
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "1.2.3.4\tfoo", "{out}");
+    assert_eq!(lines[1], format!("{db_ip}\tdbalias {db_host} db"), "{out}");
+    assert_eq!(lines[2], format!("{db_ip}\tdb {db_host}"), "{out}");
+    for want in [
+        format!("DBALIAS_PORT=udp://{db_ip}:53"),
+        format!("DBALIAS_PORT_5432_TCP=tcp://{db_ip}:5432"),
+        format!("DBALIAS_PORT_5432_TCP_ADDR={db_ip}"),
+        "DBALIAS_PORT_5432_TCP_PORT=5432".to_string(),
+        "DBALIAS_PORT_53_UDP_PROTO=udp".to_string(),
+        "DBALIAS_NAME=/client/dbalias".to_string(),
+        "DBALIAS_ENV_SECRET=x".to_string(),
+        "DB_ENV_SECRET=x".to_string(),
+        // The container's own variable wins over the link's.
+        "DB_NAME=mine".to_string(),
+    ] {
+        assert!(lines.contains(&want.as_str()), "{want} missing in {out}");
+    }
+    assert!(!out.contains("_ENV_PATH="), "{out}");
+    assert_eq!(
+        inspect(&daemon, "{{json .HostConfig.Links}}", "client"),
+        r#"["/db:/client/dbalias","/db:/client/db"]"#
+    );
+
+    // A parent running while its child restarts sees the child's address.
+    daemon.docker(&["run", "-d", "--name", "parent", "--link", "db:x", "busybox", "sleep", "300"]).success();
+    assert!(daemon.docker(&["exec", "parent", "cat", "/etc/hosts"]).success().stdout.contains(&format!("{db_ip}\tx {db_host} db")));
+    daemon.docker(&["stop", "-t0", "db"]).success();
+    daemon.docker(&["run", "-d", "--name", "other", "busybox", "sleep", "300"]).success();
+    daemon.docker(&["start", "db"]).success();
+    let new_ip = inspect(&daemon, "{{.NetworkSettings.IPAddress}}", "db");
+    assert_ne!(new_ip, db_ip);
+    let hosts = daemon.docker(&["exec", "parent", "cat", "/etc/hosts"]).success().stdout;
+    assert!(hosts.contains(&format!("{new_ip}\tx {db_host} db")) && !hosts.contains(&db_ip), "{hosts}");
+
+    // docker rm --link drops the link and its hosts line at once.
+    let err = daemon.docker(&["rm", "--link", "db"]).failure();
+    assert!(err.stderr.contains("Conflict, cannot remove the default link name of the container"), "{err:?}");
+    let err = daemon.docker(&["rm", "--link", "parent/nope"]).failure();
+    assert!(err.stderr.contains("No such container: parent/nope"), "{err:?}");
+    daemon.docker(&["rm", "--link", "/parent/x"]).success();
+    assert_eq!(inspect(&daemon, "{{json .HostConfig.Links}}", "parent"), "null");
+    let hosts = daemon.docker(&["exec", "parent", "cat", "/etc/hosts"]).success().stdout;
+    assert!(!hosts.contains("\tx "), "{hosts}");
+
+    // dockerd's refusals.
+    let err = daemon.docker(&["run", "--rm", "--link", "nope:x", "busybox", "true"]).failure();
+    assert!(err.stderr.contains("could not get container for nope: No such container: nope"), "{err:?}");
+    let err = daemon.docker(&["run", "--rm", "--network", "host", "--link", "db:x", "busybox", "true"]).failure();
+    assert!(err.stderr.contains("conflicting options: host type networking can't be used with links"), "{err:?}");
+    daemon.docker(&["stop", "-t0", "db"]).success();
+    let err = daemon.docker(&["run", "--name", "late", "--link", "db:x", "busybox", "true"]).failure();
+    assert!(err.stderr.contains("Cannot link to a non running container: /db AS /late/x"), "{err:?}");
+    daemon.docker(&["rm", "-f", "client", "parent", "other", "late", "db"]).success();
+}
+
+#[test]
+fn add_host_and_host_gateway_fill_etc_hosts() {
+    let daemon = Berthd::start_with_busybox();
+    let out = daemon.docker(&["run", "--rm", "--add-host", "foo:1.2.3.4", "--add-host", "gw:host-gateway", "busybox", "cat", "/etc/hosts"]).success().stdout;
+    assert!(out.contains("1.2.3.4\tfoo\n172.17.0.1\tgw\n"), "{out}");
+    let out = daemon.docker(&["run", "--rm", "--network", "none", "--add-host", "foo:1.2.3.4", "busybox", "cat", "/etc/hosts"]).success().stdout;
+    assert!(out.ends_with("1.2.3.4\tfoo\n"), "{out}");
+    let out = daemon.docker(&["run", "--rm", "--network", "host", "--add-host", "foo:1.2.3.4", "busybox", "cat", "/etc/hosts"]).success().stdout;
+    assert!(out.ends_with("1.2.3.4\tfoo\n"), "{out}");
+    let bad = daemon.request("POST", "/containers/create", Some(br#"{"Image":"busybox","HostConfig":{"ExtraHosts":["foo:bad"]}}"#));
+    assert_eq!(bad.status, 400, "{bad:?}");
+    drop(daemon);
+
+    let daemon = Berthd::builder().daemon_json(serde_json::json!({"host-gateway-ip": "192.0.2.7"})).start_with_busybox();
+    let out = daemon.docker(&["run", "--rm", "--add-host", "gw:host-gateway", "busybox", "cat", "/etc/hosts"]).success().stdout;
+    assert!(out.contains("192.0.2.7\tgw\n"), "{out}");
+}

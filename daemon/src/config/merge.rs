@@ -86,8 +86,26 @@ pub fn merge(cli: &Cli, file: ParsedFile, path: &Path) -> Result<Config, String>
             iptables: cli.iptables.or(f.iptables).unwrap_or(true),
             icc: cli.icc.or(f.icc).unwrap_or(true),
             default_bind_ip: cli.ip.clone().or(f.ip).unwrap_or_else(|| "0.0.0.0".into()),
+            host_gateway_ip: match f.host_gateway_ip {
+                None => None,
+                Some(ip) => Some(ip.parse().map_err(|_| format!("invalid IP address: {ip}"))?),
+            },
+            address_pools: address_pools(f.default_address_pools.unwrap_or_default())?,
         },
     })
+}
+
+/// `default-address-pools`, checked as dockerd does.
+fn address_pools(pools: Vec<super::AddressPool>) -> Result<Vec<super::AddressPool>, String> {
+    for p in &pools {
+        let Some(base) = crate::backends::network::ipam::Subnet::parse(&p.base) else {
+            return Err(format!("invalid base pool {:?}: invalid CIDR address: {}", p.base, p.base));
+        };
+        if p.size < base.prefix || p.size > 32 {
+            return Err(format!("invalid pools size: {}", p.size));
+        }
+    }
+    Ok(pools)
 }
 
 fn container_defaults(cli: &Cli, f: &super::daemon_json::DaemonJson) -> Result<ContainerDefaults, String> {

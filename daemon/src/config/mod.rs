@@ -88,6 +88,19 @@ pub struct NetworkConfig {
     pub icc: bool,
     /// `--ip`: the default host address of published ports.
     pub default_bind_ip: String,
+    /// `host-gateway-ip`: what `--add-host name:host-gateway` maps to
+    /// (else the default bridge's address).
+    pub host_gateway_ip: Option<std::net::Ipv4Addr>,
+    /// `default-address-pools`: where user networks' subnets come from
+    /// (dockerd's pools when empty).
+    pub address_pools: Vec<AddressPool>,
+}
+
+/// One `default-address-pools` entry: `base` cut into subnets of `size`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+pub struct AddressPool {
+    pub base: String,
+    pub size: u8,
 }
 
 impl Default for NetworkConfig {
@@ -102,6 +115,8 @@ impl Default for NetworkConfig {
             iptables: true,
             icc: true,
             default_bind_ip: "0.0.0.0".into(),
+            host_gateway_ip: None,
+            address_pools: Vec::new(),
         }
     }
 }

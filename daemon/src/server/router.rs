@@ -112,6 +112,7 @@ pub fn build(services: Services) -> Router {
         .route("/exec/{id}/resize", post(exec::exec_resize))
         .route("/exec/{id}/json", get(exec::exec_inspect))
         .route("/containers/{id}", delete(containers::container_delete))
+        .route("/containers/{id}/{alias}", delete(containers::container_delete_link))
         .route("/containers/{id}/rename", post(containers::container_rename))
         .route("/containers/{id}/update", post(containers::container_update))
         .route("/containers/prune", post(containers::container_prune))

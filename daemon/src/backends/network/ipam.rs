@@ -67,9 +67,26 @@ pub fn default_pool_subnets() -> Vec<Subnet> {
     all
 }
 
-/// The first default-pool subnet that overlaps none of `used`.
-pub fn allocate_subnet(used: &[Subnet]) -> Option<Subnet> {
-    default_pool_subnets().into_iter().find(|s| !used.iter().any(|u| u.overlaps(s)))
+/// daemon.json's `default-address-pools` (base, size) as subnets, in
+/// order; dockerd's pools when there are none.
+pub fn pool_subnets(pools: &[(Subnet, u8)]) -> Box<dyn Iterator<Item = Subnet> + Send + '_> {
+    if pools.is_empty() {
+        return Box::new(default_pool_subnets().into_iter());
+    }
+    Box::new(pools.iter().flat_map(|(base, size)| {
+        let size = (*size).max(base.prefix).min(32);
+        let count = 1u64 << (size - base.prefix).min(32);
+        let step = 1u64 << (32 - u32::from(size));
+        (0..count).map(move |i| Subnet {
+            network: Ipv4Addr::from((u64::from(u32::from(base.network)) + i * step) as u32),
+            prefix: size,
+        })
+    }))
+}
+
+/// The first pool subnet that overlaps none of `used`.
+pub fn allocate_subnet(pools: &[(Subnet, u8)], used: &[Subnet]) -> Option<Subnet> {
+    pool_subnets(pools).find(|s| !used.iter().any(|u| u.overlaps(s)))
 }
 
 /// The lowest address of `subnet` (of `range` within it, when given:
@@ -111,11 +128,23 @@ mod tests {
     #[test]
     fn subnets_come_from_dockerd_pools_in_order() {
         let bridge = Subnet::parse(DEFAULT_BRIDGE_SUBNET).unwrap();
-        assert_eq!(allocate_subnet(&[bridge]).unwrap().to_string(), "172.18.0.0/16");
+        assert_eq!(allocate_subnet(&[], &[bridge]).unwrap().to_string(), "172.18.0.0/16");
         let mut used: Vec<Subnet> = default_pool_subnets().into_iter().take(15).collect();
-        assert_eq!(allocate_subnet(&used).unwrap().to_string(), "192.168.0.0/20");
+        assert_eq!(allocate_subnet(&[], &used).unwrap().to_string(), "192.168.0.0/20");
         used.push(Subnet::parse("192.168.0.0/24").unwrap());
-        assert_eq!(allocate_subnet(&used).unwrap().to_string(), "192.168.16.0/20");
+        assert_eq!(allocate_subnet(&[], &used).unwrap().to_string(), "192.168.16.0/20");
+    }
+
+    #[test]
+    fn configured_pools_are_cut_in_order() {
+        let pools = [(Subnet::parse("10.99.0.0/16").unwrap(), 24), (Subnet::parse("10.98.0.0/30").unwrap(), 30)];
+        let first: Vec<String> = pool_subnets(&pools).take(2).map(|s| s.to_string()).collect();
+        assert_eq!(first, ["10.99.0.0/24", "10.99.1.0/24"]);
+        let used = [Subnet::parse("10.99.0.0/17").unwrap()];
+        assert_eq!(allocate_subnet(&pools, &used).unwrap().to_string(), "10.99.128.0/24");
+        let used = [Subnet::parse("10.99.0.0/16").unwrap()];
+        assert_eq!(allocate_subnet(&pools, &used).unwrap().to_string(), "10.98.0.0/30");
+        assert_eq!(allocate_subnet(&pools, &[Subnet::parse("10.0.0.0/8").unwrap()]), None);
     }
 
     #[test]

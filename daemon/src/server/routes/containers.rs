@@ -92,7 +92,26 @@ pub async fn container_unpause(State(svc): State<Services>, Path(id): Path<Strin
 
 /// `DELETE /containers/{id}` (ContainerDelete).
 pub async fn container_delete(State(svc): State<Services>, Path(id): Path<String>, query: QueryPairs) -> ApiResult<StatusCode> {
-    svc.containers.remove(&id, query.bool("force"), query.bool("v")).await?;
+    if query.bool("link") {
+        svc.containers.remove_link(&id).await?;
+    } else {
+        svc.containers.remove(&id, query.bool("force"), query.bool("v")).await?;
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `DELETE /containers/{parent}/{alias}`: a link name (`docker rm --link`);
+/// anything else by that name is no container.
+pub async fn container_delete_link(
+    State(svc): State<Services>,
+    Path((parent, alias)): Path<(String, String)>,
+    query: QueryPairs,
+) -> ApiResult<StatusCode> {
+    let name = format!("{parent}/{alias}");
+    if !query.bool("link") {
+        return Err(ServiceError::NotFound(format!("No such container: {name}")).into());
+    }
+    svc.containers.remove_link(&name).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -45,6 +45,8 @@ impl ContainerService {
         let networks = self.plan_networks(&host_config.network_mode, networking_config.as_ref()).await?;
         let publish = crate::services::networks::ports::requests(&host_config.other, config.exposed_ports.as_ref())?;
         let joined = self.network_container(&host_config.network_mode).await?;
+        let links = self.plan_links(&host_config).await?;
+        self.extra_hosts(&host_config).await?;
         if let Some(other) = &joined {
             if !config.hostname.is_empty() {
                 return Err(ServiceError::InvalidParameter("conflicting options: hostname and the network mode".into()));
@@ -101,6 +103,7 @@ impl ContainerService {
             inherited_binds: inherited.binds,
             network_aliases: endpoint_aliases(networking_config.as_ref()),
             networks,
+            links,
         };
         let record = self.reserve(record, requested_name)?;
         // The snapshot is a GC root only once the container refers to it;
@@ -186,6 +189,7 @@ impl ContainerService {
                 &record.config.hostname,
                 host_network,
                 &self.resolv_settings(record, embedded_dns),
+                &self.extra_hosts(&record.host_config).await?,
             )
             .map_err(|e| ServiceError::Internal(format!("writing hosts files: {e}")))?
         };

@@ -23,9 +23,20 @@ pub struct Resolv {
     pub embedded: bool,
 }
 
+/// One `/etc/hosts` line beyond the defaults (`--add-host`, links).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostEntry {
+    pub ip: String,
+    pub names: String,
+}
+
+fn entries(extra: &[HostEntry]) -> String {
+    extra.iter().map(|e| format!("{}\t{}\n", e.ip, e.names)).collect()
+}
+
 /// Write the three files for a container on its own network namespace or
-/// the host's.
-pub fn write(dir: &Path, hostname: &str, host_network: bool, resolv: &Resolv) -> std::io::Result<EtcFiles> {
+/// the host's; `extra` (`--add-host`) follows the default hosts lines.
+pub fn write(dir: &Path, hostname: &str, host_network: bool, resolv: &Resolv, extra: &[HostEntry]) -> std::io::Result<EtcFiles> {
     std::fs::create_dir_all(dir)?;
     let files = EtcFiles {
         hostname: dir.join("hostname"),
@@ -33,21 +44,26 @@ pub fn write(dir: &Path, hostname: &str, host_network: bool, resolv: &Resolv) ->
         resolv_conf: dir.join("resolv.conf"),
     };
     std::fs::write(&files.hostname, format!("{hostname}\n"))?;
-    let hosts = if host_network {
+    let mut hosts = if host_network {
         std::fs::read_to_string("/etc/hosts").unwrap_or_else(|_| HOSTS_HEADER.to_string())
     } else {
         HOSTS_HEADER.to_string()
     };
+    if !hosts.is_empty() && !hosts.ends_with('\n') {
+        hosts.push('\n');
+    }
+    hosts.push_str(&entries(extra));
     std::fs::write(&files.hosts, hosts)?;
     let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
     std::fs::write(&files.resolv_conf, resolv_conf_for_container(&host_resolv, host_network, resolv))?;
     Ok(files)
 }
 
-/// Rewrite `/etc/hosts` in place (it may be bind-mounted already) with
-/// the container's address on its network.
-pub fn write_hosts(path: &Path, hostname: &str, ip: &str) -> std::io::Result<()> {
-    std::fs::write(path, format!("{HOSTS_HEADER}{ip}\t{hostname}\n"))
+/// Rewrite `/etc/hosts` in place (it may be bind-mounted already): the
+/// defaults, `extra` (`--add-host`, then links), and last the container's
+/// address on its network, in dockerd's order.
+pub fn write_hosts(path: &Path, hostname: &str, ip: &str, extra: &[HostEntry]) -> std::io::Result<()> {
+    std::fs::write(path, format!("{HOSTS_HEADER}{}{ip}\t{hostname}\n", entries(extra)))
 }
 
 /// The words after the last `keyword` line of a resolv.conf.
@@ -158,7 +174,7 @@ mod tests {
     #[test]
     fn files_are_written() {
         let dir = tempfile::tempdir().unwrap();
-        let f = write(dir.path(), "abc123", false, &Resolv::default()).unwrap();
+        let f = write(dir.path(), "abc123", false, &Resolv::default(), &[]).unwrap();
         assert_eq!(std::fs::read_to_string(f.hostname).unwrap(), "abc123\n");
         assert!(std::fs::read_to_string(f.hosts).unwrap().starts_with("127.0.0.1\tlocalhost"));
     }

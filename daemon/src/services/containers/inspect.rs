@@ -15,6 +15,7 @@ impl ContainerService {
         let s = &r.state;
         let mut host_config = r.host_config.clone();
         host_config.network_mode = network_mode(&r).to_string();
+        host_config.other.insert("Links".into(), serde_json::json!(self.links_for_inspect(&r).await));
         let mounts = self.mount_points(&r);
         Ok(ContainerInspect {
             id: r.id.clone(),

@@ -13,6 +13,7 @@ mod image;
 mod inspect;
 mod io;
 mod isolation;
+mod links;
 mod list;
 mod logs;
 mod monitor;

@@ -79,6 +79,8 @@ impl ContainerService {
             return self.networks.isolate_container(&record.id).await;
         }
         let publish = ports::requests(&record.host_config.other, record.config.exposed_ports.as_ref())?;
+        // Links fail the start before anything is joined.
+        let extra_hosts = self.prepare_links(record).await?;
         let mut first_ip = None;
         for (i, req) in attached.iter().enumerate() {
             let primary = i == 0;
@@ -94,7 +96,7 @@ impl ContainerService {
             }
         }
         let ip = first_ip.unwrap_or_default();
-        if let Err(e) = super::etc_files::write_hosts(Path::new(&record.hosts_path), &record.config.hostname, &ip) {
+        if let Err(e) = super::etc_files::write_hosts(Path::new(&record.hosts_path), &record.config.hostname, &ip, &extra_hosts) {
             let _ = self.networks.detach_container(&record.id).await;
             return Err(ServiceError::Internal(format!("writing {}: {e}", record.hosts_path)));
         }
@@ -106,6 +108,7 @@ impl ContainerService {
                 return Err(e);
             }
         }
+        self.update_parents(record).await;
         Ok(())
     }
 
@@ -155,7 +158,7 @@ impl ContainerService {
     }
 
     /// The bridge networks a container joins, the mode's first.
-    async fn attachments(&self, record: &Container) -> Result<Vec<EndpointRequest>, ServiceError> {
+    pub(super) async fn attachments(&self, record: &Container) -> Result<Vec<EndpointRequest>, ServiceError> {
         if let Some(list) = &record.networks {
             return Ok(list.clone());
         }

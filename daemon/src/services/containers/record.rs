@@ -106,6 +106,9 @@ pub struct Container {
     /// records older than multi-network support (the mode's network).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub networks: Option<Vec<crate::services::networks::EndpointRequest>>,
+    /// Legacy links to other containers (`--link`) on the default bridge.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<super::links::Link>,
 }
 
 impl Container {

@@ -79,7 +79,7 @@ impl NetworkService {
             _ => {
                 let mut taken = used.clone();
                 taken.extend(host_subnets().await);
-                let subnet = ipam::allocate_subnet(&taken).ok_or_else(|| {
+                let subnet = ipam::allocate_subnet(&self.pools(), &taken).ok_or_else(|| {
                     ServiceError::Forbidden(
                         "all predefined address pools have been fully subnetted".into(),
                     )

@@ -87,6 +87,25 @@ impl NetworkService {
         n.endpoints.get(container_id).map(|e| (n.predefined && n.name == "bridge", e.clone()))
     }
 
+    /// The container's endpoint on the default `bridge` (legacy links).
+    pub async fn default_bridge_endpoint(&self, container_id: &str) -> Option<super::Endpoint> {
+        let nets = self.networks.lock().await;
+        nets.values().find(|n| n.predefined && n.name == "bridge")?.endpoints.get(container_id).cloned()
+    }
+
+    /// What `host-gateway` in `--add-host` stands for: daemon.json's
+    /// `host-gateway-ip`, else the default bridge's address, as dockerd.
+    pub async fn host_gateway(&self) -> Result<String, ServiceError> {
+        if let Some(ip) = self.config.host_gateway_ip {
+            return Ok(ip.to_string());
+        }
+        let nets = self.networks.lock().await;
+        nets.values()
+            .find(|n| n.predefined && n.name == "bridge")
+            .and_then(|n| n.gateway.clone())
+            .ok_or_else(|| ServiceError::InvalidParameter("unable to derive the IP value for host-gateway".into()))
+    }
+
     /// `NetworkSettings.Networks` for a container: its bridge networks
     /// (`attached`), with their endpoints while it runs; or the one entry
     /// of `host`/`none`.

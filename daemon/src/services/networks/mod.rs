@@ -341,6 +341,11 @@ impl NetworkService {
         Ok((n.id.clone(), n.name.clone(), n.predefined))
     }
 
+    /// Where new networks' subnets come from.
+    fn pools(&self) -> Vec<(ipam::Subnet, u8)> {
+        pools(&self.config)
+    }
+
     /// The namespace `host` mode joins: berthd's own, when pinned.
     pub fn host_netns(&self) -> Option<&std::path::Path> {
         self.host_netns.as_deref()
@@ -411,6 +416,11 @@ fn lookup<'a>(nets: &'a HashMap<String, Network>, name_or_id: &str) -> Result<&'
         }
     }
     Err(network_not_found(name_or_id))
+}
+
+/// daemon.json's `default-address-pools`, parsed (checked at start-up).
+fn pools(config: &NetworkConfig) -> Vec<(ipam::Subnet, u8)> {
+    config.address_pools.iter().filter_map(|p| Some((ipam::Subnet::parse(&p.base)?, p.size))).collect()
 }
 
 /// A network's MTU: its driver option, else the daemon's `mtu`.

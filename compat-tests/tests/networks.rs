@@ -519,3 +519,23 @@ fn add_host_and_host_gateway_fill_etc_hosts() {
     let out = daemon.docker(&["run", "--rm", "--add-host", "gw:host-gateway", "busybox", "cat", "/etc/hosts"]).success().stdout;
     assert!(out.contains("192.0.2.7\tgw\n"), "{out}");
 }
+
+#[test]
+fn default_address_pools_give_subnets_to_the_bridge_and_new_networks() {
+    let daemon = Berthd::builder()
+        .daemon_json(serde_json::json!({"default-address-pools": [{"base": "10.123.0.0/16", "size": 24}]}))
+        .start();
+    let addr = link(&daemon, "docker0").expect("docker0 exists");
+    assert!(addr.contains("inet 10.123.0.1/24"), "{addr}");
+    daemon.docker(&["network", "create", "p1"]).success();
+    daemon.docker(&["network", "create", "p2"]).success();
+    let subnets = |n: &str| daemon.docker(&["network", "inspect", "-f", "{{range .IPAM.Config}}{{.Subnet}} {{.Gateway}}{{end}}", n]).success().stdout.trim().to_string();
+    assert_eq!(subnets("p1"), "10.123.1.0/24 10.123.1.1");
+    assert_eq!(subnets("p2"), "10.123.2.0/24 10.123.2.1");
+    drop(daemon);
+    let bad = Berthd::builder()
+        .daemon_json(serde_json::json!({"default-address-pools": [{"base": "10.0.0.0/16", "size": 8}]}))
+        .run_to_exit();
+    assert_ne!(bad.code, 0);
+    assert!(bad.stderr.contains("invalid pools size: 8"), "{bad:?}");
+}

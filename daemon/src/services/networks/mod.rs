@@ -209,7 +209,12 @@ fn configure_default_bridge(n: &mut Network, config: &NetworkConfig) -> Result<(
             (subnet, gateway)
         }
         None => {
-            let subnet = ipam::Subnet::parse(ipam::DEFAULT_BRIDGE_SUBNET).expect("constant subnet");
+            // As dockerd: the first subnet of the configured pools, else
+            // 172.17.0.0/16.
+            let subnet = ipam::pool_subnets(&pools(config))
+                .next()
+                .filter(|_| !config.address_pools.is_empty())
+                .unwrap_or_else(|| ipam::Subnet::parse(ipam::DEFAULT_BRIDGE_SUBNET).expect("constant subnet"));
             (subnet, subnet.first_host().to_string())
         }
     };

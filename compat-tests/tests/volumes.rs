@@ -357,3 +357,70 @@ fn volume_events_follow_create_mount_unmount_destroy_and_prune() {
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines, ["create evvol local ", "mount evvol local false", "unmount evvol local ", "destroy evvol local ", "prune  <no value> "], "{out}");
 }
+
+fn mounted_at(path: &std::path::Path) -> Option<String> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let wanted = path.display().to_string();
+    info.lines().find(|l| l.split(' ').nth(4) == Some(wanted.as_str())).map(str::to_string)
+}
+
+#[test]
+fn local_driver_options_mount_on_first_use_and_unmount_after_the_last() {
+    let daemon = Berthd::start_with_busybox();
+    for (args, text) in [
+        (vec!["-o", "type=tmpfs"], r#"create v1: missing required option: "device""#),
+        (vec!["-o", "foo=bar"], r#"create v1: invalid option: "foo""#),
+        (vec!["-o", "o=size=1m", "-o", "type=tmpfs"], r#"create v1: missing required option: "device""#),
+        (vec!["-o", "size=1m"], "create v1: quota size requested but no quota support"),
+    ] {
+        let mut cmd = vec!["volume", "create"];
+        cmd.extend(args);
+        cmd.push("v1");
+        let out = daemon.docker(&cmd).failure();
+        assert!(out.stderr.contains(text), "{cmd:?}: {}", out.stderr);
+    }
+    assert!(volume_names(&daemon).is_empty());
+
+    // tmpfs: mounted while a container uses it, shared, gone after the last.
+    daemon.docker(&["volume", "create", "-o", "type=tmpfs", "-o", "device=tmpfs", "-o", "o=size=10m,uid=1000", "tv"]).success();
+    let options = daemon.docker(&["volume", "inspect", "-f", "{{json .Options}}", "tv"]).success();
+    assert_eq!(options.stdout.trim(), r#"{"device":"tmpfs","o":"size=10m,uid=1000","type":"tmpfs"}"#);
+    let data = daemon.data_root.join("volumes/tv/_data");
+    assert_eq!(mounted_at(&data), None);
+    daemon.docker(&["run", "-d", "--name", "user-a", "-v", "tv:/data", "busybox", "sleep", "300"]).success();
+    let line = mounted_at(&data).expect("the volume's tmpfs is mounted while a container runs");
+    assert!(line.contains(" - tmpfs tmpfs ") && line.contains("size=10240k") && line.contains("uid=1000"), "{line}");
+    daemon.docker(&["run", "--rm", "-v", "tv:/data", "busybox", "sh", "-c", "echo shared > /data/f"]).success();
+    assert_eq!(daemon.docker(&["exec", "user-a", "cat", "/data/f"]).success().stdout, "shared\n");
+    assert!(mounted_at(&data).is_some(), "still used by user-a");
+    assert!(!std::fs::read_dir(&data).unwrap().next().is_none());
+    daemon.docker(&["rm", "-f", "user-a"]).success();
+    compat_tests::eventually(20, "the tmpfs unmounted after its last user", || mounted_at(&data).is_none().then_some(()));
+    assert!(std::fs::read_dir(&data).unwrap().next().is_none(), "the tmpfs content went with it");
+
+    // A bind of a host directory (type=none, o=bind).
+    let host = tempfile::tempdir().unwrap();
+    std::fs::write(host.path().join("f"), "from the host\n").unwrap();
+    let device = format!("device={}", host.path().display());
+    daemon.docker(&["volume", "create", "-o", "type=none", "-o", &device, "-o", "o=bind", "bv"]).success();
+    let out = daemon.docker(&["run", "--rm", "-v", "bv:/data", "busybox", "sh", "-c", "cat /data/f; echo back > /data/g"]).success();
+    assert_eq!(out.stdout, "from the host\n");
+    assert_eq!(std::fs::read_to_string(host.path().join("g")).unwrap(), "back\n");
+    let bv = daemon.data_root.join("volumes/bv/_data");
+    compat_tests::eventually(20, "the bind unmounted", || mounted_at(&bv).is_none().then_some(()));
+
+    // A device that is not there: the start fails with dockerd's words.
+    let missing = format!("device={}/nope", host.path().display());
+    daemon.docker(&["volume", "create", "-o", "type=none", "-o", &missing, "-o", "o=bind", "gone"]).success();
+    let out = daemon.docker(&["run", "--rm", "-v", "gone:/data", "busybox", "true"]).failure();
+    let path = daemon.data_root.join("volumes/gone/_data");
+    let text = format!(
+        "error while mounting volume '{}': failed to mount local volume: mount {}/nope:{}, flags: 0x1000: no such file or directory",
+        path.display(),
+        host.path().display(),
+        path.display()
+    );
+    assert!(out.stderr.contains(&text), "{}", out.stderr);
+    daemon.docker(&["volume", "rm", "tv", "bv", "gone"]).success();
+    assert!(volume_names(&daemon).is_empty());
+}

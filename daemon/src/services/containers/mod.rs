@@ -168,6 +168,13 @@ impl ContainerService {
             for record in records {
                 for mount in &record.volumes {
                     service.volumes.add_ref(&mount.name, &record.id);
+                    // A container still running from before holds its
+                    // volume's mount: count it, so others stopping keep it.
+                    if record.state.status.is_live() {
+                        if let Err(e) = service.volumes.mount(&mount.name) {
+                            tracing::warn!(container.id = %record.id, volume.name = %mount.name, error = %e, "volume of a running container");
+                        }
+                    }
                 }
                 reg.names.insert(record.name.clone(), record.id.clone());
                 reg.by_id.insert(record.id.clone(), Entry::new(record));

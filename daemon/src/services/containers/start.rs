@@ -74,6 +74,11 @@ impl ContainerService {
             entry.io.abandon(&fifos);
             return Err(e);
         }
+        if let Err(e) = self.mount_volumes(record) {
+            entry.io.abandon(&fifos);
+            let _ = self.leave_networks(&record.id).await;
+            return Err(e);
+        }
         let started = match self.containerd.task_create(&record.id, &mounts, io).await {
             Ok(_) => self.containerd.task_start(&record.id).await,
             Err(e) => Err(e),
@@ -101,6 +106,7 @@ impl ContainerService {
                 entry.io.abandon(&fifos);
                 let _ = self.containerd.task_delete(&record.id).await;
                 let _ = self.leave_networks(&record.id).await;
+                self.unmount_volumes(&record.volumes);
                 let message = format!("failed to create task for container: {}", e.message);
                 let code = command_failure_code(&message);
                 let invalid = code.is_some();

@@ -150,10 +150,14 @@ impl ContainerService {
         for mount in &record.volumes {
             let (path, _) = self.volumes.acquire(&mount.name, mount.anonymous, &mount.labels, mount.driver_opts.as_ref(), &record.id)?;
             if mount.copy_up {
+                // Into the volume's own filesystem when it has one (mounted
+                // for the copy only, as dockerd's CopyImagePathToVolume).
+                self.volumes.mount(&mount.name)?;
                 let layers = files.layers().to_vec();
                 let (dest, target) = (mount.destination.clone(), path.clone());
-                tokio::task::spawn_blocking(move || copy_up(&layers, &dest, &target))
-                    .await
+                let copied = tokio::task::spawn_blocking(move || copy_up(&layers, &dest, &target)).await;
+                self.volumes.unmount(&mount.name);
+                copied
                     .map_err(|e| ServiceError::Internal(format!("copying image content into volume {}: {e}", mount.name)))?
                     .map_err(|e| ServiceError::Internal(format!("copying image content into volume {}: {e}", mount.name)))?;
             }
@@ -166,6 +170,25 @@ impl ContainerService {
         mounts.extend(record.inherited_binds.iter().cloned());
         host_config.mounts = Some(mounts);
         Ok(host_config)
+    }
+
+    /// Mount the filesystems of the container's volumes that have options
+    /// (before its task starts); on failure, those mounted are let go.
+    pub(super) fn mount_volumes(&self, record: &Container) -> Result<(), ServiceError> {
+        for (i, v) in record.volumes.iter().enumerate() {
+            if let Err(e) = self.volumes.mount(&v.name) {
+                self.unmount_volumes(&record.volumes[..i]);
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// Let go of what `mount_volumes` mounted (a start that failed).
+    pub(super) fn unmount_volumes(&self, mounts: &[VolumeMount]) {
+        for v in mounts {
+            self.volumes.unmount(&v.name);
+        }
     }
 
     /// Drop the container's references; with `remove_anonymous`, remove its

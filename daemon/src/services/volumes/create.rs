@@ -10,16 +10,24 @@ use crate::services::ServiceError;
 
 pub use api_types::volume::VolumeCreateOptions;
 
-/// The `local` driver's options berthd takes (none yet), with dockerd's
-/// text for unknown keys.
+/// The `local` driver's options as dockerd 20.10 checks them: `type`,
+/// `device` and `o` (each needing its partners), `size` only with quota
+/// support (which berthd's data-root never has, as dockerd off xfs).
 pub fn check_driver_opts(name: &str, opts: Option<&BTreeMap<String, String>>) -> Result<(), ServiceError> {
-    if let Some(bad) = opts.into_iter().flatten().map(|(k, _)| k).next() {
-        let known = matches!(bad.as_str(), "type" | "device" | "o" | "size");
-        return Err(ServiceError::InvalidParameter(if known {
-            format!("create {name}: local volume driver options (\"{bad}\") are not supported by berthd yet")
-        } else {
-            format!("create {name}: invalid option key: {bad:?}")
-        }));
+    let Some(opts) = opts.filter(|o| !o.is_empty()) else { return Ok(()) };
+    let bad = |text: String| ServiceError::InvalidParameter(format!("create {name}: {text}"));
+    if let Some(key) = opts.keys().find(|k| !matches!(k.as_str(), "type" | "device" | "o" | "size")) {
+        return Err(bad(format!("invalid option: {key:?}")));
+    }
+    for (option, needs) in [("device", &["type"][..]), ("type", &["device"][..]), ("o", &["device", "type"][..])] {
+        if opts.contains_key(option) {
+            if let Some(missing) = needs.iter().find(|n| !opts.contains_key(**n)) {
+                return Err(bad(format!("missing required option: {missing:?}")));
+            }
+        }
+    }
+    if opts.contains_key("size") {
+        return Err(bad("quota size requested but no quota support".into()));
     }
     Ok(())
 }

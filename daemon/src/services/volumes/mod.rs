@@ -44,6 +44,8 @@ struct Registry {
     volumes: BTreeMap<String, VolumeRecord>,
     /// Volume name → IDs of the containers (running or not) that use it.
     refs: BTreeMap<String, BTreeSet<String>>,
+    /// Volumes with options → how many users have them mounted now.
+    active: BTreeMap<String, usize>,
 }
 
 pub struct VolumeService {
@@ -136,9 +138,64 @@ impl VolumeService {
         );
     }
 
-    /// The container stopped using it.
+    /// The container stopped using it: the event, and the volume's own
+    /// mount goes when it was the last user.
     pub fn unmounted(&self, name: &str, container_id: &str) {
+        self.unmount(name);
         self.emit("unmount", name, &[("container", container_id.to_string())]);
+    }
+
+    /// A user (a starting container, a copy-up) needs the volume's data: a
+    /// volume with options (`type`/`device`/`o`) has its filesystem mounted
+    /// by the first user, as dockerd's local driver does. Answers the path.
+    pub fn mount(&self, name: &str) -> Result<PathBuf, ServiceError> {
+        let path = self.data_path(name);
+        let mut reg = self.registry();
+        let Some(opts) = reg.volumes.get(name).and_then(|r| r.options.clone()).filter(|o| !o.is_empty()) else {
+            return Ok(path);
+        };
+        let count = reg.active.entry(name.to_string()).or_insert(0);
+        if *count == 0 && !crate::backends::mount::is_mountpoint(&path) {
+            let failed = |e: String| {
+                ServiceError::Internal(format!("error while mounting volume '{}': failed to mount local volume: {e}", path.display()))
+            };
+            let device = opts.get("device").map(String::as_str).unwrap_or_default();
+            if device.is_empty() {
+                return Err(failed("missing device in volume options".into()));
+            }
+            let fstype = opts.get("type").map(String::as_str).unwrap_or_default();
+            let options = opts.get("o").map(String::as_str).unwrap_or_default();
+            crate::backends::mount::mount_with_options(device, &path, fstype, options).map_err(failed)?;
+            tracing::info!(volume.name = %name, fstype, "volume filesystem mounted");
+        }
+        *count += 1;
+        Ok(path)
+    }
+
+    /// One user fewer; the last one unmounts a volume with options.
+    pub fn unmount(&self, name: &str) {
+        let mut reg = self.registry();
+        let has_options = reg.volumes.get(name).is_some_and(|r| r.options.as_ref().is_some_and(|o| !o.is_empty()));
+        let count = reg.active.entry(name.to_string()).or_insert(0);
+        *count = count.saturating_sub(1);
+        if *count > 0 {
+            return;
+        }
+        reg.active.remove(name);
+        drop(reg);
+        if has_options {
+            self.unmount_filesystem(name);
+        }
+    }
+
+    fn unmount_filesystem(&self, name: &str) {
+        let path = self.data_path(name);
+        if crate::backends::mount::is_mountpoint(&path) {
+            match crate::backends::mount::unmount(&path) {
+                Ok(()) => tracing::info!(volume.name = %name, "volume filesystem unmounted"),
+                Err(e) => tracing::warn!(volume.name = %name, error = %e, "unmounting a volume's filesystem"),
+            }
+        }
     }
 
     fn registry(&self) -> std::sync::MutexGuard<'_, Registry> {

@@ -17,7 +17,11 @@ impl VolumeService {
                 return Err(ServiceError::Conflict(format!("remove {name}: volume is in use - [{}]", ids.join(", "))));
             }
             reg.volumes.remove(name);
+            reg.active.remove(name);
         }
+        // A filesystem still mounted (by a copy-up or a container berthd lost
+        // track of) goes before its directory.
+        self.unmount_filesystem(name);
         let store = self.store.clone();
         let owned = name.to_string();
         tokio::task::spawn_blocking(move || store.remove(&owned))

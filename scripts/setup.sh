@@ -26,8 +26,9 @@ packages="containerd runc iptables protobuf-compiler ca-certificates curl tini"
 if [ "$WANT_TESTS" = 1 ]; then
     # Tests: busybox-static for test images, docker-registry for pull/push,
     # apache2-utils for htpasswd, openssl for TLS certificates, docker-compose
-    # (1.29, Python, docker-py) for the compose tests.
-    packages="$packages busybox-static docker-registry apache2-utils openssl docker-compose"
+    # (1.29, Python, docker-py) for the compose tests, docker.io for the
+    # reference dockerd that archives are cross-loaded with (images test).
+    packages="$packages busybox-static docker-registry apache2-utils openssl docker-compose docker.io"
 fi
 if [ "$WANT_BENCH" = 1 ]; then
     # The reference dockerd the benchmark compares against.
@@ -45,7 +46,7 @@ if [ -n "$missing" ]; then
 fi
 
 # Debian's docker.io must not grab /var/run/docker.sock or start a daemon.
-if [ "$WANT_BENCH" = 1 ] && command -v systemctl >/dev/null 2>&1; then
+if [ "$WANT_BENCH$WANT_TESTS" != "00" ] && command -v systemctl >/dev/null 2>&1; then
     systemctl disable --now docker.service docker.socket 2>/dev/null || true
 fi
 

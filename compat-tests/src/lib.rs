@@ -5,6 +5,7 @@ pub mod berthd;
 pub mod cli;
 pub mod client;
 pub mod containerd;
+pub mod dockerd;
 pub mod http;
 pub mod images;
 pub mod netns;

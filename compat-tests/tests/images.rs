@@ -528,3 +528,42 @@ fn import_refuses_bad_input_and_keeps_nothing() {
 
     assert!(image_ids(&daemon).is_empty());
 }
+
+#[test]
+fn archives_cross_load_between_berthd_and_the_reference_dockerd() {
+    let daemon = Berthd::start();
+    let reference = compat_tests::dockerd::ReferenceDockerd::start();
+    let dir = tempfile::tempdir().unwrap();
+    let img = image("berth-test/cross:1");
+    load(&daemon, &img.docker_archive().unwrap());
+
+    // berthd's save → dockerd's load: same ID, name, history; it runs.
+    let from_berthd = dir.path().join("from-berthd.tar");
+    daemon.docker(&["save", "-o", from_berthd.to_str().unwrap(), "berth-test/cross:1"]).success();
+    let out = reference.docker(&["load", "-i", from_berthd.to_str().unwrap()]).success();
+    assert!(out.stdout.contains("Loaded image: berth-test/cross:1"), "{}", out.stdout);
+    let id = reference.docker(&["image", "inspect", "-f", "{{.Id}}", "berth-test/cross:1"]).success();
+    assert_eq!(id.stdout.trim(), img.id());
+    let history = |out: compat_tests::CmdOutput| out.stdout.lines().count();
+    let ours = history(daemon.docker(&["history", "-q", "berth-test/cross:1"]).success());
+    let theirs = history(reference.docker(&["history", "-q", "berth-test/cross:1"]).success());
+    assert_eq!(ours, theirs);
+    let run = reference.docker(&["run", "--rm", "--network", "none", "berth-test/cross:1"]).success();
+    assert_eq!(run.stdout.trim(), "hi");
+
+    // An image dockerd made (its import), saved by dockerd → berthd's load.
+    let layer = compat_tests::images::busybox_layer().unwrap();
+    let rootfs = dir.path().join("rootfs.tar");
+    std::fs::write(&rootfs, layer.tar()).unwrap();
+    let made = reference
+        .docker(&["import", "-c", r#"CMD ["echo", "made by dockerd"]"#, rootfs.to_str().unwrap(), "berth-test/made:1"])
+        .success();
+    let made_id = made.stdout.trim().to_string();
+    let from_dockerd = dir.path().join("from-dockerd.tar");
+    reference.docker(&["save", "-o", from_dockerd.to_str().unwrap(), "berth-test/made:1"]).success();
+    let out = daemon.docker(&["load", "-i", from_dockerd.to_str().unwrap()]).success();
+    assert_eq!(out.stdout.trim(), "Loaded image: berth-test/made:1");
+    assert_eq!(inspect(&daemon, "berth-test/made:1")["Id"], made_id.as_str());
+    let run = daemon.docker(&["run", "--rm", "berth-test/made:1"]).success();
+    assert_eq!(run.stdout.trim(), "made by dockerd");
+}

@@ -332,3 +332,106 @@ fn rmi_of_a_built_image_deletes_its_untagged_steps() {
     let after = daemon.docker(&["images", "-a", "--format", "{{.Repository}}"]).success();
     assert_eq!(after.stdout, "busybox\n");
 }
+
+/// A gzip tar context with `files`.
+fn context_tar(files: &[(&str, &str)]) -> Vec<u8> {
+    let mut tar = tar::Builder::new(flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast()));
+    for (path, content) in files {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(content.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        tar.append_data(&mut header, path, content.as_bytes()).unwrap();
+    }
+    tar.into_inner().unwrap().finish().unwrap()
+}
+
+#[test]
+fn heredocs_in_run_and_copy() {
+    let daemon = Berthd::start_with_busybox();
+    let dockerfile = r#"FROM busybox
+ARG NAME=world
+RUN <<EOF
+echo "hello $NAME" > /greeting
+mkdir -p /etc/app
+EOF
+RUN cat <<EOT > /two
+line one
+EOT
+COPY <<conf.txt <<"raw.txt" /etc/app/
+name=$NAME
+conf.txt
+name=$NAME
+raw.txt
+COPY <<-EOF /etc/single
+	single
+	EOF
+CMD cat /greeting /two /etc/app/conf.txt /etc/app/raw.txt /etc/single
+"#;
+    let ctx = context(&[("Dockerfile", dockerfile)]);
+    let out = build(&daemon, ctx.path(), &["-t", "heredocs"]).success();
+    assert!(out.stdout.contains("Step 7/7 : CMD "), "{}", out.stdout);
+    let run = daemon.docker(&["run", "--rm", "heredocs"]).success();
+    assert_eq!(run.stdout, "hello world\nline one\nname=world\nname=$NAME\nsingle\n");
+    // The documents are part of the cache key: same text, all cached;
+    // another build arg reruns from the first RUN.
+    let again = build(&daemon, ctx.path(), &["-t", "heredocs"]).success();
+    assert_eq!(steps_using_cache(&again.stdout), 6, "{}", again.stdout);
+    build(&daemon, ctx.path(), &["--build-arg", "NAME=there", "-t", "heredocs"]).success();
+    let run = daemon.docker(&["run", "--rm", "heredocs"]).success();
+    assert_eq!(run.stdout, "hello there\nline one\nname=there\nname=$NAME\nsingle\n");
+    // An unterminated document is a parse error.
+    let bad = context(&[("Dockerfile", "FROM busybox\nRUN <<EOF\necho never\n")]);
+    let failed = build(&daemon, bad.path(), &[]).failure();
+    assert!(failed.stderr.contains("unterminated heredoc EOF"), "{}", failed.stderr);
+}
+
+#[test]
+fn build_cancel_stops_the_build_with_that_id() {
+    let daemon = Berthd::start_with_busybox();
+    let body = context_tar(&[("Dockerfile", "FROM busybox\nRUN echo started && sleep 300\nLABEL never=1\n")]);
+    let socket = daemon.socket.clone();
+    let building = std::thread::spawn(move || {
+        compat_tests::client::raw_request(&socket, "POST", "/build?t=cancelled&buildid=b-42", &[("Content-Type", "application/x-tar")], Some(&body))
+    });
+    compat_tests::eventually(60, "the RUN step running", || {
+        let ps = daemon.docker(&["ps", "-q"]).success();
+        (!ps.stdout.trim().is_empty()).then_some(())
+    });
+    // Another ID cancels nothing (and is no error, as with dockerd).
+    assert_eq!(daemon.request("POST", "/build/cancel?id=other", None).status, 200);
+    assert_eq!(daemon.request("POST", "/build/cancel", None).status, 400);
+    let cancel = daemon.request("POST", "/build/cancel?id=b-42", None);
+    assert_eq!(cancel.status, 200, "{cancel:?}");
+    let answer = building.join().unwrap();
+    assert_eq!(answer.status, 200);
+    let text = answer.text();
+    assert!(text.contains("\"errorDetail\":{\"message\":\"build cancelled\"}"), "{text}");
+    assert!(!text.contains("Successfully built"), "{text}");
+    compat_tests::eventually(30, "the step's container to go", || {
+        daemon.docker(&["ps", "-aq"]).success().stdout.trim().is_empty().then_some(())
+    });
+    daemon.docker(&["image", "inspect", "cancelled"]).failure();
+}
+
+#[test]
+fn platforms_of_from_images() {
+    let daemon = Berthd::start_with_busybox();
+    // A local image under a registry name nothing answers at.
+    daemon.docker(&["tag", "busybox", "127.0.0.1:9/bb:1"]).success();
+    let ctx = context(&[("Dockerfile", "ARG P=linux/amd64\nFROM --platform=$P 127.0.0.1:9/bb:1\nRUN echo built > /b\n")]);
+    // The local image is for this platform: used, nothing pulled.
+    build(&daemon, ctx.path(), &["-t", "plat"]).success();
+    build(&daemon, ctx.path(), &["--platform", "linux/amd64", "-t", "plat"]).success();
+    assert_eq!(inspect(&daemon, "plat")["Architecture"], "amd64");
+    // For another platform the local image does not do: it is pulled (and
+    // the registry is unreachable here).
+    let other = build(&daemon, ctx.path(), &["--build-arg", "P=linux/arm64", "-t", "plat"]).failure();
+    let all = format!("{}{}", other.stdout, other.stderr);
+    assert!(all.contains("127.0.0.1:9"), "{all}");
+    let ctx2 = context(&[("Dockerfile", "FROM 127.0.0.1:9/bb:1\n")]);
+    let other = build(&daemon, ctx2.path(), &["--platform", "linux/arm64"]).failure();
+    assert!(format!("{}{}", other.stdout, other.stderr).contains("127.0.0.1:9"), "{other:?}");
+    let bad = build(&daemon, ctx2.path(), &["--platform", "linux/amd64/v1/x"]).failure();
+    assert!(!bad.stderr.is_empty());
+}

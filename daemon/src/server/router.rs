@@ -18,8 +18,6 @@ use crate::services::Services;
 const NOT_YET: &[(&str, &str)] = &[
     // containers (issue 4), streams (issue 5), filesystems (issue 7)
     ("GET", "/containers/{id}/attach/ws"),
-    // build (issue 10)
-    ("POST", "/build/cancel"),
     // swarm mode: forming or joining a swarm is not supported
     ("POST", "/swarm/init"),
     ("POST", "/swarm/join"),
@@ -119,6 +117,7 @@ pub fn build(services: Services) -> Router {
         .route("/commit", post(containers::image_commit))
         .route("/build", post(build::image_build))
         .route("/build/prune", post(build::build_prune))
+        .route("/build/cancel", post(build::build_cancel))
         .route("/session", post(build::buildkit_unavailable))
         .route("/grpc", post(build::buildkit_unavailable))
         .route(

@@ -23,6 +23,58 @@ pub struct Instruction {
     /// The whole instruction as written, continuations joined.
     pub original: String,
     pub line: usize,
+    /// Here-documents (`RUN <<EOF`, `COPY <<EOF /dest`) in the order their
+    /// markers appear; their lines are not part of `rest`.
+    pub heredocs: Vec<Heredoc>,
+}
+
+/// One here-document: `<<NAME` (or `<<-NAME`, tabs stripped; `<<"NAME"`,
+/// no variable expansion) and its lines up to the one that is `NAME`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Heredoc {
+    pub name: String,
+    pub content: String,
+    pub expand: bool,
+}
+
+/// Instructions whose arguments may carry here-documents.
+const HEREDOC_KEYWORDS: &[&str] = &["run", "copy", "add"];
+
+/// The here-document markers of `text`: (name, strip tabs, expand), in order.
+fn heredoc_markers(text: &str) -> Vec<(String, bool, bool)> {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i + 1 < chars.len() {
+        if chars[i] != '<' || chars[i + 1] != '<' || (i > 0 && chars[i - 1] == '<') {
+            i += 1;
+            continue;
+        }
+        let mut j = i + 2;
+        let strip = chars.get(j) == Some(&'-');
+        if strip {
+            j += 1;
+        }
+        let quote = chars.get(j).copied().filter(|c| *c == '"' || *c == '\'');
+        if quote.is_some() {
+            j += 1;
+        }
+        let start = j;
+        while j < chars.len() && (chars[j].is_ascii_alphanumeric() || "_.-".contains(chars[j])) {
+            j += 1;
+        }
+        let name: String = chars[start..j].iter().collect();
+        let closed = match quote {
+            Some(q) => chars.get(j) == Some(&q),
+            None => true,
+        };
+        if !name.is_empty() && closed && !name.starts_with('-') {
+            out.push((name, strip, quote.is_none()));
+            j += usize::from(quote.is_some());
+        }
+        i = j.max(i + 2);
+    }
+    out
 }
 
 impl Instruction {
@@ -146,7 +198,27 @@ pub fn parse(text: &str) -> Result<Dockerfile, ServiceError> {
                 rest = after;
             }
         }
-        instructions.push(Instruction { keyword, flags, rest: rest.trim().to_string(), original: joined.clone(), line: start });
+        let mut heredocs = Vec::new();
+        if HEREDOC_KEYWORDS.contains(&keyword.as_str()) {
+            for (name, strip, expand) in heredoc_markers(&rest) {
+                let mut content = String::new();
+                let mut closed = false;
+                for (_, l) in lines.by_ref() {
+                    let l = if strip { l.trim_start_matches('\t') } else { l };
+                    if l == name {
+                        closed = true;
+                        break;
+                    }
+                    content.push_str(l);
+                    content.push('\n');
+                }
+                if !closed {
+                    return Err(parse_error(start, format!("unterminated heredoc {name}")));
+                }
+                heredocs.push(Heredoc { name, content, expand });
+            }
+        }
+        instructions.push(Instruction { keyword, flags, rest: rest.trim().to_string(), original: joined.clone(), line: start, heredocs });
     }
     Ok(Dockerfile { escape, instructions })
 }
@@ -327,6 +399,26 @@ fn expand(chars: &[char], i: usize, vars: &Vars, escape: char, out: &mut String)
     Ok(j)
 }
 
+/// Only the variables of `text` expanded (a here-document's content):
+/// quotes and other characters stay as written.
+pub fn expand_vars(text: &str, vars: &Vars, escape: char) -> Result<String, ServiceError> {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = String::new();
+    let mut i = 0;
+    while i < chars.len() {
+        if chars[i] == escape && chars.get(i + 1) == Some(&'$') {
+            out.push('$');
+            i += 2;
+        } else if chars[i] == '$' {
+            i = expand(&chars, i, vars, escape, &mut out)?;
+        } else {
+            out.push(chars[i]);
+            i += 1;
+        }
+    }
+    Ok(out)
+}
+
 /// Split into words the way the parser does for `ENV`/`LABEL`: on
 /// unquoted whitespace, keeping quotes and escapes for later processing.
 pub fn raw_words(text: &str, escape: char) -> Vec<String> {
@@ -396,8 +488,29 @@ pub fn command(ins: &Instruction, shell: &[String]) -> Vec<String> {
         Some(words) => words,
         None => {
             let mut words = shell.to_vec();
-            words.push(ins.rest.clone());
+            words.push(shell_script(ins));
             words
+        }
+    }
+}
+
+/// The shell form's script: the arguments, and the here-documents for the
+/// shell to read (`RUN cat <<EOF > f`); a lone `RUN <<EOF` runs its
+/// document as the script, as BuildKit does.
+fn shell_script(ins: &Instruction) -> String {
+    match ins.heredocs.as_slice() {
+        [] => ins.rest.clone(),
+        [only] if heredoc_markers(&ins.rest).len() == 1 && ins.rest.trim().trim_start_matches("<<").trim_start_matches('-').trim_matches(|c| c == '"' || c == '\'') == only.name => {
+            only.content.clone()
+        }
+        docs => {
+            let mut script = format!("{}\n", ins.rest);
+            for d in docs {
+                script.push_str(&d.content);
+                script.push_str(&d.name);
+                script.push('\n');
+            }
+            script
         }
     }
 }
@@ -638,6 +751,20 @@ mod tests {
     }
 
     #[test]
+    fn heredocs() {
+        let df = parse("FROM x\nRUN <<EOF\necho a\necho b\nEOF\nCOPY <<-\"one\" <<two /d/\n\t$A\none\n2\ntwo\nRUN cat <<<x\n").unwrap();
+        assert_eq!(df.instructions.len(), 4);
+        let run = &df.instructions[1];
+        assert_eq!(run.rest, "<<EOF");
+        assert_eq!(run.heredocs, [Heredoc { name: "EOF".into(), content: "echo a\necho b\n".into(), expand: true }]);
+        let copy = &df.instructions[2];
+        assert_eq!(copy.heredocs[0], Heredoc { name: "one".into(), content: "$A\n".into(), expand: false });
+        assert_eq!(copy.heredocs[1].content, "2\n");
+        assert!(df.instructions[3].heredocs.is_empty(), "a here-string is not a heredoc");
+        assert!(parse("FROM x\nRUN <<EOF\necho\n").is_err());
+    }
+
+    #[test]
     fn escape_directive() {
         let df = parse("# escape=`\nFROM x\nRUN a `\n b\n").unwrap();
         assert_eq!(df.escape, '`');
@@ -658,6 +785,7 @@ mod tests {
         assert_eq!(w("\"$A x\""), "1 x");
         assert_eq!(w("\\$A"), "$A");
         assert_eq!(process("a \"b c\" d", &vars, '\\', true).unwrap(), ["a", "b c", "d"]);
+        assert_eq!(expand_vars("'$A' \"${B:-x}\" \\$A\n", &vars, '\\').unwrap(), "'1' \"x\" $A\n");
     }
 
     #[test]

@@ -13,6 +13,7 @@ use tokio::sync::mpsc;
 
 use api_types::image::JsonMessage;
 
+use crate::backends::registry::Platform;
 use crate::server::error::{ApiError, ApiResult};
 use crate::server::extract::QueryPairs;
 use crate::services::build::{BuildError, BuildOptions};
@@ -63,6 +64,11 @@ pub async fn image_build(State(svc): State<Services>, query: QueryPairs, body: B
         target: query.get("target").unwrap_or_default().to_string(),
         network_mode: query.get("networkmode").unwrap_or_default().to_string(),
         remote: query.get("remote").unwrap_or_default().to_string(),
+        build_id: query.get("buildid").unwrap_or_default().to_string(),
+        platform: match query.get("platform").filter(|p| !p.is_empty()) {
+            Some(p) => Some(Platform::parse(p).map_err(|e| ServiceError::InvalidParameter(e.to_string()))?),
+            None => None,
+        },
         run_host_config: run_host_config(&query)?,
     };
     svc.build.validate(&opts)?;
@@ -123,6 +129,16 @@ fn run_host_config(query: &QueryPairs) -> Result<api_types::container::HostConfi
 pub async fn build_prune(State(svc): State<Services>) -> ApiResult<Json<serde_json::Value>> {
     let (deleted, reclaimed) = svc.build.prune().await?;
     Ok(Json(serde_json::json!({ "CachesDeleted": deleted, "SpaceReclaimed": reclaimed })))
+}
+
+/// `POST /build/cancel?id=`: stop the build started with that `buildid`
+/// (an unknown ID is no error, as with dockerd).
+pub async fn build_cancel(State(svc): State<Services>, query: QueryPairs) -> ApiResult<Response> {
+    let Some(id) = query.get("id").filter(|id| !id.is_empty()) else {
+        return Err(ServiceError::InvalidParameter("build ID not provided".into()).into());
+    };
+    svc.build.cancel(id);
+    Ok(Body::empty().into_response())
 }
 
 /// `POST /session` and `POST /grpc`: BuildKit's, which berthd has not.

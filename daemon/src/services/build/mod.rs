@@ -20,6 +20,9 @@ use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::backends::registry::{Platform, PlatformMatcher};
 
 use super::containers::{AttachOptions, ContainerService, CreateOptions, Output, Stream as OutStream, WaitCondition};
 use super::dockerfile::{self, Instruction, Vars};
@@ -45,6 +48,10 @@ pub struct BuildOptions {
     pub target: String,
     pub network_mode: String,
     pub remote: String,
+    /// `buildid`: the name `/build/cancel` stops this build by.
+    pub build_id: String,
+    /// `platform`: what `FROM` images are for (the host's when `None`).
+    pub platform: Option<Platform>,
     /// Resource limits and host settings for RUN containers (`memory`,
     /// `cpu*`, `shmsize`, `extrahosts`).
     pub run_host_config: HostConfig,
@@ -55,6 +62,8 @@ pub struct BuildService {
     containers: Arc<ContainerService>,
     /// Contexts are unpacked under here.
     dir: PathBuf,
+    /// Builds started with a `buildid`, for `/build/cancel`.
+    running: std::sync::Mutex<BTreeMap<String, CancellationToken>>,
 }
 
 /// A failure that carries a step's exit code (`errorDetail.code`).
@@ -77,10 +86,15 @@ struct Out {
     tx: mpsc::Sender<JsonMessage>,
     quiet: bool,
     held: Vec<JsonMessage>,
+    /// Set by `/build/cancel`.
+    cancel: CancellationToken,
 }
 
 impl Out {
     async fn send(&mut self, m: JsonMessage) -> Result<(), BuildError> {
+        if self.cancel.is_cancelled() {
+            return Err(invalid("build cancelled"));
+        }
         if self.quiet && m.aux.is_none() {
             self.held.push(m);
             return Ok(());
@@ -140,7 +154,7 @@ impl BuildService {
     pub fn new(images: Arc<ImageService>, containers: Arc<ContainerService>, data_root: &std::path::Path) -> Self {
         let dir = data_root.join("builder");
         clean_leftovers(&dir);
-        Self { images, containers, dir }
+        Self { images, containers, dir, running: Default::default() }
     }
 
     /// Checks made before any output (their errors are HTTP errors).
@@ -176,14 +190,33 @@ impl BuildService {
         };
         let _ = tokio::fs::remove_file(&upload).await;
         let ctx = Arc::new(ctx?);
-        let mut out = Out { tx, quiet: opts.quiet, held: Vec::new() };
+        let cancel = CancellationToken::new();
+        if !opts.build_id.is_empty() {
+            self.lock_running().insert(opts.build_id.clone(), cancel.clone());
+        }
+        let mut out = Out { tx, quiet: opts.quiet, held: Vec::new(), cancel };
         let result = self.run(&ctx, &opts, &tags, &mut out).await;
+        if !opts.build_id.is_empty() {
+            self.lock_running().remove(&opts.build_id);
+        }
         if result.is_err() {
             out.flush_held().await;
         }
         let ctx_owned = ctx;
         tokio::task::spawn_blocking(move || drop(ctx_owned));
         result
+    }
+
+    fn lock_running(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, CancellationToken>> {
+        self.running.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// `/build/cancel`: the build stops at its next message or step, its
+    /// running step's container killed and removed.
+    pub fn cancel(&self, build_id: &str) {
+        if let Some(token) = self.lock_running().get(build_id) {
+            token.cancel();
+        }
     }
 
     async fn run(&self, ctx: &Arc<Context>, opts: &BuildOptions, tags: &[Reference], out: &mut Out) -> Result<(), BuildError> {
@@ -322,6 +355,13 @@ impl BuildService {
         out.say(format!("Step {step}/{total} : {}", ins.original)).await?;
         out.say("\n").await?;
         let words = dockerfile::process(&ins.rest, meta_vars, escape, true)?;
+        let platform = match ins.flag("platform") {
+            Some(p) => {
+                let p = dockerfile::process_word(p, meta_vars, escape)?;
+                Some(Platform::parse(&p).map_err(|e| invalid(format!("failed to parse platform {p}: {e}")))?)
+            }
+            None => opts.platform.clone(),
+        };
         let base = match words.as_slice() {
             [b] => b.clone(),
             [b, as_, _] if as_.eq_ignore_ascii_case("as") => b.clone(),
@@ -332,7 +372,7 @@ impl BuildService {
         } else if let Some(s) = done.iter().find(|s| !s.name.is_empty() && s.name == base.to_ascii_lowercase()) {
             s.image.clone()
         } else {
-            Some(self.base_image(&base, opts.pull, out).await?)
+            Some(self.base_image(&base, opts.pull, platform.as_ref(), out).await?)
         };
         if let Some(image) = &image {
             out.say(format!(" ---> {}\n", short_id(image.id()))).await?;
@@ -348,17 +388,25 @@ impl BuildService {
     }
 
     /// A base image by name: local, or pulled (always with `pull`).
-    async fn base_image(&self, name: &str, pull: bool, out: &mut Out) -> Result<Arc<ResolvedImage>, BuildError> {
+    /// A local image is used only if it is for `platform` (when given).
+    async fn base_image(&self, name: &str, pull: bool, platform: Option<&Platform>, out: &mut Out) -> Result<Arc<ResolvedImage>, BuildError> {
         if !pull {
             if let Ok(found) = self.images.find(name).await {
-                return Ok(found.image.resolved);
+                let image = found.image.resolved;
+                let c = &image.config;
+                let fits = platform.is_none_or(|p| {
+                    PlatformMatcher::only(p).rank(&Platform::new(&c.os, &c.architecture, c.variant.as_deref().unwrap_or(""))).is_some()
+                });
+                if fits {
+                    return Ok(image);
+                }
             }
         }
         let reference = parse_reference(name)?.with_default_tag();
         let (tx, mut rx) = mpsc::channel::<JsonMessage>(64);
         let progress = super::images::Progress::new(tx);
         let images = self.images.clone();
-        let opts = PullOptions { reference: reference.clone(), platform: None, credentials: Default::default() };
+        let opts = PullOptions { reference: reference.clone(), platform: platform.cloned(), credentials: Default::default() };
         let pulling = tokio::spawn(async move { images.pull(opts, &progress).await });
         while let Some(m) = rx.recv().await {
             out.send(m).await?;
@@ -566,6 +614,10 @@ impl BuildService {
                     let _ = self.containers.kill(id, None).await;
                     return Err(invalid("build cancelled: the client went away"));
                 }
+                _ = out.cancel.cancelled() => {
+                    let _ = self.containers.kill(id, None).await;
+                    return Err(invalid("build cancelled"));
+                }
             };
             match next {
                 Ok(Output::Data(stream, bytes)) => {
@@ -630,6 +682,19 @@ impl BuildService {
         if from.is_some() && kw == "ADD" {
             return Err(invalid("ADD does not support the --from flag"));
         }
+        if !ins.heredocs.is_empty() {
+            if from.is_some() {
+                return Err(invalid(format!("{kw} --from cannot copy here-documents")));
+            }
+            let dir = self.dir.join(format!("heredoc-{}", uuid::Uuid::new_v4().simple()));
+            let written = write_heredocs(&dir, ins, &mut words, &vars, escape).await;
+            let result = match written {
+                Ok(()) => self.copy_from(ins, stage, &kw, words, dest, dest_dir_syntax, dir.clone(), None, opts, out).await,
+                Err(e) => Err(e),
+            };
+            let _ = tokio::fs::remove_dir_all(&dir).await;
+            return result;
+        }
         // Where the sources are: the context, or another stage/image mounted read-only.
         let mut view: Option<(super::images::WorkSnapshot, PathBuf)> = None;
         let (src_root, ignore) = match &from {
@@ -640,7 +705,7 @@ impl BuildService {
                     Ok(_) => return Err(invalid(format!("invalid from flag value {f}: index out of bounds"))),
                     Err(_) => match done.iter().find(|s| !s.name.is_empty() && s.name == f.to_ascii_lowercase()) {
                         Some(s) => s.image.clone(),
-                        None => Some(self.base_image(f, false, out).await?),
+                        None => Some(self.base_image(f, false, opts.platform.as_ref(), out).await?),
                     },
                 };
                 match image {
@@ -791,12 +856,32 @@ fn clean_leftovers(dir: &std::path::Path) {
         if name.starts_with("from-") {
             let _ = crate::backends::mount::unmount(&path);
             let _ = std::fs::remove_dir(&path);
-        } else if name.starts_with("context-") {
+        } else if name.starts_with("context-") || name.starts_with("heredoc-") {
             let _ = std::fs::remove_dir_all(&path);
         } else if name.starts_with("upload-") {
             let _ = std::fs::remove_file(&path);
         }
     }
+}
+
+/// Write a COPY's here-documents as files named after them in `dir`, and
+/// point its source words at them. Variables in a document whose marker is
+/// unquoted are expanded.
+async fn write_heredocs(dir: &std::path::Path, ins: &Instruction, words: &mut [String], vars: &Vars, escape: char) -> Result<(), BuildError> {
+    tokio::fs::create_dir_all(dir).await.map_err(|e| invalid(format!("creating {}: {e}", dir.display())))?;
+    for word in words.iter_mut() {
+        let name = word.trim_start_matches("<<").trim_start_matches('-').trim_matches(|c| c == '"' || c == '\'');
+        let Some(doc) = word.starts_with("<<").then(|| ins.heredocs.iter().find(|d| d.name == name)).flatten() else {
+            return Err(invalid(format!("{} cannot mix here-documents and context files ({word})", ins.keyword.to_ascii_uppercase())));
+        };
+        let content = if doc.expand { dockerfile::expand_vars(&doc.content, vars, escape)? } else { doc.content.clone() };
+        let path = dir.join(&doc.name);
+        tokio::fs::write(&path, content).await.map_err(|e| invalid(format!("writing {}: {e}", path.display())))?;
+        use std::os::unix::fs::PermissionsExt;
+        let _ = tokio::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).await;
+        *word = doc.name.clone();
+    }
+    Ok(())
 }
 
 /// Receive the request body into `path`.

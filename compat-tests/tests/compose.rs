@@ -4,12 +4,16 @@
 //! with build args and a target, a one-shot migration gated on a
 //! healthcheck, a named volume, two user networks, a published port),
 //! exercise it over loopback, scale, restart and tear it down with nothing
-//! left behind. Builds use the classic builder (`DOCKER_BUILDKIT=0`), as
+//! left behind; a second project goes through a local registry (`push`,
+//! `pull`) and is watched with `logs -f` and `events`. Builds use the classic builder (`DOCKER_BUILDKIT=0`), as
 //! compose does when BuildKit is off.
 
 use std::path::PathBuf;
 use std::process::Command;
 
+use std::io::BufRead;
+
+use compat_tests::registry::Registry;
 use compat_tests::{eventually, Berthd, CmdOutput};
 
 /// The shop project's directory.
@@ -21,13 +25,13 @@ fn shop_dir() -> PathBuf {
 struct Project<'a> {
     daemon: &'a Berthd,
     name: &'a str,
+    dir: PathBuf,
 }
 
 impl Project<'_> {
     fn command(&self, program: &str) -> Command {
-        let dir = shop_dir();
         let mut cmd = Command::new(program);
-        cmd.current_dir(&dir)
+        cmd.current_dir(&self.dir)
             .env("DOCKER_HOST", self.daemon.host())
             .env("DOCKER_CONFIG", self.daemon.dir().join("docker-config"))
             .env("DOCKER_BUILDKIT", "0")
@@ -44,6 +48,16 @@ impl Project<'_> {
         let mut cmd = self.command(compat_tests::cli::docker_binary().to_str().unwrap());
         cmd.arg("compose").args(args);
         compat_tests::cli::run_piped(cmd, None)
+    }
+
+    /// `docker compose ARGS` running in the background (at most a minute,
+    /// so a follower that never sees what it waits for fails the test
+    /// instead of hanging it), its stdout piped.
+    fn follow(&self, args: &[&str]) -> std::process::Child {
+        let mut cmd = self.command("timeout");
+        cmd.arg("60").arg(compat_tests::cli::docker_binary()).arg("compose").args(args);
+        cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::null());
+        cmd.spawn().expect("spawning docker compose")
     }
 
     /// `docker-compose ARGS` (1.29, Python).
@@ -101,7 +115,7 @@ fn assert_nothing_left(daemon: &Berthd, project: &str) {
 #[test]
 fn shop_comes_up_serves_scales_restarts_and_goes_away() {
     let daemon = Berthd::start_with_busybox();
-    let p = Project { daemon: &daemon, name: "shop" };
+    let p = Project { daemon: &daemon, name: "shop", dir: shop_dir() };
 
     // `up -d --build`: both images built with the classic builder (args
     // and a target), the migration waits for the healthy database, the
@@ -186,7 +200,7 @@ fn shop_comes_up_serves_scales_restarts_and_goes_away() {
 #[test]
 fn one_off_runs_profiles_config_cp_and_build() {
     let daemon = Berthd::start_with_busybox();
-    let p = Project { daemon: &daemon, name: "tools" };
+    let p = Project { daemon: &daemon, name: "tools", dir: shop_dir() };
 
     // `config` resolves the project as compose sees it.
     let services = p.compose(&["config", "--services"]).success();
@@ -237,7 +251,7 @@ fn one_off_runs_profiles_config_cp_and_build() {
 #[test]
 fn docker_compose_v1_runs_the_same_project() {
     let daemon = Berthd::start_with_busybox();
-    let p = Project { daemon: &daemon, name: "legacy" };
+    let p = Project { daemon: &daemon, name: "legacy", dir: shop_dir() };
     let up = p.compose_v1(&["up", "-d", "--build"]);
     let all = format!("{}{}", up.stdout, up.stderr);
     assert_eq!(up.code, 0, "{all}");
@@ -256,4 +270,83 @@ fn docker_compose_v1_runs_the_same_project() {
     assert!(!all.contains("Recreating"), "{all}");
     p.compose_v1(&["down", "-v", "-t", "1"]).success();
     assert_nothing_left(&daemon, "legacy");
+}
+
+/// Read `child`'s stdout lines until one satisfies `done` (or it ends);
+/// then kill it. Answers what was read.
+fn read_until(mut child: std::process::Child, done: impl Fn(&str) -> bool) -> String {
+    let stdout = child.stdout.take().unwrap();
+    let mut seen = String::new();
+    for line in std::io::BufReader::new(stdout).lines() {
+        let Ok(line) = line else { break };
+        seen.push_str(&line);
+        seen.push('\n');
+        if done(&line) {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    seen
+}
+
+#[test]
+fn push_pull_follow_logs_and_events() {
+    let registry = Registry::start().unwrap();
+    let daemon = Berthd::start_with_busybox();
+    daemon.reach_host_port(registry.port());
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("app")).unwrap();
+    std::fs::write(dir.path().join("app/Dockerfile"), "FROM busybox\nRUN echo built > /built\n").unwrap();
+    let compose = format!(
+        r#"services:
+  app:
+    build: ./app
+    image: {}/shop/app:1
+    command: ["sh", "-c", "cat /built; while true; do echo tick; sleep 0.2; done"]
+    stop_grace_period: 1s
+  worker:
+    image: {}/shop/app:1
+    depends_on: [app]
+    command: ["sleep", "3600"]
+    stop_grace_period: 1s
+"#,
+        registry.addr(),
+        registry.addr()
+    );
+    std::fs::write(dir.path().join("compose.yaml"), compose).unwrap();
+    let p = Project { daemon: &daemon, name: "reg", dir: dir.path().to_path_buf() };
+    let image = format!("{}/shop/app:1", registry.addr());
+
+    // build + push, then the local copy goes and `pull` brings it back.
+    p.compose(&["build"]).success();
+    let push = p.compose(&["push", "app"]).success();
+    assert!(format!("{}{}", push.stdout, push.stderr).contains("Pushed"), "{push:?}");
+    daemon.docker(&["rmi", &image]).success();
+    daemon.docker(&["image", "inspect", &image]).failure();
+    p.compose(&["pull"]).success();
+    daemon.docker(&["image", "inspect", &image]).success();
+
+    // depends_on's short form (service_started): both run.
+    p.compose(&["up", "-d", "--no-build"]).success();
+    assert_eq!(p.states(), ["reg-app-1 running", "reg-worker-1 running"]);
+
+    // `logs -f` follows: ticks as they come.
+    let seen = read_until(p.follow(&["logs", "-f", "--no-color", "--since", "1s", "app"]), |l| l.ends_with("tick"));
+    assert!(seen.contains("app-1  | tick"), "{seen}");
+
+    // `events --json` sees a restart made meanwhile.
+    let child = p.follow(&["events", "--json"]);
+    let restarter = std::thread::scope(|s| {
+        let h = s.spawn(|| read_until(child, |l| l.contains("\"action\":\"start\"") && l.contains("worker")));
+        // Nothing says when compose has subscribed: restart until it saw one.
+        while !h.is_finished() {
+            p.compose(&["restart", "worker"]).success();
+        }
+        h.join().unwrap()
+    });
+    assert!(restarter.contains("\"service\":\"worker\""), "{restarter}");
+
+    p.compose(&["down", "-v", "-t", "1"]).success();
+    assert_nothing_left(&daemon, "reg");
 }

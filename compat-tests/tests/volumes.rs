@@ -424,3 +424,27 @@ fn local_driver_options_mount_on_first_use_and_unmount_after_the_last() {
     daemon.docker(&["volume", "rm", "tv", "bv", "gone"]).success();
     assert!(volume_names(&daemon).is_empty());
 }
+
+#[test]
+fn binds_from_the_data_root_get_rslave_or_are_refused() {
+    let daemon = Berthd::start_with_busybox();
+    let root = daemon.data_root.display().to_string();
+    let refused = format!("type=bind,src={root},dst=/r,bind-propagation=rprivate");
+    let out = daemon.docker(&["create", "--mount", &refused, "busybox"]).failure();
+    let text = format!(
+        r#"invalid mount config: must use either propagation mode "rslave" or "rshared" when mount source is within the daemon root, daemon root: "{root}", bind mount source: "{root}", propagation: "rprivate""#
+    );
+    assert!(out.stderr.contains(&text), "{}", out.stderr);
+    let before = daemon.docker(&["ps", "-aq"]).success().stdout;
+    assert_eq!(before, "");
+
+    daemon.docker(&["volume", "create", "inside"]).success();
+    let volumes = format!("type=bind,src={root}/volumes,dst=/r");
+    let id = daemon.docker(&["create", "--mount", &volumes, "busybox", "ls", "/r"]).success().stdout.trim().to_string();
+    assert_eq!(daemon.inspect_format("{{(index .Mounts 0).Propagation}}", &id), "rslave");
+    let listed = daemon.docker(&["start", "-a", &id]).success();
+    assert!(listed.stdout.contains("inside"), "{}", listed.stdout);
+    let shared = format!("type=bind,src={root}/volumes,dst=/r,bind-propagation=rshared");
+    let id = daemon.docker(&["create", "--mount", &shared, "busybox"]).success().stdout.trim().to_string();
+    assert_eq!(daemon.inspect_format("{{(index .Mounts 0).Propagation}}", &id), "rshared");
+}

@@ -32,6 +32,7 @@ impl ContainerService {
         }
         validate_host_config(&host_config)?;
         super::mounts::validate(&host_config)?;
+        super::mounts::bind_daemon_root(&mut host_config, &self.data_root)?;
         super::health::validate(config.healthcheck.as_ref())?;
         let warnings = self.check_isolation(&mut host_config)?;
         self.settle_log_config(&mut host_config)?;

@@ -114,6 +114,8 @@ struct Registry {
 pub struct ContainerService {
     containerd: Containerd,
     store: ContainerStore,
+    /// The daemon's data root (binds from inside it get `rslave`).
+    data_root: PathBuf,
     exec_root: PathBuf,
     images: Arc<ImageService>,
     registry: RwLock<Registry>,
@@ -153,6 +155,7 @@ impl ContainerService {
             containerd,
             images,
             store,
+            data_root,
             exec_root,
             registry: RwLock::default(),
             execs: Default::default(),

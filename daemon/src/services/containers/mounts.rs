@@ -127,6 +127,32 @@ pub fn validate(hc: &HostConfig) -> Result<(), ServiceError> {
     Ok(())
 }
 
+/// dockerd's validateBindDaemonRoot: a `--mount` bind whose source is in
+/// the data root (or holds it) must not keep private copies of the mounts
+/// there (volume filesystems, container roots), which would keep them busy:
+/// without a propagation it gets `rslave`; one other than `rslave` or
+/// `rshared` is refused.
+pub fn bind_daemon_root(hc: &mut HostConfig, data_root: &std::path::Path) -> Result<(), ServiceError> {
+    let root = data_root.display().to_string();
+    for m in hc.mounts.iter_mut().flatten() {
+        if m.kind != "bind" || !(m.source.starts_with(&root) || root.starts_with(&m.source)) {
+            continue;
+        }
+        let options = m.bind_options.get_or_insert_with(Default::default);
+        match options.propagation.as_str() {
+            "" => options.propagation = "rslave".into(),
+            "rslave" | "rshared" => {}
+            other => {
+                return Err(ServiceError::InvalidParameter(format!(
+                    "invalid mount config: must use either propagation mode \"rslave\" or \"rshared\" when mount source is within the daemon root, daemon root: {root:?}, bind mount source: {:?}, propagation: {other:?}",
+                    m.source
+                )))
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Create missing host directories for `-v /host:/dest` (dockerd does;
 /// `--mount` refuses them instead, in `validate`).
 pub fn create_bind_sources(hc: &HostConfig) -> Result<(), ServiceError> {

@@ -11,3 +11,4 @@ pub mod procps;
 pub mod registry;
 pub mod rootfs;
 pub mod store;
+pub mod tar_guard;

@@ -26,6 +26,15 @@ fn invalid(msg: String) -> std::io::Error {
     std::io::Error::new(std::io::ErrorKind::InvalidInput, msg)
 }
 
+/// A malformed tar is the client's fault: InvalidInput (a 400), unless
+/// reading the client's stream itself failed.
+fn bad_tar(e: std::io::Error) -> std::io::Error {
+    match e.kind() {
+        std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::UnexpectedEof => e,
+        _ => invalid(e.to_string()),
+    }
+}
+
 /// The entry's path below the destination, or `None` for the destination
 /// itself; `..` that climbs above it is refused.
 fn entry_path(name: &str, dest: &str) -> std::io::Result<Option<Vec<String>>> {
@@ -57,10 +66,10 @@ impl Root {
         }
         // Resolve the destination once: entries go below what it is now.
         let base = format!("/{}", components(dest).join("/"));
-        let mut archive = tar::Archive::new(reader);
+        let mut archive = tar::Archive::new(crate::backends::tar_guard::TarGuard::new(reader));
         let mut dirs: Vec<(String, tar::Header)> = Vec::new();
-        for entry in archive.entries()? {
-            let mut entry = entry?;
+        for entry in archive.entries().map_err(bad_tar)? {
+            let mut entry = entry.map_err(bad_tar)?;
             let name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
             let Some(parts) = entry_path(&name, dest)? else { continue };
             let header = entry.header().clone();
@@ -90,7 +99,7 @@ impl Root {
                 Err(Errno::NOENT) => {}
                 Err(e) => return Err(io_err(e)),
             }
-            let mode = Mode::from_raw_mode(header.mode()? & 0o7777);
+            let mode = Mode::from_raw_mode(header.mode().map_err(bad_tar)? & 0o7777);
             match kind {
                 tar::EntryType::Directory => match rustix::fs::mkdirat(&dir, leaf, mode) {
                     Ok(()) | Err(Errno::EXIST) => {}
@@ -121,7 +130,7 @@ impl Root {
                         tar::EntryType::Block => FileType::BlockDevice,
                         _ => FileType::Fifo,
                     };
-                    let dev = rustix::fs::makedev(header.device_major()?.unwrap_or(0), header.device_minor()?.unwrap_or(0));
+                    let dev = rustix::fs::makedev(header.device_major().map_err(bad_tar)?.unwrap_or(0), header.device_minor().map_err(bad_tar)?.unwrap_or(0));
                     rustix::fs::mknodat(&dir, leaf, file_type, mode, dev).map_err(io_err)?;
                 }
                 // Other kinds (PAX extensions already applied, sparse
@@ -130,7 +139,7 @@ impl Root {
             }
             let (uid, gid) = match opts.chown {
                 Some(ids) => ids,
-                None => (header.uid()? as u32, header.gid()? as u32),
+                None => (header.uid().map_err(bad_tar)? as u32, header.gid().map_err(bad_tar)? as u32),
             };
             chown(&dir, leaf, uid, gid)?;
             if kind != tar::EntryType::Symlink && kind != tar::EntryType::Link {
@@ -150,7 +159,7 @@ impl Root {
         }
         // Read what follows the end marker, so the client is not cut off
         // while it still writes padding.
-        std::io::copy(&mut archive.into_inner(), &mut std::io::sink())?;
+        std::io::copy(&mut archive.into_inner().into_inner(), &mut std::io::sink())?;
         Ok(())
     }
 }

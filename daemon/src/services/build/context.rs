@@ -33,13 +33,14 @@ impl Context {
         let reader: Box<dyn Read> =
             if n == 2 && magic == [0x1f, 0x8b] { Box::new(flate2::read::GzDecoder::new(file)) } else { Box::new(file) };
         if std::fs::metadata(archive).map(|m| m.len()).unwrap_or(0) > 0 {
-            let mut tar = tar::Archive::new(reader);
+            let mut tar = tar::Archive::new(crate::backends::tar_guard::TarGuard::new(reader));
             tar.set_preserve_permissions(true);
             tar.set_unpack_xattrs(false);
             tar.set_overwrite(true);
             // `unpack` refuses entries that would land outside the root.
-            tar.unpack(&ctx.root)
-                .map_err(|e| ServiceError::InvalidParameter(format!("failed to read the build context: {e}")))?;
+            tar.unpack(&ctx.root).map_err(|e| {
+                ServiceError::InvalidParameter(format!("failed to read the build context: {}", with_causes(&e)))
+            })?;
         }
         if let Ok(text) = std::fs::read_to_string(ctx.root.join(".dockerignore")) {
             ctx.ignore = Ignore::parse(&text);
@@ -52,6 +53,21 @@ impl Context {
         let clean = crate::services::dockerfile::clean_path(&format!("/{rel}"));
         self.root.join(clean.trim_start_matches('/'))
     }
+}
+
+/// An error and its sources, `: `-joined (the tar crate says which entry
+/// in the error and why in its source).
+pub fn with_causes(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let more = cause.to_string();
+        if !text.contains(&more) {
+            text = format!("{text}: {more}");
+        }
+        source = cause.source();
+    }
+    text
 }
 
 fn internal(what: &str, e: std::io::Error) -> ServiceError {

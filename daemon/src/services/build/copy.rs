@@ -347,11 +347,11 @@ fn is_tar(path: &Path) -> bool {
 
 fn extract(archive: &Path, dir: &Path) -> Result<(), ServiceError> {
     let r = open_maybe_gzip(archive).map_err(|e| io("opening an archive", e))?;
-    let mut tar = tar::Archive::new(r);
+    let mut tar = tar::Archive::new(crate::backends::tar_guard::TarGuard::new(r));
     tar.set_preserve_permissions(true);
     tar.set_preserve_ownerships(true);
     tar.set_overwrite(true);
-    tar.unpack(dir).map_err(|e| bad(format!("failed to extract {}: {e}", archive.display())))
+    tar.unpack(dir).map_err(|e| bad(format!("failed to extract {}: {}", archive.display(), super::context::with_causes(&e))))
 }
 
 #[cfg(test)]

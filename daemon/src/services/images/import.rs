@@ -169,14 +169,14 @@ async fn write_layer(ingest: &Ingestion, input: ByteStream) -> Result<OciDescrip
 fn read_layer(input: impl Read + Send + 'static, tx: &mpsc::Sender<Chunk>) -> Result<(), String> {
     let decompressed = decompress(input)?;
     let forward = BufReader::with_capacity(WRITE_CHUNK, Forward { inner: decompressed, tx });
-    let mut archive = tar::Archive::new(forward);
+    let mut archive = tar::Archive::new(crate::backends::tar_guard::TarGuard::new(forward));
     for entry in archive.entries().map_err(|e| tar_error(&e))? {
         let entry = entry.map_err(|e| tar_error(&e))?;
         check_entry(&entry)?;
     }
     // The end-of-archive blocks and anything after them belong to the layer
     // (its digest is over every byte, as containerd's apply reads them).
-    std::io::copy(&mut archive.into_inner(), &mut std::io::sink()).map_err(|e| tar_error(&e))?;
+    std::io::copy(&mut archive.into_inner().into_inner(), &mut std::io::sink()).map_err(|e| tar_error(&e))?;
     Ok(())
 }
 

@@ -98,7 +98,7 @@ fn read_archive_inner(reader: impl Read, tx: &mpsc::Sender<Result<TarEvent, Stri
         Box::new(buffered)
     };
     let send = |ev: TarEvent| tx.blocking_send(Ok(ev)).map_err(|_| "load cancelled".to_string());
-    let mut archive = tar::Archive::new(reader);
+    let mut archive = tar::Archive::new(crate::backends::tar_guard::TarGuard::new(reader));
     let entries = archive.entries().map_err(|e| format!("failed to read the image archive: {e}"))?;
     for entry in entries {
         let mut entry = entry.map_err(|e| format!("failed to read the image archive: {e}"))?;

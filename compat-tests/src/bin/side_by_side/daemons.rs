@@ -75,6 +75,7 @@ impl Kind {
 /// own network namespace, as berthd's do.
 struct Dockerd {
     dir: tempfile::TempDir,
+    netns: PathBuf,
     socket: PathBuf,
     namespace: String,
     plugins_namespace: String,
@@ -92,16 +93,29 @@ impl Dockerd {
         let root = dir.path();
         let namespace = unique_name("berth-bench-dockerd");
         let plugins_namespace = format!("{namespace}-plugins");
-        let config = root.join("daemon.json");
-        std::fs::write(&config, b"{}\n")?;
-        let log_path = root.join("dockerd.log");
-        let log = std::fs::File::create(&log_path)?;
-        let socket = root.join("docker.sock");
+        std::fs::write(root.join("daemon.json"), serde_json::to_vec_pretty(&daemon_json())?)?;
+        let mut dockerd = Dockerd {
+            socket: root.join("docker.sock"),
+            log_path: root.join("dockerd.log"),
+            netns: netns.path(),
+            dir,
+            namespace,
+            plugins_namespace,
+            child: None,
+        };
+        dockerd.launch()?;
+        Ok(dockerd)
+    }
+
+    /// Starts dockerd on this instance's directories (again, after a stop).
+    fn launch(&mut self) -> Result<()> {
+        let root = self.dir.path();
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log_path)?;
         let mut cmd = Command::new("nsenter");
-        cmd.arg(format!("--net={}", netns.path().display()))
+        cmd.arg(format!("--net={}", self.netns.display()))
             .arg(DOCKERD)
             .arg("--config-file")
-            .arg(&config)
+            .arg(root.join("daemon.json"))
             .arg("--data-root")
             .arg(root.join("data"))
             .arg("--exec-root")
@@ -109,18 +123,18 @@ impl Dockerd {
             .arg("--pidfile")
             .arg(root.join("dockerd.pid"))
             .arg("-H")
-            .arg(format!("unix://{}", socket.display()))
+            .arg(format!("unix://{}", self.socket.display()))
             .args(["--containerd", containerd::SOCKET])
-            .args(["--containerd-namespace", &namespace])
-            .args(["--containerd-plugins-namespace", &plugins_namespace])
+            .args(["--containerd-namespace", &self.namespace])
+            .args(["--containerd-plugins-namespace", &self.plugins_namespace])
             .args(["--ip6tables=false"])
             .args(["--shutdown-timeout", "2"])
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log);
         std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
-        let child = cmd.spawn().context("spawning dockerd under nsenter")?;
-        Ok(Dockerd { dir, socket, namespace, plugins_namespace, log_path, child: Some(child) })
+        self.child = Some(cmd.spawn().context("spawning dockerd under nsenter")?);
+        Ok(())
     }
 
     fn log(&self) -> String {
@@ -172,7 +186,9 @@ impl Drop for Dockerd {
 }
 
 enum Inner {
-    Berthd(Box<Berthd>),
+    /// The running berthd, and the stopped ones it succeeded (they own the
+    /// data-root's temp dir, so they go last).
+    Berthd(Box<Berthd>, Vec<Berthd>),
     Dockerd(Dockerd),
 }
 
@@ -198,11 +214,14 @@ impl Daemon {
         let (inner, socket, pid, namespaces) = match kind {
             Kind::Berthd => {
                 let nsenter = format!("--net={}", netns.path().display());
-                let berthd = Berthd::builder().wrapped_in(["nsenter", nsenter.as_str()]).start();
+                let berthd = Berthd::builder()
+                    .wrapped_in(["nsenter", nsenter.as_str()])
+                    .daemon_json(daemon_json())
+                    .start();
                 let pid = berthd.pid().context("berthd has no pid")?;
                 let socket = berthd.socket.clone();
                 let namespaces = vec![berthd.namespace.clone()];
-                (Inner::Berthd(Box::new(berthd)), socket, pid, namespaces)
+                (Inner::Berthd(Box::new(berthd), Vec::new()), socket, pid, namespaces)
             }
             Kind::Dockerd => {
                 let mut dockerd = Dockerd::spawn(&netns)?;
@@ -231,7 +250,7 @@ impl Daemon {
 
     pub fn log(&self) -> String {
         match &self.inner {
-            Inner::Berthd(b) => b.log(),
+            Inner::Berthd(b, _) => b.log(),
             Inner::Dockerd(d) => d.log(),
         }
     }
@@ -337,11 +356,56 @@ impl Daemon {
     }
 }
 
+impl Daemon {
+    /// Stops the daemon (SIGTERM; with live-restore its containers keep
+    /// running) and starts it again on the same data; the time from spawn to
+    /// the first 200 on `/_ping`.
+    pub fn restart(&mut self) -> Result<Duration> {
+        let netns = self.netns.path();
+        let (started, pid) = match &mut self.inner {
+            Inner::Berthd(current, previous) => {
+                current.stop();
+                let nsenter = format!("--net={}", netns.display());
+                let started = Instant::now();
+                let next = Berthd::builder()
+                    .wrapped_in(["nsenter", nsenter.as_str()])
+                    .daemon_json(daemon_json())
+                    .args(["--data-root", &current.data_root.display().to_string()])
+                    .args(["--exec-root", &current.exec_root.display().to_string()])
+                    .args(["--containerd-namespace", &current.namespace])
+                    .start();
+                let pid = next.pid().context("berthd has no pid")?;
+                self.socket = next.socket.clone();
+                previous.push(std::mem::replace(&mut **current, next));
+                (started, pid)
+            }
+            Inner::Dockerd(d) => {
+                d.stop();
+                let started = Instant::now();
+                d.launch()?;
+                d.wait_ready()?;
+                (started, d.child.as_ref().map(Child::id).context("dockerd has no pid")?)
+            }
+        };
+        let elapsed = started.elapsed();
+        self.pid = pid;
+        Ok(elapsed)
+    }
+}
+
+/// Both daemons keep containers running across their own restarts, so the
+/// start-up with running containers can be measured.
+fn daemon_json() -> serde_json::Value {
+    serde_json::json!({ "live-restore": true })
+}
+
 impl Drop for Daemon {
     fn drop(&mut self) {
-        if let Inner::Berthd(b) = &mut self.inner {
+        if let Inner::Berthd(b, previous) = &mut self.inner {
             b.stop();
-            unmount_under(b.dir());
+            for p in previous.iter().chain([&**b]) {
+                unmount_under(p.dir());
+            }
         }
     }
 }

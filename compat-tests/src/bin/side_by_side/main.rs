@@ -6,9 +6,16 @@
 //! Writes the table to stdout, `target/bench/side_by_side.json` and
 //! `target/bench/side_by_side.png`. Never part of the test suite.
 
+mod api_load;
+mod build;
 mod chart;
+mod containers;
 mod daemons;
+mod filesystems;
+mod images;
+mod networking;
 mod report;
+mod streams;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
@@ -16,12 +23,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, ensure, Context, Result};
-use bollard::models::ContainerCreateBody;
+use anyhow::{ensure, Context, Result};
 use bollard::query_parameters::{ListContainersOptions, RemoveContainerOptions};
 use compat_tests::containerd;
-use compat_tests::images::{BuiltImage, BusyboxImage};
-use compat_tests::registry::Registry;
+use compat_tests::images::BusyboxImage;
 use futures_util::{stream, StreamExt};
 
 use daemons::{Daemon, Kind};
@@ -52,6 +57,12 @@ struct Plan {
     load_save: usize,
     pull: usize,
     running: usize,
+    restarts: usize,
+    api_requests: usize,
+    logs: usize,
+    stats: usize,
+    fs: usize,
+    build: usize,
     layers: usize,
     layer_mib: usize,
 }
@@ -69,6 +80,12 @@ impl Plan {
             load_save: 7,
             pull: 7,
             running: 100,
+            restarts: 3,
+            api_requests: 5000,
+            logs: 5,
+            stats: 7,
+            fs: 7,
+            build: 5,
             layers: 3,
             layer_mib: 20,
         }
@@ -86,6 +103,12 @@ impl Plan {
             load_save: 2,
             pull: 2,
             running: 100,
+            restarts: 1,
+            api_requests: 1000,
+            logs: 1,
+            stats: 2,
+            fs: 2,
+            build: 1,
             layers: 3,
             layer_mib: 10,
         }
@@ -193,11 +216,15 @@ fn run(plan: Plan) -> Result<()> {
         d.docker_stdin_file(&["load"], &busybox_tar)?;
     }
 
-    let workloads: [(&str, fn(&mut Bench, &Path) -> Result<()>); 4] = [
+    let workloads: [(&str, fn(&mut Bench, &Path) -> Result<()>); 8] = [
         ("run --rm", |b, tar| b.run_rm(tar)),
         ("lifecycle", |b, _| b.lifecycle()),
         ("parallel run -d", |b, _| b.parallel_run()),
         ("listing with running containers", |b, _| b.listing()),
+        ("API requests per second", |b, _| b.api_load()),
+        ("logs", |b, _| b.logs()),
+        ("stats and streaming clients", |b, _| b.stats()),
+        ("networking", |b, _| b.networking()),
     ];
     for (name, workload) in workloads {
         check_stop()?;
@@ -213,6 +240,20 @@ fn run(plan: Plan) -> Result<()> {
     if let Err(e) = bench.images(&multi, &multi_tar, &pulled) {
         check_stop()?;
         bench.failed_workload("images", &e);
+    }
+    let size = format!("{} x {} MiB", bench.plan.layers, bench.plan.layer_mib);
+    let later: [(&str, Box<dyn Fn(&mut Bench) -> Result<()>>); 2] = [
+        ("filesystems", Box::new(|b| b.filesystems(multi.reference(), &size))),
+        ("build", Box::new(|b| b.build())),
+    ];
+    for (name, workload) in later {
+        check_stop()?;
+        eprintln!("== {name}");
+        if let Err(e) = workload(&mut bench) {
+            check_stop()?;
+            bench.failed_workload(name, &e);
+        }
+        bench.cleanup_containers();
     }
     std::thread::sleep(Duration::from_secs(2));
     bench.rss_row("RSS idle after all workloads")?;
@@ -463,285 +504,6 @@ impl Bench {
             }
         }
     }
-
-    /// 1. `docker run --rm busybox true` through the CLI, and `ctr run --rm`
-    /// of the same image on the same containerd as the floor.
-    fn run_rm(&mut self, busybox_tar: &Path) -> Result<()> {
-        let series = self.alternate("docker run --rm busybox true", self.plan.run_rm, [None, None], |d, p| {
-            p.start()?;
-            d.docker(&["run", "--rm", "busybox", "true"])?;
-            p.stop()
-        })?;
-        self.push("docker run --rm busybox true (CLI)", "ms", Better::Lower, &series, |ms| ms);
-
-        let ns = CtrNamespace(compat_tests::berthd::unique_name("berth-bench-ctr"));
-        let ctr = |args: &[&str]| {
-            daemons::run_checked(Command::new("ctr").args(["--address", containerd::SOCKET, "-n", &ns.0]).args(args))
-        };
-        ctr(&["images", "import", &busybox_tar.display().to_string()])?;
-        let mut samples = Vec::new();
-        for rep in 0..self.plan.warmup + self.plan.run_rm {
-            check_stop()?;
-            let id = format!("bench-{rep}");
-            let t0 = Instant::now();
-            ctr(&["run", "--rm", "docker.io/library/busybox:latest", &id, "true"])?;
-            if rep >= self.plan.warmup {
-                samples.push(t0.elapsed().as_secs_f64() * 1e3);
-            }
-        }
-        self.floors.push(Floor {
-            workload: "ctr run --rm busybox true (same containerd, no daemon)".into(),
-            unit: "ms".into(),
-            stats: Outcome::from_samples(&samples, None),
-        });
-        Ok(())
-    }
-
-    /// 2. create+start+wait+rm of 50 containers through bollard, 10 at a time.
-    fn lifecycle(&mut self) -> Result<()> {
-        const N: usize = 50;
-        let rt = &self.rt;
-        let series = self.alternate("lifecycle x50", self.plan.lifecycle, [None, None], |d, p| {
-            let client = d.client();
-            p.start()?;
-            rt.block_on(for_each_concurrently(N, 10, |_| one_lifecycle(&client)))?;
-            p.stop()
-        })?;
-        self.push(
-            "create+start+wait+rm x50, bollard, 10 at a time",
-            "containers/s",
-            Better::Higher,
-            &series,
-            |ms| N as f64 / (ms / 1e3),
-        );
-        Ok(())
-    }
-
-    /// 3. 20 parallel `docker run -d busybox sleep 300`, then removal (untimed).
-    fn parallel_run(&mut self) -> Result<()> {
-        const N: usize = 20;
-        let rt = &self.rt;
-        let series = self.alternate("20 parallel run -d", self.plan.parallel, [None, None], |d, p| {
-            p.start()?;
-            let results: Vec<Result<String>> = std::thread::scope(|s| {
-                let handles: Vec<_> =
-                    (0..N).map(|_| s.spawn(|| d.docker(&["run", "-d", "busybox", "sleep", "300"]))).collect();
-                handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(anyhow::anyhow!("panicked")))).collect()
-            });
-            p.stop()?;
-            rt.block_on(remove_all(&d.client()))?;
-            let failed: Vec<String> = results.into_iter().filter_map(Result::err).map(|e| format!("{e:#}")).collect();
-            ensure!(failed.is_empty(), "{} of {N} runs failed, first: {}", failed.len(), failed[0]);
-            Ok(())
-        })?;
-        self.push("20 parallel `docker run -d busybox sleep 300` (CLI)", "ms", Better::Lower, &series, |ms| ms);
-        Ok(())
-    }
-
-    /// 4. `docker ps`, `GET /containers/json` and `docker inspect` with
-    /// N running containers; daemon RSS with them.
-    fn listing(&mut self) -> Result<()> {
-        let n = self.plan.running;
-        let mut start_ms = Vec::new();
-        let mut first_ids = Vec::new();
-        let mut start_notes = Vec::new();
-        for d in &self.daemons {
-            check_stop()?;
-            let client = d.client();
-            let t0 = Instant::now();
-            let ids = self.rt.block_on(for_each_concurrently(n, 10, |_| start_sleeper(&client)));
-            start_ms.push(match ids {
-                Ok(ids) => {
-                    let failures: Vec<&String> = ids.iter().flat_map(|(_, f)| f).collect();
-                    if let Some(first) = failures.first() {
-                        start_notes.push(format!(
-                            "{}: {} create/start attempts failed and were retried; first: {first}",
-                            d.label(),
-                            failures.len()
-                        ));
-                    }
-                    let ids: Vec<String> = ids.into_iter().map(|(id, _)| id).collect();
-                    first_ids.push(ids[0].clone());
-                    Ok(t0.elapsed().as_secs_f64() * 1e3)
-                }
-                Err(e) => {
-                    first_ids.push(String::new());
-                    Err(e)
-                }
-            });
-        }
-        let outcome = |r: &Result<f64>| match r {
-            Ok(v) => Outcome::from_samples(&[*v], None),
-            Err(e) => Outcome::Failed { error: format!("{e:#}") },
-        };
-        let mut row = Row::new(
-            &format!("start {n} `sleep 300` containers, bollard, 10 at a time (one pass)"),
-            "ms",
-            Better::Lower,
-            outcome(&start_ms[0]),
-            outcome(&start_ms[1]),
-        );
-        row.notes = start_notes;
-        self.rows.push(row);
-        let skip: [Option<String>; 2] = [0, 1].map(|i| {
-            start_ms[i].as_ref().err().map(|e| format!("could not start {n} containers: {e:#}"))
-        });
-        if skip.iter().all(Option::is_some) {
-            bail!("neither daemon started {n} containers");
-        }
-        // Sanity: `docker ps` must list all of them.
-        for (i, d) in self.daemons.iter().enumerate() {
-            if skip[i].is_none() {
-                let listed = d.docker(&["ps", "-q"])?.lines().count();
-                if listed != n {
-                    eprintln!("  NOTE: docker ps on {} lists {listed} containers, expected {n}", d.label());
-                }
-            }
-        }
-        std::thread::sleep(Duration::from_secs(2));
-        let rss = [0, 1].map(|i| match &skip[i] {
-            Some(reason) => Outcome::Skipped { reason: reason.clone() },
-            None => match self.rss_samples(&self.daemons[i]) {
-                Ok(v) => Outcome::from_samples(&[v], None),
-                Err(e) => Outcome::Failed { error: format!("{e:#}") },
-            },
-        });
-        let [rb, rd] = rss;
-        self.rows.push(Row::new(&format!("RSS with {n} running containers"), "MiB", Better::Lower, rb, rd));
-
-        let series = self.alternate("docker ps", self.plan.listing, skip.clone(), |d, p| {
-            p.start()?;
-            d.docker_discard(&["ps"])?;
-            p.stop()
-        })?;
-        self.push(&format!("`docker ps` with {n} running (CLI)"), "ms", Better::Lower, &series, |ms| ms);
-
-        let series = self.alternate("GET /containers/json", self.plan.list_api, skip.clone(), |d, p| {
-            p.start()?;
-            let resp = compat_tests::http::unix_request(&d.socket, "GET", "/v1.41/containers/json", &[], &[])?;
-            p.stop()?;
-            ensure!(resp.status == 200, "status {}: {}", resp.status, resp.text());
-            let count = resp.json().as_array().map_or(0, Vec::len);
-            ensure!(count == n, "listed {count} containers, expected {n}");
-            Ok(())
-        })?;
-        self.push(&format!("GET /containers/json with {n} running (raw HTTP)"), "ms", Better::Lower, &series, |ms| ms);
-
-        let ids = first_ids.clone();
-        let series = self.alternate("docker inspect", self.plan.listing, skip, |d, p| {
-            let id = &ids[usize::from(d.kind == Kind::Dockerd)];
-            p.start()?;
-            d.docker_discard(&["inspect", id])?;
-            p.stop()
-        })?;
-        self.push(&format!("`docker inspect` of one of {n} (CLI)"), "ms", Better::Lower, &series, |ms| ms);
-        Ok(())
-    }
-
-    /// 5. load, save, `docker images` with 100 tags, pull from a local registry.
-    fn images(&mut self, multi: &Arc<BuiltImage>, multi_tar: &Path, pulled: &Arc<BuiltImage>) -> Result<()> {
-        let reference = multi.reference().to_owned();
-        let size = format!("{} x {} MiB layers", self.plan.layers, self.plan.layer_mib);
-        let r = reference.clone();
-        let series = self.alternate("docker load", self.plan.load_save, [None, None], |d, p| {
-            p.start()?;
-            d.docker_stdin_file(&["load"], multi_tar)?;
-            p.stop()?;
-            d.docker(&["rmi", &r])?;
-            Ok(())
-        })?;
-        self.push(&format!("`docker load` busybox + {size}"), "ms", Better::Lower, &series, |ms| ms);
-
-        let mut skip: [Option<String>; 2] = [None, None];
-        for (i, d) in self.daemons.iter().enumerate() {
-            if let Err(e) = d.docker_stdin_file(&["load"], multi_tar) {
-                skip[i] = Some(format!("could not load the image: {e:#}"));
-            }
-        }
-        let r = reference.clone();
-        let series = self.alternate("docker save", self.plan.load_save, skip, |d, p| {
-            p.start()?;
-            d.docker_discard(&["save", &r])?;
-            p.stop()
-        })?;
-        self.push(&format!("`docker save` busybox + {size} to a pipe"), "ms", Better::Lower, &series, |ms| ms);
-
-        // `docker images` with 100 tags of busybox.
-        for d in &self.daemons {
-            for t in 0..100 {
-                let path = format!("/v1.41/images/busybox:latest/tag?repo=bench/tag&tag=t{t}");
-                let resp = compat_tests::http::unix_request(&d.socket, "POST", &path, &[], &[])?;
-                ensure!(resp.status == 201, "tagging on {}: {} {}", d.label(), resp.status, resp.text());
-            }
-            let listed = d.docker(&["images", "-q", "--no-trunc"])?.lines().count();
-            let tags = d.docker(&["images", "--format", "{{.Repository}}:{{.Tag}}"])?.lines().count();
-            if tags < 100 {
-                eprintln!("  NOTE: docker images on {} lists {tags} rows ({listed} with -q), expected > 100", d.label());
-            }
-        }
-        let series = self.alternate("docker images", self.plan.listing, [None, None], |d, p| {
-            p.start()?;
-            d.docker_discard(&["images"])?;
-            p.stop()
-        })?;
-        self.push("`docker images` with 100+ tags (CLI)", "ms", Better::Lower, &series, |ms| ms);
-
-        self.pull(pulled, &size)
-    }
-
-    /// Pull from a local docker-registry started inside each daemon's
-    /// network namespace (127.0.0.1 there), pushed with the same image.
-    fn pull(&mut self, image: &Arc<BuiltImage>, size: &str) -> Result<()> {
-        let mut registries = Vec::new();
-        let mut refs = Vec::new();
-        let mut skip: [Option<String>; 2] = [None, None];
-        for (i, d) in self.daemons.iter().enumerate() {
-            let image = Arc::clone(image);
-            let registry = daemons::in_netns(&d.netns_path(), move || {
-                let registry = Registry::start()?;
-                registry.push_oci(&image, "bench/pulled", "1")?;
-                Ok(registry)
-            })?;
-            let reference = registry.reference("bench/pulled", "1");
-            // The pull endpoint may not be served yet: say so, don't hide it.
-            let (repo, tag) = reference.rsplit_once(':').context("reference without tag")?;
-            let path = format!("/v1.41/images/create?fromImage={repo}&tag={tag}");
-            let resp = compat_tests::http::unix_request(&d.socket, "POST", &path, &[], &[])?;
-            if resp.status == 501 {
-                let reason = format!("POST /images/create answered 501: {}", resp.text().trim());
-                eprintln!("  pull: {} skipped: {reason}", d.label());
-                skip[i] = Some(reason);
-            } else if resp.status != 200 || resp.text().contains("\"error") {
-                skip[i] = None;
-                eprintln!("  pull probe on {}: {} {}", d.label(), resp.status, resp.text().trim());
-            } else {
-                // The probe pulled it; start each repetition from nothing.
-                let _ = d.docker(&["rmi", &reference]);
-            }
-            registries.push(registry);
-            refs.push(reference);
-        }
-        let series = self.alternate("docker pull", self.plan.pull, skip, |d, p| {
-            let reference = &refs[usize::from(d.kind == Kind::Dockerd)];
-            p.start()?;
-            d.docker(&["pull", "-q", reference])?;
-            p.stop()?;
-            d.docker(&["rmi", reference])?;
-            Ok(())
-        })?;
-        self.push(&format!("`docker pull` busybox + {size}, local registry"), "ms", Better::Lower, &series, |ms| ms);
-        drop(registries);
-        Ok(())
-    }
-}
-
-/// A containerd namespace for the `ctr run` floor, emptied and removed on drop.
-struct CtrNamespace(String);
-
-impl Drop for CtrNamespace {
-    fn drop(&mut self) {
-        containerd::remove_namespace(&self.0);
-    }
 }
 
 /// Runs `f(i)` for i in 0..n, at most `limit` at a time; all results, or
@@ -753,44 +515,6 @@ where
 {
     let results: Vec<Result<T>> = stream::iter(0..n).map(f).buffer_unordered(limit).collect().await;
     results.into_iter().collect()
-}
-
-fn busybox_body(cmd: &[&str]) -> ContainerCreateBody {
-    ContainerCreateBody {
-        image: Some("busybox".into()),
-        cmd: Some(cmd.iter().map(|s| (*s).to_owned()).collect()),
-        ..Default::default()
-    }
-}
-
-async fn one_lifecycle(client: &bollard::Docker) -> Result<()> {
-    let id = client.create_container(None, busybox_body(&["true"])).await.context("create")?.id;
-    client.start_container(&id, None).await.with_context(|| format!("start {id}"))?;
-    let mut wait = client.wait_container(&id, None);
-    while let Some(status) = wait.next().await {
-        let status = status.with_context(|| format!("wait {id}"))?;
-        ensure!(status.status_code == 0, "container exited {}", status.status_code);
-    }
-    client.remove_container(&id, None).await.with_context(|| format!("rm {id}"))?;
-    Ok(())
-}
-
-/// Creates and starts one `sleep 300`, retrying up to 3 times: the
-/// listing workload needs all N running; the failures are reported.
-async fn start_sleeper(client: &bollard::Docker) -> Result<(String, Vec<String>)> {
-    let mut failures = Vec::new();
-    loop {
-        let attempt = async {
-            let id = client.create_container(None, busybox_body(&["sleep", "300"])).await?.id;
-            client.start_container(&id, None).await.with_context(|| format!("starting {id}"))?;
-            anyhow::Ok(id)
-        };
-        match attempt.await {
-            Ok(id) => return Ok((id, failures)),
-            Err(e) if failures.len() < 3 => failures.push(format!("{e:#}")),
-            Err(e) => return Err(e.context(format!("after {} retries", failures.len()))),
-        }
-    }
 }
 
 /// Force-removes every container, 10 at a time.

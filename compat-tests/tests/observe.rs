@@ -119,7 +119,8 @@ fn stats_no_stream_shows_cpu_and_memory_of_busy_containers() {
         out.stdout.lines().map(|l| (l.split('|').next().unwrap(), l.split('|').skip(1).collect())).collect();
     let burner = &rows["burner"];
     // A busy loop on a shared machine: clearly busy, never above all CPUs.
-    assert!(percent(burner[0]) > 10.0 && percent(burner[0]) < 150.0, "{out:?}");
+    // (On a machine loaded 10x over its cores it gets only a few percent.)
+    assert!(percent(burner[0]) > 2.0 && percent(burner[0]) < 150.0, "{out:?}");
     assert_eq!(burner[2], "1", "{out:?}");
     let filler = &rows["filler"];
     assert!(percent(filler[0]) < 50.0, "{out:?}");

@@ -329,6 +329,35 @@ mod tests {
         assert_eq!(e[0], BlkioStatEntry { major: 8, minor: 0, op: "Read".into(), value: 4096 });
     }
 
+    /// The host here has cgroup v1 only: v2 decoding is checked on a
+    /// directory shaped like a v2 cgroup (file formats from the kernel's
+    /// cgroup-v2 documentation).
+    #[test]
+    fn v2_counters_from_a_unified_cgroup_dir() {
+        let dir = tempfile::tempdir().unwrap();
+        let put = |name: &str, text: &str| std::fs::write(dir.path().join(name), text).unwrap();
+        put("cpu.stat", "usage_usec 1500\nuser_usec 1000\nsystem_usec 500\nnr_periods 4\nnr_throttled 1\nthrottled_usec 20\n");
+        put("memory.current", "8388608\n");
+        put("memory.max", "max\n");
+        put("memory.events", "low 0\nhigh 0\nmax 3\noom 2\noom_kill 1\n");
+        put("memory.stat", "anon 4096\nfile 8192\ninactive_file 1024\npgfault 7\n");
+        put("pids.current", "3\n");
+        put("pids.max", "max\n");
+        put("io.stat", "8:0 rbytes=4096 wbytes=512 rios=1 wios=1 dbytes=0 dios=0\n");
+        let m = v2(dir.path());
+        assert_eq!((m.cpu_total_ns, m.cpu_user_ns, m.cpu_kernel_ns), (1_500_000, 1_000_000, 500_000));
+        assert_eq!((m.periods, m.throttled_periods, m.throttled_ns), (4, 1, 20_000));
+        assert_eq!((m.memory_usage, m.memory_limit, m.memory_failcnt), (8_388_608, u64::MAX, 2));
+        assert_eq!((m.memory_stats["anon"], m.memory_stats["inactive_file"], m.memory_stats["slab"]), (4096, 1024, 0));
+        assert_eq!(m.memory_stats.len(), V2_MEMORY_KEYS.len());
+        assert_eq!((m.pids_current, m.pids_limit), (3, 0));
+        let io = m.blkio.io_service_bytes_recursive.unwrap();
+        assert_eq!(io[0], BlkioStatEntry { major: 8, minor: 0, op: "read".into(), value: 4096 });
+        assert_eq!(io[1], BlkioStatEntry { major: 8, minor: 0, op: "write".into(), value: 512 });
+        put("memory.max", "1048576\n");
+        assert_eq!(v2(dir.path()).memory_limit, 1_048_576);
+    }
+
     #[test]
     fn v1_membership_with_shared_mounts() {
         let paths = V1Paths::parse("12:cpu,cpuacct:/docker/abc\n4:memory:/docker/abc\n0::/\n");

@@ -85,13 +85,43 @@ pub fn mem_total() -> Option<u64> {
 }
 
 /// runc's version and commit, from `runc --version` (the runtime binary that
-/// containerd's shim runs).
+/// containerd's shim runs). Running it costs milliseconds and `GET /version`
+/// and `/info` are polled by tools, so the answer is kept for as long as the
+/// binary found on PATH is the same file (path, size, mtime).
 pub async fn runc_version() -> Option<(String, String)> {
-    let out = tokio::process::Command::new("runc").arg("--version").output().await.ok()?;
-    if !out.status.success() {
-        return None;
+    type Cached = Option<(RuncBinary, Option<(String, String)>)>;
+    static CACHE: std::sync::Mutex<Cached> = std::sync::Mutex::new(None);
+    let binary = RuncBinary::find();
+    if let (Some(binary), Ok(cache)) = (&binary, CACHE.lock()) {
+        if let Some((_, version)) = cache.as_ref().filter(|(b, _)| b == binary) {
+            return version.clone();
+        }
     }
-    parse_runc_version(&String::from_utf8_lossy(&out.stdout))
+    let out = tokio::process::Command::new("runc").arg("--version").output().await.ok()?;
+    let version = if out.status.success() { parse_runc_version(&String::from_utf8_lossy(&out.stdout)) } else { None };
+    if let (Some(binary), Ok(mut cache)) = (binary, CACHE.lock()) {
+        *cache = Some((binary, version.clone()));
+    }
+    version
+}
+
+/// Identifies the `runc` on PATH, to notice when it is replaced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct RuncBinary {
+    path: std::path::PathBuf,
+    len: u64,
+    modified: Option<std::time::SystemTime>,
+}
+
+impl RuncBinary {
+    fn find() -> Option<RuncBinary> {
+        let paths = std::env::var_os("PATH")?;
+        std::env::split_paths(&paths).find_map(|dir| {
+            let path = dir.join("runc");
+            let meta = std::fs::metadata(&path).ok().filter(|m| m.is_file())?;
+            Some(RuncBinary { len: meta.len(), modified: meta.modified().ok(), path })
+        })
+    }
 }
 
 fn parse_runc_version(text: &str) -> Option<(String, String)> {

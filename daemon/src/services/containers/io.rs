@@ -22,12 +22,15 @@ pub enum Output {
 }
 
 /// Chunks kept for a slow attached client before it starts losing output.
+/// The buffer is allocated up front (~300 KiB), so it exists only while
+/// someone is attached.
 const ATTACH_BUFFER: usize = 4096;
 
 /// Per-container stdio plumbing, alive as long as the container exists so
 /// clients can attach before it starts.
 pub struct ContainerIo {
-    output: broadcast::Sender<Output>,
+    /// Live output for attached clients; `None` while nobody listens.
+    output: std::sync::Mutex<Option<broadcast::Sender<Output>>>,
     stdin: Mutex<Option<pipe::Sender>>,
     /// The process whose stdin `close_stdin` ends: (container, exec ID).
     stdin_owner: Mutex<Option<(Containerd, String, String)>>,
@@ -39,7 +42,7 @@ pub struct ContainerIo {
 impl Default for ContainerIo {
     fn default() -> Self {
         Self {
-            output: broadcast::channel(ATTACH_BUFFER).0,
+            output: std::sync::Mutex::new(None),
             stdin: Mutex::new(None),
             stdin_owner: Mutex::new(None),
             stdin_opened: watch::channel(0).0,
@@ -83,7 +86,17 @@ fn mkfifo(path: &Path) -> std::io::Result<()> {
 
 impl ContainerIo {
     pub fn subscribe(&self) -> broadcast::Receiver<Output> {
-        self.output.subscribe()
+        let mut output = self.output.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        output.get_or_insert_with(|| broadcast::channel(ATTACH_BUFFER).0).subscribe()
+    }
+
+    /// Hand `item` to attached clients; once the last one is gone the
+    /// buffer is freed (a broadcast without receivers drops items anyway).
+    fn publish(&self, item: Output) {
+        let mut output = self.output.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if output.as_ref().is_some_and(|tx| tx.send(item).is_err()) {
+            *output = None;
+        }
     }
 
     /// Create the FIFOs for a new task, open our ends, and start copying
@@ -121,7 +134,7 @@ impl ContainerIo {
             match stdout {
                 Some(stdout) => io.copy_output(stdout, stderr, log).await,
                 None => {
-                    let _ = io.output.send(Output::End);
+                    io.publish(Output::End);
                 }
             }
         });
@@ -154,7 +167,7 @@ impl ContainerIo {
             }
         }
         *self.stdin.lock().await = None;
-        let _ = self.output.send(Output::End);
+        self.publish(Output::End);
     }
 
     async fn pump(self: Arc<Self>, mut pipe: pipe::Receiver, stream: Stream, log: Arc<std::sync::Mutex<Option<JsonFileWriter>>>) {
@@ -179,7 +192,7 @@ impl ContainerIo {
                             _ => {}
                         }
                     }
-                    let _ = self.output.send(Output::Data(stream, chunk));
+                    self.publish(Output::Data(stream, chunk));
                 }
             }
         }

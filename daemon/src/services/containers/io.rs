@@ -37,6 +37,18 @@ pub struct ContainerIo {
     /// Bumped when a stdin pipe opens: input from a client that attached
     /// before the start waits for it.
     stdin_opened: watch::Sender<u64>,
+    /// What log followers wait on: they read the log file itself, so they
+    /// need a wake-up, not the data.
+    progress: watch::Sender<Progress>,
+}
+
+/// Output of the current task, for log followers.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Progress {
+    /// Chunks written so far (a change means there is more to read).
+    pub chunks: u64,
+    /// The task's output is finished.
+    pub ended: bool,
 }
 
 impl Default for ContainerIo {
@@ -46,6 +58,7 @@ impl Default for ContainerIo {
             stdin: Mutex::new(None),
             stdin_owner: Mutex::new(None),
             stdin_opened: watch::channel(0).0,
+            progress: watch::channel(Progress::default()).0,
         }
     }
 }
@@ -90,13 +103,23 @@ impl ContainerIo {
         output.get_or_insert_with(|| broadcast::channel(ATTACH_BUFFER).0).subscribe()
     }
 
-    /// Hand `item` to attached clients; once the last one is gone the
-    /// buffer is freed (a broadcast without receivers drops items anyway).
+    /// Wake-ups for log followers (see `Progress`).
+    pub fn watch_progress(&self) -> watch::Receiver<Progress> {
+        self.progress.subscribe()
+    }
+
+    /// Hand `item` to attached clients; once the last one is gone, or the
+    /// output ended, the buffer is freed (a broadcast without receivers
+    /// drops items anyway; attached clients get `End`, then the close).
     fn publish(&self, item: Output) {
-        let mut output = self.output.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if output.as_ref().is_some_and(|tx| tx.send(item).is_err()) {
-            *output = None;
+        let end = matches!(item, Output::End);
+        {
+            let mut output = self.output.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if output.as_ref().is_some_and(|tx| tx.send(item).is_err()) || end {
+                *output = None;
+            }
         }
+        self.progress.send_modify(|p| if end { p.ended = true } else { p.chunks += 1 });
     }
 
     /// Create the FIFOs for a new task, open our ends, and start copying
@@ -113,6 +136,7 @@ impl ContainerIo {
     ) -> std::io::Result<Fifos> {
         std::fs::create_dir_all(dir)?;
         let fifos = Fifos::at(dir, prefix, tty, open_stdin);
+        self.progress.send_modify(|p| p.ended = false);
         for path in [Some(&fifos.stdout), fifos.stderr.as_ref(), fifos.stdin.as_ref()].into_iter().flatten() {
             mkfifo(path)?;
         }

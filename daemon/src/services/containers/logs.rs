@@ -8,10 +8,10 @@ use api_types::container::HostConfig;
 
 use bytes::Bytes;
 use futures_util::Stream as FutureStream;
-use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::watch;
 use tokio::sync::mpsc;
 
-use super::io::Output;
+use super::io::Progress;
 use super::record::Container;
 use super::{ContainerService, Entry};
 use crate::backends::logging::driver::LogDriver;
@@ -116,9 +116,9 @@ fn render(entry: LogEntry, opts: &LogsOptions) -> Option<LogLine> {
 }
 
 async fn follow_log(entry: Arc<Entry>, log: LogFile, opts: LogsOptions, tx: mpsc::Sender<LogLine>) {
-    // Subscribe before reading, so nothing written meanwhile is missed; the
-    // broadcast only wakes us, the files are the source of truth.
-    let mut wake = entry.io.subscribe();
+    // Watch before reading, so nothing written meanwhile is missed; the
+    // files are the source of truth, the watch only wakes us.
+    let mut progress = entry.io.watch_progress();
     let (mut reader, history) = LogReader::open(&log.path);
     let mut lines: VecDeque<LogLine> = history.into_iter().filter_map(|e| render(e, &opts)).collect();
     if let Some(n) = opts.tail {
@@ -136,14 +136,7 @@ async fn follow_log(entry: Arc<Entry>, log: LogFile, opts: LogsOptions, tx: mpsc
     }
     loop {
         let live = entry.record.lock().await.state.status.is_live();
-        let ended = if live {
-            match wake.recv().await {
-                Ok(Output::End) | Err(RecvError::Closed) => true,
-                Ok(Output::Data(..)) | Err(RecvError::Lagged(_)) => false,
-            }
-        } else {
-            true
-        };
+        let ended = !live || output_ended(&mut progress).await;
         let mut fresh = Vec::new();
         reader.read_new(&mut fresh);
         for line in fresh.into_iter().filter_map(|e| render(e, &opts)) {
@@ -154,6 +147,17 @@ async fn follow_log(entry: Arc<Entry>, log: LogFile, opts: LogsOptions, tx: mpsc
         if ended || opts.until.is_some_and(|u| u < chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0)) {
             return;
         }
+    }
+}
+
+/// Waits until more output was written or it ended; whether it ended.
+async fn output_ended(progress: &mut watch::Receiver<Progress>) -> bool {
+    if progress.borrow().ended {
+        return true;
+    }
+    match progress.changed().await {
+        Ok(()) => progress.borrow_and_update().ended,
+        Err(_) => true,
     }
 }
 

@@ -67,10 +67,20 @@ impl Filters {
 
     /// `label=key` or `label=key=value` against a label map.
     pub fn labels_match(&self, labels: &BTreeMap<String, String>) -> bool {
-        self.get("label").iter().all(|wanted| match wanted.split_once('=') {
-            Some((k, v)) => labels.get(k).is_some_and(|have| have == v),
-            None => labels.contains_key(wanted.as_str()),
-        })
+        self.get("label").iter().all(|wanted| label_present(wanted, labels))
+    }
+
+    /// Whether `labels` has one the `label!` filter excludes (prune).
+    pub fn labels_excluded(&self, labels: &BTreeMap<String, String>) -> bool {
+        self.get("label!").iter().any(|unwanted| label_present(unwanted, labels))
+    }
+}
+
+/// `key` or `key=value` among `labels`.
+fn label_present(filter: &str, labels: &BTreeMap<String, String>) -> bool {
+    match filter.split_once('=') {
+        Some((k, v)) => labels.get(k).is_some_and(|have| have == v),
+        None => labels.contains_key(filter),
     }
 }
 

@@ -539,3 +539,30 @@ fn default_address_pools_give_subnets_to_the_bridge_and_new_networks() {
     assert_ne!(bad.code, 0);
     assert!(bad.stderr.contains("invalid pools size: 8"), "{bad:?}");
 }
+
+#[test]
+fn prune_filters_and_verbose_inspect() {
+    let daemon = Berthd::start();
+    daemon.docker(&["network", "create", "--label", "keep=yes", "old-kept"]).success();
+    daemon.docker(&["network", "create", "--label", "team=a", "old-a"]).success();
+    daemon.docker(&["network", "create", "old-b"]).success();
+    // `until` compares whole seconds: wait for the next second.
+    let now = || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let cutoff = now() + 1;
+    eventually(5, "the next second", || (now() >= cutoff).then_some(()));
+    daemon.docker(&["network", "create", "new-c"]).success();
+    let until = format!("until={cutoff}");
+    let out = daemon.docker(&["network", "prune", "-f", "--filter", &until, "--filter", "label!=keep"]).success().stdout;
+    assert!(out.contains("old-a") && out.contains("old-b") && !out.contains("old-kept") && !out.contains("new-c"), "{out}");
+    let out = daemon.docker(&["network", "prune", "-f", "--filter", "label=keep=yes"]).success().stdout;
+    assert!(out.contains("old-kept") && !out.contains("new-c"), "{out}");
+    let err = daemon.docker(&["network", "prune", "-f", "--filter", "until=soon"]).failure();
+    assert!(err.stderr.contains("invalid value for 'until' filter: soon") || err.stderr.contains("soon"), "{err:?}");
+
+    // A local network reads the same with --verbose (services are swarm's).
+    let plain = daemon.docker(&["network", "inspect", "new-c"]).success().stdout;
+    let verbose = daemon.docker(&["network", "inspect", "--verbose", "new-c"]).success().stdout;
+    assert_eq!(plain, verbose);
+    let swarm = daemon.request("GET", "/networks/new-c?scope=swarm", None);
+    assert_eq!(swarm.status, 404);
+}

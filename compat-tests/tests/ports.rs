@@ -98,6 +98,17 @@ fn publish_all_takes_ports_from_the_ephemeral_range() {
     assert_eq!(fetch(&daemon, &format!("http://127.0.0.1:{port}/hostname")), "all\n");
     let listed = daemon.docker(&["port", "all"]).success().stdout;
     assert!(listed.contains(&format!("80/tcp -> 0.0.0.0:{port}")), "{listed}");
+    // As dockerd's allocator (the daemon's namespace has its own ports):
+    // the range's start, per protocol, then each next one in turn, also
+    // after a port is given back.
+    assert_eq!((port, udp), (low, low));
+    web(&daemon, "second", &["-P", "--expose", "80"]);
+    let second = inspect(&daemon, "{{(index (index .NetworkSettings.Ports \"80/tcp\") 0).HostPort}}", "second");
+    assert_eq!(second, (low + 1).to_string());
+    daemon.docker(&["rm", "-f", "all"]).success();
+    web(&daemon, "third", &["-P", "--expose", "80"]);
+    let third = inspect(&daemon, "{{(index (index .NetworkSettings.Ports \"80/tcp\") 0).HostPort}}", "third");
+    assert_eq!(third, (low + 2).to_string());
 }
 
 #[test]

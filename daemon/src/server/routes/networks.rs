@@ -9,7 +9,7 @@ use api_types::network::{Network, NetworkConnectRequest, NetworkCreateRequest, N
 
 use crate::server::error::{ApiError, ApiResult};
 use crate::server::extract::{DockerJson, QueryPairs};
-use crate::services::networks::ListOptions;
+use crate::services::networks::{network_not_found, ListOptions};
 use crate::services::Services;
 
 fn filters(query: &QueryPairs) -> Result<Filters, ApiError> {
@@ -22,7 +22,12 @@ pub async fn network_list(State(svc): State<Services>, query: QueryPairs) -> Api
 }
 
 /// `GET /networks/{id}` (NetworkInspect).
-pub async fn network_inspect(State(svc): State<Services>, Path(id): Path<String>) -> ApiResult<Json<Network>> {
+/// `verbose` adds only swarm services, so a local network reads the same;
+/// a `scope` other than `local` finds no network, as with dockerd.
+pub async fn network_inspect(State(svc): State<Services>, Path(id): Path<String>, query: QueryPairs) -> ApiResult<Json<Network>> {
+    if query.get("scope").is_some_and(|s| !s.is_empty() && s != "local") {
+        return Err(network_not_found(&id).into());
+    }
     Ok(Json(svc.networks.inspect(&id).await?))
 }
 

@@ -24,10 +24,7 @@ impl ContainerService {
                 let stopped = matches!(record.state.status, Status::Created | Status::Exited | Status::Dead);
                 let created = chrono::DateTime::parse_from_rfc3339(&record.created).map(|t| t.timestamp()).unwrap_or(0);
                 let labels = &record.config.labels;
-                let unwanted = filters.get("label!").iter().any(|l| match l.split_once('=') {
-                    Some((k, v)) => labels.get(k).is_some_and(|have| have == v),
-                    None => labels.contains_key(l.as_str()),
-                });
+                let unwanted = filters.labels_excluded(labels);
                 if !stopped || until.iter().any(|u| created >= *u) || !filters.labels_match(labels) || unwanted {
                     continue;
                 }

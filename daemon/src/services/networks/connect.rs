@@ -131,7 +131,7 @@ impl NetworkService {
             Ok(()) => {
                 let taken: Vec<ports::PortMapping> =
                     nets.values().flat_map(|n| n.endpoints.values()).flat_map(|e| e.ports.clone()).collect();
-                ports::bind_all(publish, &self.config.default_bind_ip, &taken).await.map_err(|e| {
+                ports::bind_all(publish, &self.config.default_bind_ip, &taken, &self.ephemeral).await.map_err(|e| {
                     ServiceError::Internal(format!(
                         "driver failed programming external connectivity on endpoint {container_name} ({}): {e}",
                         endpoint.endpoint_id

@@ -141,6 +141,8 @@ pub struct NetworkService {
     networks: Mutex<HashMap<String, Network>>,
     /// Container ID → the tasks serving its published ports.
     proxies: std::sync::Mutex<HashMap<String, Vec<tokio::task::JoinHandle<()>>>>,
+    /// The ephemeral host ports handed out in turn (`-P`).
+    ephemeral: ports::Ephemeral,
     /// Embedded DNS: the names, the per-container servers, the defaults.
     names: std::sync::Arc<dns::NameTable>,
     servers: dns::Servers,
@@ -305,6 +307,7 @@ impl NetworkService {
             host_netns,
             networks: Mutex::new(networks),
             proxies: Default::default(),
+            ephemeral: Default::default(),
             names: Default::default(),
             servers: Default::default(),
             dns_defaults: Default::default(),

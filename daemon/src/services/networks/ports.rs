@@ -90,10 +90,42 @@ pub fn requests(
 /// Bind the host side of every request. On failure the sockets bound so
 /// far are closed (dropped) and the error has dockerd's text after
 /// "driver failed programming external connectivity on endpoint ...".
+/// Where ephemeral host ports are taken from: the kernel's local port
+/// range, handed out in turn after the last one per protocol, as
+/// dockerd's port allocator does (so `-P` ports do not repeat at once).
+#[derive(Debug, Default)]
+pub struct Ephemeral {
+    last: std::sync::Mutex<BTreeMap<String, u16>>,
+}
+
+impl Ephemeral {
+    fn range() -> (u16, u16) {
+        let text = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap_or_default();
+        let mut it = text.split_whitespace().filter_map(|w| w.parse::<u16>().ok());
+        match (it.next(), it.next()) {
+            (Some(a), Some(b)) if a <= b && a > 0 => (a, b),
+            _ => (32768, 60999),
+        }
+    }
+
+    /// The ports to try for `proto`, starting after the last handed out.
+    fn candidates(&self, proto: &str) -> Vec<u16> {
+        let (first, last) = Self::range();
+        let prev = self.last.lock().unwrap_or_else(|e| e.into_inner()).get(proto).copied().unwrap_or(last);
+        let start = if prev >= last || prev < first { first } else { prev + 1 };
+        (start..=last).chain(first..start).collect()
+    }
+
+    fn taken(&self, proto: &str, port: u16) {
+        self.last.lock().unwrap_or_else(|e| e.into_inner()).insert(proto.to_string(), port);
+    }
+}
+
 pub async fn bind_all(
     requests: &[PortRequest],
     default_ip: &str,
     taken_by_us: &[PortMapping],
+    ephemeral: &Ephemeral,
 ) -> Result<Vec<(PortMapping, proxy::Bound)>, String> {
     let mut bound = Vec::new();
     for r in requests {
@@ -102,9 +134,14 @@ pub async fn bind_all(
         }
         let host_ip = if r.host_ip.is_empty() { default_ip.to_string() } else { r.host_ip.clone() };
         let ip: IpAddr = host_ip.parse().map_err(|_| format!("invalid host IP {host_ip}"))?;
-        let (first, last) = r.host_ports;
+        let from_range = r.host_ports == (0, 0);
+        let ports: Vec<u16> = if from_range {
+            ephemeral.candidates(&r.proto)
+        } else {
+            (r.host_ports.0..=r.host_ports.1).collect()
+        };
         let mut result = Err(String::new());
-        for port in first..=last {
+        for port in ports {
             let ours = port != 0 && taken_by_us.iter().chain(bound.iter().map(|(m, _)| m)).any(|m: &PortMapping| {
                 m.host_port == port && m.proto == r.proto && (m.host_ip == host_ip || m.host_ip == "0.0.0.0" || host_ip == "0.0.0.0")
             });
@@ -128,6 +165,9 @@ pub async fn bind_all(
             }
         }
         let b = result?;
+        if from_range {
+            ephemeral.taken(&r.proto, b.local_port());
+        }
         let mapping = PortMapping { proto: r.proto.clone(), container_port: r.container_port, host_ip, host_port: b.local_port() };
         bound.push((mapping, b));
     }

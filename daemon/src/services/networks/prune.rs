@@ -3,20 +3,22 @@
 use api_types::filters::Filters;
 
 use super::NetworkService;
+use crate::services::images::parse_until;
 use crate::services::ServiceError;
 
 impl NetworkService {
     pub async fn prune(&self, filters: &Filters) -> Result<Vec<String>, ServiceError> {
-        filters.only(&["label", "until"]).map_err(|e| ServiceError::InvalidParameter(e.to_string()))?;
-        if filters.contains("until") {
-            return Err(ServiceError::NotImplemented(
-                "the 'until' filter of network prune is not implemented by berthd yet".into(),
-            ));
-        }
+        filters.only(&["label", "label!", "until"]).map_err(|e| ServiceError::InvalidParameter(e.to_string()))?;
+        let until = filters.get("until").iter().map(|v| parse_until(v)).collect::<Result<Vec<_>, _>>()?;
         let candidates: Vec<(String, String)> = {
             let nets = self.networks.lock().await;
             nets.values()
-                .filter(|n| !n.predefined && n.endpoints.is_empty() && filters.labels_match(&n.labels))
+                .filter(|n| !n.predefined && n.endpoints.is_empty())
+                .filter(|n| filters.labels_match(&n.labels) && !filters.labels_excluded(&n.labels))
+                .filter(|n| {
+                    let created = chrono::DateTime::parse_from_rfc3339(&n.created).map(|t| t.timestamp()).unwrap_or(0);
+                    until.iter().all(|u| created < *u)
+                })
                 .map(|n| (n.id.clone(), n.name.clone()))
                 .collect()
         };

@@ -376,3 +376,24 @@ fn network_connect_and_disconnect_follow_in_dns() {
     does_not_resolve(&daemon, "watcher", "mover");
     does_not_resolve(&daemon, "watcher", "moved");
 }
+
+#[test]
+fn a_default_bridge_container_connected_to_a_user_network_gets_the_embedded_resolver() {
+    let daemon = Berthd::start_with_busybox();
+    network(&daemon, "joined", 21);
+    daemon.docker(&["run", "-d", "--name", "peer", "--network", "joined", "busybox", "sleep", "300"]).success();
+    daemon.docker(&["run", "-d", "--name", "plain", "busybox", "sleep", "300"]).success();
+    let before = daemon.docker(&["exec", "plain", "cat", "/etc/resolv.conf"]).success().stdout;
+    assert!(!before.contains("127.0.0.11"), "{before}");
+    daemon.docker(&["network", "connect", "joined", "plain"]).success();
+    let after = daemon.docker(&["exec", "plain", "cat", "/etc/resolv.conf"]).success().stdout;
+    assert!(after.starts_with("nameserver 127.0.0.11\n") && after.contains("options ndots:0"), "{after}");
+    resolves(&daemon, "plain", "peer", &["10.197.21.2"]);
+    // Created on both networks, it has the embedded resolver from its start.
+    daemon.docker(&["create", "--name", "both", "busybox", "sleep", "300"]).success();
+    daemon.docker(&["network", "connect", "joined", "both"]).success();
+    daemon.docker(&["start", "both"]).success();
+    let both = daemon.docker(&["exec", "both", "cat", "/etc/resolv.conf"]).success().stdout;
+    assert!(both.starts_with("nameserver 127.0.0.11\n"), "{both}");
+    resolves(&daemon, "both", "peer", &["10.197.21.2"]);
+}

@@ -66,6 +66,12 @@ pub fn write_hosts(path: &Path, hostname: &str, ip: &str, extra: &[HostEntry]) -
     std::fs::write(path, format!("{HOSTS_HEADER}{}{ip}\t{hostname}\n", entries(extra)))
 }
 
+/// Rewrite a container's resolv.conf in place (it may be bind-mounted).
+pub fn rewrite_resolv(path: &Path, resolv: &Resolv) -> std::io::Result<()> {
+    let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    std::fs::write(path, resolv_conf_for_container(&host_resolv, false, resolv))
+}
+
 /// The words after the last `keyword` line of a resolv.conf.
 fn last_line_words(text: &str, keyword: &str) -> Vec<String> {
     text.lines()

@@ -108,8 +108,28 @@ impl ContainerService {
                 return Err(e);
             }
         }
+        self.embedded_dns_on_user_networks(record, &attached).await;
         self.update_parents(record).await;
         Ok(())
+    }
+
+    /// A container of the default bridge that is also on a user-defined
+    /// network gets the embedded resolver, as with dockerd (whose
+    /// resolv.conf then names 127.0.0.11 too).
+    async fn embedded_dns_on_user_networks(&self, record: &Container, attached: &[EndpointRequest]) {
+        if predefined_mode(&record.host_config.network_mode).is_none() {
+            return; // user-defined from the start: written so at create
+        }
+        let mut on_user_network = false;
+        for a in attached {
+            on_user_network |= self.networks.resolve(&a.network_id).await.is_ok_and(|(_, _, predefined)| !predefined);
+        }
+        if on_user_network {
+            let path = Path::new(&record.resolv_conf_path);
+            if let Err(e) = super::etc_files::rewrite_resolv(path, &self.resolv_settings(record, true)) {
+                tracing::warn!(container.id = %record.id, error = %e, "rewriting resolv.conf");
+            }
+        }
     }
 
     /// At create: the bridge networks to join, the mode's first, each with
@@ -197,6 +217,7 @@ impl ContainerService {
                 let _ = self.networks.detach_endpoint(&network_id, &record.id).await;
                 return Err(e);
             }
+            self.embedded_dns_on_user_networks(&record, std::slice::from_ref(&req)).await;
         }
         attached.push(req);
         record.networks = Some(attached);

@@ -448,3 +448,17 @@ fn binds_from_the_data_root_get_rslave_or_are_refused() {
     let id = daemon.docker(&["create", "--mount", &shared, "busybox"]).success().stdout.trim().to_string();
     assert_eq!(daemon.inspect_format("{{(index .Mounts 0).Propagation}}", &id), "rshared");
 }
+
+#[test]
+fn volume_options_through_mount_and_subpath_refused() {
+    let daemon = Berthd::start_with_busybox();
+    let spec = "type=volume,src=viamount,dst=/data,volume-opt=type=tmpfs,volume-opt=device=tmpfs,volume-opt=o=size=1m";
+    let out = daemon.docker(&["run", "--rm", "--mount", spec, "busybox", "sh", "-c", "grep ' /data ' /proc/mounts"]).success();
+    assert!(out.stdout.starts_with("tmpfs /data tmpfs ") && out.stdout.contains("size=1024k"), "{}", out.stdout);
+    let options = daemon.docker(&["volume", "inspect", "-f", "{{json .Options}}", "viamount"]).success();
+    assert_eq!(options.stdout.trim(), r#"{"device":"tmpfs","o":"size=1m","type":"tmpfs"}"#);
+
+    let out = daemon.docker(&["create", "--mount", "type=volume,src=sub,dst=/data,volume-subpath=dir", "busybox"]).failure();
+    assert!(out.stderr.contains(r#"volume subpath ("dir") is not supported by berthd yet"#), "{}", out.stderr);
+    assert_eq!(daemon.docker(&["ps", "-aq"]).success().stdout, "");
+}

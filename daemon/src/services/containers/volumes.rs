@@ -94,6 +94,14 @@ pub fn plan(config: &ContainerConfig, hc: &HostConfig, inherited: &HashSet<Strin
         let name = if anonymous { generate_name() } else { m.source.clone() };
         validate_name(&name).map_err(|e| ServiceError::InvalidParameter(format!("create {name}: {e}")))?;
         let options = m.volume_options.clone().unwrap_or_default();
+        if !options.subpath.is_empty() {
+            // Refused rather than ignored: mounting the whole volume instead
+            // would expose more than was asked for.
+            return Err(ServiceError::InvalidParameter(format!(
+                "invalid mount config for type \"volume\": volume subpath ({:?}) is not supported by berthd yet",
+                options.subpath
+            )));
+        }
         let driver_opts = options.driver_config.and_then(|d| d.options).filter(|o| !o.is_empty());
         check_driver_opts(&name, driver_opts.as_ref())?;
         mounts.push(VolumeMount {

@@ -30,12 +30,17 @@ const PREVIOUS_MIN_AGE: Duration = Duration::from_millis(100);
 const PREVIOUS_MAX_AGE: Duration = Duration::from_secs(60);
 /// The span measured when no kept sample fits.
 const FIRST_SPAN: Duration = Duration::from_millis(500);
+/// A sample this young is handed to other clients as is: several streams
+/// of one container (several `docker stats`, compose, monitoring) share
+/// one read of the cgroup a second, as dockerd's collector does.
+const SHARED_AGE: Duration = Duration::from_millis(500);
 
-/// A container's two latest samples.
+/// A container's two latest samples, and the latest answer in full.
 #[derive(Default)]
 pub(super) struct Kept {
     last: Option<LastSample>,
     previous: Option<LastSample>,
+    latest: Option<(Instant, StatsResponse)>,
 }
 
 /// A sample's time and CPU counters.
@@ -174,6 +179,9 @@ impl ContainerService {
         if !matches!(status, Status::Running | Status::Paused) || pid == 0 {
             return StatsResponse::empty(&id, &name);
         }
+        if let Some(shared) = shared_sample(entry) {
+            return shared;
+        }
         let read = tokio::task::spawn_blocking(move || {
             let metrics = cgroups::metrics(pid)?;
             let system = cgroups::system_cpu();
@@ -192,8 +200,16 @@ impl ContainerService {
         // is what this request measures from (see `kept`).
         let mut kept = entry.stats.lock().unwrap_or_else(|e| e.into_inner());
         kept.previous = kept.last.replace(last);
+        kept.latest = Some((Instant::now(), sample.clone()));
         sample
     }
+}
+
+/// The latest sample, when it is young enough to share (see `SHARED_AGE`).
+fn shared_sample(entry: &Entry) -> Option<StatsResponse> {
+    let kept = entry.stats.lock().unwrap_or_else(|e| e.into_inner());
+    let (taken, sample) = kept.latest.as_ref()?;
+    (taken.elapsed() < SHARED_AGE).then(|| sample.clone())
 }
 
 /// The sample before the one just taken, if its age makes it a fair

@@ -393,6 +393,11 @@ impl Berthd {
         cli::docker(&self.host(), &self.docker_config, args, Some(input))
     }
 
+    /// `docker ARGS` in a pseudo-terminal of `rows` x `cols`.
+    pub fn docker_pty(&self, args: &[&str], rows: u16, cols: u16) -> crate::pty::Terminal {
+        crate::pty::Terminal::spawn(cli::docker_command(&self.host(), &self.docker_config, args), rows, cols)
+    }
+
     /// `docker ARGS` against another host of this daemon (tcp, TLS).
     pub fn docker_at(&self, host: &str, args: &[&str]) -> CmdOutput {
         cli::docker(host, &self.docker_config, args, None)

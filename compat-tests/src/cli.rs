@@ -36,6 +36,13 @@ pub fn docker_binary() -> PathBuf {
 
 /// Run `docker ARGS` against `host` with an isolated client config.
 pub fn docker(host: &str, config_dir: &std::path::Path, args: &[&str], stdin: Option<&[u8]>) -> CmdOutput {
+    let mut cmd = docker_command(host, config_dir, args);
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    run(cmd, stdin)
+}
+
+/// `docker ARGS` against `host` with an isolated client config, not started.
+pub fn docker_command(host: &str, config_dir: &std::path::Path, args: &[&str]) -> Command {
     let mut cmd = Command::new(docker_binary());
     cmd.args(args)
         .env("DOCKER_HOST", host)
@@ -43,10 +50,8 @@ pub fn docker(host: &str, config_dir: &std::path::Path, args: &[&str], stdin: Op
         .env_remove("DOCKER_CONTEXT")
         .env_remove("DOCKER_API_VERSION")
         .env_remove("DOCKER_TLS_VERIFY")
-        .env_remove("DOCKER_CERT_PATH")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    run(cmd, stdin)
+        .env_remove("DOCKER_CERT_PATH");
+    cmd
 }
 
 /// Run a prepared command capturing its output.

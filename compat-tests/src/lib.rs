@@ -9,6 +9,7 @@ pub mod dockerd;
 pub mod http;
 pub mod images;
 pub mod netns;
+pub mod pty;
 pub mod registry;
 pub mod tls;
 

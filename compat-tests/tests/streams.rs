@@ -85,3 +85,85 @@ fn exec_in_a_stopped_container_is_refused() {
     let out = daemon.docker(&["exec", "idle", "true"]).failure();
     assert!(out.stderr.contains("is not running"), "{}", out.stderr);
 }
+
+fn now() -> String {
+    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+    format!("{}.{:09}", t.as_secs(), t.subsec_nanos())
+}
+
+/// Read an attach's output until `needle` shows; panics after 20 s.
+async fn read_until(
+    output: &mut std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<bollard::container::LogOutput, bollard::errors::Error>> + Send>>,
+    needle: &str,
+) -> String {
+    use futures_util::StreamExt;
+    let mut seen = String::new();
+    tokio::time::timeout(std::time::Duration::from_secs(20), async {
+        while !seen.contains(needle) {
+            match output.next().await {
+                Some(Ok(chunk)) => seen.push_str(&String::from_utf8_lossy(&chunk.into_bytes())),
+                other => panic!("output ended before {needle:?} ({other:?}); saw {seen:?}"),
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no {needle:?} in {seen:?}"));
+    seen
+}
+
+#[test]
+fn api_detach_keys_end_the_attach_and_leave_the_container_running() {
+    use bollard::query_parameters::AttachContainerOptionsBuilder;
+    use futures_util::StreamExt;
+    use tokio::io::AsyncWriteExt;
+    let daemon = Berthd::start_with_busybox();
+    daemon.docker(&["run", "-dit", "--name", "tty", "busybox", "sh"]).success();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let docker = daemon.client();
+        let opts = AttachContainerOptionsBuilder::default().stdin(true).stdout(true).stream(true).detach_keys("ctrl-x,y").build();
+        let mut attached = docker.attach_container("tty", Some(opts)).await.unwrap();
+        // What comes before the keys in the same write still reaches the shell.
+        attached.input.write_all(b"echo one; echo t\\wo\r\x18y").await.unwrap();
+        attached.input.flush().await.unwrap();
+        let ended = tokio::time::timeout(std::time::Duration::from_secs(20), async {
+            while attached.output.next().await.is_some() {}
+        });
+        ended.await.expect("the attach did not end at the detach keys");
+        // The default keys (ctrl-p ctrl-q) on a new attach, in two writes.
+        let opts = AttachContainerOptionsBuilder::default().stdin(true).stdout(true).stream(true).build();
+        let mut attached = docker.attach_container("tty", Some(opts)).await.unwrap();
+        attached.input.write_all(b"echo three\r").await.unwrap();
+        attached.input.flush().await.unwrap();
+        read_until(&mut attached.output, "\nthree").await;
+        attached.input.write_all(b"\x10").await.unwrap();
+        attached.input.flush().await.unwrap();
+        attached.input.write_all(b"\x11").await.unwrap();
+        attached.input.flush().await.unwrap();
+        let ended = tokio::time::timeout(std::time::Duration::from_secs(20), async {
+            while attached.output.next().await.is_some() {}
+        });
+        ended.await.expect("the attach did not end at ctrl-p ctrl-q");
+    });
+    assert_eq!(daemon.inspect_format("{{.State.Status}}", "tty"), "running");
+    let logs = daemon.docker(&["logs", "tty"]).success();
+    assert!(logs.stdout.contains("one\r\ntwo\r\n"), "{:?}", logs.stdout);
+    let events = daemon
+        .docker(&["events", "--since", "0", "--until", &now(), "--filter", "container=tty", "--format", "{{.Action}}"])
+        .success();
+    assert_eq!(events.stdout.matches("detach\n").count(), 2, "{}", events.stdout);
+}
+
+#[test]
+fn bad_detach_keys_are_refused_as_dockerd_does() {
+    let daemon = Berthd::start_with_busybox();
+    daemon.docker(&["run", "-dit", "--name", "tty", "busybox", "sh"]).success();
+    let resp = daemon.request("POST", "/containers/tty/attach?stream=1&stdin=1&detachKeys=ctrl-A", None);
+    assert_eq!(resp.status, 400);
+    assert_eq!(resp.header("Content-Type"), Some("application/vnd.docker.raw-stream"));
+    assert_eq!(resp.text(), "Invalid detach keys (ctrl-A) provided\r\n");
+    let body = br#"{"Cmd":["sh"],"AttachStdin":true,"Tty":true,"DetachKeys":"ctrl-A"}"#;
+    let resp = daemon.request("POST", "/containers/tty/exec", Some(body));
+    assert_eq!(resp.status, 500);
+    assert_eq!(resp.json()["message"], "Invalid escape keys (ctrl-A) provided");
+}

@@ -59,6 +59,16 @@ impl IntoResponse for ApiError {
     }
 }
 
+impl ApiError {
+    /// The attach endpoint's errors: dockerd hijacks first and writes them
+    /// as plain text with the raw-stream type.
+    pub fn into_raw_stream_response(self) -> Response {
+        let status = self.status();
+        tracing::debug!(error = %self, status = status.as_u16(), "attach rejected");
+        (status, [(CONTENT_TYPE, crate::server::stream::RAW_STREAM)], format!("{self}\r\n")).into_response()
+    }
+}
+
 pub type ApiResult<T> = Result<T, ApiError>;
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use axum::routing::{delete, get, on, post, MethodFilter};
 use axum::Router;
 
 use super::error::ApiError;
-use super::routes::{archive, auth, build, containers, events, exec, images, networks, swarm, system, unimplemented::not_implemented_yet, volumes};
+use super::routes::{archive, attach, auth, build, containers, events, exec, images, networks, swarm, system, unimplemented::not_implemented_yet, volumes};
 use super::version::{self, Version};
 use crate::services::Services;
 
@@ -100,7 +100,7 @@ pub fn build(services: Services) -> Router {
         .route("/containers/{id}/pause", post(containers::container_pause))
         .route("/containers/{id}/unpause", post(containers::container_unpause))
         .route("/containers/{id}/wait", post(containers::container_wait))
-        .route("/containers/{id}/attach", post(containers::container_attach))
+        .route("/containers/{id}/attach", post(attach::container_attach))
         .route("/containers/{id}/logs", get(containers::container_logs))
         .route("/containers/{id}/top", get(containers::container_top))
         .route("/containers/{id}/stats", get(containers::container_stats))

@@ -1,23 +1,21 @@
 //! Container routes.
 
 use axum::body::Body;
-use axum::extract::{Path, Request, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use futures_util::StreamExt;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::broadcast::error::RecvError;
 
 use api_types::container::{ContainerCreateRequest, ContainerCreateResponse, ContainerInspect, ContainerSummary};
 use api_types::filters::Filters;
 
 use crate::server::error::{ApiError, ApiResult};
 use crate::server::extract::{DockerJson, QueryPairs};
-use crate::server::stream::{frame, hijack, Hijacked, MULTIPLEXED_STREAM, RAW_STREAM};
+use crate::server::stream::{frame, MULTIPLEXED_STREAM, RAW_STREAM};
 use crate::services::containers::{
     CommitOptions,
-    AttachOptions, AttachStreams, CreateOptions, ListOptions, LogsOptions, Output, Stream, WaitCondition,
+    CreateOptions, ListOptions, LogsOptions, WaitCondition,
 };
 use crate::services::{ServiceError, Services};
 
@@ -127,105 +125,6 @@ pub async fn container_wait(State(svc): State<Services>, Path(id): Path<String>,
         Ok::<_, std::io::Error>(bytes::Bytes::from(json))
     });
     Ok(([(axum::http::header::CONTENT_TYPE, "application/json")], Body::from_stream(body)).into_response())
-}
-
-/// `POST /containers/{id}/attach` (ContainerAttach).
-pub async fn container_attach(
-    State(svc): State<Services>,
-    Path(id): Path<String>,
-    query: QueryPairs,
-    req: Request,
-) -> ApiResult<Response> {
-    if !query.bool("stream") && !query.bool("logs") {
-        return Err(ServiceError::InvalidParameter("Bad parameters: you must choose at least one stream".into()).into());
-    }
-    let opts = AttachOptions { stdin: query.bool("stdin"), stdout: query.bool("stdout"), stderr: query.bool("stderr") };
-    let streams = svc.containers.attach(&id, opts).await?;
-    let content_type = if streams.tty { RAW_STREAM } else { MULTIPLEXED_STREAM };
-    let fallback = Body::from_stream(output_stream(streams.output.resubscribe(), streams.tty, opts));
-    Ok(hijack(req, content_type, move |conn| pump_attach(conn, streams), fallback))
-}
-
-fn encode(output: &Output, tty: bool, opts: AttachOptions) -> Option<bytes::Bytes> {
-    match output {
-        Output::Data(stream, data) => {
-            let wanted = match stream {
-                Stream::Stdout => opts.stdout,
-                Stream::Stderr => opts.stderr,
-            };
-            wanted.then(|| if tty { data.clone() } else { frame(*stream, data) })
-        }
-        Output::End => None,
-    }
-}
-
-pub(super) fn output_stream(
-    rx: tokio::sync::broadcast::Receiver<Output>,
-    tty: bool,
-    opts: AttachOptions,
-) -> impl futures_util::Stream<Item = Result<bytes::Bytes, std::io::Error>> {
-    futures_util::stream::unfold(rx, move |mut rx| async move {
-        loop {
-            match rx.recv().await {
-                Ok(Output::End) | Err(RecvError::Closed) => return None,
-                Ok(out) => {
-                    if let Some(bytes) = encode(&out, tty, opts) {
-                        return Some((Ok(bytes), rx));
-                    }
-                }
-                Err(RecvError::Lagged(_)) => continue,
-            }
-        }
-    })
-    .boxed()
-}
-
-/// Output to the client until the container's output ends; the client's
-/// input to the container's stdin meanwhile. Output keeps flowing after the
-/// client half-closes.
-pub(super) async fn pump_attach(conn: Hijacked, streams: AttachStreams) {
-    pump_until(conn, streams, None).await
-}
-
-/// As `pump_attach`; with `exited`, the connection closes only once the
-/// process's exit is recorded (exec: the CLI inspects right after EOF).
-pub(super) async fn pump_until(
-    conn: Hijacked,
-    streams: AttachStreams,
-    exited: Option<tokio::sync::watch::Receiver<bool>>,
-) {
-    let (mut reader, mut writer) = tokio::io::split(conn);
-    let opts = AttachOptions { stdin: streams.stdin.is_some(), stdout: streams.want_stdout, stderr: streams.want_stderr };
-    if let Some(stdin) = streams.stdin.clone() {
-        let once = streams.stdin_once;
-        tokio::spawn(async move {
-            let mut buf = vec![0u8; 32 * 1024];
-            loop {
-                match reader.read(&mut buf).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => {
-                        if stdin.write_stdin(&buf[..n]).await.is_err() {
-                            break;
-                        }
-                    }
-                }
-            }
-            if once {
-                stdin.close_stdin().await;
-            }
-        });
-    }
-    let mut output = output_stream(streams.output, streams.tty, opts);
-    while let Some(Ok(bytes)) = output.next().await {
-        if writer.write_all(&bytes).await.is_err() {
-            return;
-        }
-        let _ = writer.flush().await;
-    }
-    if let Some(mut exited) = exited {
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(10), exited.wait_for(|done| *done)).await;
-    }
-    let _ = writer.shutdown().await;
 }
 
 /// `GET /containers/{id}/logs` (ContainerLogs).

@@ -9,7 +9,7 @@ use axum::Json;
 use api_types::common::IdResponse;
 use api_types::exec::{ExecCreateRequest, ExecInspect, ExecStartRequest};
 
-use super::containers::{output_stream, pump_until};
+use super::attach::{output_stream, pump};
 use crate::server::error::{ApiError, ApiResult};
 use crate::server::extract::{decode_json, QueryPairs};
 use crate::server::stream::{hijack, MULTIPLEXED_STREAM, RAW_STREAM};
@@ -59,7 +59,7 @@ pub async fn exec_start(State(svc): State<Services>, Path(id): Path<String>, req
         }, fallback));
     }
     let exited = streams.exited.clone();
-    Ok(hijack(req, content_type, move |conn| pump_until(conn, streams.attach, Some(exited)), fallback))
+    Ok(hijack(req, content_type, move |conn| pump(conn, streams.attach, Some(exited)), fallback))
 }
 
 /// `GET /exec/{id}/json` (ExecInspect).

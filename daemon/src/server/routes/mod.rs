@@ -2,6 +2,7 @@
 //! service, encode the answer.
 
 pub mod archive;
+pub mod attach;
 pub mod auth;
 pub mod build;
 pub mod images;

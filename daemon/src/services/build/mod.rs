@@ -603,7 +603,7 @@ impl BuildService {
 
     /// Start the container, stream its output, answer its exit code.
     async fn run_container(&self, id: &str, out: &mut Out) -> Result<i64, BuildError> {
-        let mut streams = self.containers.attach(id, AttachOptions { stdin: false, stdout: true, stderr: true }).await?;
+        let mut streams = self.containers.attach(id, AttachOptions { stdin: false, stdout: true, stderr: true }, "").await?;
         let waiting = self.containers.wait(id, WaitCondition::NextExit)?;
         self.containers.start(id).await?;
         loop {

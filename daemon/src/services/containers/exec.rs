@@ -81,6 +81,9 @@ impl ContainerService {
         if request.cmd.as_ref().is_none_or(|c| c.is_empty()) {
             return Err(ServiceError::InvalidParameter("No exec command specified".into()));
         }
+        if let Some(keys) = request.detach_keys.as_deref() {
+            super::detach::parse(keys).map_err(|_| ServiceError::Internal(format!("Invalid escape keys ({keys}) provided")))?;
+        }
         let id = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
         self.emit(&record, &exec_action("exec_create", &request), &[("execID", id.clone())]);
         let exec = Arc::new(Exec {
@@ -157,6 +160,12 @@ impl ContainerService {
             stdin_once: true,
             want_stdout: req.attach_stdout,
             want_stderr: req.attach_stderr,
+            detach: (req.tty && req.attach_stdin).then(|| {
+                let keys = super::detach::parse(req.detach_keys.as_deref().unwrap_or_default()).unwrap_or_default();
+                let (events, actor) = (self.events.clone(), super::events::actor(&record, &[("execID", exec.id.clone())]));
+                let announce = move || events.publish(api_types::events::TYPE_CONTAINER, "exec_detach", actor);
+                super::attach::Detach { keys, announce: Box::new(announce) as Box<dyn FnOnce() + Send> }
+            }),
         };
         let io = TaskIo {
             stdin: fifos.stdin.as_deref(),

@@ -128,3 +128,63 @@ fn bad_log_configs_are_refused_and_create_nothing() {
     assert_ne!(bad.code, 0);
     assert!(bad.stderr.contains("error looking up logging plugin nope"), "{}", bad.stderr);
 }
+
+#[test]
+fn json_file_attrs_from_labels_env_and_tag_as_dockerd_writes_them() {
+    let daemon = Berthd::start_with_busybox();
+    daemon
+        .docker(&[
+            "run", "--name", "la", "--label", "a=1", "--label", "b=2", "--label", "zz=9", "-e", "FOO=bar", "-e", "FOX=y",
+            "-e", "X=z", "--log-opt", "labels=a,zz,missing", "--log-opt", "env=FOO,NOPE", "--log-opt", "env-regex=^FO",
+            "--log-opt", "tag={{.Name}}/{{.ImageName}}/{{.DaemonName}}", "busybox", "echo", "hi",
+        ])
+        .success();
+    let log_path = daemon.inspect_format("{{.LogPath}}", "la");
+    let stored = std::fs::read_to_string(&log_path).unwrap();
+    let (head, time) = stored.trim_end().rsplit_once(",\"time\":").unwrap();
+    assert_eq!(
+        head,
+        r#"{"log":"hi\n","stream":"stdout","attrs":{"FOO":"bar","FOX":"y","a":"1","tag":"la/busybox/docker","zz":"9"}"#
+    );
+    // Go's RFC 3339 with nanoseconds: trailing zeros dropped.
+    assert!(time.starts_with('"') && time.ends_with("Z\"}") && !time.ends_with("0Z\"}"), "{time}");
+    let details = daemon.docker(&["logs", "--details", "la"]).success();
+    assert_eq!(details.stdout, "FOO=bar,FOX=y,a=1,tag=la%2Fbusybox%2Fdocker,zz=9 hi\n");
+    // Timestamps come first, always with nine digits.
+    let both = daemon.docker(&["logs", "--details", "-t", "la"]).success();
+    let (stamp, rest) = both.stdout.split_once(' ').unwrap();
+    assert_eq!(rest, "FOO=bar,FOX=y,a=1,tag=la%2Fbusybox%2Fdocker,zz=9 hi\n");
+    assert_eq!(stamp.len(), "2026-01-01T00:00:00.000000000Z".len(), "{stamp}");
+    // labels-regex, and no attrs at all without the options.
+    daemon.docker(&["run", "--name", "lr", "--label", "app=x", "--log-opt", "labels-regex=^ap", "busybox", "echo", "x"]).success();
+    let stored = std::fs::read_to_string(daemon.inspect_format("{{.LogPath}}", "lr")).unwrap();
+    assert!(stored.starts_with(r#"{"log":"x\n","stream":"stdout","attrs":{"app":"x"},"time":""#), "{stored}");
+}
+
+#[test]
+fn json_file_escapes_bytes_as_dockerd() {
+    let daemon = Berthd::start_with_busybox();
+    daemon.docker(&["run", "--name", "esc", "busybox", "printf", "<a&b> \"q\" \\\\ \\t \\001 \\377\\376 \u{e9}\\n"]).success();
+    let stored = std::fs::read_to_string(daemon.inspect_format("{{.LogPath}}", "esc")).unwrap();
+    assert!(
+        stored.starts_with(r#"{"log":"\u003ca\u0026b\u003e \"q\" \\ \u0009 \u0001 \ufffd\ufffd é\n","stream":"stdout","time":""#),
+        "{stored}"
+    );
+}
+
+#[test]
+fn a_bad_tag_or_regexp_fails_the_start_as_dockerd() {
+    let daemon = Berthd::start_with_busybox();
+    let out = daemon.docker(&["run", "--name", "badtag", "--log-opt", "tag={{.Nope}}", "busybox", "true"]).failure();
+    assert!(
+        out.stderr.contains(
+            "failed to initialize logging driver: template: log-tag:1:2: executing \"log-tag\" at <.Nope>: can't evaluate field Nope in type *logger.Info"
+        ),
+        "{}",
+        out.stderr
+    );
+    // As dockerd: the container was created, only its start failed.
+    assert_eq!(daemon.inspect_format("{{.State.Status}}", "badtag"), "created");
+    let out = daemon.docker(&["run", "--log-opt", "env-regex=(", "busybox", "true"]).failure();
+    assert!(out.stderr.contains("failed to initialize logging driver: error parsing regexp: missing closing ): `(`"), "{}", out.stderr);
+}

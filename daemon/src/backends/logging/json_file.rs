@@ -4,6 +4,7 @@
 //! file is `<path>`, older ones `<path>.1` (newest) … `<path>.N`, gzipped
 //! when compressed.
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -14,6 +15,9 @@ use serde::{Deserialize, Serialize};
 pub struct LogEntry {
     pub log: String,
     pub stream: String,
+    /// json-file's `labels`/`env`/`tag` log-opts, the same on every line.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub attrs: BTreeMap<String, String>,
     pub time: String,
 }
 
@@ -42,12 +46,15 @@ impl Default for Rotation {
 pub struct LogFile {
     pub path: PathBuf,
     pub rotation: Rotation,
+    pub attrs: BTreeMap<String, String>,
 }
 
 /// Appends entries; a partial line is held until its newline, `MAX_LINE`
 /// bytes, or `flush`.
 pub struct JsonFileWriter {
     log: LogFile,
+    /// `log.attrs` encoded once.
+    attrs: Vec<u8>,
     file: std::fs::File,
     /// Bytes of the live file, counting entries not yet written.
     size: u64,
@@ -75,8 +82,108 @@ impl Stream {
     }
 }
 
+/// Go's `time.RFC3339Nano`, as dockerd stores times: trailing zeros of the
+/// fraction dropped.
 fn now() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+    let fixed = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
+    let body = fixed.trim_end_matches('Z').trim_end_matches('0').trim_end_matches('.');
+    format!("{body}Z")
+}
+
+/// A stored time with all nine digits of nanoseconds (as `docker logs -t`
+/// shows it, and so that times order as strings).
+fn fixed_time(time: &mut String) {
+    let Some(body) = time.strip_suffix('Z') else { return };
+    let digits = match body.rfind('.') {
+        Some(dot) if dot > body.rfind(':').unwrap_or(0) => body.len() - dot - 1,
+        _ => {
+            time.insert_str(body.len(), ".");
+            0
+        }
+    };
+    if digits < 9 {
+        let at = time.len() - 1;
+        time.insert_str(at, &"000000000"[digits..]);
+    }
+}
+
+/// A string as dockerd's json-file writes it (moby's jsonlog
+/// `ffjsonWriteJSONBytesAsString`): `<`, `>`, `&` and control bytes other
+/// than `\n`/`\r` as `\u00XX`, each invalid UTF-8 byte as `\ufffd`.
+fn write_string(out: &mut Vec<u8>, s: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.push(b'"');
+    let mut start = 0;
+    let mut i = 0;
+    while i < s.len() {
+        let b = s[i];
+        if b < 0x80 {
+            if b >= 0x20 && !matches!(b, b'\\' | b'"' | b'<' | b'>' | b'&') {
+                i += 1;
+                continue;
+            }
+            out.extend_from_slice(&s[start..i]);
+            match b {
+                b'\\' | b'"' => out.extend_from_slice(&[b'\\', b]),
+                b'\n' => out.extend_from_slice(b"\\n"),
+                b'\r' => out.extend_from_slice(b"\\r"),
+                _ => out.extend_from_slice(&[b'\\', b'u', b'0', b'0', HEX[usize::from(b >> 4)], HEX[usize::from(b & 0xf)]]),
+            }
+            i += 1;
+            start = i;
+            continue;
+        }
+        let width = match b {
+            0xc2..=0xdf => 2,
+            0xe0..=0xef => 3,
+            0xf0..=0xf4 => 4,
+            _ => 0,
+        };
+        let valid = if width == 0 { None } else { s.get(i..i + width).and_then(|c| std::str::from_utf8(c).ok()) };
+        match valid {
+            Some(c) if c == "\u{2028}" || c == "\u{2029}" => {
+                out.extend_from_slice(&s[start..i]);
+                out.extend_from_slice(if c == "\u{2028}" { b"\\u2028" } else { b"\\u2029" });
+                i += width;
+                start = i;
+            }
+            Some(_) => i += width,
+            None => {
+                out.extend_from_slice(&s[start..i]);
+                out.extend_from_slice(b"\\ufffd");
+                i += 1;
+                start = i;
+            }
+        }
+    }
+    out.extend_from_slice(&s[start..]);
+    out.push(b'"');
+}
+
+/// The `attrs` object as Go's encoding/json writes a `map[string]string`:
+/// keys sorted, `<>&` escaped.
+fn attrs_json(attrs: &BTreeMap<String, String>) -> Vec<u8> {
+    let mut out = Vec::new();
+    if attrs.is_empty() {
+        return out;
+    }
+    let go_string = |out: &mut Vec<u8>, s: &str| {
+        let json = serde_json::to_string(s).unwrap_or_default();
+        out.extend_from_slice(
+            json.replace('<', "\\u003c").replace('>', "\\u003e").replace('&', "\\u0026").replace('\u{2028}', "\\u2028").replace('\u{2029}', "\\u2029").as_bytes(),
+        );
+    };
+    out.push(b'{');
+    for (n, (k, v)) in attrs.iter().enumerate() {
+        if n > 0 {
+            out.push(b',');
+        }
+        go_string(&mut out, k);
+        out.push(b':');
+        go_string(&mut out, v);
+    }
+    out.push(b'}');
+    out
 }
 
 /// `<path>.<n>`, or its gzipped form when that is what exists.
@@ -93,7 +200,7 @@ impl JsonFileWriter {
         }
         let file = std::fs::OpenOptions::new().create(true).append(true).open(&log.path)?;
         let size = file.metadata()?.len();
-        Ok(Self { log: log.clone(), file, size, committed: size, out: Vec::new(), partial: [Vec::new(), Vec::new()] })
+        Ok(Self { log: log.clone(), attrs: attrs_json(&log.attrs), file, size, committed: size, out: Vec::new(), partial: [Vec::new(), Vec::new()] })
     }
 
     pub fn write(&mut self, stream: Stream, mut data: &[u8]) -> std::io::Result<()> {
@@ -143,9 +250,20 @@ impl JsonFileWriter {
     }
 
     fn entry(&mut self, stream: Stream, line: &[u8]) -> std::io::Result<()> {
-        let entry = LogEntry { log: String::from_utf8_lossy(line).into_owned(), stream: stream.name().into(), time: now() };
-        let mut bytes = serde_json::to_vec(&entry)?;
-        bytes.push(b'\n');
+        // dockerd's field order and escaping, byte for byte.
+        let mut bytes = Vec::with_capacity(line.len() + 64 + self.attrs.len());
+        bytes.extend_from_slice(b"{\"log\":");
+        write_string(&mut bytes, line);
+        bytes.extend_from_slice(b",\"stream\":\"");
+        bytes.extend_from_slice(stream.name().as_bytes());
+        bytes.push(b'"');
+        if !self.attrs.is_empty() {
+            bytes.extend_from_slice(b",\"attrs\":");
+            bytes.extend_from_slice(&self.attrs);
+        }
+        bytes.extend_from_slice(b",\"time\":\"");
+        bytes.extend_from_slice(now().as_bytes());
+        bytes.extend_from_slice(b"\"}\n");
         let max = self.log.rotation.max_size;
         if max > 0 && self.size > 0 && self.size + bytes.len() as u64 > max {
             self.write_out()?;
@@ -206,7 +324,8 @@ fn gzip_in_place(file: &Path) -> std::io::Result<()> {
 
 fn parse_lines(reader: impl BufRead, out: &mut Vec<LogEntry>) {
     for line in reader.lines().map_while(Result::ok) {
-        if let Ok(entry) = serde_json::from_str::<LogEntry>(&line) {
+        if let Ok(mut entry) = serde_json::from_str::<LogEntry>(&line) {
+            fixed_time(&mut entry.time);
             out.push(entry);
         }
     }
@@ -223,7 +342,9 @@ fn open_rotated(file: &Path) -> Option<Box<dyn BufRead>> {
 
 fn first_time(file: &Path) -> Option<String> {
     let line = open_rotated(file)?.lines().next()?.ok()?;
-    serde_json::from_str::<LogEntry>(&line).ok().map(|e| e.time)
+    let mut time = serde_json::from_str::<LogEntry>(&line).ok()?.time;
+    fixed_time(&mut time);
+    Some(time)
 }
 
 /// Reads a container's log: the rotated files, then the live one, then
@@ -337,11 +458,34 @@ mod tests {
     use super::*;
 
     fn log(dir: &Path, rotation: Rotation) -> LogFile {
-        LogFile { path: dir.join("c-json.log"), rotation }
+        LogFile { path: dir.join("c-json.log"), rotation, attrs: BTreeMap::new() }
     }
 
     fn texts(entries: &[LogEntry]) -> Vec<String> {
         entries.iter().map(|e| e.log.clone()).collect()
+    }
+
+    #[test]
+    fn strings_and_times_as_dockerd_writes_them() {
+        let mut out = Vec::new();
+        write_string(&mut out, "<a&b> \"q\" \\ \t \x01 é \u{2028}\n".as_bytes());
+        write_string(&mut out, b"\xff\xfe\xe2\x82");
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            r#""\u003ca\u0026b\u003e \"q\" \\ \u0009 \u0001 é \u2028\n""\ufffd\ufffd\ufffd\ufffd""#
+        );
+        let attrs: BTreeMap<String, String> = [("z".to_string(), "<1>".to_string()), ("a".into(), "x".into())].into();
+        assert_eq!(attrs_json(&attrs), br#"{"a":"x","z":"\u003c1\u003e"}"#);
+        for (stored, fixed) in [
+            ("2026-11-28T04:44:58.68953077Z", "2026-11-28T04:44:58.689530770Z"),
+            ("2026-11-28T04:44:58Z", "2026-11-28T04:44:58.000000000Z"),
+            ("2026-11-28T04:44:58.123456789Z", "2026-11-28T04:44:58.123456789Z"),
+        ] {
+            let mut t = stored.to_string();
+            fixed_time(&mut t);
+            assert_eq!(t, fixed);
+        }
+        assert!(!now().ends_with("0Z"));
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! Container log drivers: which ones and their options (`driver.rs`), and
-//! the json-file format with rotation that `json-file` and `local` write.
+//! the json-file format with rotation that `json-file` and `local` write,
+//! and the attributes json-file adds to each line (`attrs.rs`).
 
+pub mod attrs;
 pub mod driver;
 pub mod json_file;

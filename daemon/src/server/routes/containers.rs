@@ -134,6 +134,7 @@ pub async fn container_logs(State(svc): State<Services>, Path(id): Path<String>,
         stderr: query.bool("stderr"),
         follow: query.bool("follow"),
         timestamps: query.bool("timestamps"),
+        details: query.bool("details"),
         since: query.get("since").map(unix_nanos).transpose()?.filter(|n| *n > 0),
         until: query.get("until").map(unix_nanos).transpose()?.filter(|n| *n > 0),
         tail: match query.get("tail") {

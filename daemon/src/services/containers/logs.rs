@@ -14,6 +14,7 @@ use tokio::sync::mpsc;
 use super::io::Progress;
 use super::record::Container;
 use super::{ContainerService, Entry};
+use crate::backends::logging::attrs::{details, extra_attributes, LogInfo};
 use crate::backends::logging::driver::LogDriver;
 use crate::backends::logging::json_file::{LogEntry, LogFile, LogReader, Stream};
 use crate::services::ServiceError;
@@ -30,6 +31,8 @@ pub struct LogsOptions {
     pub until: Option<i64>,
     /// Only the last N lines (of the history; followed lines all come).
     pub tail: Option<usize>,
+    /// Each line's attributes (`k=v,…`) before it.
+    pub details: bool,
 }
 
 /// One line ready to send.
@@ -56,17 +59,33 @@ impl ContainerService {
     }
 
     /// Where and how the container's output is kept; `None` for `none`.
-    pub(super) fn log_file(&self, record: &Container) -> Option<LogFile> {
+    /// Errors (a bad `tag` template or regexp) are dockerd's start errors.
+    pub(super) fn log_file(&self, record: &Container) -> Result<Option<LogFile>, ServiceError> {
         let log = &record.host_config.log_config;
         let kind = if log.kind.is_empty() { "json-file" } else { log.kind.as_str() };
-        match LogDriver::parse(kind, &log.config) {
-            Ok(LogDriver::JsonFile(rotation)) => Some(LogFile { path: record.log_path.clone().into(), rotation }),
+        let init = |e: String| ServiceError::InvalidParameter(format!("failed to initialize logging driver: {e}"));
+        Ok(match LogDriver::parse(kind, &log.config) {
+            Ok(LogDriver::JsonFile(rotation)) => {
+                let info = LogInfo {
+                    id: &record.id,
+                    name: record.bare_name(),
+                    image_name: &record.config.image,
+                    image_id: &record.image_id,
+                    command: std::iter::once(record.path.as_str()).chain(record.args.iter().map(String::as_str)).collect(),
+                    labels: &record.config.labels,
+                    env: record.config.env.as_deref().unwrap_or_default(),
+                };
+                let attrs = extra_attributes(&log.config, &info).map_err(init)?;
+                Some(LogFile { path: record.log_path.clone().into(), rotation, attrs })
+            }
             Ok(LogDriver::Local(rotation)) => Some(LogFile {
                 path: self.container_dir(&record.id).join("local-logs").join("container.log"),
                 rotation,
+                attrs: Default::default(),
             }),
-            Ok(LogDriver::None) | Err(_) => None,
-        }
+            Ok(LogDriver::None) => None,
+            Err(e) => return Err(ServiceError::InvalidParameter(e)),
+        })
     }
 
     /// The container's TTY flag (raw vs multiplexed) and its log lines.
@@ -83,7 +102,7 @@ impl ContainerService {
         let entry = self.lookup(name)?;
         let (tty, log) = {
             let r = entry.record.lock().await;
-            (r.config.tty, self.log_file(&r))
+            (r.config.tty, self.log_file(&r).ok().flatten())
         };
         let log = log.ok_or_else(|| ServiceError::NotImplemented("configured logging driver does not support reading".into()))?;
         let (tx, rx) = mpsc::channel(256);
@@ -111,7 +130,16 @@ fn render(entry: LogEntry, opts: &LogsOptions) -> Option<LogLine> {
     if opts.since.is_some_and(|s| at < s) || opts.until.is_some_and(|u| at > u) {
         return None;
     }
-    let data = if opts.timestamps { format!("{} {}", entry.time, entry.log) } else { entry.log };
+    let mut data = String::with_capacity(entry.log.len() + 40);
+    if opts.timestamps {
+        data.push_str(&entry.time);
+        data.push(' ');
+    }
+    if opts.details {
+        data.push_str(&details(&entry.attrs));
+        data.push(' ');
+    }
+    data.push_str(&entry.log);
     Some(LogLine { stream, data: Bytes::from(data) })
 }
 
@@ -166,7 +194,7 @@ mod tests {
     use super::*;
 
     fn entry(stream: &str, log: &str, time: &str) -> LogEntry {
-        LogEntry { log: log.into(), stream: stream.into(), time: time.into() }
+        LogEntry { log: log.into(), stream: stream.into(), attrs: Default::default(), time: time.into() }
     }
 
     #[test]

@@ -111,7 +111,7 @@ pub async fn recover(service: &Arc<ContainerService>) {
                     service.health_restore(&mut record);
                 }
                 let fifos = Fifos::at(&service.fifo_dir(&id), "init", record.config.tty, record.config.open_stdin);
-                if let Err(e) = entry.io.reattach(&fifos, service.log_file(&record).as_ref()).await {
+                if let Err(e) = entry.io.reattach(&fifos, service.log_file(&record).ok().flatten().as_ref()).await {
                     tracing::warn!(container.id = %id, error = %e, "cannot reattach container output");
                 } else if record.config.open_stdin {
                     entry.io.set_stdin_owner(service.containerd.clone(), &id, "").await;

@@ -48,9 +48,10 @@ impl ContainerService {
         // A task left from the previous run must go before a new one.
         self.containerd.task_delete(&record.id).await?;
         let mounts = self.containerd.rootfs_mounts(&record.id).await?;
+        let log = self.log_file(record)?;
         let fifos = entry
             .io
-            .wire(&self.fifo_dir(&record.id), "init", record.config.tty, record.config.open_stdin, self.log_file(record).as_ref())
+            .wire(&self.fifo_dir(&record.id), "init", record.config.tty, record.config.open_stdin, log.as_ref())
             .await
             .map_err(|e| ServiceError::Internal(format!("setting up container stdio: {e}")))?;
         let io = TaskIo {

@@ -1,7 +1,7 @@
 //! Docker container config → OCI runtime spec, matching what dockerd gives
 //! a container. Pure: the inputs are resolved by the container service.
 
-mod binds;
+pub mod binds;
 pub mod defaults;
 pub mod devices;
 pub mod host_extras;

@@ -6,7 +6,7 @@
 //! (`container_config`) over its parent, which is the cache dockerd's
 //! classic builder keeps: same parent + same step config = `Using cache`.
 
-mod context;
+pub mod context;
 mod copy;
 
 use std::collections::BTreeMap;

@@ -64,6 +64,7 @@ pub use exec::ExecStreams;
 pub use io::Output;
 pub use crate::backends::logging::json_file::Stream;
 pub use list::ListOptions;
+pub use stop::parse_signal;
 pub use logs::{LogLine, LogsOptions};
 pub use record::{Container, Status};
 pub use stats::StatsOptions;

@@ -1,0 +1,24 @@
+//! What `-v`, `-p`, `--device-cgroup-rule`, sizes, signals, durations,
+//! `until` and `-H` hand the daemon.
+#![no_main]
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    let _ = berthd::backends::oci_spec::binds::parse_bind(text);
+    let _ = berthd::backends::oci_spec::devices::parse_cgroup_rule(text);
+    let _ = berthd::config::container_defaults::parse_size(text);
+    let _ = berthd::services::containers::parse_signal(text);
+    let _ = berthd::services::dockerfile::parse_duration(text);
+    let _ = berthd::services::images::parse_until(text);
+    let _ = berthd::config::hosts::parse(text, false);
+    let _ = berthd::config::hosts::parse(text, true);
+    let _ = berthd::backends::network::ipam::Subnet::parse(text);
+    let _ = berthd::backends::oci_spec::security_opts(&[text.to_string()]);
+    // `-p`: PortBindings and ExposedPorts as JSON.
+    if let Ok(serde_json::Value::Object(hc)) = serde_json::from_str::<serde_json::Value>(text) {
+        let hc: std::collections::BTreeMap<String, serde_json::Value> = hc.into_iter().collect();
+        let exposed = hc.get("ExposedPorts").and_then(|v| serde_json::from_value(v.clone()).ok());
+        let _ = berthd::services::networks::ports::requests(&hc, exposed.as_ref());
+    }
+});

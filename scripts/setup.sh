@@ -27,8 +27,9 @@ if [ "$WANT_TESTS" = 1 ]; then
     # Tests: busybox-static for test images, docker-registry for pull/push,
     # apache2-utils for htpasswd, openssl for TLS certificates, docker-compose
     # (1.29, Python, docker-py) for the compose tests, docker.io for the
-    # reference dockerd that archives are cross-loaded with (images test).
-    packages="$packages busybox-static docker-registry apache2-utils openssl docker-compose docker.io"
+    # reference dockerd that archives are cross-loaded with (images test),
+    # git for remote build contexts (berthd runs it; the build test serves a repo).
+    packages="$packages busybox-static docker-registry apache2-utils openssl docker-compose docker.io git"
 fi
 if [ "$WANT_BENCH" = 1 ]; then
     # The reference dockerd the benchmark compares against.

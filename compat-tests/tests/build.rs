@@ -435,3 +435,64 @@ fn platforms_of_from_images() {
     let bad = build(&daemon, ctx2.path(), &["--platform", "linux/amd64/v1/x"]).failure();
     assert!(!bad.stderr.is_empty());
 }
+
+/// `POST /build?query` with an empty body; answers status and text.
+fn api_build(daemon: &Berthd, query: &str) -> (u16, String) {
+    let resp = daemon.request("POST", &format!("/build?{query}"), Some(b""));
+    (resp.status, resp.text())
+}
+
+#[test]
+fn remote_contexts_over_http_and_git() {
+    let daemon = Berthd::start_with_busybox();
+    let ns = daemon.netns().expect("the daemon's network namespace");
+    // An HTTP server in the daemon's namespace: a plain Dockerfile and a
+    // gzip tar context.
+    let www = tempfile::tempdir().unwrap();
+    std::fs::write(www.path().join("Dockerfile.txt"), "FROM busybox\nLABEL remote=plain\n").unwrap();
+    let tar = context_tar(&[("Dockerfile", "FROM busybox\nCOPY file /file\n"), ("file", "from the tar\n")]);
+    std::fs::write(www.path().join("ctx.tar.gz"), tar).unwrap();
+    let _httpd = ns.spawn(&["busybox", "httpd", "-f", "-p", "127.0.0.1:8765", "-h", www.path().to_str().unwrap()]);
+    compat_tests::eventually(20, "the http server", || (daemon.in_netns(&["curl", "-sf", "http://127.0.0.1:8765/Dockerfile.txt"]).code == 0).then_some(()));
+
+    let (status, text) = api_build(&daemon, "remote=http://127.0.0.1:8765/Dockerfile.txt&t=r1");
+    assert_eq!(status, 200, "{text}");
+    assert!(text.contains("Successfully tagged r1:latest"), "{text}");
+    assert_eq!(inspect(&daemon, "r1")["Config"]["Labels"]["remote"], "plain");
+    let (status, text) = api_build(&daemon, "remote=http://127.0.0.1:8765/ctx.tar.gz&t=r2");
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(daemon.docker(&["run", "--rm", "r2", "cat", "/file"]).success().stdout, "from the tar\n");
+    // Failures say what went wrong, before any output.
+    let (status, text) = api_build(&daemon, "remote=http://127.0.0.1:8765/missing");
+    assert_eq!(status, 400, "{text}");
+    assert!(text.contains("unable to prepare context: unable to download remote context http://127.0.0.1:8765/missing: 404"), "{text}");
+    let (status, text) = api_build(&daemon, "remote=http://127.0.0.1:9/Dockerfile");
+    assert_eq!(status, 400, "{text}");
+    assert!(text.contains("unable to download remote context http://127.0.0.1:9/Dockerfile"), "{text}");
+
+    // A git repository (git daemon in the namespace), a branch and a subdirectory.
+    let repos = tempfile::tempdir().unwrap();
+    let repo = repos.path().join("app");
+    std::fs::create_dir_all(repo.join("sub")).unwrap();
+    std::fs::write(repo.join("sub/Dockerfile"), "FROM busybox\nCOPY hello /hello\n").unwrap();
+    std::fs::write(repo.join("sub/hello"), "from git\n").unwrap();
+    let git = |args: &[&str]| {
+        let mut cmd = Command::new("git");
+        cmd.current_dir(&repo).args(["-c", "user.name=t", "-c", "user.email=t@example.com"]).args(args);
+        compat_tests::cli::run_piped(cmd, None).success();
+    };
+    git(&["init", "-q", "-b", "main"]);
+    git(&["add", "."]);
+    git(&["commit", "-qm", "context"]);
+    let base = repos.path().to_str().unwrap();
+    let _gitd = ns.spawn(&["git", "daemon", "--reuseaddr", "--export-all", "--listen=127.0.0.1", "--port=9418", &format!("--base-path={base}"), base]);
+    compat_tests::eventually(20, "git daemon", || {
+        (daemon.in_netns(&["git", "ls-remote", "git://127.0.0.1:9418/app"]).code == 0).then_some(())
+    });
+    let (status, text) = api_build(&daemon, "remote=git://127.0.0.1:9418/app%23main:sub&t=g1");
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(daemon.docker(&["run", "--rm", "g1", "cat", "/hello"]).success().stdout, "from git\n");
+    let (status, text) = api_build(&daemon, "remote=git://127.0.0.1:9/nothing");
+    assert_eq!(status, 400, "{text}");
+    assert!(text.contains("unable to prepare context: unable to 'git clone' to temporary context directory"), "{text}");
+}

@@ -42,10 +42,22 @@ impl Context {
                 ServiceError::InvalidParameter(format!("failed to read the build context: {}", with_causes(&e)))
             })?;
         }
-        if let Ok(text) = std::fs::read_to_string(ctx.root.join(".dockerignore")) {
-            ctx.ignore = Ignore::parse(&text);
-        }
+        ctx.reload_ignore();
         Ok(ctx)
+    }
+
+    /// A new empty context directory under `parent` (for remote contexts).
+    pub fn empty(parent: &Path) -> Result<Self, ServiceError> {
+        let root = parent.join(format!("context-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&root).map_err(|e| internal("creating the context directory", e))?;
+        Ok(Context { root, ignore: Ignore::default() })
+    }
+
+    /// Read `.dockerignore` again (after the files arrived).
+    pub fn reload_ignore(&mut self) {
+        if let Ok(text) = std::fs::read_to_string(self.root.join(".dockerignore")) {
+            self.ignore = Ignore::parse(&text);
+        }
     }
 
     /// A path inside the context (cleaned, never above the root).

@@ -8,6 +8,7 @@
 
 pub mod context;
 mod copy;
+mod remote;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -159,12 +160,6 @@ impl BuildService {
 
     /// Checks made before any output (their errors are HTTP errors).
     pub fn validate(&self, opts: &BuildOptions) -> Result<Vec<Reference>, ServiceError> {
-        if !opts.remote.is_empty() {
-            return Err(ServiceError::InvalidParameter(format!(
-                "unable to prepare context: remote build contexts ({}) are not supported by berthd; send the context as a tar",
-                opts.remote
-            )));
-        }
         opts.tags.iter().map(|t| parse_reference(t).map(|r| r.with_default_tag())).collect()
     }
 
@@ -180,6 +175,7 @@ impl BuildService {
         let upload = self.dir.join(format!("upload-{}.tar", uuid::Uuid::new_v4().simple()));
         let received = receive(body, &upload).await;
         let ctx = match received {
+            Ok(()) if !opts.remote.is_empty() => remote::fetch(&opts.remote, &self.dir, &upload, &opts.dockerfile).await,
             Ok(()) => {
                 let (upload2, dir) = (upload.clone(), self.dir.clone());
                 tokio::task::spawn_blocking(move || Context::unpack(&upload2, &dir))

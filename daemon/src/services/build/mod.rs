@@ -606,14 +606,8 @@ impl BuildService {
             let next = tokio::select! {
                 next = streams.output.recv() => next,
                 // The client hung up: stop the step; the caller removes the container.
-                _ = out.tx.closed() => {
-                    let _ = self.containers.kill(id, None).await;
-                    return Err(invalid("build cancelled: the client went away"));
-                }
-                _ = out.cancel.cancelled() => {
-                    let _ = self.containers.kill(id, None).await;
-                    return Err(invalid("build cancelled"));
-                }
+                _ = out.tx.closed() => return self.stop_step(id, waiting, invalid("build cancelled: the client went away")).await,
+                _ = out.cancel.cancelled() => return self.stop_step(id, waiting, invalid("build cancelled")).await,
             };
             match next {
                 Ok(Output::Data(stream, bytes)) => {
@@ -623,8 +617,7 @@ impl BuildService {
                         OutStream::Stderr => format!("\u{1b}[91m{text}\u{1b}[0m"),
                     };
                     if let Err(e) = out.say(text).await {
-                        let _ = self.containers.kill(id, None).await;
-                        return Err(e);
+                        return self.stop_step(id, waiting, e).await;
                     }
                 }
                 Ok(Output::End) => break,
@@ -633,6 +626,14 @@ impl BuildService {
             }
         }
         Ok(waiting.await.status_code)
+    }
+
+    /// Stop a step: kill it and wait for its exit, so that the caller's
+    /// remove does not race the dying task. Answers `error`.
+    async fn stop_step<T>(&self, id: &str, exited: impl std::future::Future<Output = T>, error: BuildError) -> Result<i64, BuildError> {
+        let _ = self.containers.kill(id, None).await;
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(10), exited).await;
+        Err(error)
     }
 
     async fn remove_container(&self, id: &str) {

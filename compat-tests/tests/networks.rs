@@ -566,3 +566,34 @@ fn prune_filters_and_verbose_inspect() {
     let swarm = daemon.request("GET", "/networks/new-c?scope=swarm", None);
     assert_eq!(swarm.status, 404);
 }
+
+#[test]
+fn the_default_route_goes_through_the_gateway_network_as_dockerd() {
+    let daemon = Berthd::start_with_busybox();
+    daemon.docker(&["network", "create", "--subnet", "10.50.0.0/24", "zz"]).success();
+    daemon.docker(&["network", "create", "--subnet", "10.51.0.0/24", "aa"]).success();
+    daemon.docker(&["network", "create", "--internal", "--subnet", "10.52.0.0/24", "0in"]).success();
+    let route = |c: &str| {
+        let out = daemon.docker(&["exec", c, "ip", "route"]).success().stdout;
+        out.lines().find(|l| l.starts_with("default")).map(|l| l.split_whitespace().take(5).collect::<Vec<_>>().join(" ")).unwrap_or_default()
+    };
+    // dockerd 20.10's order: not internal, then the network's name.
+    daemon.docker(&["run", "-d", "--name", "r1", "--network", "zz", "busybox", "sleep", "300"]).success();
+    assert_eq!(route("r1"), "default via 10.50.0.1 dev eth0");
+    daemon.docker(&["network", "connect", "aa", "r1"]).success();
+    assert_eq!(route("r1"), "default via 10.51.0.1 dev eth1");
+    daemon.docker(&["network", "connect", "bridge", "r1"]).success();
+    assert_eq!(route("r1"), "default via 10.51.0.1 dev eth1");
+    daemon.docker(&["network", "connect", "0in", "r1"]).success();
+    assert_eq!(route("r1"), "default via 10.51.0.1 dev eth1");
+    daemon.docker(&["network", "disconnect", "aa", "r1"]).success();
+    assert_eq!(route("r1"), "default via 172.17.0.1 dev eth2");
+    // Only internal: no default route.
+    daemon.docker(&["run", "-d", "--name", "r2", "--network", "0in", "busybox", "sleep", "300"]).success();
+    assert_eq!(route("r2"), "");
+    // gw-priority (API 1.48) outranks the name.
+    daemon.docker(&["run", "-d", "--name", "r3", "--network", "aa", "--network", "name=zz,gw-priority=1", "busybox", "sleep", "300"]).success();
+    let zz_if = daemon.docker(&["exec", "r3", "ip", "-o", "-4", "addr"]).success().stdout;
+    let zz_if = zz_if.lines().find(|l| l.contains("10.50.0.")).and_then(|l| l.split_whitespace().nth(1)).unwrap().to_string();
+    assert_eq!(route("r3"), format!("default via 10.50.0.1 dev {zz_if}"));
+}

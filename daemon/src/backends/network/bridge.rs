@@ -113,6 +113,23 @@ pub fn delete_netns(path: &Path) -> Result<(), NetworkError> {
     std::fs::remove_file(path).map_err(|e| NetworkError(format!("removing {}: {e}", path.display())))
 }
 
+/// Point the namespace's default route at `gateway` through `ifname`, or
+/// remove it (`None`): the gateway endpoint changed.
+pub async fn set_default_route(netns: &Path, route: Option<(Ipv4Addr, &str)>) -> Result<(), NetworkError> {
+    let net = format!("--net={}", netns.display());
+    match route {
+        Some((gateway, ifname)) => {
+            let gw = gateway.to_string();
+            run("nsenter", &[&net, "ip", "route", "replace", "default", "via", &gw, "dev", ifname], None).await
+        }
+        // None there already is fine.
+        None => {
+            let _ = run("nsenter", &[&net, "ip", "route", "del", "default"], None).await;
+            Ok(())
+        }
+    }
+}
+
 /// What one container's interface on a bridge looks like.
 pub struct Attachment<'a> {
     pub netns: &'a Path,

@@ -99,6 +99,7 @@ impl NetworkService {
             dns_names: Vec::new(),
             aliases: req.aliases.clone(),
             ifname: ifname.clone(),
+            gw_priority: req.gw_priority,
         };
         // The address is on disk before the interface exists: a crash never
         // hands it out twice.
@@ -121,7 +122,7 @@ impl NetworkService {
                 mac: &endpoint.mac,
                 mtu,
                 ifname: &ifname,
-                default_route: primary,
+                default_route: false,
             })
             .await
             .map_err(|e| ServiceError::Internal(format!("failed to set up container networking: {e}")))
@@ -159,7 +160,10 @@ impl NetworkService {
         let saved = self.save(&updated);
         nets.insert(updated.id.clone(), updated.clone());
         let firewall = match saved {
-            Ok(()) => self.sync_firewall(&nets).await,
+            Ok(()) => match self.route_default(&nets, container_id).await {
+                Ok(()) => self.sync_firewall(&nets).await,
+                Err(e) => Err(e),
+            },
             Err(e) => Err(e),
         };
         if let Err(e) = firewall {

@@ -28,6 +28,7 @@ impl NetworkService {
         self.save(&n)?;
         self.emit("disconnect", &n, Some(container_id));
         self.names.refresh(&nets);
+        self.route_default(&nets, container_id).await?;
         self.sync_firewall(&nets).await
     }
 

@@ -51,6 +51,9 @@ pub struct Endpoint {
     /// The interface inside the container (`eth0`, `eth1` …).
     #[serde(default)]
     pub ifname: String,
+    /// `GwPriority` (API 1.48): the highest gives the default route.
+    #[serde(default)]
+    pub gw_priority: i64,
 }
 
 /// What a container asks of one network: an entry of create's
@@ -67,6 +70,9 @@ pub struct EndpointRequest {
     /// `--mac-address`; empty for dockerd's MAC from the address.
     #[serde(default)]
     pub mac_address: String,
+    /// `--network name=…,gw-priority=N`.
+    #[serde(default)]
+    pub gw_priority: i64,
 }
 
 impl EndpointRequest {
@@ -87,7 +93,8 @@ impl EndpointRequest {
         if !mac_address.is_empty() && !valid_mac(&mac_address) {
             return Err(ServiceError::InvalidParameter(format!("invalid MAC address: {mac_address}")));
         }
-        Ok(Self { network_id: network_id.to_string(), aliases, ipv4_address, mac_address })
+        let gw_priority = settings.and_then(|s| s.get("GwPriority")).and_then(|p| p.as_i64()).unwrap_or(0);
+        Ok(Self { network_id: network_id.to_string(), aliases, ipv4_address, mac_address, gw_priority })
     }
 }
 
@@ -379,6 +386,16 @@ impl NetworkService {
         Ok((!n.predefined).then(|| n.id.clone()))
     }
 
+    /// Route the container's default traffic through its gateway endpoint
+    /// (after an endpoint came or went).
+    async fn route_default(&self, nets: &HashMap<String, Network>, container_id: &str) -> Result<(), ServiceError> {
+        let route = gateway_endpoint(nets, container_id)
+            .and_then(|(_, e)| Some((e.gateway.parse::<std::net::Ipv4Addr>().ok()?, e.ifname.as_str())));
+        bridge::set_default_route(&self.netns_path(container_id), route)
+            .await
+            .map_err(|e| ServiceError::Internal(format!("setting the default route: {e}")))
+    }
+
     /// Stop serving a container's published ports.
     fn stop_proxies(&self, container_id: &str) {
         let tasks = self.proxies.lock().unwrap_or_else(|e| e.into_inner()).remove(container_id);
@@ -401,6 +418,16 @@ impl NetworkService {
             }
         }
     }
+}
+
+/// The endpoint that gives a container its default route, as dockerd
+/// picks it: not on an internal network, the highest `GwPriority`, then
+/// the network's name in lexical order. (network, endpoint).
+fn gateway_endpoint<'a>(nets: &'a HashMap<String, Network>, container_id: &str) -> Option<(&'a Network, &'a Endpoint)> {
+    nets.values()
+        .filter(|n| !n.internal)
+        .filter_map(|n| Some((n, n.endpoints.get(container_id)?)))
+        .min_by(|(na, ea), (nb, eb)| eb.gw_priority.cmp(&ea.gw_priority).then_with(|| na.name.cmp(&nb.name)))
 }
 
 /// dockerd's order: full ID, then name, then unique ID prefix.

@@ -317,6 +317,7 @@ mod tests {
             dns_names: dns_names.iter().map(|s| s.to_string()).collect(),
             aliases: vec![],
             ifname: "eth0".into(),
+            gw_priority: 0,
         }
     }
 

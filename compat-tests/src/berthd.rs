@@ -246,12 +246,25 @@ impl BerthdBuilder {
             args.extend(["--bridge".into(), "none".into(), "--iptables=false".into()]);
         }
         args.extend(self.args.iter().cloned());
-        // The last `--data-root` wins, as in berthd: a test's own (e.g. on a
-        // small filesystem) is the one successors must use.
-        if let Some(i) = args.iter().rposition(|a| a == "--data-root") {
-            if let Some(root) = args.get(i + 1) {
-                daemon.data_root = PathBuf::from(root);
+        // A test's own `-H unix://PATH` (with `without_default_host`) is
+        // where the daemon is reached.
+        if self.no_default_host {
+            if let Some(path) = args.windows(2).rev().find_map(|w| (w[0] == "-H").then(|| w[1].strip_prefix("unix://")).flatten()) {
+                daemon.socket = PathBuf::from(path);
             }
+        }
+        // The last of a flag wins, as in berthd: a test's own data-root
+        // (e.g. on a small filesystem), exec-root and namespace (a
+        // successor's) are what checks and cleanup must use.
+        let last = |flag: &str| args.iter().rposition(|a| a == flag).and_then(|i| args.get(i + 1)).cloned();
+        if let Some(root) = last("--data-root") {
+            daemon.data_root = PathBuf::from(root);
+        }
+        if let Some(root) = last("--exec-root") {
+            daemon.exec_root = PathBuf::from(root);
+        }
+        if let Some(namespace) = last("--containerd-namespace") {
+            daemon.namespace = namespace;
         }
         let log = std::fs::File::create(&daemon.log_path).expect("log file");
         let mut program: Vec<String> =

@@ -171,6 +171,29 @@ impl Registry {
     }
 }
 
+impl Registry {
+    /// Kill the registry (its storage stays), e.g. for an outage.
+    pub fn kill(&mut self) {
+        stop(&mut self.child);
+    }
+
+    /// Start it again on the same address and storage after [`Self::kill`].
+    pub fn restart(&mut self) -> Result<()> {
+        stop(&mut self.child);
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log_path)?;
+        self.child = Command::new(REGISTRY_BINARY)
+            .arg("serve")
+            .arg(self._dir.path().join("config.yml"))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("starting {REGISTRY_BINARY}"))?;
+        let expected_status = if self.credentials.is_some() { 401 } else { 200 };
+        wait_until_ready(&mut self.child, &self.addr, expected_status, &self.log_path)
+    }
+}
+
 impl Drop for Registry {
     fn drop(&mut self) {
         stop(&mut self.child);

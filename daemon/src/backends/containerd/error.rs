@@ -28,6 +28,11 @@ impl ContainerdError {
             Code::InvalidArgument | Code::OutOfRange => ErrorKind::Invalid,
             Code::FailedPrecondition | Code::Aborted => ErrorKind::Precondition,
             Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled => ErrorKind::Unavailable,
+            // tonic's own words when the connection broke mid-call (containerd
+            // was killed): it is containerd going away, not a failed call.
+            Code::Unknown if status.message().starts_with("transport error") || status.message().starts_with("h2 protocol error") => {
+                ErrorKind::Unavailable
+            }
             _ => ErrorKind::Other,
         };
         let message = match kind {
@@ -45,5 +50,19 @@ impl ContainerdError {
 
     pub fn kind(&self) -> ErrorKind {
         self.kind
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_broken_connection_is_containerd_unreachable() {
+        let e = ContainerdError::from_status("leases.create", tonic::Status::unknown("transport error"));
+        assert_eq!(e.kind(), ErrorKind::Unavailable);
+        assert_eq!(e.to_string(), "containerd: leases.create: containerd is not reachable: transport error");
+        let e = ContainerdError::from_status("tasks.create", tonic::Status::unknown("runc failed"));
+        assert_eq!(e.kind(), ErrorKind::Other);
     }
 }

@@ -387,15 +387,21 @@ impl BuildService {
     /// A local image is used only if it is for `platform` (when given).
     async fn base_image(&self, name: &str, pull: bool, platform: Option<&Platform>, out: &mut Out) -> Result<Arc<ResolvedImage>, BuildError> {
         if !pull {
-            if let Ok(found) = self.images.find(name).await {
-                let image = found.image.resolved;
-                let c = &image.config;
-                let fits = platform.is_none_or(|p| {
-                    PlatformMatcher::only(p).rank(&Platform::new(&c.os, &c.architecture, c.variant.as_deref().unwrap_or(""))).is_some()
-                });
-                if fits {
-                    return Ok(image);
+            match self.images.find(name).await {
+                Ok(found) => {
+                    let image = found.image.resolved;
+                    let c = &image.config;
+                    let fits = platform.is_none_or(|p| {
+                        PlatformMatcher::only(p).rank(&Platform::new(&c.os, &c.architecture, c.variant.as_deref().unwrap_or(""))).is_some()
+                    });
+                    if fits {
+                        return Ok(image);
+                    }
                 }
+                // Only an image that is not there is pulled: containerd
+                // being unreachable is not a reason to go to a registry.
+                Err(ServiceError::NotFound(_)) => {}
+                Err(e) => return Err(e.into()),
             }
         }
         let reference = parse_reference(name)?.with_default_tag();

@@ -86,14 +86,15 @@ impl Ctx {
 
 /// An error a user can act on: the CLI's "Error…"/"error…" lines naming
 /// what failed (the daemon not answering included). Also the stock CLI's
-/// own words for a connection cut by `kill -9` ("unexpected EOF"), for a
+/// own words for a connection cut by `kill -9` ("unexpected EOF",
+/// "connection reset"), for a
 /// hijack refused with a status ("unable to upgrade to tcp, received 503")
 /// and for `cp` whose destination stat failed because the daemon was down
 /// ("no such directory": the CLI ignores the stat error and guesses).
 fn clear(stderr: &str) -> bool {
     let text = stderr.to_lowercase();
     !text.trim().is_empty()
-        && ["error", "cannot", "failed", "unexpected eof", "received 503", "no such directory"].iter().any(|w| text.contains(w))
+        && ["error", "cannot", "failed", "unexpected eof", "connection reset", "received 503", "no such directory"].iter().any(|w| text.contains(w))
 }
 
 fn run_worker(ctx: &Ctx, w: usize) {
@@ -355,29 +356,45 @@ fn chaos_kills_and_restarts_lose_nothing_and_leave_nothing_behind() {
     let workload_time = start.elapsed();
     let daemon = daemons.last().unwrap();
 
-    // Clear away what the clients left (each may have been cut short).
+    // Clear away what the clients left (each may have been cut short);
+    // what cannot be cleared is a problem found.
+    let mut cleanup_failures = vec![];
+    let clean = |args: &[&str]| {
+        let out = daemon.docker(args);
+        (out.code != 0).then(|| format!("docker {}: {}", args.join(" "), out.stderr.trim()))
+    };
     let out = daemon.docker(&["ps", "-a", "--format", "{{.Names}}"]).success();
     for name in out.stdout.lines().filter(|n| !n.starts_with("counter")) {
-        daemon.docker(&["rm", "-f", name]).success();
+        cleanup_failures.extend(clean(&["rm", "-f", name]));
     }
     let out = daemon.docker(&["network", "ls", "--format", "{{.Name}}"]).success();
     for net in out.stdout.lines().filter(|n| n.starts_with("chaos-net") || n.starts_with("chaos_")) {
-        daemon.docker(&["network", "disconnect", "-f", net, "counter2"]);
-        daemon.docker(&["network", "rm", net]).success();
+        let joined = daemon.inspect_format("{{json .NetworkSettings.Networks}}", "counter2");
+        if joined.contains(&format!("\"{net}\":")) {
+            let out = daemon.docker(&["network", "disconnect", "-f", net, "counter2"]);
+            if out.code != 0 {
+                let seen = daemon.inspect_format("{{json .NetworkSettings.Networks}}", "counter2");
+                let network = daemon.docker(&["network", "inspect", net]).stdout;
+                let ids = daemon.docker(&["network", "ls", "--no-trunc"]).stdout;
+                cleanup_failures.push(format!("disconnect {net}: {}\ncounter2 sees {seen}\nnetwork: {network}\n{ids}", out.stderr.trim()));
+            }
+        }
+        cleanup_failures.extend(clean(&["network", "rm", net]));
     }
     for tag in daemon.docker(&["images", "--format", "{{.Repository}}:{{.Tag}}"]).success().stdout.lines() {
         if tag.starts_with("chaos-build") || tag.contains("berth/chaos") {
-            daemon.docker(&["rmi", "-f", tag]).success();
+            cleanup_failures.extend(clean(&["rmi", "-f", tag]));
         }
     }
-    daemon.docker(&["image", "prune", "-f"]).success();
-    daemon.docker(&["builder", "prune", "-f"]).success();
+    cleanup_failures.extend(clean(&["image", "prune", "-f"]));
+    cleanup_failures.extend(clean(&["builder", "prune", "-f"]));
 
     let counters: BTreeSet<String> = (0..COUNTERS)
         .map(|i| daemon.inspect_format("{{.Id}}", &format!("counter{i}")))
         .collect();
     let ctr = |args: &[&str]| ctr_lines_at(&ctd.socket(), &daemon.namespace, args);
     let mut f = Findings::default();
+    f.check("leftovers that could not be removed", cleanup_failures);
 
     // Containers known both ways.
     let known = lines(&daemon.docker(&["ps", "-aq", "--no-trunc"]).success());

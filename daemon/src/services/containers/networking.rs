@@ -243,14 +243,21 @@ impl ContainerService {
             ));
         }
         let mut attached = self.attachments(&record).await?;
-        if !attached.iter().any(|a| a.network_id == network_id) {
+        let listed = attached.iter().any(|a| a.network_id == network_id);
+        // An endpoint the record does not list: a connect cut short by a
+        // crash after the network saved it. It is removed like any other.
+        let stray = !listed && self.networks.has_endpoint(&network_id, &record.id).await;
+        if !listed && !stray {
             return Err(ServiceError::Forbidden(format!(
                 "container {} is not connected to network {network_name}",
                 record.id
             )));
         }
-        if record.state.status.is_live() {
+        if record.state.status.is_live() || stray {
             self.networks.detach_endpoint(&network_id, &record.id).await?;
+        }
+        if !listed {
+            return Ok(());
         }
         attached.retain(|a| a.network_id != network_id);
         record.networks = Some(attached);

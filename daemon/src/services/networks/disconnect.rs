@@ -12,6 +12,13 @@ use crate::backends::network::bridge;
 use crate::services::ServiceError;
 
 impl NetworkService {
+    /// Whether the container has an endpoint on the network (a crash
+    /// between the network's save and the container's can leave one the
+    /// container's record does not list).
+    pub async fn has_endpoint(&self, network_id: &str, container_id: &str) -> bool {
+        self.networks.lock().await.get(network_id).is_some_and(|n| n.endpoints.contains_key(container_id))
+    }
+
     /// Remove one endpoint and its veth (the namespace stays).
     pub async fn detach_endpoint(&self, network_id: &str, container_id: &str) -> Result<(), ServiceError> {
         let mut nets = self.networks.lock().await;

@@ -29,7 +29,16 @@ pub async fn run(service: Arc<ContainerService>, mut events: mpsc::Receiver<Task
                     service.emit(&record, "oom", &[]);
                 }
             }
-            TaskEvent::Resubscribed => reconcile(&service).await,
+            TaskEvent::Resubscribed => {
+                reconcile(&service).await;
+                // A containerd just restarted may still report a task its
+                // shim has seen exit; look once more when it has settled.
+                let service = service.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+                    reconcile(&service).await;
+                });
+            }
             TaskEvent::Exit { container_id, exec_id, exit_status, .. } => {
                 let service = service.clone();
                 tokio::spawn(async move { service.exec_exited(&container_id, &exec_id, exit_status).await });
@@ -110,6 +119,7 @@ pub async fn recover(service: &Arc<ContainerService>) {
                 if status == Status::Running {
                     service.health_restore(&mut record);
                 }
+                service.drop_stray_endpoints(&record).await;
                 let fifos = Fifos::at(&service.fifo_dir(&id), "init", record.config.tty, record.config.open_stdin);
                 if let Err(e) = entry.io.reattach(&fifos, service.log_file(&record).ok().flatten().as_ref()).await {
                     tracing::warn!(container.id = %id, error = %e, "cannot reattach container output");

@@ -264,6 +264,22 @@ impl ContainerService {
         self.save(&record)
     }
 
+    /// Remove endpoints the record does not list: a connect cut short by
+    /// a crash after the network saved its endpoint would otherwise hold
+    /// the network (it cannot be removed) and a veth nobody shows.
+    pub(super) async fn drop_stray_endpoints(&self, record: &Container) {
+        let Ok(listed) = self.attachments(record).await else { return };
+        for network_id in self.networks.endpoint_networks(&record.id).await {
+            if listed.iter().any(|a| a.network_id == network_id) {
+                continue;
+            }
+            tracing::info!(container.id = %record.id, network.id = %network_id, "removing an endpoint left by an interrupted connect");
+            if let Err(e) = self.networks.detach_endpoint(&network_id, &record.id).await {
+                tracing::warn!(container.id = %record.id, error = %e, "removing a stray endpoint");
+            }
+        }
+    }
+
     /// The container whose namespace a `container:<name|id>` mode joins.
     pub(super) async fn network_container(&self, mode: &str) -> Result<Option<Container>, ServiceError> {
         let Some(target) = mode.strip_prefix("container:") else { return Ok(None) };

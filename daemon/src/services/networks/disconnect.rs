@@ -19,6 +19,11 @@ impl NetworkService {
         self.networks.lock().await.get(network_id).is_some_and(|n| n.endpoints.contains_key(container_id))
     }
 
+    /// The networks the container has an endpoint on.
+    pub async fn endpoint_networks(&self, container_id: &str) -> Vec<String> {
+        self.networks.lock().await.values().filter(|n| n.endpoints.contains_key(container_id)).map(|n| n.id.clone()).collect()
+    }
+
     /// Remove one endpoint and its veth (the namespace stays).
     pub async fn detach_endpoint(&self, network_id: &str, container_id: &str) -> Result<(), ServiceError> {
         let mut nets = self.networks.lock().await;

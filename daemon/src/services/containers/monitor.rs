@@ -183,8 +183,10 @@ impl ContainerService {
             if !record.state.status.is_live() || record.state.status == Status::Restarting || record.id != id {
                 return;
             }
-            let _ = self.containerd.task_delete(id).await;
-            if let Err(e) = self.leave_networks(id).await {
+            // The process is gone: the shim's teardown and the network's
+            // are independent, and both sit in `docker run --rm`'s latency.
+            let (_, left) = tokio::join!(self.containerd.task_delete(id), self.leave_networks(id));
+            if let Err(e) = left {
                 tracing::warn!(container.id = %id, error = %e, "leaving networks after exit");
             }
             self.health_stop(&mut record);

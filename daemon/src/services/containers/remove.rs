@@ -73,12 +73,10 @@ impl ContainerService {
             failures.push(e.to_string());
         }
         self.unmount_shared_shm(&id);
-        if let Err(e) = self.containerd.container_delete(&id).await {
-            failures.push(e.to_string());
-        }
-        if let Err(e) = self.containerd.rootfs_remove(&id).await {
-            failures.push(e.to_string());
-        }
+        // Independent objects in containerd: removed side by side.
+        let (deleted, removed) = tokio::join!(self.containerd.container_delete(&id), self.containerd.rootfs_remove(&id));
+        failures.extend(deleted.err().map(|e| e.to_string()));
+        failures.extend(removed.err().map(|e| e.to_string()));
         if let Err(e) = self.store.remove(&id) {
             failures.push(format!("removing container files: {e}"));
         }

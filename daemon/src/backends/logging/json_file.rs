@@ -4,7 +4,7 @@
 //! file is `<path>`, older ones `<path>.1` (newest) … `<path>.N`, gzipped
 //! when compressed.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::io::{BufRead, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -323,15 +323,12 @@ fn gzip_in_place(file: &Path) -> std::io::Result<()> {
 }
 
 fn parse_lines(reader: impl BufRead, out: &mut Vec<LogEntry>) {
-    for line in reader.lines().map_while(Result::ok) {
-        if let Ok(mut entry) = serde_json::from_str::<LogEntry>(&line) {
-            fixed_time(&mut entry.time);
-            out.push(entry);
-        }
+    for line in reader.split(b'\n').map_while(Result::ok) {
+        out.extend(parse_line(&line));
     }
 }
 
-fn open_rotated(file: &Path) -> Option<Box<dyn BufRead>> {
+fn open_rotated(file: &Path) -> Option<Box<dyn BufRead + Send>> {
     let f = std::fs::File::open(file).ok()?;
     Some(if file.extension().is_some_and(|e| e == "gz") {
         Box::new(std::io::BufReader::new(flate2::read::GzDecoder::new(f)))
@@ -347,8 +344,13 @@ fn first_time(file: &Path) -> Option<String> {
     Some(time)
 }
 
+/// Bytes of the live file read at a time: a log is never loaded whole.
+const READ_CHUNK: usize = 1 << 20;
+
 /// Reads a container's log: the rotated files, then the live one, then
-/// (when followed) what is appended, across rotations.
+/// (when followed) what is appended, across rotations. Stored entries come
+/// in batches (`read_history`), so a reader's memory stays bounded
+/// whatever the size of the log.
 pub struct LogReader {
     path: PathBuf,
     file: Option<std::fs::File>,
@@ -358,26 +360,56 @@ pub struct LogReader {
     /// files hold what came later (times are RFC 3339 with nanoseconds in
     /// UTC, so they order as strings).
     last_time: String,
+    /// Rotated files not read yet, oldest first, and the one being read.
+    older: VecDeque<PathBuf>,
+    rotated_reader: Option<Box<dyn BufRead + Send>>,
 }
 
 impl LogReader {
-    /// Everything stored so far, oldest first; the reader then stands at
-    /// the end of the live file.
-    pub fn open(path: &Path) -> (Self, Vec<LogEntry>) {
+    /// A reader before the oldest stored entry.
+    pub fn start(path: &Path) -> Self {
         // The live file is opened first: what rotates away meanwhile is
         // still read through this handle.
         let file = std::fs::File::open(path).ok();
         let inode = file.as_ref().and_then(|f| f.metadata().ok()).map_or(0, |m| m.ino());
-        let mut reader = Self { path: path.to_path_buf(), file, inode, pos: 0, last_time: String::new() };
+        let mut older: Vec<PathBuf> = (1..).map_while(|n| rotated(path, n)).collect();
+        older.reverse();
+        Self { path: path.to_path_buf(), file, inode, pos: 0, last_time: String::new(), older: older.into(), rotated_reader: None }
+    }
+
+    /// Everything stored so far, oldest first; the reader then stands at
+    /// the end of the live file.
+    pub fn open(path: &Path) -> (Self, Vec<LogEntry>) {
+        let mut reader = Self::start(path);
         let mut out = Vec::new();
-        let older: Vec<PathBuf> = (1..).map_while(|n| rotated(path, n)).collect();
-        for file in older.iter().rev() {
-            if let Some(r) = open_rotated(file) {
-                parse_lines(r, &mut out);
-            }
-        }
-        reader.read_new(&mut out);
+        while reader.read_history(&mut out, usize::MAX) {}
         (reader, out)
+    }
+
+    /// Appends up to `max` stored entries, oldest first; `false` once the
+    /// reader stands at the end of the live file (later lines come from
+    /// `read_new`).
+    pub fn read_history(&mut self, out: &mut Vec<LogEntry>, max: usize) -> bool {
+        let start = out.len();
+        let more = loop {
+            let room = max.saturating_sub(out.len() - start);
+            if room == 0 {
+                break true;
+            }
+            if let Some(reader) = self.rotated_reader.as_mut() {
+                if !parse_some(reader, out, room) {
+                    self.rotated_reader = None;
+                }
+            } else if let Some(next) = self.older.pop_front() {
+                self.rotated_reader = open_rotated(&next);
+            } else if !self.drain_some(out, room) {
+                self.note_last(&out[start..]);
+                self.follow_rotation(out);
+                break false;
+            }
+        };
+        self.note_last(&out[start..]);
+        more
     }
 
     /// Complete lines appended since the last read; after rotations, the
@@ -385,25 +417,30 @@ impl LogReader {
     /// live file.
     pub fn read_new(&mut self, out: &mut Vec<LogEntry>) {
         let start = out.len();
-        self.drain(out);
+        while self.drain_some(out, usize::MAX) {}
+        self.note_last(&out[start..]);
+        self.follow_rotation(out);
+        self.note_last(&out[start..]);
+    }
+
+    /// At the end of the live file: continue past a rotation or truncation.
+    fn follow_rotation(&mut self, out: &mut Vec<LogEntry>) {
         let current = std::fs::metadata(&self.path).ok();
         match current {
             Some(m) if m.ino() != self.inode || self.file.is_none() => {
-                self.note_last(&out[start..]);
                 self.catch_up_rotated(out);
                 self.file = std::fs::File::open(&self.path).ok();
                 self.inode = self.file.as_ref().and_then(|f| f.metadata().ok()).map_or(m.ino(), |m| m.ino());
                 self.pos = 0;
-                self.drain(out);
+                while self.drain_some(out, usize::MAX) {}
             }
             // Truncated in place (`max-file` 1).
             Some(m) if m.len() < self.pos => {
                 self.pos = 0;
-                self.drain(out);
+                while self.drain_some(out, usize::MAX) {}
             }
             _ => {}
         }
-        self.note_last(&out[start..]);
     }
 
     fn note_last(&mut self, read: &[LogEntry]) {
@@ -437,20 +474,65 @@ impl LogReader {
         self.note_last(out);
     }
 
-    fn drain(&mut self, out: &mut Vec<LogEntry>) {
-        let Some(file) = self.file.as_mut() else { return };
-        if file.seek(SeekFrom::Start(self.pos)).is_err() {
-            return;
+    /// Up to `max` complete lines of the live file from `pos`, read a chunk
+    /// at a time; whether more may follow right away (a line being written
+    /// is read next time).
+    fn drain_some(&mut self, out: &mut Vec<LogEntry>, max: usize) -> bool {
+        let Some(file) = self.file.as_mut() else { return false };
+        let mut taken = 0;
+        let mut want = READ_CHUNK;
+        loop {
+            if file.seek(SeekFrom::Start(self.pos)).is_err() {
+                return false;
+            }
+            let mut data = Vec::with_capacity(want);
+            if (&mut *file).take(want as u64).read_to_end(&mut data).is_err() {
+                return false;
+            }
+            let at_end = data.len() < want;
+            let Some(last_newline) = data.iter().rposition(|b| *b == b'\n') else {
+                if at_end {
+                    return false;
+                }
+                // A line longer than the chunk: read more of it at once.
+                want *= 2;
+                continue;
+            };
+            for line in data[..=last_newline].split_inclusive(|b| *b == b'\n') {
+                if taken == max {
+                    return true;
+                }
+                if let Some(entry) = parse_line(line) {
+                    out.push(entry);
+                    taken += 1;
+                }
+                self.pos += line.len() as u64;
+            }
+            if at_end {
+                return false;
+            }
+            want = READ_CHUNK;
         }
-        let mut data = Vec::new();
-        if file.read_to_end(&mut data).is_err() {
-            return;
-        }
-        // Only complete lines; a line being written is read next time.
-        let complete = data.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
-        parse_lines(&data[..complete], out);
-        self.pos += complete as u64;
     }
+}
+
+/// Up to `max` entries from `reader`; `false` at its end.
+fn parse_some(reader: &mut Box<dyn BufRead + Send>, out: &mut Vec<LogEntry>, max: usize) -> bool {
+    let mut line = Vec::new();
+    for _ in 0..max {
+        line.clear();
+        match reader.read_until(b'\n', &mut line) {
+            Ok(0) | Err(_) => return false,
+            Ok(_) => out.extend(parse_line(&line)),
+        }
+    }
+    true
+}
+
+fn parse_line(line: &[u8]) -> Option<LogEntry> {
+    let mut entry = serde_json::from_slice::<LogEntry>(line).ok()?;
+    fixed_time(&mut entry.time);
+    Some(entry)
 }
 
 #[cfg(test)]
@@ -463,6 +545,33 @@ mod tests {
 
     fn texts(entries: &[LogEntry]) -> Vec<String> {
         entries.iter().map(|e| e.log.clone()).collect()
+    }
+
+    #[test]
+    fn history_comes_in_batches_across_rotated_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = log(dir.path(), Rotation { max_size: 200, max_files: 3, compress: false });
+        let mut w = JsonFileWriter::open(&log).unwrap();
+        for i in 0..12 {
+            w.write(Stream::Stdout, format!("line {i}\n").as_bytes()).unwrap();
+        }
+        w.flush().unwrap();
+        let (_, all) = LogReader::open(&log.path);
+        assert!(all.len() >= 4, "{:?}", texts(&all));
+        let mut reader = LogReader::start(&log.path);
+        let mut batched = Vec::new();
+        let mut batch = Vec::new();
+        while reader.read_history(&mut batch, 2) {
+            assert!(batch.len() <= 2);
+            batched.append(&mut batch);
+        }
+        batched.append(&mut batch);
+        assert_eq!(texts(&batched), texts(&all));
+        w.write(Stream::Stdout, b"later\n").unwrap();
+        w.flush().unwrap();
+        let mut fresh = Vec::new();
+        reader.read_new(&mut fresh);
+        assert_eq!(texts(&fresh), ["later\n"]);
     }
 
     #[test]

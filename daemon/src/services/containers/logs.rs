@@ -143,18 +143,40 @@ fn render(entry: LogEntry, opts: &LogsOptions) -> Option<LogLine> {
     Some(LogLine { stream, data: Bytes::from(data) })
 }
 
+/// Stored entries read at a time by `docker logs`.
+const HISTORY_BATCH: usize = 1024;
+
 async fn follow_log(entry: Arc<Entry>, log: LogFile, opts: LogsOptions, tx: mpsc::Sender<LogLine>) {
     // Watch before reading, so nothing written meanwhile is missed; the
     // files are the source of truth, the watch only wakes us.
     let mut progress = entry.io.watch_progress();
-    let (mut reader, history) = LogReader::open(&log.path);
-    let mut lines: VecDeque<LogLine> = history.into_iter().filter_map(|e| render(e, &opts)).collect();
-    if let Some(n) = opts.tail {
-        while lines.len() > n {
-            lines.pop_front();
+    // The history in batches: sent as read, or only the last `tail` kept.
+    let mut reader = LogReader::start(&log.path);
+    let mut last: VecDeque<LogLine> = VecDeque::new();
+    let mut batch = Vec::new();
+    loop {
+        let more = reader.read_history(&mut batch, HISTORY_BATCH);
+        for line in batch.drain(..).filter_map(|e| render(e, &opts)) {
+            match opts.tail {
+                Some(0) => {}
+                Some(n) => {
+                    if last.len() == n {
+                        last.pop_front();
+                    }
+                    last.push_back(line);
+                }
+                None => {
+                    if tx.send(line).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+        if !more {
+            break;
         }
     }
-    for line in lines {
+    for line in last {
         if tx.send(line).await.is_err() {
             return;
         }

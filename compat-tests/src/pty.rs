@@ -101,6 +101,26 @@ impl Terminal {
         assert_eq!(rc, 0, "TIOCSWINSZ: {}", std::io::Error::last_os_error());
     }
 
+    /// Type detach `keys` until the command ends (up to `secs`); its exit
+    /// code. Keys typed while the CLI is busy writing the shell's output
+    /// were seen to get lost about once in five runs on a loaded machine,
+    /// so they are typed again every few seconds.
+    #[track_caller]
+    pub fn detach(&mut self, keys: &[u8], secs: u64) -> i32 {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            self.send(keys);
+            let retry = Instant::now() + Duration::from_secs(3);
+            while Instant::now() < retry {
+                if let Some(status) = self.child.try_wait().expect("waiting for the command") {
+                    return status.code().unwrap_or(-1);
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            assert!(Instant::now() < deadline, "the detach keys did not end the command; the terminal shows:\n{:?}", self.screen());
+        }
+    }
+
     /// Wait for the command to end; its exit code.
     #[track_caller]
     pub fn wait(&mut self, secs: u64) -> i32 {

@@ -46,9 +46,8 @@ fn detach_keys_leave_the_container_running_and_attach_returns() {
     term.send(b"echo first\r");
     term.expect("first", 10);
     term.expect(PROMPT, 10);
-    term.send(b"\x10\x11");
     // As with dockerd, `docker run` says nothing and exits 0.
-    assert_eq!(term.wait(30), 0, "{}", term.screen());
+    assert_eq!(term.detach(b"\x10\x11", 30), 0, "{}", term.screen());
     assert!(!term.screen().contains("escape"), "{}", term.screen());
     assert_eq!(daemon.inspect_format("{{.State.Status}}", "bg"), "running");
 
@@ -59,8 +58,7 @@ fn detach_keys_leave_the_container_running_and_attach_returns() {
     // The shell's answer, not the terminal's own echo of the typing (the
     // keys must reach the CLI once it has put the terminal in raw mode).
     term.expect("\nagain", 30);
-    term.send(b"\x10\x11");
-    assert_eq!(term.wait(30), 1, "{}", term.screen());
+    assert_eq!(term.detach(b"\x10\x11", 30), 1, "{}", term.screen());
     assert!(term.screen().contains("read escape sequence"), "{}", term.screen());
     assert_eq!(daemon.inspect_format("{{.State.Status}}", "bg"), "running");
 
@@ -68,8 +66,7 @@ fn detach_keys_leave_the_container_running_and_attach_returns() {
     let mut term = daemon.docker_pty(&["attach", "--detach-keys", "ctrl-a,x", "bg"], 24, 80);
     term.send(b"echo third\r");
     term.expect("\nthird", 30);
-    term.send(b"\x01x");
-    assert_eq!(term.wait(30), 1, "{}", term.screen());
+    assert_eq!(term.detach(b"\x01x", 30), 1, "{}", term.screen());
     assert_eq!(daemon.inspect_format("{{.State.Status}}", "bg"), "running");
 
     // The shell's state survived all of it.
@@ -107,8 +104,7 @@ fn exec_it_is_interactive_sized_and_detachable() {
 
     let mut term = daemon.docker_pty(&["exec", "-it", "--detach-keys", "ctrl-a,ctrl-b", "box", "sh"], 24, 80);
     term.expect(PROMPT, 30);
-    term.send(b"\x01\x02");
-    assert_eq!(term.wait(30), 1, "{}", term.screen());
+    assert_eq!(term.detach(b"\x01\x02", 30), 1, "{}", term.screen());
     assert!(term.screen().contains("read escape sequence"), "{}", term.screen());
     assert_eq!(daemon.inspect_format("{{.State.Status}}", "box"), "running");
 }

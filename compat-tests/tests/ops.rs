@@ -176,3 +176,113 @@ fn docker_system_dial_stdio_proxies_to_berthd() {
     assert!(out.starts_with("HTTP/1.1 200 OK"), "stdout: {out}\nstderr: {err}");
     assert!(out.contains("\"Components\""), "{out}");
 }
+
+// ---------------------------------------------------------------- reload
+
+fn write_config(daemon: &Berthd, text: &str) {
+    std::fs::write(&daemon.config_file, text).unwrap();
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+}
+
+/// The daemon events between `since` and now, as JSON values.
+fn daemon_events(daemon: &Berthd, since: u64) -> Vec<serde_json::Value> {
+    let until = (now_secs() + 1).to_string();
+    let out = daemon
+        .docker(&["events", "--since", &since.to_string(), "--until", &until, "--filter", "type=daemon", "--format", "{{json .}}"])
+        .success();
+    out.stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+/// SIGHUP with a new mirror list: `docker info` shows it, a pull of a
+/// Docker Hub name goes through it, the log says what changed, and the
+/// daemon `reload` event carries dockerd's attributes.
+#[test]
+fn reload_with_a_changed_mirror_list_pulls_through_the_new_mirror() {
+    let registry = compat_tests::registry::Registry::start().unwrap();
+    let img = compat_tests::images::BusyboxImage::new("busybox:latest").build().unwrap();
+    registry.push_oci(&img, "library/busybox", "latest").unwrap();
+    let daemon = Berthd::builder()
+        .daemon_json(serde_json::json!({"registry-mirrors": ["http://127.0.0.1:1"], "labels": ["stage=before"]}))
+        .start();
+    daemon.reach_host_port(registry.port());
+    let since = now_secs();
+    daemon.docker(&["pull", "busybox"]).failure();
+
+    let mirror = format!("http://{}", registry.addr());
+    write_config(&daemon, &serde_json::json!({"registry-mirrors": [mirror], "labels": ["stage=after"]}).to_string());
+    daemon.signal(libc::SIGHUP);
+    let mirrors = eventually(20, "the new mirror in docker info", || {
+        let out = daemon.docker(&["info", "--format", "{{json .RegistryConfig.Mirrors}}"]).success();
+        Some(out.stdout).filter(|m| m.contains(registry.addr()))
+    });
+    assert_eq!(mirrors.trim(), format!("[\"{mirror}/\"]"));
+    let labels = daemon.docker(&["info", "--format", "{{json .Labels}}"]).success().stdout;
+    assert_eq!(labels.trim(), r#"["stage=after"]"#);
+
+    let out = daemon.docker(&["pull", "busybox"]).success();
+    assert!(out.stdout.contains("Status: Downloaded newer image for busybox:latest"), "{}", out.stdout);
+
+    let log = daemon.log();
+    assert!(log.contains("Got signal to reload configuration"), "{log}");
+    let changed: Vec<&str> = log.lines().filter(|l| l.contains("configuration changed")).collect();
+    assert!(changed.iter().any(|l| l.contains("registry-mirrors") && l.contains(registry.addr())), "{log}");
+    assert!(changed.iter().any(|l| l.contains("labels") && l.contains("stage=after")), "{log}");
+
+    let events = daemon_events(&daemon, since);
+    assert_eq!(events.len(), 1, "{events:?}");
+    let event = &events[0];
+    assert_eq!(event["Type"], "daemon");
+    assert_eq!(event["Action"], "reload");
+    let id = daemon.docker(&["info", "--format", "{{.ID}}"]).success().stdout;
+    assert_eq!(event["Actor"]["ID"], id.trim());
+    let attrs = &event["Actor"]["Attributes"];
+    assert_eq!(attrs["registry-mirrors"], format!("[\"{mirror}/\"]"));
+    assert_eq!(attrs["labels"], r#"["stage=after"]"#);
+    assert_eq!(attrs["insecure-registries"], "[]");
+    assert_eq!(attrs["debug"], "false");
+    assert_eq!(attrs["live-restore"], "false");
+    assert_eq!(attrs["max-concurrent-downloads"], "3");
+    assert_eq!(attrs["max-concurrent-uploads"], "5");
+    assert_eq!(attrs["shutdown-timeout"], "15");
+    assert_eq!(attrs["default-runtime"], "runc");
+    assert!(attrs["name"].as_str().is_some_and(|n| !n.is_empty()), "{attrs}");
+}
+
+/// A broken file (bad JSON, an unknown key, a bad mirror) changes nothing:
+/// the reason is logged, `docker info` still shows the running values, no
+/// reload event; a good file afterwards is applied.
+#[test]
+fn reload_with_a_broken_file_keeps_the_running_configuration() {
+    let daemon = Berthd::builder().daemon_json(serde_json::json!({"labels": ["stage=running"], "debug": false})).start();
+    let since = now_secs();
+    let cases = [
+        ("{\"labels\": [\"stage=broken\"],", "unable to configure the Docker daemon with file"),
+        (r#"{"labels": ["stage=broken"], "no-such-key": 1}"#, "the following directives don't match any configuration option: no-such-key"),
+        (r#"{"labels": ["stage=broken"], "registry-mirrors": ["not a mirror"]}"#, "not a mirror"),
+    ];
+    for (n, (text, reason)) in cases.iter().enumerate() {
+        write_config(&daemon, text);
+        daemon.signal(libc::SIGHUP);
+        let errors = eventually(20, "the reload error in the log", || {
+            let log = daemon.log();
+            let errors: Vec<String> =
+                log.lines().filter(|l| l.contains("Error reloading configuration")).map(str::to_string).collect();
+            Some(errors).filter(|e| e.len() > n)
+        });
+        assert!(errors[n].contains(reason), "{}", errors[n]);
+        let labels = daemon.docker(&["info", "--format", "{{json .Labels}}"]).success().stdout;
+        assert_eq!(labels.trim(), r#"["stage=running"]"#);
+    }
+    assert!(daemon_events(&daemon, since).is_empty());
+
+    write_config(&daemon, r#"{"labels": ["stage=fixed"], "debug": true}"#);
+    daemon.signal(libc::SIGHUP);
+    eventually(20, "the fixed file applied", || {
+        let out = daemon.docker(&["info", "--format", "{{json .Labels}} {{.Debug}}"]).success();
+        Some(()).filter(|_| out.stdout.trim() == r#"["stage=fixed"] true"#)
+    });
+    assert_eq!(daemon_events(&daemon, since).len(), 1);
+}

@@ -177,6 +177,14 @@ pub struct Cli {
     #[arg(long = "log-opt", value_name = "map")]
     pub log_opts: Vec<String>,
 
+    /// Set the logging format ("text"|"json")
+    #[arg(long = "log-format", value_name = "string")]
+    pub log_format: Option<String>,
+
+    /// Set default address and port to serve the metrics api on
+    #[arg(long = "metrics-addr", value_name = "string")]
+    pub metrics_addr: Option<String>,
+
     /// Validate daemon configuration and exit
     #[arg(long = "validate")]
     pub validate: bool,

@@ -45,7 +45,7 @@ pub fn registry_client(config: &Config) -> Result<RegistryClient, String> {
     })
 }
 
-pub async fn run(config: Config) -> Result<()> {
+pub async fn run(config: Config, cli: crate::cli::Cli) -> Result<()> {
     tracing::info!(version = crate::release::VERSION, "starting up");
     for key in &config.ignored_keys {
         tracing::warn!(key = %key, "daemon.json key is not supported by berthd yet and is ignored");
@@ -57,7 +57,7 @@ pub async fn run(config: Config) -> Result<()> {
     let registry = registry_client(&config).map_err(anyhow::Error::msg)?;
     let pidfile = PidFile::create(&config.pidfile)?;
     let mut managed = None;
-    let result = serve_until_signal(&config, registry, &mut managed).await;
+    let result = serve_until_signal(&config, cli, registry, &mut managed).await;
     if let Some(m) = managed {
         m.shutdown().await;
     }
@@ -70,6 +70,7 @@ pub async fn run(config: Config) -> Result<()> {
 
 async fn serve_until_signal(
     config: &Config,
+    cli: crate::cli::Cli,
     registry: RegistryClient,
     managed: &mut Option<ManagedContainerd>,
 ) -> Result<()> {
@@ -108,8 +109,16 @@ async fn serve_until_signal(
     let containers = ContainerService::load(containerd.clone(), images.clone(), config.data_root.clone(), config.exec_root.clone(), events.clone(), volumes.clone(), networks.clone(), container_defaults(&config))
         .await
         .context("loading containers")?;
+    let system = Arc::new(SystemService::new(config.clone(), containerd.clone(), engine_id).with_images(images.clone()).with_volumes(volumes.clone()).with_containers(containers.clone()));
+    let reloader = crate::reload::Reloader {
+        cli,
+        system: system.clone(),
+        images: images.clone(),
+        containers: containers.clone(),
+        events: events.clone(),
+    };
     let services = Services {
-        system: Arc::new(SystemService::new(config.clone(), containerd.clone(), engine_id).with_images(images.clone()).with_volumes(volumes.clone()).with_containers(containers.clone())),
+        system: system.clone(),
         build: Arc::new(crate::services::build::BuildService::new(images.clone(), containers.clone(), &config.data_root)),
         images,
         containers: containers.clone(),
@@ -128,7 +137,7 @@ async fn serve_until_signal(
         .collect();
     let (stop, stopped) = watch::channel(false);
     tokio::spawn(async move {
-        wait_for_signal().await;
+        wait_for_signal(&reloader).await;
         let _ = stop.send(true);
     });
     tracing::info!(
@@ -138,6 +147,8 @@ async fn serve_until_signal(
     );
     crate::sd_notify::ready();
     let in_flight = server::serve(bound, app, stopped).await;
+    // The settings in force now: a reload may have changed them.
+    let config = system.config();
     containers.shutdown(config.live_restore, config.shutdown_timeout).await;
     networks.shutdown(config.live_restore).await;
     in_flight.wait().await;
@@ -162,14 +173,20 @@ async fn containerd_address(config: &Config, managed: &mut Option<ManagedContain
     Ok(socket)
 }
 
-async fn wait_for_signal() {
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+/// Reload on SIGHUP until SIGTERM or SIGINT.
+async fn wait_for_signal(reloader: &crate::reload::Reloader) {
+    let (Ok(mut term), Ok(mut int), Ok(mut hup)) =
+        (signal(SignalKind::terminate()), signal(SignalKind::interrupt()), signal(SignalKind::hangup()))
+    else {
         tracing::error!("cannot install signal handlers; stop berthd with SIGKILL");
         return std::future::pending().await;
     };
-    let name = tokio::select! {
-        _ = term.recv() => "terminated",
-        _ = int.recv() => "interrupt",
+    let name = loop {
+        tokio::select! {
+            _ = term.recv() => break "terminated",
+            _ = int.recv() => break "interrupt",
+            _ = hup.recv() => reloader.reload(),
+        }
     };
     tracing::info!("processing signal '{name}'");
     crate::sd_notify::stopping();
@@ -178,7 +195,12 @@ async fn wait_for_signal() {
 /// The configured container defaults, with the host's default cgroup
 /// namespace mode filled in (dockerd: host on cgroup v1, private on v2).
 fn container_defaults(config: &Config) -> crate::config::container_defaults::ContainerDefaults {
-    let mut defaults = config.container_defaults.clone();
+    container_defaults_for_host(config.container_defaults.clone())
+}
+
+pub fn container_defaults_for_host(
+    mut defaults: crate::config::container_defaults::ContainerDefaults,
+) -> crate::config::container_defaults::ContainerDefaults {
     if defaults.cgroupns_mode.is_empty() {
         let v2 = std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
         defaults.cgroupns_mode = if v2 { "private" } else { "host" }.to_string();

@@ -32,7 +32,7 @@ fn main() -> ExitCode {
             }
         };
     }
-    init_tracing(&config);
+    berthd::logging::init(&config);
     // Before the runtime's threads exist: this edits the environment.
     berthd::server::listeners::take_activated_sockets();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
@@ -42,7 +42,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = runtime.block_on(daemon::run(config));
+    let result = runtime.block_on(daemon::run(config, cli));
     // Blocking threads (a FIFO open waiting for a shim that never came) must
     // not keep a daemon that has finished shutting down alive.
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
@@ -54,15 +54,4 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-fn init_tracing(config: &config::Config) {
-    let level = if config.debug { "debug" } else { config.log_level.as_str() };
-    let level = match level {
-        "fatal" | "panic" => "error",
-        other => other,
-    };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("BERTHD_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{level},h2=warn,hyper=warn,tower=warn")));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
 }

@@ -63,6 +63,8 @@ pub struct DaemonJson {
     pub log_opts: Option<BTreeMap<String, String>>,
     pub runtimes: Option<BTreeMap<String, super::container_defaults::RuntimeConfig>>,
     pub default_runtime: Option<String>,
+    pub log_format: Option<String>,
+    pub metrics_addr: Option<String>,
 }
 
 /// Keys that dockerd accepts and berthd does not honour yet.
@@ -76,7 +78,7 @@ pub const NOT_YET_HONOURED: &[&str] = &[
     "experimental", "features", "fixed-cidr-v6",
     "host-gateway-ips",
     "ip-forward-no-drop", "ip6tables", "ipv6",
-    "log-format", "max-download-attempts", "metrics-addr", "min-api-version", "no-new-privileges",
+    "max-download-attempts", "min-api-version", "no-new-privileges",
     "node-generic-resources", "oom-score-adjust", "proxies", "raw-logs",
     "seccomp-profile", "selinux-enabled", "storage-driver",
     "storage-opts", "swarm-default-advertise-addr",
@@ -93,7 +95,7 @@ pub const HONOURED: &[&str] = &[
     "host-gateway-ip", "default-address-pools",
     "default-ulimits", "init",
     "init-path", "default-ipc-mode", "default-cgroupns-mode", "default-shm-size", "dns", "dns-search", "dns-opts",
-    "log-driver", "log-opts", "runtimes", "default-runtime",
+    "log-driver", "log-opts", "runtimes", "default-runtime", "log-format", "metrics-addr",
 ];
 
 /// A parsed file: the typed keys, the raw values (for conflict messages) and
@@ -182,8 +184,8 @@ mod tests {
 
     #[test]
     fn dockerd_keys_not_yet_honoured_are_accepted_and_reported() {
-        let parsed = parse(r#"{"metrics-addr": "127.0.0.1:9323", "debug": true}"#).unwrap();
-        assert_eq!(parsed.ignored, ["metrics-addr"]);
+        let parsed = parse(r#"{"raw-logs": true, "debug": true}"#).unwrap();
+        assert_eq!(parsed.ignored, ["raw-logs"]);
         assert_eq!(parsed.config.debug, Some(true));
     }
 

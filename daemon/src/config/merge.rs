@@ -72,6 +72,9 @@ pub fn merge(cli: &Cli, file: ParsedFile, path: &Path) -> Result<Config, String>
         dns_search: f.dns_search.unwrap_or_default(),
         dns_opts: f.dns_opts.unwrap_or_default(),
         ignored_keys: file.ignored,
+        file_keys: file.raw.keys().cloned().collect(),
+        log_format: cli.log_format.clone().or(f.log_format).unwrap_or_else(|| "text".to_string()),
+        metrics_addr: cli.metrics_addr.clone().or(f.metrics_addr).filter(|a| !a.is_empty()),
         network: super::NetworkConfig {
             bridge: cli.bridge.clone().or(f.bridge),
             bip: cli.bip.clone().or(f.bip),
@@ -230,6 +233,8 @@ fn flags_set(cli: &Cli) -> Vec<(&'static str, String)> {
         ("default-shm-size", text(&cli.default_shm_size)),
         ("log-driver", text(&cli.log_driver)),
         ("default-runtime", text(&cli.default_runtime)),
+        ("log-format", text(&cli.log_format)),
+        ("metrics-addr", text(&cli.metrics_addr)),
         ("log-opts", (!cli.log_opts.is_empty()).then(|| format!("[{}]", cli.log_opts.join(" ")))),
     ]
     .into_iter()

@@ -5,6 +5,7 @@ pub mod container_defaults;
 pub mod daemon_json;
 pub mod hosts;
 pub mod merge;
+pub mod reload;
 pub mod validate;
 
 use std::path::{Path, PathBuf};
@@ -69,6 +70,13 @@ pub struct Config {
     pub dns_opts: Vec<String>,
     /// dockerd keys present in the file that berthd does not honour yet.
     pub ignored_keys: Vec<String>,
+    /// Every key the file set: a reload changes only those (dockerd's
+    /// `IsValueSet`).
+    pub file_keys: std::collections::BTreeSet<String>,
+    /// `log-format`: `text` (default) or `json`.
+    pub log_format: String,
+    /// `metrics-addr`: where Prometheus metrics are served, if anywhere.
+    pub metrics_addr: Option<String>,
     pub network: NetworkConfig,
 }
 

@@ -9,6 +9,9 @@ pub fn validate(config: &Config) -> Result<(), String> {
     if !LOG_LEVELS.contains(&config.log_level.as_str()) {
         return Err(format!("unable to parse logging level: {}", config.log_level));
     }
+    if !matches!(config.log_format.as_str(), "text" | "json") {
+        return Err(format!("invalid log format: {}", config.log_format));
+    }
     if config.containerd_namespace.is_empty() || !valid_namespace(&config.containerd_namespace) {
         return Err(format!("invalid containerd namespace: {:?}", config.containerd_namespace));
     }

@@ -21,7 +21,8 @@ const OFFICIAL_INDEX: &str = "https://index.docker.io/v1/";
 const DEFAULT_INSECURE_CIDRS: &[&str] = &["::1/128", "127.0.0.0/8"];
 
 pub struct SystemService {
-    config: Arc<Config>,
+    /// Replaced as a whole on reload.
+    config: std::sync::RwLock<Arc<Config>>,
     containerd: Containerd,
     host: HostInfo,
     cgroups: CgroupFeatures,
@@ -35,7 +36,30 @@ impl SystemService {
     pub fn new(config: Arc<Config>, containerd: Containerd, engine_id: String) -> Self {
         let host = HostInfo::read();
         let cgroups = CgroupFeatures::read(host.cgroup_version);
-        Self { config, containerd, host, cgroups, engine_id, images: None, volumes: None, containers: None }
+        Self {
+            config: std::sync::RwLock::new(config),
+            containerd,
+            host,
+            cgroups,
+            engine_id,
+            images: None,
+            volumes: None,
+            containers: None,
+        }
+    }
+
+    /// The running configuration.
+    pub fn config(&self) -> Arc<Config> {
+        self.config.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Install a reloaded configuration.
+    pub fn set_config(&self, config: Arc<Config>) {
+        *self.config.write().unwrap_or_else(|e| e.into_inner()) = config;
+    }
+
+    pub fn engine_id(&self) -> &str {
+        &self.engine_id
     }
 
     /// Count images and their sizes through the image service.
@@ -111,7 +135,7 @@ impl SystemService {
             Some(images) => images.count().await?,
             None => summary.images,
         };
-        let config = &self.config;
+        let config = &self.config();
         let cg = self.cgroups;
         Ok(SystemInfo {
             id: self.engine_id.clone(),

@@ -208,7 +208,7 @@ impl ContainerService {
             etc_files: Some(etc),
             network,
             cgroups_path: format!("/docker/{}", record.id),
-            defaults: &self.defaults,
+            defaults: &self.defaults(),
             devices: &devices,
             joined: self.own_namespaces(record),
         })

@@ -142,7 +142,7 @@ impl ContainerService {
             etc_files: None,
             network: NetworkNamespace::New,
             cgroups_path: String::new(),
-            defaults: &self.defaults,
+            defaults: &self.defaults(),
             devices: &[],
             joined: Default::default(),
         })

@@ -32,9 +32,9 @@ impl ContainerService {
         let extras = HostExtras::parse(Value::Object(subset))
             .map_err(|e| ServiceError::InvalidParameter(format!("invalid HostConfig: {e}")))?;
         namespaces::check_modes(&extras).map_err(ServiceError::InvalidParameter)?;
-        self.defaults.runtime_binary(&hc.runtime).map_err(ServiceError::InvalidParameter)?;
+        self.defaults().runtime_binary(&hc.runtime).map_err(ServiceError::InvalidParameter)?;
         if hc.runtime.is_empty() {
-            hc.runtime = self.defaults.default_runtime.clone();
+            hc.runtime = self.defaults().default_runtime.clone();
         }
         for u in extras.ulimits.iter().flatten() {
             u.check().map_err(ServiceError::InvalidParameter)?;
@@ -61,10 +61,10 @@ impl ContainerService {
             warnings.push(warning);
         }
         if extras.ipc_mode().is_empty() {
-            hc.other.insert("IpcMode".into(), json!(self.defaults.ipc_mode));
+            hc.other.insert("IpcMode".into(), json!(self.defaults().ipc_mode));
         }
         if extras.cgroupns_mode().is_empty() {
-            hc.other.insert("CgroupnsMode".into(), json!(self.defaults.cgroupns_mode));
+            hc.other.insert("CgroupnsMode".into(), json!(self.defaults().cgroupns_mode));
         }
         Ok(warnings)
     }
@@ -72,7 +72,8 @@ impl ContainerService {
     /// The binary the runc shim runs for a configured runtime (`None` for
     /// runc). Runtime arguments need a wrapper script, as dockerd makes.
     pub(super) fn runtime_binary(&self, name: &str) -> Result<Option<String>, ServiceError> {
-        let Some(runtime) = self.defaults.runtime_binary(name).map_err(ServiceError::InvalidParameter)? else {
+        let defaults = self.defaults();
+        let Some(runtime) = defaults.runtime_binary(name).map_err(ServiceError::InvalidParameter)? else {
             return Ok(None);
         };
         if runtime.runtime_args.is_empty() {
@@ -152,7 +153,7 @@ impl ContainerService {
         let dir = self.shared_shm_dir(&record.id);
         self.unmount_shared_shm(&record.id);
         std::fs::create_dir_all(&dir).map_err(|e| ServiceError::Internal(format!("creating {}: {e}", dir.display())))?;
-        let size = crate::backends::oci_spec::shm_size(&extras, &self.defaults);
+        let size = crate::backends::oci_spec::shm_size(&extras, &self.defaults());
         crate::backends::mount::mount_tmpfs(&dir, &format!("mode=1777,size={size}"))
             .map_err(|e| ServiceError::Internal(format!("mounting shm tmpfs: {e}")))
     }

@@ -48,10 +48,10 @@ impl ContainerService {
     pub(super) fn settle_log_config(&self, hc: &mut HostConfig) -> Result<(), ServiceError> {
         let log = &mut hc.log_config;
         if log.kind.is_empty() {
-            log.kind = self.defaults.log_driver.clone();
+            log.kind = self.defaults().log_driver.clone();
         }
-        if log.kind == self.defaults.log_driver {
-            for (k, v) in &self.defaults.log_opts {
+        if log.kind == self.defaults().log_driver {
+            for (k, v) in &self.defaults().log_opts {
                 log.config.entry(k.clone()).or_insert_with(|| v.clone());
             }
         }

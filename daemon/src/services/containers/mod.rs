@@ -126,8 +126,8 @@ pub struct ContainerService {
     events: EventBus,
     volumes: Arc<VolumeService>,
     networks: Arc<NetworkService>,
-    /// The daemon's defaults for new containers.
-    defaults: ContainerDefaults,
+    /// The daemon's defaults for new containers (replaced on reload).
+    defaults: RwLock<Arc<ContainerDefaults>>,
     /// Set when the daemon stops: exits no longer trigger restarts.
     shutting_down: AtomicBool,
     /// This service, for the tasks it spawns (health monitors).
@@ -139,6 +139,16 @@ pub fn no_such_container(name: &str) -> ServiceError {
 }
 
 impl ContainerService {
+    /// The defaults new containers get now.
+    pub fn defaults(&self) -> Arc<ContainerDefaults> {
+        self.defaults.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Install reloaded defaults; existing containers keep what they have.
+    pub fn set_defaults(&self, defaults: ContainerDefaults) {
+        *self.defaults.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(defaults);
+    }
+
     /// Load stored containers, reconcile them with containerd, and start
     /// listening for task exits.
     pub async fn load(
@@ -165,7 +175,7 @@ impl ContainerService {
             events,
             volumes,
             networks,
-            defaults,
+            defaults: RwLock::new(Arc::new(defaults)),
             shutting_down: AtomicBool::new(false),
             me: me.clone(),
         });

@@ -271,10 +271,9 @@ fn api_platform(p: &registry::Platform) -> OciPlatform {
 
 impl ImageService {
     /// The daemon's registry client.
-    pub(crate) fn registry(&self) -> Result<&RegistryClient, ServiceError> {
-        self.distribution
-            .as_ref()
-            .map(|d| &d.registry)
+    pub(crate) fn registry(&self) -> Result<RegistryClient, ServiceError> {
+        self.distribution()
+            .map(|d| d.registry.clone())
             .ok_or_else(|| ServiceError::Internal("no registry client configured".into()))
     }
 
@@ -286,7 +285,7 @@ impl ImageService {
         id: &str,
         progress: &Progress,
     ) -> Result<tokio::sync::OwnedSemaphorePermit, ServiceError> {
-        let d = self.distribution.as_ref().ok_or_else(|| ServiceError::Internal("no registry client configured".into()))?;
+        let d = self.distribution().ok_or_else(|| ServiceError::Internal("no registry client configured".into()))?;
         let slots = if upload { d.uploads.clone() } else { d.downloads.clone() };
         if let Ok(slot) = slots.clone().try_acquire_owned() {
             return Ok(slot);

@@ -355,7 +355,8 @@ pub struct ImageService {
     platform: Platform,
     resolved: Mutex<HashMap<String, Arc<ResolvedImage>>>,
     usage: Mutex<HashMap<String, i64>>,
-    distribution: Option<Distribution>,
+    /// Replaced on reload; transfers in flight keep the one they started with.
+    distribution: std::sync::RwLock<Option<Arc<Distribution>>>,
     events: EventBus,
 }
 
@@ -374,7 +375,7 @@ impl ImageService {
             platform: Platform::host(),
             resolved: Mutex::default(),
             usage: Mutex::default(),
-            distribution: None,
+            distribution: std::sync::RwLock::new(None),
             events: EventBus::new(),
         }
     }
@@ -394,13 +395,23 @@ impl ImageService {
 
     /// Pull and push through `registry`, with at most `downloads` layers
     /// downloading and `uploads` uploading at once, daemon-wide.
-    pub fn with_registry(mut self, registry: crate::backends::registry::RegistryClient, downloads: usize, uploads: usize) -> Self {
-        self.distribution = Some(Distribution {
+    pub fn with_registry(self, registry: crate::backends::registry::RegistryClient, downloads: usize, uploads: usize) -> Self {
+        self.set_registry(registry, downloads, uploads);
+        self
+    }
+
+    /// Replace the registry client and transfer limits (a reload).
+    pub fn set_registry(&self, registry: crate::backends::registry::RegistryClient, downloads: usize, uploads: usize) {
+        let d = Distribution {
             registry,
             downloads: Arc::new(tokio::sync::Semaphore::new(downloads.max(1))),
             uploads: Arc::new(tokio::sync::Semaphore::new(uploads.max(1))),
-        });
-        self
+        };
+        *self.distribution.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(d));
+    }
+
+    fn distribution(&self) -> Option<Arc<Distribution>> {
+        self.distribution.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     pub fn platform(&self) -> &Platform {

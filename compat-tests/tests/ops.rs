@@ -286,3 +286,103 @@ fn reload_with_a_broken_file_keeps_the_running_configuration() {
     });
     assert_eq!(daemon_events(&daemon, since).len(), 1);
 }
+
+// ---------------------------------------------------------------- metrics and logs
+
+fn scrape(port: u16) -> Option<String> {
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: metrics\r\nConnection: close\r\n\r\n").ok()?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text).ok()?;
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    (head.starts_with("HTTP/1.1 200") && head.contains("text/plain; version=0.0.4")).then(|| body.to_string())
+}
+
+/// The value of one sample line (`name{labels} value`).
+fn sample(metrics: &str, series: &str) -> Option<f64> {
+    metrics.lines().find_map(|l| l.strip_prefix(series).and_then(|v| v.trim().parse().ok()))
+}
+
+/// `metrics-addr`: Prometheus text with per-endpoint request counts and
+/// latencies, container states and pulls, as the CLI's work shows them.
+#[test]
+fn metrics_addr_serves_requests_container_states_and_pulls() {
+    let port = free_port();
+    let daemon = Berthd::builder()
+        .host_network()
+        .daemon_json(serde_json::json!({"metrics-addr": format!("127.0.0.1:{port}")}))
+        .start_with_busybox();
+    daemon.docker(&["run", "-d", "--name", "up", "busybox", "sleep", "600"]).success();
+    daemon.docker(&["create", "--name", "down", "busybox", "true"]).success();
+    daemon.docker(&["inspect", "up"]).success();
+    daemon.docker(&["inspect", "nothing-here"]).failure();
+    daemon.docker(&["pull", "127.0.0.1:1/nothing:latest"]).failure();
+
+    let metrics = scrape(port).expect("a scrape");
+    assert!(metrics.contains("# TYPE berthd_http_requests_total counter"), "{metrics}");
+    assert_eq!(sample(&metrics, "engine_daemon_container_states_containers{state=\"running\"}"), Some(1.0), "{metrics}");
+    assert_eq!(sample(&metrics, "engine_daemon_container_states_containers{state=\"stopped\"}"), Some(1.0), "{metrics}");
+    let inspect = "method=\"GET\",route=\"/containers/{id}/json\"";
+    assert!(sample(&metrics, &format!("berthd_http_requests_total{{{inspect},status=\"200\"}}")).is_some_and(|n| n >= 1.0), "{metrics}");
+    assert_eq!(sample(&metrics, &format!("berthd_http_requests_total{{{inspect},status=\"404\"}}")), Some(1.0), "{metrics}");
+    let count = sample(&metrics, &format!("berthd_http_request_duration_seconds_count{{{inspect}}}")).unwrap();
+    assert_eq!(sample(&metrics, &format!("berthd_http_request_duration_seconds_bucket{{{inspect},le=\"+Inf\"}}")), Some(count));
+    assert_eq!(sample(&metrics, "berthd_image_pulls_total{result=\"failure\"}"), Some(1.0), "{metrics}");
+    assert!(metrics.contains("engine_daemon_engine_info{daemon=\"berthd\""), "{metrics}");
+
+    // The address is the metrics', not the API's.
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream.write_all(b"GET /_ping HTTP/1.1\r\nHost: m\r\nConnection: close\r\n\r\n").unwrap();
+    let mut text = String::new();
+    stream.read_to_string(&mut text).unwrap();
+    assert!(text.starts_with("HTTP/1.1 404"), "{text}");
+}
+
+/// `log-format: json` writes one JSON object per line with logrus's keys;
+/// debug mode logs every request, with secret-bearing query values hidden
+/// and no bodies (environment values, credentials) at all.
+#[test]
+fn json_logs_and_debug_request_logging_without_secrets() {
+    let daemon = Berthd::builder().daemon_json(serde_json::json!({"log-format": "json", "debug": true})).start_with_busybox();
+    daemon
+        .docker(&["create", "--name", "sec", "-e", "DB_PASSWORD=hunter2-env", "busybox", "true"])
+        .success();
+    daemon.docker(&["info"]).success();
+    let _ = daemon.docker(&["build", "--build-arg", "TOKEN=hunter2-arg", "-t", "x", "-"]);
+    daemon.docker(&["inspect", "sec"]).success();
+    let log = daemon.log();
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    for line in &lines {
+        assert!(line["level"].is_string() && line["msg"].is_string() && line["time"].is_string(), "{line}");
+    }
+    let requests: Vec<&serde_json::Value> = lines.iter().filter(|l| l["msg"] == "request").collect();
+    assert!(requests.iter().any(|l| l["http.path"].as_str().is_some_and(|p| p.ends_with("/containers/create"))), "{log}");
+    assert!(requests.iter().any(|l| l["http.path"].as_str().is_some_and(|p| p.ends_with("/containers/sec/json"))), "{log}");
+    assert!(!log.contains("hunter2"), "a secret reached the log:\n{log}");
+
+    // An unknown format is refused at start, with dockerd's words.
+    let bad = Berthd::builder().daemon_json(serde_json::json!({"log-format": "yaml"})).run_to_exit();
+    assert_eq!(bad.code, 1);
+    assert!(bad.stderr.contains("invalid log format: yaml"), "{}", bad.stderr);
+}
+
+/// A reload that turns debug off stops the request log.
+#[test]
+fn reload_changes_the_log_level() {
+    let daemon = Berthd::builder().daemon_json(serde_json::json!({"debug": true})).start();
+    daemon.docker(&["version"]).success();
+    assert!(daemon.log().contains("http.route=\"/version\"") || daemon.log().contains("http.route=/version"), "{}", daemon.log());
+    write_config(&daemon, r#"{"debug": false}"#);
+    daemon.signal(libc::SIGHUP);
+    eventually(20, "debug off", || {
+        let out = daemon.docker(&["info", "--format", "{{.Debug}}"]).success();
+        Some(()).filter(|_| out.stdout.trim() == "false")
+    });
+    let before = daemon.log().matches("http.path").count();
+    daemon.docker(&["ps"]).success();
+    daemon.docker(&["images"]).success();
+    assert_eq!(daemon.log().matches("http.path").count(), before, "{}", daemon.log());
+}

@@ -128,6 +128,11 @@ async fn serve_until_signal(
     };
     let app = server::router::build(services);
     let bound = listeners::bind_all(&config).await.context("failed to load listeners")?;
+    if let Some(addr) = &config.metrics_addr {
+        let listener = server::metrics::bind(addr).await.map_err(anyhow::Error::msg)?;
+        tracing::info!(addr = %addr, "serving metrics");
+        server::metrics::serve(listener, system.clone());
+    }
     let sockets: Vec<PathBuf> = bound
         .iter()
         .filter_map(|l| match l {

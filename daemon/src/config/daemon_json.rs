@@ -167,7 +167,8 @@ mod tests {
             "default-shm-size":"64m",
             "dns":["1.1.1.1"],"dns-search":["a.test"],"dns-opts":["ndots:2"],
             "log-driver":"local","log-opts":{"max-size":"1m"},
-            "runtimes":{"r1":{"path":"/bin/r1","runtimeArgs":["--x"]}},"default-runtime":"r1"}"#;
+            "runtimes":{"r1":{"path":"/bin/r1","runtimeArgs":["--x"]}},"default-runtime":"r1",
+            "log-format":"json","metrics-addr":"127.0.0.1:9323"}"#;
         let parsed = parse(all).unwrap();
         assert_eq!(parsed.raw.len(), HONOURED.len());
         assert_eq!(parsed.config.containerd_namespace.as_deref(), Some("n"));

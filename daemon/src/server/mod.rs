@@ -4,6 +4,7 @@
 pub mod error;
 pub mod extract;
 pub mod listeners;
+pub mod metrics;
 pub mod router;
 pub mod stream;
 pub mod routes;

@@ -164,20 +164,45 @@ pub fn build(services: Services) -> Router {
     Router::new().fallback_service(api).layer(middleware::from_fn(version::negotiate))
 }
 
-/// One span per request: method, matched route, API version, status, time.
+/// Every request: counted and timed for the metrics endpoint, and logged at
+/// debug level (method, path, query with secret-bearing values hidden,
+/// route, API version, status, time). Bodies and headers, where
+/// credentials and environment values travel, are never logged.
 async fn trace_request(req: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = req.method().clone();
     let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string());
     let version = req.extensions().get::<Version>().map(|v| v.0.to_string());
+    let path = req.uri().path().to_string();
+    let query = req.uri().query().map(redact_query);
     let response = next.run(req).await;
+    let elapsed = started.elapsed();
+    let route = route.as_deref().unwrap_or("-");
+    crate::services::metrics::METRICS.request(method.as_str(), route, response.status().as_u16(), elapsed);
     tracing::debug!(
         http.method = %method,
-        http.route = route.as_deref().unwrap_or("-"),
+        http.path = %path,
+        http.query = query.as_deref().unwrap_or(""),
+        http.route = route,
         api.version = version.as_deref().unwrap_or("-"),
         http.status = response.status().as_u16(),
-        duration_ms = started.elapsed().as_millis() as u64,
+        duration_ms = elapsed.as_millis() as u64,
         "request"
     );
     response
+}
+
+/// Query parameters that can carry secrets: build arguments (often tokens)
+/// and anything named like a credential.
+fn secret_param(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    ["buildargs", "auth", "password", "secret", "token", "env"].iter().any(|s| key.contains(s))
+}
+
+/// The query string with the values of secret-bearing parameters replaced.
+fn redact_query(query: &str) -> String {
+    form_urlencoded::parse(query.as_bytes())
+        .map(|(k, v)| if secret_param(&k) { format!("{k}=<hidden>") } else { format!("{k}={v}") })
+        .collect::<Vec<_>>()
+        .join("&")
 }

@@ -7,6 +7,7 @@ pub mod dockerfile;
 pub mod errors;
 pub mod events;
 pub mod images;
+pub mod metrics;
 pub mod networks;
 pub mod system;
 pub mod volumes;

@@ -58,6 +58,12 @@ impl SystemService {
         *self.config.write().unwrap_or_else(|e| e.into_inner()) = config;
     }
 
+    /// Containers by state, for the metrics endpoint.
+    pub async fn container_states(&self) -> Result<crate::services::metrics::ContainerStates, ServiceError> {
+        let s = self.containerd.summary().await?;
+        Ok(crate::services::metrics::ContainerStates { running: s.running, paused: s.paused, stopped: s.stopped })
+    }
+
     pub fn engine_id(&self) -> &str {
         &self.engine_id
     }

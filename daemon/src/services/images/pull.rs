@@ -57,6 +57,7 @@ impl ImageService {
         if result.is_ok() {
             self.emit("pull", &name, &name);
         }
+        crate::services::metrics::METRICS.pull(result.is_ok());
         result
     }
 

@@ -25,6 +25,14 @@ fn logs_show_both_streams_tail_and_timestamps() {
     assert_eq!(tail.stdout.lines().count() + tail.stderr.lines().count(), 1, "{tail:?}");
     let only_out = daemon.docker(&["logs", "--tail", "all", "talker"]).success();
     assert_eq!(only_out.stdout, "one\nthree\n");
+    // dockerd reads a tail that is not a count (negative, not a number) as
+    // "all" (checked against dockerd 20.10).
+    let none = daemon.docker(&["logs", "--tail", "0", "talker"]).success();
+    assert_eq!((none.stdout.as_str(), none.stderr.as_str()), ("", ""));
+    let negative = daemon.docker(&["logs", "--tail", "-1", "talker"]).success();
+    assert_eq!(negative.stdout, "one\nthree\n");
+    let resp = daemon.request("GET", "/containers/talker/logs?stdout=1&tail=abc", None);
+    assert_eq!(resp.status, 200, "{}", resp.text());
     let stamped = daemon.docker(&["logs", "-t", "talker"]).success();
     let first = stamped.stdout.lines().next().unwrap();
     let (time, text) = first.split_once(' ').unwrap();

@@ -137,10 +137,8 @@ pub async fn container_logs(State(svc): State<Services>, Path(id): Path<String>,
         details: query.bool("details"),
         since: query.get("since").map(unix_nanos).transpose()?.filter(|n| *n > 0),
         until: query.get("until").map(unix_nanos).transpose()?.filter(|n| *n > 0),
-        tail: match query.get("tail") {
-            None | Some("") | Some("all") => None,
-            Some(n) => Some(n.parse::<usize>().map_err(|_| ApiError::BadRequest(format!("invalid tail value: {n}")))?),
-        },
+        // As dockerd: anything but a count ≥ 0 ("all", "-1", "abc") is all.
+        tail: query.get("tail").and_then(|n| n.parse::<i64>().ok()).and_then(|n| usize::try_from(n).ok()),
     };
     let (tty, lines) = svc.containers.logs(&id, opts).await?;
     let body = lines.map(move |line| {

@@ -3,7 +3,7 @@
 
 use std::process::Stdio;
 
-use anyhow::{ensure, Result};
+use anyhow::Result;
 
 use crate::daemons::Daemon;
 use crate::report::Better;
@@ -42,14 +42,6 @@ impl Bench {
 }
 
 fn classic_build(d: &Daemon, args: &[&str]) -> Result<()> {
-    let out = d.docker_command(args).env("DOCKER_BUILDKIT", "0").stdin(Stdio::null()).output()?;
-    ensure!(
-        out.status.success(),
-        "docker {} on {} failed ({}): {}",
-        args.join(" "),
-        d.label(),
-        out.status,
-        String::from_utf8_lossy(&out.stderr).trim()
-    );
+    d.checked(args, d.docker_command(args).env("DOCKER_BUILDKIT", "0").stdin(Stdio::null()).output()?)?;
     Ok(())
 }

@@ -2,7 +2,7 @@
 //! the guards that take everything down again (also on panic).
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
@@ -270,15 +270,7 @@ impl Daemon {
 
     /// `docker ARGS`; stdout on success, the error with stderr otherwise.
     pub fn docker(&self, args: &[&str]) -> Result<String> {
-        let out = self.docker_command(args).stdin(Stdio::null()).output()?;
-        ensure!(
-            out.status.success(),
-            "docker {} on {} failed ({}): {}",
-            args.join(" "),
-            self.label(),
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
+        let out = self.checked(args, self.docker_command(args).stdin(Stdio::null()).output()?)?;
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
@@ -286,15 +278,7 @@ impl Daemon {
     pub fn docker_discard(&self, args: &[&str]) -> Result<()> {
         let mut cmd = self.docker_command(args);
         cmd.stdout(Stdio::null());
-        let out = cmd.stdin(Stdio::null()).stderr(Stdio::piped()).output()?;
-        ensure!(
-            out.status.success(),
-            "docker {} on {} failed ({}): {}",
-            args.join(" "),
-            self.label(),
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
+        self.checked(args, cmd.stdin(Stdio::null()).stderr(Stdio::piped()).output()?)?;
         Ok(())
     }
 
@@ -302,7 +286,12 @@ impl Daemon {
     pub fn docker_stdin_file(&self, args: &[&str], file: &Path) -> Result<()> {
         let mut cmd = self.docker_command(args);
         let input = std::fs::File::open(file)?;
-        let out = cmd.stdin(input).stdout(Stdio::null()).stderr(Stdio::piped()).output()?;
+        self.checked(args, cmd.stdin(input).stdout(Stdio::null()).stderr(Stdio::piped()).output()?)?;
+        Ok(())
+    }
+
+    /// `out` of `docker ARGS` if it succeeded, else the error with its stderr.
+    pub fn checked(&self, args: &[&str], out: Output) -> Result<Output> {
         ensure!(
             out.status.success(),
             "docker {} on {} failed ({}): {}",
@@ -311,7 +300,7 @@ impl Daemon {
             out.status,
             String::from_utf8_lossy(&out.stderr).trim()
         );
-        Ok(())
+        Ok(out)
     }
 
     pub fn client(&self) -> bollard::Docker {

@@ -147,15 +147,7 @@ fn count_stdout(d: &Daemon, args: &[&str]) -> Result<u64> {
         }
         total += n as u64;
     }
-    let out = child.wait_with_output()?;
-    ensure!(
-        out.status.success(),
-        "docker {} on {} failed ({}): {}",
-        args.join(" "),
-        d.label(),
-        out.status,
-        String::from_utf8_lossy(&out.stderr).trim()
-    );
+    d.checked(args, child.wait_with_output()?)?;
     Ok(total)
 }
 

@@ -35,10 +35,10 @@ const FIRST_SPAN: Duration = Duration::from_millis(500);
 /// one read of the cgroup a second, as dockerd's collector does.
 const SHARED_AGE: Duration = Duration::from_millis(500);
 
-/// A container's two latest samples, and the latest answer in full.
+/// A container's latest answer in full (shared, and the next one's
+/// previous), and the sample before it.
 #[derive(Default)]
 pub(super) struct Kept {
-    last: Option<LastSample>,
     previous: Option<LastSample>,
     latest: Option<(Instant, StatsResponse)>,
 }
@@ -49,6 +49,12 @@ struct LastSample {
     taken: Instant,
     read: String,
     cpu: CpuStats,
+}
+
+impl LastSample {
+    fn of(taken: Instant, sample: &StatsResponse) -> Self {
+        Self { taken, read: sample.read.clone(), cpu: sample.cpu_stats.clone() }
+    }
 }
 
 pub struct StatsOptions {
@@ -146,7 +152,7 @@ impl ContainerService {
                 sample.precpu_stats = p.cpu;
             }
             let next = (sample.read != ZERO_TIME)
-                .then(|| LastSample { taken: Instant::now(), read: sample.read.clone(), cpu: sample.cpu_stats.clone() });
+                .then(|| LastSample::of(Instant::now(), &sample));
             Some((sample, (service, entry, None, next, true)))
         }))
     }
@@ -158,7 +164,7 @@ impl ContainerService {
             Some(previous) => (previous, sample),
             None => {
                 tokio::time::sleep(FIRST_SPAN).await;
-                let previous = LastSample { taken: Instant::now(), read: sample.read.clone(), cpu: sample.cpu_stats.clone() };
+                let previous = LastSample::of(Instant::now(), &sample);
                 (previous, self.sample(entry).await)
             }
         };
@@ -195,11 +201,10 @@ impl ContainerService {
             return StatsResponse::empty(&id, &name);
         };
         let sample = response(&id, &name, metrics, system, networks);
-        let last = LastSample { taken: Instant::now(), read: sample.read.clone(), cpu: sample.cpu_stats.clone() };
         // The sample a later request measures from; the one it replaces
         // is what this request measures from (see `kept`).
         let mut kept = entry.stats.lock().unwrap_or_else(|e| e.into_inner());
-        kept.previous = kept.last.replace(last);
+        kept.previous = kept.latest.take().map(|(taken, latest)| LastSample::of(taken, &latest));
         kept.latest = Some((Instant::now(), sample.clone()));
         sample
     }

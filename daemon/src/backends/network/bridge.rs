@@ -47,10 +47,11 @@ pub async fn ensure_bridge(name: &str, gateway: Ipv4Addr, prefix: u8, mtu: u32) 
 
 /// Delete a link; one that is already gone is fine.
 pub async fn delete_link(name: &str) -> Result<(), NetworkError> {
-    if !link_exists(name).await {
-        return Ok(());
+    match run("ip", &["link", "del", "dev", name], None).await {
+        // Gone already (its namespace went first) is what was asked for.
+        Err(e) if e.0.contains("Cannot find device") => Ok(()),
+        other => other,
     }
-    run("ip", &["link", "del", "dev", name], None).await
 }
 
 /// A persistent, empty network namespace bind-mounted at `path`.
@@ -152,10 +153,14 @@ pub struct Attachment<'a> {
 pub async fn attach(a: &Attachment<'_>) -> Result<(), NetworkError> {
     let netns = a.netns.display().to_string();
     let mtu = a.mtu.to_string();
-    run("ip", &["link", "add", "name", a.host_veth, "mtu", &mtu, "type", "veth", "peer", "name", a.ifname, "mtu", &mtu, "netns", &netns], None)
-        .await?;
+    let host = format!(
+        "link add name {veth} mtu {mtu} type veth peer name {ifname} mtu {mtu} netns {netns}\nlink set dev {veth} master {bridge} up\n",
+        veth = a.host_veth,
+        ifname = a.ifname,
+        bridge = a.bridge,
+    );
     let configured = async {
-        run("ip", &["link", "set", "dev", a.host_veth, "master", a.bridge, "up"], None).await?;
+        run("ip", &["-batch", "-"], Some(&host)).await?;
         let mut script = format!(
             "link set lo up\nlink set dev {ifname} address {mac}\naddr add {ip}/{prefix} dev {ifname}\nlink set dev {ifname} up\n",
             ifname = a.ifname,

@@ -112,7 +112,11 @@ pub fn render(bridges: &[BridgeRules], ports: &[PortRule]) -> String {
 
 /// Load the rules and make sure the built-in chains jump to ours.
 pub async fn apply(bridges: &[BridgeRules], ports: &[PortRule]) -> Result<(), NetworkError> {
-    run("iptables-restore", &["--noflush", "-w"], Some(&render(bridges, ports))).await?;
+    let rules = render(bridges, ports);
+    if loaded().as_deref() == Some(rules.as_str()) {
+        return Ok(());
+    }
+    run("iptables-restore", &["--noflush", "-w"], Some(&rules)).await?;
     for (table, chain, rule) in JUMPS {
         let rule: Vec<&str> = rule.split(' ').collect();
         let mut check = vec!["-w", "-t", table, "-C", chain];
@@ -123,11 +127,21 @@ pub async fn apply(bridges: &[BridgeRules], ports: &[PortRule]) -> Result<(), Ne
             run("iptables", &insert, None).await?;
         }
     }
+    *loaded() = Some(rules);
     Ok(())
+}
+
+/// The rules last loaded by this process: most container starts and exits
+/// (no published port) leave them as they are, and then cost no iptables
+/// run. The caller serializes changes, so this is never stale.
+fn loaded() -> std::sync::MutexGuard<'static, Option<String>> {
+    static LOADED: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+    LOADED.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Take out the jumps and our chains, leaving everything else as found.
 pub async fn remove_all() -> Result<(), NetworkError> {
+    *loaded() = None;
     for (table, chain, rule) in JUMPS {
         let rule: Vec<&str> = rule.split(' ').collect();
         let mut delete = vec!["-w", "-t", table, "-D", chain];

@@ -10,6 +10,19 @@ use super::{new_id, Endpoint, EndpointRequest, NetworkService};
 use crate::backends::network::{bridge, ipam, proxy};
 use crate::services::ServiceError;
 
+/// An endpoint recorded but not yet plumbed, with what plumbing needs.
+struct Reserved {
+    network_id: String,
+    endpoint: Endpoint,
+    ip: Ipv4Addr,
+    gateway: Ipv4Addr,
+    bridge: String,
+    mtu: u32,
+    bound: Vec<(ports::PortMapping, proxy::Bound)>,
+    /// Whether the veth's set-up adds the default route.
+    default_route: bool,
+}
+
 impl NetworkService {
     /// A namespace with only loopback (`none`, or the default mode with
     /// `--bridge none`), at the same place as a bridged one so that
@@ -32,6 +45,11 @@ impl NetworkService {
     /// `primary` network makes the namespace (its `eth0` holds the default
     /// route); others add the next free `ethN` to it. On failure nothing is
     /// left behind.
+    ///
+    /// The address and ports are reserved under the networks' lock, the
+    /// namespace and veth are plumbed outside it (a handful of `ip` runs),
+    /// then the endpoint is completed under the lock again: parallel starts
+    /// do not queue behind one another's plumbing.
     pub async fn attach_container(
         &self,
         req: &EndpointRequest,
@@ -40,8 +58,58 @@ impl NetworkService {
         publish: &[PortRequest],
         primary: bool,
     ) -> Result<Endpoint, ServiceError> {
-        let network_id = req.network_id.as_str();
+        let r = self.reserve_endpoint(req, container_id, container_name, publish, primary).await?;
         let netns = self.netns_path(container_id);
+        let plumbed = async {
+            if primary {
+                bridge::create_netns(&netns).await?;
+            }
+            bridge::attach(&bridge::Attachment {
+                netns: &netns,
+                bridge: &r.bridge,
+                host_veth: &r.endpoint.host_veth,
+                ip: r.ip,
+                prefix: r.endpoint.prefix,
+                gateway: r.gateway,
+                mac: &r.endpoint.mac,
+                mtu: r.mtu,
+                ifname: &r.endpoint.ifname,
+                default_route: r.default_route,
+            })
+            .await
+        }
+        .await
+        .map_err(|e| ServiceError::Internal(format!("failed to set up container networking: {e}")));
+        let completed = match plumbed {
+            Ok(()) => self.complete_endpoint(&r, container_id).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = completed {
+            drop(r.bound);
+            let _ = bridge::delete_link(&r.endpoint.host_veth).await;
+            if primary {
+                let _ = bridge::delete_netns(&netns);
+            }
+            self.release_endpoint(&r.network_id, container_id).await;
+            return Err(e);
+        }
+        self.serve_ports(container_id, &r.endpoint.ip, r.bound);
+        tracing::info!(container.id = %container_id, network.id = %r.network_id, ip = %r.ip, "endpoint created");
+        Ok(r.endpoint)
+    }
+
+    /// Under the lock: pick the address, interface name and host ports,
+    /// and record the endpoint (on disk before the interface exists, so a
+    /// crash never hands the address out twice).
+    async fn reserve_endpoint(
+        &self,
+        req: &EndpointRequest,
+        container_id: &str,
+        container_name: &str,
+        publish: &[PortRequest],
+        primary: bool,
+    ) -> Result<Reserved, ServiceError> {
+        let network_id = req.network_id.as_str();
         let mut nets = self.networks.lock().await;
         let n = nets.get(network_id).ok_or_else(|| super::network_not_found(network_id))?;
         if n.endpoints.contains_key(container_id) {
@@ -87,6 +155,13 @@ impl NetworkService {
             (0..).map(|i| format!("eth{i}")).find(|name| !taken.contains(&name.as_str())).unwrap_or_default()
         };
         let endpoint_id = new_id();
+        let taken_ports: Vec<ports::PortMapping> =
+            nets.values().flat_map(|n| n.endpoints.values()).flat_map(|e| e.ports.clone()).collect();
+        let bound = ports::bind_all(publish, &self.config.default_bind_ip, &taken_ports, &self.ephemeral).await.map_err(|e| {
+            ServiceError::Internal(format!(
+                "driver failed programming external connectivity on endpoint {container_name} ({endpoint_id}): {e}"
+            ))
+        })?;
         let endpoint = Endpoint {
             container_name: container_name.to_string(),
             host_veth: format!("veth{}", &endpoint_id[..7]),
@@ -95,94 +170,50 @@ impl NetworkService {
             prefix: subnet.prefix,
             gateway: gateway.to_string(),
             mac,
-            ports: vec![],
+            ports: bound.iter().map(|(m, _)| m.clone()).collect(),
             dns_names: Vec::new(),
             aliases: req.aliases.clone(),
-            ifname: ifname.clone(),
+            ifname,
             gw_priority: req.gw_priority,
         };
-        // The address is on disk before the interface exists: a crash never
-        // hands it out twice.
         let mut updated = n.clone();
         updated.endpoints.insert(container_id.to_string(), endpoint.clone());
         self.save(&updated)?;
-        let plumbed = async {
-            if primary {
-                bridge::create_netns(&netns)
-                    .await
-                    .map_err(|e| ServiceError::Internal(format!("failed to set up container networking: {e}")))?;
-            }
-            bridge::attach(&bridge::Attachment {
-                netns: &netns,
-                bridge: &bridge_name,
-                host_veth: &endpoint.host_veth,
-                ip,
-                prefix: subnet.prefix,
-                gateway,
-                mac: &endpoint.mac,
-                mtu,
-                ifname: &ifname,
-                default_route: false,
-            })
-            .await
-            .map_err(|e| ServiceError::Internal(format!("failed to set up container networking: {e}")))
+        nets.insert(updated.id.clone(), updated);
+        // A fresh namespace whose only way out is this network gets its
+        // default route with the address, saving a separate `ip` run.
+        let default_route = primary
+            && super::gateway_endpoint(&nets, container_id).is_some_and(|(_, e)| e.endpoint_id == endpoint.endpoint_id);
+        Ok(Reserved { network_id: network_id.to_string(), endpoint, ip, gateway, bridge: bridge_name, mtu, bound, default_route })
+    }
+
+    /// Under the lock again, once the interface is up: the default route
+    /// (when the set-up did not add it: a connect may move it), the
+    /// firewall, the DNS names and the `connect` event.
+    async fn complete_endpoint(&self, r: &Reserved, container_id: &str) -> Result<(), ServiceError> {
+        let nets = self.networks.lock().await;
+        let Some(n) = nets.get(&r.network_id).filter(|n| n.endpoints.contains_key(container_id)) else {
+            return Err(ServiceError::Conflict(format!("container {container_id} left the network while it was joining")));
+        };
+        if !r.default_route {
+            self.route_default(&nets, container_id).await?;
         }
-        .await;
-        let published = match plumbed {
-            Ok(()) => {
-                let taken: Vec<ports::PortMapping> =
-                    nets.values().flat_map(|n| n.endpoints.values()).flat_map(|e| e.ports.clone()).collect();
-                ports::bind_all(publish, &self.config.default_bind_ip, &taken, &self.ephemeral).await.map_err(|e| {
-                    ServiceError::Internal(format!(
-                        "driver failed programming external connectivity on endpoint {container_name} ({}): {e}",
-                        endpoint.endpoint_id
-                    ))
-                })
-            }
-            Err(e) => Err(e),
-        };
-        let bound = match published {
-            Ok(bound) => bound,
-            Err(e) => {
-                let _ = bridge::delete_link(&endpoint.host_veth).await;
-                if primary {
-                    let _ = bridge::delete_netns(&netns);
-                }
-                updated.endpoints.remove(container_id);
-                let _ = self.save(&updated);
-                nets.insert(updated.id.clone(), updated);
-                return Err(e);
-            }
-        };
-        let mut endpoint = endpoint;
-        endpoint.ports = bound.iter().map(|(m, _)| m.clone()).collect();
-        updated.endpoints.insert(container_id.to_string(), endpoint.clone());
-        let saved = self.save(&updated);
-        nets.insert(updated.id.clone(), updated.clone());
-        let firewall = match saved {
-            Ok(()) => match self.route_default(&nets, container_id).await {
-                Ok(()) => self.sync_firewall(&nets).await,
-                Err(e) => Err(e),
-            },
-            Err(e) => Err(e),
-        };
-        if let Err(e) = firewall {
-            drop(bound);
-            let _ = bridge::delete_link(&endpoint.host_veth).await;
-            if primary {
-                let _ = bridge::delete_netns(&netns);
-            }
-            updated.endpoints.remove(container_id);
-            let _ = self.save(&updated);
-            nets.insert(updated.id.clone(), updated);
-            let _ = self.sync_firewall(&nets).await;
-            return Err(e);
-        }
-        self.serve_ports(container_id, &endpoint.ip, bound);
+        self.sync_firewall(&nets).await?;
         self.names.refresh(&nets);
-        self.emit("connect", &updated, Some(container_id));
-        tracing::info!(container.id = %container_id, network.name = %updated.name, ip = %ip, "endpoint created");
-        Ok(endpoint)
+        self.emit("connect", n, Some(container_id));
+        Ok(())
+    }
+
+    /// Take a reservation back after a failed join.
+    async fn release_endpoint(&self, network_id: &str, container_id: &str) {
+        let mut nets = self.networks.lock().await;
+        let Some(n) = nets.get_mut(network_id) else { return };
+        if n.endpoints.remove(container_id).is_some() {
+            let n = n.clone();
+            let _ = self.save(&n);
+            let _ = self.sync_firewall(&nets).await;
+            self.names.refresh(&nets);
+        }
     }
 
     /// Forward bound host ports to the container's address.

@@ -51,19 +51,30 @@ impl NetworkService {
         let netns = self.netns_path(container_id);
         self.stop_proxies(container_id);
         self.stop_dns(container_id);
+        // The veths go before the records, outside the lock (other
+        // containers' starts need it): until the records go, nobody else
+        // is handed these addresses.
+        let attached: Vec<(String, String)> = self
+            .networks
+            .lock()
+            .await
+            .values()
+            .filter_map(|n| Some((n.id.clone(), n.endpoints.get(container_id)?.host_veth.clone())))
+            .collect();
+        let mut removed = Vec::new();
+        for (id, veth) in attached {
+            match bridge::delete_link(&veth).await {
+                Ok(()) => removed.push(id),
+                Err(err) => failures.push(err.to_string()),
+            }
+        }
         let mut nets = self.networks.lock().await;
         let mut changed = false;
-        let attached: Vec<String> =
-            nets.values().filter(|n| n.endpoints.contains_key(container_id)).map(|n| n.id.clone()).collect();
-        for id in attached {
+        for id in removed {
             let Some(n) = nets.get_mut(&id) else { continue };
-            if let Some(e) = n.endpoints.get(container_id) {
-                if let Err(err) = bridge::delete_link(&e.host_veth).await {
-                    failures.push(err.to_string());
-                    continue;
-                }
+            if n.endpoints.remove(container_id).is_none() {
+                continue;
             }
-            n.endpoints.remove(container_id);
             if let Err(e) = self.store.save(&n.id, &*n) {
                 failures.push(format!("saving network {}: {e}", n.name));
             }

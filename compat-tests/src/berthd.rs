@@ -316,7 +316,7 @@ impl BerthdBuilder {
 }
 
 /// Share the machine's CLI plugins (compose) with the isolated config dir.
-fn link_cli_plugins(config_dir: &Path) {
+pub fn link_cli_plugins(config_dir: &Path) {
     let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| "/root".into());
     let plugins = home.join(".docker/cli-plugins");
     if plugins.is_dir() {

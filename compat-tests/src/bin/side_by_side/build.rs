@@ -1,6 +1,8 @@
-//! Build workloads: the classic builder (`DOCKER_BUILDKIT=0`), from scratch
-//! and fully cached.
+//! Build and compose workloads: the classic builder (`DOCKER_BUILDKIT=0`),
+//! from scratch and fully cached; `docker compose up -d` and `down -v` of
+//! the compose tests' shop project.
 
+use std::path::Path;
 use std::process::Stdio;
 
 use anyhow::Result;
@@ -39,6 +41,42 @@ impl Bench {
         self.push("`docker build` again, every step cached", "ms", Better::Lower, &series, |ms| ms);
         Ok(())
     }
+
+    /// The shop project's images are built first, so neither row includes
+    /// a build; `up -d` waits for the database's healthcheck (500 ms
+    /// interval) on both daemons.
+    pub(crate) fn compose(&mut self) -> Result<()> {
+        let dir = crate::workspace_root().join("compat-tests/compose/shop");
+        for d in &self.daemons {
+            compose(d, &dir, &["build"])?;
+        }
+        let series = self.alternate("compose up -d", self.plan.build, [None, None], |d, p| {
+            p.start()?;
+            compose(d, &dir, &["up", "-d"])?;
+            p.stop()?;
+            compose(d, &dir, &["down", "-v"])
+        })?;
+        self.push("`docker compose up -d` of the shop project (4 services, 2 networks, 1 volume, healthcheck gate)", "ms", Better::Lower, &series, |ms| ms);
+
+        let series = self.alternate("compose down -v", self.plan.build, [None, None], |d, p| {
+            compose(d, &dir, &["up", "-d"])?;
+            p.start()?;
+            compose(d, &dir, &["down", "-v"])?;
+            p.stop()
+        })?;
+        self.push("`docker compose down -v` of the shop project", "ms", Better::Lower, &series, |ms| ms);
+        Ok(())
+    }
+}
+
+/// `docker compose -p bench-shop ARGS` in the project's directory.
+fn compose(d: &Daemon, dir: &Path, args: &[&str]) -> Result<()> {
+    let mut full = vec!["compose", "-p", "bench-shop"];
+    full.extend(args);
+    let mut cmd = d.docker_command(&full);
+    cmd.current_dir(dir).env("DOCKER_BUILDKIT", "0").env_remove("COMPOSE_FILE").env_remove("COMPOSE_PROFILES").stdin(Stdio::null());
+    d.checked(&full, cmd.output()?)?;
+    Ok(())
 }
 
 fn classic_build(d: &Daemon, args: &[&str]) -> Result<()> {

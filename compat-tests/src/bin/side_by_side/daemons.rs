@@ -210,6 +210,7 @@ impl Daemon {
     pub fn start(kind: Kind) -> Result<Daemon> {
         let netns = Netns::create(&unique_name(&format!("berth-bench-{}", kind.label())))?;
         let client_config = tempfile::Builder::new().prefix("berth-bench-cli-").tempdir()?;
+        compat_tests::berthd::link_cli_plugins(client_config.path());
         let started = Instant::now();
         let (inner, socket, pid, namespaces) = match kind {
             Kind::Berthd => {

@@ -48,6 +48,9 @@ fn check_stop() -> Result<()> {
 /// Repetitions per workload (after `warmup` unrecorded ones per daemon).
 struct Plan {
     quick: bool,
+    /// `--only a,b`: run only these workloads (for working on them; the
+    /// table then goes to side_by_side.partial.*).
+    only: Option<Vec<String>>,
     warmup: usize,
     run_rm: usize,
     lifecycle: usize,
@@ -71,6 +74,7 @@ impl Plan {
     fn full() -> Plan {
         Plan {
             quick: false,
+            only: None,
             warmup: 2,
             run_rm: 30,
             lifecycle: 7,
@@ -91,9 +95,22 @@ impl Plan {
         }
     }
 
+    fn selected(&self, workload: &str) -> bool {
+        self.only.as_ref().is_none_or(|names| names.iter().any(|n| n == workload))
+    }
+
+    fn mode(&self) -> String {
+        let mode = if self.quick { "quick" } else { "full" };
+        match &self.only {
+            Some(names) => format!("{mode}, only {}", names.join(",")),
+            None => mode.to_string(),
+        }
+    }
+
     fn quick() -> Plan {
         Plan {
             quick: true,
+            only: None,
             warmup: 1,
             run_rm: 5,
             lifecycle: 2,
@@ -117,12 +134,15 @@ impl Plan {
 
 fn main() -> ExitCode {
     let mut plan = Plan::full();
-    for arg in std::env::args().skip(1) {
+    let mut only = None;
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
         match arg.as_str() {
             "--quick" => plan = Plan::quick(),
+            "--only" => only = args.next().map(|names| names.split(',').map(str::to_string).collect()),
             "-h" | "--help" => {
                 println!(
-                    "usage: side_by_side [--quick]\n\
+                    "usage: side_by_side [--quick] [--only WORKLOAD,…]\n\
                      Runs the same workloads against berthd ($BERTHD_BIN, default target/release/berthd)\n\
                      and /usr/sbin/dockerd on the system containerd; prints a table and writes\n\
                      target/bench/side_by_side.json and .png. Run as root; see BENCHMARK.md."
@@ -140,6 +160,7 @@ fn main() -> ExitCode {
         libc::signal(libc::SIGINT, on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t);
         libc::signal(libc::SIGTERM, on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t);
     }
+    plan.only = only;
     match run(plan) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -228,6 +249,9 @@ fn run(plan: Plan) -> Result<()> {
     ];
     for (name, workload) in workloads {
         check_stop()?;
+        if !bench.plan.selected(name) {
+            continue;
+        }
         eprintln!("== {name}");
         if let Err(e) = workload(&mut bench, &busybox_tar) {
             check_stop()?;
@@ -236,18 +260,24 @@ fn run(plan: Plan) -> Result<()> {
         bench.cleanup_containers();
     }
     check_stop()?;
-    eprintln!("== images");
-    if let Err(e) = bench.images(&multi, &multi_tar, &pulled) {
-        check_stop()?;
-        bench.failed_workload("images", &e);
+    if bench.plan.selected("images") {
+        eprintln!("== images");
+        if let Err(e) = bench.images(&multi, &multi_tar, &pulled) {
+            check_stop()?;
+            bench.failed_workload("images", &e);
+        }
     }
     let size = format!("{} x {} MiB", bench.plan.layers, bench.plan.layer_mib);
-    let later: [(&str, Box<dyn Fn(&mut Bench) -> Result<()>>); 2] = [
+    let later: [(&str, Box<dyn Fn(&mut Bench) -> Result<()>>); 3] = [
         ("filesystems", Box::new(|b| b.filesystems(multi.reference(), &size))),
         ("build", Box::new(|b| b.build())),
+        ("compose", Box::new(|b| b.compose())),
     ];
     for (name, workload) in later {
         check_stop()?;
+        if !bench.plan.selected(name) {
+            continue;
+        }
         eprintln!("== {name}");
         if let Err(e) = workload(&mut bench) {
             check_stop()?;
@@ -265,7 +295,7 @@ fn run(plan: Plan) -> Result<()> {
         dockerd_version: versions[1].clone(),
         containerd_version: sh("ctr version | awk '/Server/{s=1} s && /Version/{print $2; exit}'"),
         docker_cli_version: sh("docker version --format '{{.Client.Version}}' 2>/dev/null || true"),
-        mode: if bench.plan.quick { "quick".into() } else { "full".into() },
+        mode: bench.plan.mode(),
         rows: bench.rows.clone(),
         floors: bench.floors.clone(),
     };
@@ -281,9 +311,10 @@ fn run(plan: Plan) -> Result<()> {
     println!("{}", report.table());
     let out_dir = workspace_root().join("target/bench");
     std::fs::create_dir_all(&out_dir)?;
-    let json_path = out_dir.join("side_by_side.json");
+    let stem = if bench.plan.only.is_some() { "side_by_side.partial" } else { "side_by_side" };
+    let json_path = out_dir.join(format!("{stem}.json"));
     std::fs::write(&json_path, serde_json::to_vec_pretty(&report)?)?;
-    let png_path = out_dir.join("side_by_side.png");
+    let png_path = out_dir.join(format!("{stem}.png"));
     chart::write_png(&report.rows, &png_path)?;
     println!("wrote {} and {} (bars numbered as the table rows)", json_path.display(), png_path.display());
     drop(bench);

@@ -25,17 +25,13 @@ impl Bench {
         })?;
         self.push("docker run --rm busybox true (CLI)", "ms", Better::Lower, &series, |ms| ms);
 
-        let ns = CtrNamespace(compat_tests::berthd::unique_name("berth-bench-ctr"));
-        let ctr = |args: &[&str]| {
-            daemons::run_checked(Command::new("ctr").args(["--address", containerd::SOCKET, "-n", &ns.0]).args(args))
-        };
-        ctr(&["images", "import", &busybox_tar.display().to_string()])?;
+        let ns = CtrNamespace::with_busybox(busybox_tar)?;
         let mut samples = Vec::new();
         for rep in 0..self.plan.warmup + self.plan.run_rm {
             check_stop()?;
             let id = format!("bench-{rep}");
             let t0 = Instant::now();
-            ctr(&["run", "--rm", "docker.io/library/busybox:latest", &id, "true"])?;
+            ns.ctr(&["run", "--rm", "docker.io/library/busybox:latest", &id, "true"])?;
             if rep >= self.plan.warmup {
                 samples.push(t0.elapsed().as_secs_f64() * 1e3);
             }
@@ -69,7 +65,8 @@ impl Bench {
     }
 
     /// 3. 20 parallel `docker run -d busybox sleep 300`, then removal (untimed).
-    pub(crate) fn parallel_run(&mut self) -> Result<()> {
+    /// 20 parallel `ctr run -d` on the same containerd is the floor.
+    pub(crate) fn parallel_run(&mut self, busybox_tar: &Path) -> Result<()> {
         const N: usize = 20;
         let rt = &self.rt;
         let series = self.alternate("20 parallel run -d", self.plan.parallel, [None, None], |d, p| {
@@ -86,6 +83,36 @@ impl Bench {
             Ok(())
         })?;
         self.push("20 parallel `docker run -d busybox sleep 300` (CLI)", "ms", Better::Lower, &series, |ms| ms);
+
+        let ns = CtrNamespace::with_busybox(busybox_tar)?;
+        let mut samples = Vec::new();
+        for rep in 0..self.plan.warmup + self.plan.parallel {
+            check_stop()?;
+            let ids: Vec<String> = (0..N).map(|i| format!("bench-{rep}-{i}")).collect();
+            let t0 = Instant::now();
+            let results: Vec<Result<String>> = std::thread::scope(|s| {
+                let handles: Vec<_> = ids
+                    .iter()
+                    .map(|id| s.spawn(|| ns.ctr(&["run", "-d", "docker.io/library/busybox:latest", id, "sleep", "300"])))
+                    .collect();
+                handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(anyhow::anyhow!("panicked")))).collect()
+            });
+            let elapsed = t0.elapsed();
+            for id in &ids {
+                // -f kills the task and waits for it.
+                let _ = ns.ctr(&["task", "rm", "-f", id]);
+                let _ = ns.ctr(&["containers", "rm", id]);
+            }
+            results.into_iter().collect::<Result<Vec<_>>>()?;
+            if rep >= self.plan.warmup {
+                samples.push(elapsed.as_secs_f64() * 1e3);
+            }
+        }
+        self.floors.push(Floor {
+            workload: "20 parallel ctr run -d busybox sleep 300 (same containerd, no daemon)".into(),
+            unit: "ms".into(),
+            stats: Outcome::from_samples(&samples, None),
+        });
         Ok(())
     }
 
@@ -230,8 +257,20 @@ impl Bench {
 
 }
 
-/// A containerd namespace for the `ctr run` floor, emptied and removed on drop.
+/// A containerd namespace for the `ctr run` floors, emptied and removed on drop.
 struct CtrNamespace(String);
+
+impl CtrNamespace {
+    fn with_busybox(busybox_tar: &Path) -> Result<CtrNamespace> {
+        let ns = CtrNamespace(compat_tests::berthd::unique_name("berth-bench-ctr"));
+        ns.ctr(&["images", "import", &busybox_tar.display().to_string()])?;
+        Ok(ns)
+    }
+
+    fn ctr(&self, args: &[&str]) -> Result<String> {
+        daemons::run_checked(Command::new("ctr").args(["--address", containerd::SOCKET, "-n", &self.0]).args(args))
+    }
+}
 
 impl Drop for CtrNamespace {
     fn drop(&mut self) {

@@ -240,7 +240,7 @@ fn run(plan: Plan) -> Result<()> {
     let workloads: [(&str, fn(&mut Bench, &Path) -> Result<()>); 8] = [
         ("run --rm", |b, tar| b.run_rm(tar)),
         ("lifecycle", |b, _| b.lifecycle()),
-        ("parallel run -d", |b, _| b.parallel_run()),
+        ("parallel run -d", |b, tar| b.parallel_run(tar)),
         ("listing with running containers", |b, _| b.listing()),
         ("API requests per second", |b, _| b.api_load()),
         ("logs", |b, _| b.logs()),

@@ -213,7 +213,62 @@ impl Bench {
             p.stop()
         })?;
         self.push(&format!("`docker inspect` of one of {n} (CLI)"), "ms", Better::Lower, &series, |ms| ms);
+        self.cli_floor()?;
+        self.system_df_with_volumes(n, &skip)?;
         self.restart_with_running(n, &skip)
+    }
+
+    /// What the CLI costs before it talks to any daemon: the floor of the
+    /// CLI listing rows.
+    fn cli_floor(&mut self) -> Result<()> {
+        let mut samples = Vec::new();
+        for rep in 0..self.plan.warmup + self.plan.listing {
+            check_stop()?;
+            let t0 = Instant::now();
+            daemons::run_checked(&mut self.daemons[0].docker_command(&["--version"]))?;
+            if rep >= self.plan.warmup {
+                samples.push(t0.elapsed().as_secs_f64() * 1e3);
+            }
+        }
+        self.floors.push(Floor {
+            workload: "docker --version (the CLI's own start, no daemon)".into(),
+            unit: "ms".into(),
+            stats: Outcome::from_samples(&samples, None),
+        });
+        Ok(())
+    }
+
+    /// `docker system df` with the running containers and 50 volumes
+    /// holding a little data each (the volumes issue's workload).
+    fn system_df_with_volumes(&mut self, n: usize, skip: &[Option<String>; 2]) -> Result<()> {
+        const VOLUMES: usize = 50;
+        let names: Vec<String> = (0..VOLUMES).map(|i| format!("bench-df-{i}")).collect();
+        for (i, d) in self.daemons.iter().enumerate() {
+            if skip[i].is_none() {
+                for name in &names {
+                    d.docker(&["volume", "create", name])?;
+                }
+                let mounts: Vec<String> = names.iter().flat_map(|v| ["-v".to_string(), format!("{v}:/{v}")]).collect();
+                let mut args: Vec<&str> = vec!["run", "--rm"];
+                args.extend(mounts.iter().map(String::as_str));
+                args.extend(["busybox", "sh", "-c", "for d in /bench-df-*; do head -c 65536 /dev/zero > $d/data; done"]);
+                d.docker(&args)?;
+            }
+        }
+        let series = self.alternate("docker system df", self.plan.listing, skip.clone(), |d, p| {
+            p.start()?;
+            d.docker_discard(&["system", "df"])?;
+            p.stop()
+        })?;
+        self.push(&format!("`docker system df` with {n} running and {VOLUMES} volumes (CLI)"), "ms", Better::Lower, &series, |ms| ms);
+        for (i, d) in self.daemons.iter().enumerate() {
+            if skip[i].is_none() {
+                let mut args = vec!["volume", "rm"];
+                args.extend(names.iter().map(String::as_str));
+                d.docker(&args)?;
+            }
+        }
+        Ok(())
     }
 
     /// 6. Daemon start-up to the first `/_ping` with `n` running containers

@@ -50,6 +50,7 @@ impl ContainerService {
         // Any filter beyond the default view implies all containers, as dockerd.
         let all = opts.all || f.contains("status") || f.contains("exited");
         let mut out = Vec::new();
+        let mut shown_records = Vec::new();
         for record in &records {
             if !all && !record.state.status.is_live() {
                 continue;
@@ -62,16 +63,19 @@ impl ContainerService {
                 shown.ports = self.summary_ports(record).await;
                 shown.mounts = self.mount_points(record);
                 shown.network_settings.networks = self.summary_networks(record).await;
-                if opts.size {
-                    // A container being removed may have lost its snapshot.
-                    if let Ok((rw, rootfs)) = self.sizes(record).await {
-                        (shown.size_rw, shown.size_root_fs) = (Some(rw), Some(rootfs));
-                    }
-                }
                 out.push(shown);
+                shown_records.push(record);
             }
             if opts.limit.is_some_and(|l| l > 0 && out.len() >= l) {
                 break;
+            }
+        }
+        if opts.size {
+            // A container being removed may have lost its snapshot: no sizes.
+            for (shown, sizes) in out.iter_mut().zip(self.sizes_of(&shown_records).await) {
+                if let Some((rw, rootfs)) = sizes {
+                    (shown.size_rw, shown.size_root_fs) = (Some(rw), Some(rootfs));
+                }
             }
         }
         Ok(out)

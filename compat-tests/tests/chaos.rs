@@ -59,20 +59,23 @@ impl Ctx {
             .env_remove("DOCKER_API_VERSION");
         let out = compat_tests::cli::run_piped(cmd, None);
         let mut tally = self.tally.lock().unwrap();
-        let text = format!("{op} `docker {}`: code {} {}", args.join(" "), out.code, out.stderr.trim());
+        let text = format!("{op} `docker {}`: code {} {} {}", args.join(" "), out.code, out.stderr.trim(), out.stdout.trim());
         if out.code == 0 {
             *tally.ok.entry(op).or_default() += 1;
         } else if out.code == 124 {
             tally.hangs.push(text);
-        } else if op == "exec" && out.stderr.trim().is_empty() {
-            // The exec's own exit code with nothing said: seen once in
-            // several runs across a kill -9 (not yet explained); reported.
+        } else if op == "exec" && out.stderr.trim().is_empty() && !clear(&out.stdout) {
+            // The exec's own exit code with nothing said (its process
+            // ended that way): reported, not a failure.
             tally.silent_exec.push(text);
-        } else if clear(&out.stderr) {
+        } else if clear(&out.stderr) || (op == "exec" && clear(&out.stdout)) {
+            // As dockerd, an exec that cannot start says why on its
+            // output stream (stdout), not as an error response.
             *tally.errors.entry(op).or_default() += 1;
             let samples = tally.samples.entry(op).or_default();
             if samples.len() < 4 {
-                let text: Vec<&str> = out.stderr.lines().filter(|l| !l.trim().is_empty() && !l.starts_with("Run '")).collect();
+                let said = if out.stderr.trim().is_empty() { &out.stdout } else { &out.stderr };
+                let text: Vec<&str> = said.lines().filter(|l| !l.trim().is_empty() && !l.starts_with("Run '")).collect();
                 samples.insert(text.join(" | ").chars().take(240).collect());
             }
         } else {

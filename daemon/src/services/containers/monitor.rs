@@ -11,7 +11,7 @@ use super::record::Status;
 use super::create::{OWNER, OWNER_LABEL};
 use super::io::Fifos;
 use super::ContainerService;
-use crate::backends::containerd::{TaskEvent, TaskState};
+use crate::backends::containerd::{ContainerdError, ErrorKind, TaskEvent, TaskState};
 
 pub async fn run(service: Arc<ContainerService>, mut events: mpsc::Receiver<TaskEvent>) {
     while let Some(event) = events.recv().await {
@@ -32,12 +32,9 @@ pub async fn run(service: Arc<ContainerService>, mut events: mpsc::Receiver<Task
             TaskEvent::Resubscribed => {
                 reconcile(&service).await;
                 // A containerd just restarted may still report a task its
-                // shim has seen exit; look once more when it has settled.
-                let service = service.clone();
-                tokio::spawn(async move {
-                    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
-                    reconcile(&service).await;
-                });
+                // shim has seen exit, or finish a call cut short: look once
+                // more when it has settled.
+                settle_later(&service, &[3]);
             }
             TaskEvent::Exit { container_id, exec_id, exit_status, .. } => {
                 let service = service.clone();
@@ -53,6 +50,19 @@ pub async fn reconcile(service: &Arc<ContainerService>) {
     for entry in service.entries() {
         let (id, live) = {
             let record = entry.record.lock().await;
+            if matches!(record.state.status, Status::Created | Status::Exited) {
+                // A task of a container that is not running: a start whose
+                // answer was lost (containerd or berthd went down mid-call)
+                // and that went through after all. The client was told it
+                // failed, so it goes. The lock keeps a `start` out meanwhile.
+                if let Ok(Some(_)) = service.containerd.task_state(&record.id).await {
+                    tracing::info!(container.id = %record.id, "removing the task of a container that is not running");
+                    if let Err(e) = service.discard_task(&record.id).await {
+                        tracing::warn!(container.id = %record.id, error = %e, "removing a stray task");
+                    }
+                }
+                continue;
+            }
             (record.id.clone(), record.state.status.is_live() && record.state.status != Status::Restarting)
         };
         if !live {
@@ -132,14 +142,50 @@ pub async fn recover(service: &Arc<ContainerService>) {
             // output, so it goes; the container stays as it was recorded.
             Ok(Some((TaskState::Created, _))) if !record.state.status.is_live() => {
                 drop(record);
-                service.discard_task(&id).await;
+                if let Err(e) = service.discard_task(&id).await {
+                    tracing::warn!(container.id = %id, error = %e, "deleting a task left by a crash");
+                }
             }
             _ => {}
         }
     }
     for orphan in in_containerd.difference(&known) {
-        tracing::info!(container.id = %orphan, "removing a containerd container berthd has no record of");
         service.remove_orphan(orphan).await;
+    }
+    // Calls the previous berthd made just before it died may still be
+    // finishing in containerd (a container created after the record was
+    // cleared above, a task started): look again when they are done.
+    settle_later(service, &[5, 30]);
+}
+
+/// Reconcile and sweep orphans again, `delays` seconds from now.
+fn settle_later(service: &Arc<ContainerService>, delays: &[u64]) {
+    let (service, delays) = (Arc::downgrade(service), delays.to_vec());
+    tokio::spawn(async move {
+        for delay in delays {
+            tokio::time::sleep(std::time::Duration::from_secs(delay)).await;
+            let Some(service) = service.upgrade() else { return };
+            if service.is_shutting_down() {
+                return;
+            }
+            reconcile(&service).await;
+            sweep_orphans(&service).await;
+        }
+    });
+}
+
+/// Remove the containerd containers of ours that no record describes. Safe
+/// at any time: a record is registered before its containerd container is
+/// made and forgotten only after it is deleted.
+async fn sweep_orphans(service: &Arc<ContainerService>) {
+    let ids = match service.containerd.container_ids_owned_by(OWNER_LABEL, OWNER).await {
+        Ok(ids) => ids,
+        Err(e) => return tracing::debug!(error = %e, "cannot list containerd containers for the orphan sweep"),
+    };
+    for id in ids {
+        if service.lookup(&id).is_err() {
+            service.remove_orphan(&id).await;
+        }
     }
 }
 
@@ -147,7 +193,12 @@ impl ContainerService {
     /// Delete a containerd container (and its task and snapshot) that no
     /// record describes.
     async fn remove_orphan(&self, id: &str) {
-        self.discard_task(id).await;
+        tracing::info!(container.id = %id, "removing a containerd container berthd has no record of");
+        if let Err(e) = self.discard_task(id).await {
+            // Deleting the container would strand its task where no call
+            // reaches it; the next sweep or start-up tries again.
+            return tracing::warn!(container.id = %id, error = %e, "removing orphaned container's task");
+        }
         let results = [
             self.containerd.container_delete(id).await,
             self.containerd.rootfs_remove(id).await,
@@ -158,22 +209,23 @@ impl ContainerService {
         let _ = std::fs::remove_dir_all(self.fifo_dir(id));
     }
 
-    /// Kill a task if it runs, wait for it to stop, and delete it.
-    async fn discard_task(&self, id: &str) {
-        if let Ok(Some((state, _))) = self.containerd.task_state(id).await {
-            if !matches!(state, TaskState::Stopped { .. }) {
-                let _ = self.containerd.task_kill(id, libc::SIGKILL as u32).await;
-                for _ in 0..100 {
-                    match self.containerd.task_state(id).await {
-                        Ok(Some((TaskState::Stopped { .. }, _))) | Ok(None) | Err(_) => break,
-                        _ => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
-                    }
-                }
+    /// Kill a task if it runs, wait for it to stop, and delete it; Ok when
+    /// there is no task left.
+    pub(super) async fn discard_task(&self, id: &str) -> Result<(), ContainerdError> {
+        // The usual case, no task or a stopped one, costs one call.
+        match self.containerd.task_delete(id).await {
+            Ok(_) => return Ok(()),
+            Err(e) if e.kind() == ErrorKind::Unavailable => return Err(e),
+            Err(_) => {}
+        }
+        let _ = self.containerd.task_kill(id, libc::SIGKILL as u32).await;
+        for _ in 0..100 {
+            match self.containerd.task_state(id).await {
+                Ok(Some((TaskState::Stopped { .. }, _))) | Ok(None) | Err(_) => break,
+                _ => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
             }
         }
-        if let Err(e) = self.containerd.task_delete(id).await {
-            tracing::warn!(container.id = %id, error = %e, "deleting a task left by a crash");
-        }
+        self.containerd.task_delete(id).await.map(drop)
     }
 
     pub(super) async fn task_exited(self: &Arc<Self>, id: &str, exit_status: u32, exited_at: Option<i64>) {

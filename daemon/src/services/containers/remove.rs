@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use super::record::Status;
 use super::{ContainerService, Entry};
+use crate::backends::containerd::ErrorKind;
 use crate::services::ServiceError;
 
 impl ContainerService {
@@ -65,10 +66,23 @@ impl ContainerService {
             }
             (record.id.clone(), record.name.clone(), super::events::actor(&record, &[]))
         };
-        let mut failures = Vec::new();
-        if let Err(e) = self.containerd.task_delete(&id).await {
-            failures.push(e.to_string());
+        // The task first, killed if it still runs (a start whose answer was
+        // lost): deleting the containerd container under a live task would
+        // strand the task where no call reaches it. Without that, nothing
+        // else is touched, so a later `rm` can finish the job.
+        if let Err(e) = self.discard_task(&id).await {
+            let mut record = entry.record.lock().await;
+            record.state.status = Status::Dead;
+            record.state.error = e.to_string();
+            let _ = self.save(&record);
+            entry.notify();
+            let message = format!("unable to remove container {id}: {e}");
+            return Err(match e.kind() {
+                ErrorKind::Unavailable => ServiceError::Unavailable(message),
+                _ => ServiceError::Internal(message),
+            });
         }
+        let mut failures = Vec::new();
         if let Err(e) = self.leave_networks(&id).await {
             failures.push(e.to_string());
         }

@@ -45,8 +45,9 @@ impl ContainerService {
     /// Start a task for a container that has none running (start, restart,
     /// restart policy). The record is saved either way.
     pub(super) async fn run_task(&self, entry: &Entry, record: &mut Container) -> Result<(), ServiceError> {
-        // A task left from the previous run must go before a new one.
-        self.containerd.task_delete(&record.id).await?;
+        // A task left from the previous run (or a start whose answer was
+        // lost) must go before a new one.
+        self.discard_task(&record.id).await?;
         let mounts = self.containerd.rootfs_mounts(&record.id).await?;
         let log = self.log_file(record)?;
         let fifos = entry
@@ -105,7 +106,8 @@ impl ContainerService {
             }
             Err(e) => {
                 entry.io.abandon(&fifos);
-                let _ = self.containerd.task_delete(&record.id).await;
+                // A start cut short may have gone through in containerd.
+                let _ = self.discard_task(&record.id).await;
                 let _ = self.leave_networks(&record.id).await;
                 self.unmount_volumes(&record.volumes);
                 let message = format!("failed to create task for container: {}", e.message);

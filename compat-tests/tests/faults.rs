@@ -56,6 +56,21 @@ fn containerd_restart_is_survived_without_restarting_berthd() {
     });
     assert_eq!(kill.status, 503, "{}", kill.text());
     assert!(kill.text().contains("containerd"), "{}", kill.text());
+    // An exec cannot start: as dockerd, the connection is hijacked and the
+    // error comes down the exec's own stream (stdout), exit code 126;
+    // detached, it is the request's error.
+    let (host, config) = (daemon.host(), daemon.dir().join("docker-config"));
+    let exec = within(60, "docker exec", move || {
+        let attached = compat_tests::cli::docker(&host, &config, &["exec", "keeps", "echo", "hi"], None);
+        let detached = compat_tests::cli::docker(&host, &config, &["exec", "-d", "keeps", "true"], None);
+        (attached, detached)
+    });
+    let (attached, detached) = exec;
+    assert_eq!(attached.code, 126, "{attached:?}");
+    assert!(attached.stdout.contains("containerd"), "{attached:?}");
+    assert_eq!(attached.stderr, "", "{attached:?}");
+    assert_eq!(detached.code, 1, "{detached:?}");
+    assert!(detached.stderr.contains("Error response from daemon") && detached.stderr.contains("containerd"), "{detached:?}");
     // A task exits while nobody listens for events.
     // SAFETY: kill(2) on the container's process, found by its pid.
     assert_eq!(unsafe { libc::kill(dies_pid, libc::SIGKILL) }, 0, "kill {dies_pid}");
@@ -78,6 +93,43 @@ fn containerd_restart_is_survived_without_restarting_berthd() {
     daemon.docker(&["start", "dies"]).success();
     daemon.docker(&["stop", "-t", "1", "keeps"]).success();
     assert_eq!(daemon.inspect_format("{{.State.Status}}", "keeps"), "exited");
+}
+
+#[test]
+fn an_exec_start_that_fails_says_why_in_its_stream_as_dockerd() {
+    use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
+    use futures_util::StreamExt;
+    let daemon = Berthd::start_with_busybox();
+    daemon.docker(&["run", "-d", "--name", "box", "busybox", "sleep", "300"]).success();
+    // A command that is not there: the reason on stdout, 127.
+    let missing = daemon.docker(&["exec", "box", "nosuchcommand"]);
+    assert_eq!(missing.code, 127, "{missing:?}");
+    assert!(missing.stdout.contains("OCI runtime exec failed") && missing.stdout.contains("nosuchcommand"), "{missing:?}");
+    assert_eq!(missing.stderr, "", "{missing:?}");
+    let detached = daemon.docker(&["exec", "-d", "box", "nosuchcommand"]);
+    assert!(detached.code != 0 && detached.stderr.contains("Error response from daemon: OCI runtime exec failed"), "{detached:?}");
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let docker = daemon.client();
+        let opts = CreateExecOptions { cmd: Some(vec!["sleep", "300"]), attach_stdout: Some(true), attach_stderr: Some(true), ..Default::default() };
+        let id = docker.create_exec("box", opts).await.unwrap().id;
+        let detach = StartExecOptions { detach: true, ..Default::default() };
+        assert!(matches!(docker.start_exec(&id, Some(detach.clone())).await.unwrap(), StartExecResults::Detached));
+        // Started twice, attached: hijacked, and the conflict in the stream.
+        let StartExecResults::Attached { mut output, .. } = docker.start_exec(&id, None).await.unwrap() else {
+            panic!("an attached start answered detached")
+        };
+        let mut said = String::new();
+        while let Some(Ok(chunk)) = output.next().await {
+            said.push_str(&String::from_utf8_lossy(&chunk.into_bytes()));
+        }
+        assert_eq!(said, format!("Error: Exec command {id} is already running\r\n"));
+        // Detached, the conflict is the answer; the exec runs on untouched.
+        let err = docker.start_exec(&id, Some(detach)).await.err().expect("a second detached start succeeded");
+        assert!(matches!(err, bollard::errors::Error::DockerResponseServerError { status_code: 409, .. }), "{err:?}");
+        let inspect = docker.inspect_exec(&id).await.unwrap();
+        assert_eq!((inspect.running, inspect.exit_code), (Some(true), None));
+    });
 }
 
 /// A small tmpfs mounted for one test, unmounted on drop.

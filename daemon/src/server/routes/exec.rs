@@ -13,7 +13,7 @@ use super::attach::{output_stream, pump};
 use crate::server::error::{ApiError, ApiResult};
 use crate::server::extract::{decode_json, QueryPairs};
 use crate::server::stream::{hijack, MULTIPLEXED_STREAM, RAW_STREAM};
-use crate::services::containers::AttachOptions;
+use crate::services::containers::{AttachOptions, ExecStart};
 use crate::services::Services;
 
 /// `POST /containers/{id}/exec` (ContainerExec).
@@ -33,7 +33,28 @@ pub async fn exec_start(State(svc): State<Services>, Path(id): Path<String>, req
     let bytes = crate::server::extract::read_json_body(body).await?;
     let start: Option<ExecStartRequest> = decode_json(&bytes)?;
     let detach = start.is_some_and(|s| s.detach);
-    let streams = svc.containers.exec_start(&id).await?;
+    let streams = match svc.containers.exec_start(&id).await? {
+        ExecStart::Running(streams) => streams,
+        ExecStart::Failed { error, .. } if detach => return Err(error.into()),
+        ExecStart::Failed { tty, error } => {
+            // As dockerd: the connection is hijacked first and the error goes
+            // down the stream, as output; the exit code is in exec inspect.
+            let line = format!("{error}\r\n");
+            let text = if tty {
+                bytes::Bytes::from(line)
+            } else {
+                crate::server::stream::frame(crate::services::containers::Stream::Stdout, line.as_bytes())
+            };
+            let req = Request::from_parts(parts, Body::empty());
+            let content_type = if tty { RAW_STREAM } else { MULTIPLEXED_STREAM };
+            let fallback = Body::from(text.clone());
+            return Ok(hijack(req, content_type, move |mut conn| async move {
+                use tokio::io::AsyncWriteExt;
+                let _ = conn.write_all(&text).await;
+                let _ = conn.shutdown().await;
+            }, fallback));
+        }
+    };
     if detach {
         return Ok(StatusCode::OK.into_response());
     }
@@ -42,22 +63,6 @@ pub async fn exec_start(State(svc): State<Services>, Path(id): Path<String>, req
     let content_type = if tty { RAW_STREAM } else { MULTIPLEXED_STREAM };
     let opts = AttachOptions { stdin: false, stdout: streams.attach.want_stdout, stderr: streams.attach.want_stderr };
     let fallback = Body::from_stream(output_stream(streams.attach.output.resubscribe(), tty, opts));
-    if let Some(error) = streams.start_error {
-        // As dockerd: the error goes down the hijacked stream, the exit code
-        // (126/127) is in exec inspect.
-        let line = format!("{error}\r\n");
-        let text = if tty {
-            bytes::Bytes::from(line)
-        } else {
-            crate::server::stream::frame(crate::services::containers::Stream::Stdout, line.as_bytes())
-        };
-        let fallback = Body::from(text.clone());
-        return Ok(hijack(req, content_type, move |mut conn| async move {
-            use tokio::io::AsyncWriteExt;
-            let _ = conn.write_all(&text).await;
-            let _ = conn.shutdown().await;
-        }, fallback));
-    }
     let exited = streams.exited.clone();
     Ok(hijack(req, content_type, move |conn| pump(conn, streams.attach, Some(exited)), fallback))
 }

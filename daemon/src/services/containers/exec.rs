@@ -10,7 +10,7 @@ use tokio::sync::{watch, Mutex};
 use super::io::ContainerIo;
 use super::record::Status;
 use super::{user, AttachStreams, ContainerService};
-use crate::backends::containerd::TaskIo;
+use crate::backends::containerd::{ErrorKind, TaskIo};
 use crate::backends::oci_spec::{self, NetworkNamespace, SpecInput};
 use crate::services::ServiceError;
 
@@ -38,15 +38,21 @@ pub struct ExecRegistry {
     by_id: RwLock<HashMap<String, Arc<Exec>>>,
 }
 
-/// What the HTTP layer needs to run `exec start`.
+/// The output of a started exec.
 pub struct ExecStreams {
     pub attach: AttachStreams,
-    /// The process could not start: dockerd reports this inside the stream
-    /// (the exit code, 126/127, is already recorded).
-    pub start_error: Option<String>,
     /// Resolves once the exit code is recorded, so a client that inspects
     /// right after the stream ends sees it.
     pub exited: watch::Receiver<bool>,
+}
+
+/// What `exec start` came to once the exec and its container were found.
+pub enum ExecStart {
+    Running(ExecStreams),
+    /// The process did not start (the exit code, if any, is recorded). As
+    /// dockerd: a detached start answers this as its error, an attached one
+    /// writes it into the hijacked stream.
+    Failed { tty: bool, error: ServiceError },
 }
 
 /// dockerd's exec actions carry the command: `exec_start: sh -c true`.
@@ -98,17 +104,52 @@ impl ContainerService {
         Ok(id)
     }
 
-    pub async fn exec_start(&self, id: &str) -> Result<ExecStreams, ServiceError> {
+    /// Errors returned here come before dockerd would hijack the
+    /// connection (no such exec, the container not running); the rest are
+    /// in `ExecStart::Failed`.
+    pub async fn exec_start(&self, id: &str) -> Result<ExecStart, ServiceError> {
         let exec = self.exec_lookup(id)?;
-        let mut state = exec.state.lock().await;
-        if state.started {
-            return Err(ServiceError::Conflict(format!("Error: Exec command {id} is already running")));
-        }
         let entry = self.lookup(&exec.container_id)?;
         let record = entry.record.lock().await.clone();
-        if record.state.status != Status::Running {
-            return Err(ServiceError::Conflict(format!("Container {} is not running", record.id)));
+        match record.state.status {
+            Status::Running => {}
+            Status::Paused => {
+                return Err(ServiceError::Conflict(format!(
+                    "Container {} is paused, unpause the container before exec",
+                    record.id
+                )))
+            }
+            _ => return Err(ServiceError::Conflict(format!("Container {} is not running", record.id))),
         }
+        let tty = exec.request.tty;
+        let mut state = exec.state.lock().await;
+        if state.started {
+            let what = if state.exit_code.is_some() { "has already run" } else { "is already running" };
+            let error = ServiceError::Conflict(format!("Error: Exec command {id} {what}"));
+            return Ok(ExecStart::Failed { tty, error });
+        }
+        state.started = true;
+        self.emit(&record, &exec_action("exec_start", &exec.request), &[("execID", exec.id.clone())]);
+        match self.exec_launch(&exec, &record).await {
+            Ok((attach, pid)) => {
+                exec.io.stdin_ready();
+                state.running = true;
+                state.pid = pid;
+                Ok(ExecStart::Running(ExecStreams { attach, exited: exec.exited.subscribe() }))
+            }
+            Err(error) => {
+                // dockerd's code for a process that could not start: 127 or
+                // 126 when the command is the reason, else 126.
+                state.exit_code = Some(super::start::command_failure_code(&error.to_string()).unwrap_or(126));
+                exec.exited.send_replace(true);
+                Ok(ExecStart::Failed { tty, error })
+            }
+        }
+    }
+
+    /// Build the process, wire its stdio and start it in containerd;
+    /// returns its streams and PID.
+    async fn exec_launch(&self, exec: &Exec, record: &super::record::Container) -> Result<(AttachStreams, u32), ServiceError> {
         let req = &exec.request;
         let mounts = self.containerd.rootfs_mounts(&record.id).await?;
         let user_name = if req.user.is_empty() { record.config.user.as_str() } else { req.user.as_str() };
@@ -162,7 +203,7 @@ impl ContainerService {
             want_stderr: req.attach_stderr,
             detach: (req.tty && req.attach_stdin).then(|| {
                 let keys = super::detach::parse(req.detach_keys.as_deref().unwrap_or_default()).unwrap_or_default();
-                let (events, actor) = (self.events.clone(), super::events::actor(&record, &[("execID", exec.id.clone())]));
+                let (events, actor) = (self.events.clone(), super::events::actor(record, &[("execID", exec.id.clone())]));
                 let announce = move || events.publish(api_types::events::TYPE_CONTAINER, "exec_detach", actor);
                 super::attach::Detach { keys, announce: Box::new(announce) as Box<dyn FnOnce() + Send> }
             }),
@@ -176,29 +217,22 @@ impl ContainerService {
         if req.attach_stdin {
             exec.io.set_stdin_owner(self.containerd.clone(), &record.id, &exec.id).await;
         }
-        self.emit(&record, &exec_action("exec_start", req), &[("execID", exec.id.clone())]);
         let started = match self.containerd.exec_create(&record.id, &exec.id, &spec["process"], io).await {
             Ok(()) => self.containerd.exec_start(&record.id, &exec.id).await,
             Err(e) => Err(e),
         };
-        state.started = true;
         match started {
-            Ok(pid) => {
-                exec.io.stdin_ready();
-                state.running = true;
-                state.pid = pid;
-                Ok(ExecStreams { attach, start_error: None, exited: exec.exited.subscribe() })
-            }
+            Ok(pid) => Ok((attach, pid)),
             Err(e) => {
                 exec.io.abandon(&fifos);
                 let _ = self.containerd.exec_delete(&record.id, &exec.id).await;
-                let message = e.message.clone();
-                state.exit_code = Some(super::start::command_failure_code(&message).unwrap_or(1));
-                exec.exited.send_replace(true);
-                Ok(ExecStreams {
-                    attach,
-                    start_error: Some(format!("OCI runtime exec failed: {message}")),
-                    exited: exec.exited.subscribe(),
+                let message = format!("OCI runtime exec failed: {}", e.message);
+                Err(match e.kind() {
+                    ErrorKind::Unavailable => ServiceError::Unavailable(e.to_string()),
+                    // As dockerd: a command that cannot run is the client's
+                    // mistake (400); anything else is the runtime's (500).
+                    _ if super::start::command_failure_code(&message).is_some() => ServiceError::InvalidParameter(message),
+                    _ => ServiceError::Internal(message),
                 })
             }
         }

@@ -288,10 +288,10 @@ impl ContainerService {
     }
 
     async fn run_probe(&self, id: &str, exec_id: &str, timeout: Duration, start: &str) -> Result<HealthcheckResult, ServiceError> {
-        let streams = self.exec_start(exec_id).await?;
-        if let Some(error) = streams.start_error {
-            return Err(ServiceError::Internal(error));
-        }
+        let streams = match self.exec_start(exec_id).await? {
+            super::ExecStart::Running(streams) => streams,
+            super::ExecStart::Failed { error, .. } => return Err(error),
+        };
         let mut output = LimitedBuffer::default();
         let mut rx = streams.attach.output;
         let mut exited = streams.exited;

@@ -60,7 +60,7 @@ pub use attach::{AttachOptions, AttachStreams};
 pub use commit::CommitOptions;
 pub use create::CreateOptions;
 pub use detach::EscapeProxy;
-pub use exec::ExecStreams;
+pub use exec::ExecStart;
 pub use io::Output;
 pub use crate::backends::logging::json_file::Stream;
 pub use list::ListOptions;

@@ -65,7 +65,7 @@ async fn one_connection(socket: &Path, path: &str, requests: usize) -> Result<()
 
 /// Reads one response (Content-Length or chunked body) into `buf`, which
 /// may already hold bytes of it; leaves any bytes after it in `buf`.
-async fn read_response(stream: &mut UnixStream, buf: &mut Vec<u8>) -> Result<()> {
+pub(crate) async fn read_response(stream: &mut UnixStream, buf: &mut Vec<u8>) -> Result<()> {
     let head_end = loop {
         if let Some(i) = find(buf, b"\r\n\r\n") {
             break i + 4;

@@ -13,6 +13,7 @@ mod containers;
 mod daemons;
 mod filesystems;
 mod images;
+mod load;
 mod networking;
 mod report;
 mod streams;
@@ -237,12 +238,13 @@ fn run(plan: Plan) -> Result<()> {
         d.docker_stdin_file(&["load"], &busybox_tar)?;
     }
 
-    let workloads: [(&str, fn(&mut Bench, &Path) -> Result<()>); 8] = [
+    let workloads: [(&str, fn(&mut Bench, &Path) -> Result<()>); 9] = [
         ("run --rm", |b, tar| b.run_rm(tar)),
         ("lifecycle", |b, _| b.lifecycle()),
         ("parallel run -d", |b, tar| b.parallel_run(tar)),
         ("listing with running containers", |b, _| b.listing()),
         ("API requests per second", |b, _| b.api_load()),
+        ("latency under load", |b, _| b.load_latency()),
         ("logs", |b, _| b.logs()),
         ("stats and streaming clients", |b, _| b.stats()),
         ("networking", |b, _| b.networking()),

@@ -60,6 +60,16 @@ impl Containerd {
     }
 }
 
+/// A protobuf timestamp in nanoseconds since the epoch; `None` for one
+/// before it or past i64 (containerd sends Go's zero time, year 1, for an
+/// exit it did not see happen, e.g. a shim that died).
+fn unix_nanos(seconds: i64, nanos: i32) -> Option<i64> {
+    if seconds <= 0 {
+        return None;
+    }
+    seconds.checked_mul(1_000_000_000)?.checked_add(i64::from(nanos))
+}
+
 fn decode(topic: &str, bytes: &[u8]) -> Option<TaskEvent> {
     match topic {
         "/tasks/exit" => TaskExit::decode(bytes).ok().map(|e| TaskEvent::Exit {
@@ -67,9 +77,23 @@ fn decode(topic: &str, bytes: &[u8]) -> Option<TaskEvent> {
             container_id: e.container_id,
             pid: e.pid,
             exit_status: e.exit_status,
-            exited_at: e.exited_at.map(|t| t.seconds * 1_000_000_000 + i64::from(t.nanos)),
+            exited_at: e.exited_at.and_then(|t| unix_nanos(t.seconds, t.nanos)),
         }),
         "/tasks/oom" => TaskOom::decode(bytes).ok().map(|e| TaskEvent::Oom { container_id: e.container_id }),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_times_out_of_range_are_dropped_not_a_panic() {
+        assert_eq!(unix_nanos(1_700_000_000, 5), Some(1_700_000_000_000_000_005));
+        // Go's zero time, as containerd sends it for an exit it did not see.
+        assert_eq!(unix_nanos(-62_135_596_800, 0), None);
+        assert_eq!(unix_nanos(0, 0), None);
+        assert_eq!(unix_nanos(i64::MAX, 0), None);
     }
 }

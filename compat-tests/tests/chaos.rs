@@ -65,11 +65,12 @@ impl Ctx {
             *tally.ok.entry(op).or_default() += 1;
         } else if out.code == 124 {
             tally.hangs.push(text);
-        } else if op == "exec" && out.code == 255 && out.stderr.trim().is_empty() && out.stdout.is_empty() {
+        } else if op == "exec" && out.code == 255 && out.stderr.trim().is_empty() {
             // The stock CLI's word for a daemon that died during the exec:
             // its exec inspect cannot connect, and it exits 255 without a
-            // message (docker/cli getExecExitStatus); dockerd's users see
-            // the same. Counted apart.
+            // message (docker/cli getExecExitStatus), whether or not the
+            // output came through; dockerd's users see the same. Counted
+            // apart.
             tally.silent_exec.push(text);
         } else if clear(&out.stderr) || (op == "exec" && clear(&out.stdout)) {
             // As dockerd, an exec that cannot start says why on its
@@ -203,10 +204,11 @@ fn cp_worker(ctx: &Ctx, w: usize) {
     while ctx.running() {
         let file = dir.join(format!("f{i}"));
         std::fs::write(&file, format!("copy {i}\n")).unwrap();
-        let target = format!("counter{}:/tmp/", i % COUNTERS);
+        // Into and out of each counter's named volume.
+        let target = format!("counter{}:/data/", i % COUNTERS);
         if ctx.docker("cp in", &["cp", file.to_str().unwrap(), &target]).code == 0 {
             let back = dir.join(format!("back{i}"));
-            let source = format!("counter{}:/tmp/f{i}", i % COUNTERS);
+            let source = format!("counter{}:/data/f{i}", i % COUNTERS);
             if ctx.docker("cp out", &["cp", &source, back.to_str().unwrap()]).code == 0 {
                 assert_eq!(std::fs::read_to_string(&back).unwrap(), format!("copy {i}\n"));
             }
@@ -278,9 +280,10 @@ fn chaos_kills_and_restarts_lose_nothing_and_leave_nothing_behind() {
     first.docker(&["network", "create", "--subnet", "10.99.0.0/29", "chaosnet"]).success();
     for i in 0..COUNTERS {
         let name = format!("counter{i}");
+        let volume = format!("chaos-vol-{i}:/data");
         first
             .docker(&[
-                "run", "-d", "--name", &name, "busybox", "sh", "-c",
+                "run", "-d", "--name", &name, "-v", &volume, "busybox", "sh", "-c",
                 "i=0; while true; do i=$((i+1)); echo seq$i; sleep 0.1; done",
             ])
             .success();

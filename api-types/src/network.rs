@@ -52,6 +52,9 @@ pub struct IpamConfig {
     pub gateway: String,
     #[serde(rename = "IPRange", default, skip_serializing_if = "String::is_empty", deserialize_with = "null_default")]
     pub ip_range: String,
+    /// Name → address, reserved in the subnet.
+    #[serde(rename = "AuxiliaryAddresses", default, skip_serializing_if = "Option::is_none")]
+    pub auxiliary_addresses: Option<BTreeMap<String, String>>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

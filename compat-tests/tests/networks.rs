@@ -597,3 +597,70 @@ fn the_default_route_goes_through_the_gateway_network_as_dockerd() {
     let zz_if = zz_if.lines().find(|l| l.contains("10.50.0.")).and_then(|l| l.split_whitespace().nth(1)).unwrap().to_string();
     assert_eq!(route("r3"), format!("default via 10.50.0.1 dev {zz_if}"));
 }
+
+#[test]
+fn ipv6_on_user_networks_and_the_default_bridge() {
+    let daemon = Berthd::builder()
+        .daemon_json(serde_json::json!({"ipv6": true, "fixed-cidr-v6": "fd00:dead:beef::/64"}))
+        .start_with_busybox();
+    daemon
+        .docker(&[
+            "network", "create", "--ipv6", "--subnet", "10.199.60.0/24", "--subnet", "fd00:60::/64",
+            "--aux-address", "r4=10.199.60.2", "--aux-address", "r6=fd00:60::2", "v6net",
+        ])
+        .success();
+    let ipam = daemon.docker(&["network", "inspect", "-f", "{{.EnableIPv6}} {{json .IPAM.Config}}", "v6net"]).success();
+    assert_eq!(
+        ipam.stdout.trim(),
+        r#"true [{"Subnet":"10.199.60.0/24","Gateway":"10.199.60.1","AuxiliaryAddresses":{"r4":"10.199.60.2"}},{"Subnet":"fd00:60::/64","Gateway":"fd00:60::1","AuxiliaryAddresses":{"r6":"fd00:60::2"}}]"#
+    );
+    daemon.docker(&["run", "-d", "--name", "six-a", "--network", "v6net", "busybox", "sleep", "300"]).success();
+    daemon.docker(&["run", "-d", "--name", "six-b", "--network", "v6net", "--ip6", "fd00:60::99", "busybox", "sleep", "300"]).success();
+
+    // Auxiliary addresses are never handed out.
+    let format = "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{.GlobalIPv6Address}} {{.GlobalIPv6PrefixLen}} {{.IPv6Gateway}}{{end}}";
+    assert_eq!(inspect(&daemon, format, "six-a"), "10.199.60.3 fd00:60::3 64 fd00:60::1");
+    assert_eq!(inspect(&daemon, format, "six-b"), "10.199.60.4 fd00:60::99 64 fd00:60::1");
+    assert_eq!(inspect(&daemon, "{{json .NetworkSettings.Networks.v6net.IPAMConfig}}", "six-b"), r#"{"IPv6Address":"fd00:60::99"}"#);
+    let members = daemon.docker(&["network", "inspect", "-f", "{{range .Containers}}{{.Name}}={{.IPv6Address}} {{end}}", "v6net"]).success();
+    let mut members: Vec<&str> = members.stdout.split_whitespace().collect();
+    members.sort();
+    assert_eq!(members, ["six-a=fd00:60::3/64", "six-b=fd00:60::99/64"]);
+
+    // Container to container over IPv6, by address and by name (AAAA).
+    let ping = daemon.docker(&["exec", "six-a", "ping", "-c1", "-W2", "fd00:60::99"]);
+    assert_eq!(ping.code, 0, "{ping:?}");
+    let aaaa = daemon.docker(&["exec", "six-a", "nslookup", "-type=AAAA", "six-b", "127.0.0.11"]).success();
+    assert!(aaaa.stdout.contains("fd00:60::99"), "{}", aaaa.stdout);
+    let a = daemon.docker(&["exec", "six-a", "nslookup", "-type=A", "six-b", "127.0.0.11"]).success();
+    assert!(a.stdout.contains("10.199.60.4") && !a.stdout.contains("fd00:60::99"), "{}", a.stdout);
+    let route = daemon.docker(&["exec", "six-a", "ip", "-6", "route", "show", "default"]).success();
+    assert!(route.stdout.contains("default via fd00:60::1 dev eth0"), "{}", route.stdout);
+    let hosts = daemon.docker(&["exec", "six-a", "cat", "/etc/hosts"]).success();
+    assert!(hosts.stdout.contains("fd00:60::3\t"), "{}", hosts.stdout);
+    // IPv6 on for the interface with an address, off elsewhere, as dockerd.
+    let sysctls = "cat /proc/sys/net/ipv6/conf/eth0/disable_ipv6 /proc/sys/net/ipv6/conf/all/disable_ipv6";
+    assert_eq!(daemon.docker(&["exec", "six-a", "sh", "-c", sysctls]).success().stdout, "0\n1\n");
+
+    // The default bridge: dockerd's address from the MAC in fixed-cidr-v6.
+    daemon.docker(&["run", "-d", "--name", "six-bridge", "busybox", "sleep", "300"]).success();
+    let top = "{{.NetworkSettings.GlobalIPv6Address}} {{.NetworkSettings.GlobalIPv6PrefixLen}} {{.NetworkSettings.IPv6Gateway}}";
+    assert_eq!(inspect(&daemon, top, "six-bridge"), "fd00:dead:beef::242:ac11:2 64 fd00:dead:beef::1");
+    let bridge_ipam = daemon.docker(&["network", "inspect", "-f", "{{.EnableIPv6}} {{range .IPAM.Config}}{{.Subnet}} {{end}}", "bridge"]).success();
+    assert_eq!(bridge_ipam.stdout.trim(), "true 172.17.0.0/16 fd00:dead:beef::/64");
+
+    // A network without IPv6: off in the container, no address.
+    daemon.docker(&["network", "create", "--subnet", "10.199.61.0/24", "v4only"]).success();
+    daemon.docker(&["run", "-d", "--name", "six-no", "--network", "v4only", "busybox", "sleep", "300"]).success();
+    assert_eq!(daemon.docker(&["exec", "six-no", "sh", "-c", sysctls]).success().stdout, "1\n1\n");
+    assert_eq!(inspect(&daemon, format, "six-no"), "10.199.61.2  0");
+    let refused = daemon.docker(&["run", "--rm", "--network", "v4only", "--ip6", "fd00:61::5", "busybox", "true"]).failure();
+    assert!(refused.stderr.contains("no configured subnet or ip-range contain the IP address fd00:61::5"), "{}", refused.stderr);
+
+    // Masquerade and isolation in ip6tables, as in iptables.
+    let nat = daemon.in_netns(&["ip6tables", "-t", "nat", "-S"]).success().stdout;
+    assert!(nat.contains("-A BERTHD-POSTROUTING -s fd00:60::/64 ! -o "), "{nat}");
+    assert!(nat.contains("-A BERTHD-POSTROUTING -s fd00:dead:beef::/64 ! -o docker0 -j MASQUERADE"), "{nat}");
+    let filter = daemon.in_netns(&["ip6tables", "-S"]).success().stdout;
+    assert!(filter.contains("-A BERTHD-ISOLATION-STAGE-2 -o docker0 -j DROP"), "{filter}");
+}

@@ -108,6 +108,20 @@ pub struct Cli {
     #[arg(long = "fixed-cidr", value_name = "string")]
     pub fixed_cidr: Option<String>,
 
+    /// Enable IPv6 networking
+    #[arg(long = "ipv6", num_args = 0..=1, require_equals = true,
+          default_missing_value = "true", value_name = "bool")]
+    pub ipv6: Option<bool>,
+
+    /// IPv6 subnet for fixed IPs
+    #[arg(long = "fixed-cidr-v6", value_name = "string")]
+    pub fixed_cidr_v6: Option<String>,
+
+    /// Enable addition of ip6tables rules
+    #[arg(long = "ip6tables", num_args = 0..=1, require_equals = true,
+          default_missing_value = "true", value_name = "bool")]
+    pub ip6tables: Option<bool>,
+
     /// Set the containers network MTU
     #[arg(long = "mtu", value_name = "int")]
     pub mtu: Option<i64>,

@@ -79,6 +79,14 @@ pub fn merge(cli: &Cli, file: ParsedFile, path: &Path) -> Result<Config, String>
             bridge: cli.bridge.clone().or(f.bridge),
             bip: cli.bip.clone().or(f.bip),
             fixed_cidr: cli.fixed_cidr.clone().or(f.fixed_cidr),
+            ipv6: cli.ipv6.or(f.ipv6).unwrap_or(false),
+            fixed_cidr_v6: match cli.fixed_cidr_v6.clone().or(f.fixed_cidr_v6) {
+                Some(c) if crate::backends::network::ipam6::Subnet6::parse(&c).is_none() => {
+                    return Err(format!("invalid fixed-cidr-v6 {c}: invalid CIDR address: {c}"))
+                }
+                other => other,
+            },
+            ip6tables: cli.ip6tables.or(f.ip6tables).unwrap_or(true),
             mtu: match cli.mtu.or(f.mtu) {
                 None | Some(0) => 1500,
                 Some(n) if !(68..=65535).contains(&n) => return Err(format!("invalid MTU: {n}")),
@@ -101,10 +109,15 @@ pub fn merge(cli: &Cli, file: ParsedFile, path: &Path) -> Result<Config, String>
 /// `default-address-pools`, checked as dockerd does.
 fn address_pools(pools: Vec<super::AddressPool>) -> Result<Vec<super::AddressPool>, String> {
     for p in &pools {
-        let Some(base) = crate::backends::network::ipam::Subnet::parse(&p.base) else {
-            return Err(format!("invalid base pool {:?}: invalid CIDR address: {}", p.base, p.base));
+        // IPv4 bases, and IPv6 ones for networks with `EnableIPv6`.
+        let (prefix, bits) = match crate::backends::network::ipam::Subnet::parse(&p.base) {
+            Some(base) => (base.prefix, 32),
+            None => match crate::backends::network::ipam6::Subnet6::parse(&p.base) {
+                Some(base) => (base.prefix, 128),
+                None => return Err(format!("invalid base pool {:?}: invalid CIDR address: {}", p.base, p.base)),
+            },
         };
-        if p.size < base.prefix || p.size > 32 {
+        if p.size < prefix || p.size > bits {
             return Err(format!("invalid pools size: {}", p.size));
         }
     }
@@ -219,6 +232,9 @@ fn flags_set(cli: &Cli) -> Vec<(&'static str, String)> {
         ("bridge", text(&cli.bridge)),
         ("bip", text(&cli.bip)),
         ("fixed-cidr", text(&cli.fixed_cidr)),
+        ("ipv6", boolean(&cli.ipv6)),
+        ("fixed-cidr-v6", text(&cli.fixed_cidr_v6)),
+        ("ip6tables", boolean(&cli.ip6tables)),
         ("mtu", cli.mtu.map(|n| n.to_string())),
         ("ip-forward", boolean(&cli.ip_forward)),
         ("ip-masq", boolean(&cli.ip_masq)),

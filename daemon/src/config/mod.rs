@@ -89,6 +89,12 @@ pub struct NetworkConfig {
     pub bip: Option<String>,
     /// `--fixed-cidr`: containers' addresses come from this part of it.
     pub fixed_cidr: Option<String>,
+    /// `--ipv6`: the default bridge has IPv6 (addresses from
+    /// `--fixed-cidr-v6`).
+    pub ipv6: bool,
+    pub fixed_cidr_v6: Option<String>,
+    /// `--ip6tables`: IPv6 rules as the IPv4 ones (dockerd 28's default).
+    pub ip6tables: bool,
     pub mtu: u32,
     pub ip_forward: bool,
     pub ip_masq: bool,
@@ -117,6 +123,9 @@ impl Default for NetworkConfig {
             bridge: None,
             bip: None,
             fixed_cidr: None,
+            ipv6: false,
+            fixed_cidr_v6: None,
+            ip6tables: true,
             mtu: 1500,
             ip_forward: true,
             ip_masq: true,

@@ -1,7 +1,8 @@
 //! Linux bridges and the veth pairs that join container network
 //! namespaces to them, through iproute2.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::os::fd::AsRawFd;
 use std::path::Path;
 
 use tokio::process::Command;
@@ -37,12 +38,60 @@ pub async fn link_exists(name: &str) -> bool {
 
 /// Create (or take over) the bridge with the gateway address and MTU, and
 /// bring it up.
-pub async fn ensure_bridge(name: &str, gateway: Ipv4Addr, prefix: u8, mtu: u32) -> Result<(), NetworkError> {
+pub async fn ensure_bridge(
+    name: &str,
+    gateway: Ipv4Addr,
+    prefix: u8,
+    mtu: u32,
+    v6: Option<(Ipv6Addr, u8)>,
+) -> Result<(), NetworkError> {
     if !link_exists(name).await {
         run("ip", &["link", "add", "name", name, "mtu", &mtu.to_string(), "type", "bridge"], None).await?;
     }
     run("ip", &["addr", "replace", &format!("{gateway}/{prefix}"), "dev", name], None).await?;
+    if let Some((gateway6, prefix6)) = v6 {
+        let _ = std::fs::write(format!("/proc/sys/net/ipv6/conf/{name}/disable_ipv6"), "0");
+        run("ip", &["-6", "addr", "replace", &format!("{gateway6}/{prefix6}"), "dev", name, "nodad"], None).await?;
+    }
     run("ip", &["link", "set", "dev", name, "up"], None).await
+}
+
+/// Write `net.*` sysctls inside the namespace at `netns` (`key` relative
+/// to /proc/sys/net), from a short-lived thread that enters it: no thread
+/// of the runtime changes namespace.
+pub async fn netns_sysctls(netns: &Path, values: Vec<(String, &'static str)>) -> Result<(), NetworkError> {
+    let netns = netns.to_path_buf();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("berthd-sysctl".into())
+        .spawn(move || {
+            let done = (|| -> Result<(), String> {
+                let file = std::fs::File::open(&netns).map_err(|e| format!("opening {}: {e}", netns.display()))?;
+                // SAFETY: setns only changes this thread's namespace; the
+                // fd is open for the duration of the call.
+                if unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+                    return Err(format!("entering {}: {}", netns.display(), std::io::Error::last_os_error()));
+                }
+                for (key, value) in &values {
+                    let path = format!("/proc/sys/net/{key}");
+                    std::fs::write(&path, value).map_err(|e| format!("writing {path}: {e}"))?;
+                }
+                Ok(())
+            })();
+            let _ = tx.send(done);
+        })
+        .map_err(|e| NetworkError(format!("starting the sysctl thread: {e}")))?;
+    rx.await.map_err(|_| NetworkError("the sysctl thread ended without an answer".into()))?.map_err(NetworkError)
+}
+
+/// IPv6 off in a new namespace, as dockerd leaves it: interfaces turn it
+/// on only on networks with IPv6. A kernel without IPv6 has nothing to
+/// turn off.
+async fn ipv6_off(netns: &Path) -> Result<(), NetworkError> {
+    if !Path::new("/proc/sys/net/ipv6").exists() {
+        return Ok(());
+    }
+    netns_sysctls(netns, vec![("ipv6/conf/all/disable_ipv6".into(), "1"), ("ipv6/conf/default/disable_ipv6".into(), "1")]).await
 }
 
 /// Delete a link; one that is already gone is fine.
@@ -62,7 +111,8 @@ pub async fn create_netns(path: &Path) -> Result<(), NetworkError> {
     }
     std::fs::File::create(path).map_err(|e| NetworkError(format!("creating {}: {e}", path.display())))?;
     let arg = format!("--net={}", path.display());
-    run("unshare", &[&arg, "true"], None).await
+    run("unshare", &[&arg, "true"], None).await?;
+    ipv6_off(path).await
 }
 
 /// Bind-mount berthd's own network namespace at `path`: what `host` mode
@@ -116,16 +166,25 @@ pub fn delete_netns(path: &Path) -> Result<(), NetworkError> {
 
 /// Point the namespace's default route at `gateway` through `ifname`, or
 /// remove it (`None`): the gateway endpoint changed.
-pub async fn set_default_route(netns: &Path, route: Option<(Ipv4Addr, &str)>) -> Result<(), NetworkError> {
+pub async fn set_default_route(netns: &Path, route: Option<(Ipv4Addr, &str)>, route6: Option<(Ipv6Addr, &str)>) -> Result<(), NetworkError> {
     let net = format!("--net={}", netns.display());
     match route {
         Some((gateway, ifname)) => {
             let gw = gateway.to_string();
-            run("nsenter", &[&net, "ip", "route", "replace", "default", "via", &gw, "dev", ifname], None).await
+            run("nsenter", &[&net, "ip", "route", "replace", "default", "via", &gw, "dev", ifname], None).await?
         }
         // None there already is fine.
         None => {
             let _ = run("nsenter", &[&net, "ip", "route", "del", "default"], None).await;
+        }
+    }
+    match route6 {
+        Some((gateway, ifname)) => {
+            let gw = gateway.to_string();
+            run("nsenter", &[&net, "ip", "-6", "route", "replace", "default", "via", &gw, "dev", ifname], None).await
+        }
+        None => {
+            let _ = run("nsenter", &[&net, "ip", "-6", "route", "del", "default"], None).await;
             Ok(())
         }
     }
@@ -145,6 +204,8 @@ pub struct Attachment<'a> {
     pub ifname: &'a str,
     /// Whether the default route goes through this interface.
     pub default_route: bool,
+    /// The IPv6 address, prefix length and gateway on a network with IPv6.
+    pub ip6: Option<(Ipv6Addr, u8, Ipv6Addr)>,
 }
 
 /// A veth pair: one end on the bridge, the other as `ifname` in the
@@ -161,6 +222,11 @@ pub async fn attach(a: &Attachment<'_>) -> Result<(), NetworkError> {
     );
     let configured = async {
         run("ip", &["-batch", "-"], Some(&host)).await?;
+        if a.ip6.is_some() {
+            // On for this interface and loopback only, as dockerd.
+            let on = vec![(format!("ipv6/conf/{}/disable_ipv6", a.ifname), "0"), ("ipv6/conf/lo/disable_ipv6".into(), "0")];
+            netns_sysctls(a.netns, on).await?;
+        }
         let mut script = format!(
             "link set lo up\nlink set dev {ifname} address {mac}\naddr add {ip}/{prefix} dev {ifname}\nlink set dev {ifname} up\n",
             ifname = a.ifname,
@@ -168,8 +234,14 @@ pub async fn attach(a: &Attachment<'_>) -> Result<(), NetworkError> {
             ip = a.ip,
             prefix = a.prefix,
         );
+        if let Some((ip6, prefix6, _)) = a.ip6 {
+            script.push_str(&format!("addr add {ip6}/{prefix6} dev {} nodad\n", a.ifname));
+        }
         if a.default_route {
             script.push_str(&format!("route add default via {}\n", a.gateway));
+            if let Some((_, _, gateway6)) = a.ip6 {
+                script.push_str(&format!("route add default via {gateway6}\n"));
+            }
         }
         let net = format!("--net={netns}");
         run("nsenter", &[&net, "ip", "-batch", "-"], Some(&script)).await

@@ -54,6 +54,7 @@ pub struct Question {
 
 pub enum Record {
     A(Ipv4Addr),
+    Aaaa(Ipv6Addr),
     /// A fully qualified name, final dot optional.
     Ptr(String),
 }
@@ -138,6 +139,7 @@ fn reply(q: &Query<'_>, rcode: u8, records: &[Record], limit: Option<usize>) -> 
     for record in records {
         let (rtype, rdata) = match record {
             Record::A(ip) => (TYPE_A, ip.octets().to_vec()),
+            Record::Aaaa(ip) => (TYPE_AAAA, ip.octets().to_vec()),
             Record::Ptr(name) => match encode_name(name) {
                 Some(wire) => (TYPE_PTR, wire),
                 None => continue,

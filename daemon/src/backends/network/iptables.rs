@@ -41,16 +41,63 @@ const FORWARD: &str = "BERTHD-FORWARD";
 const ISOLATION_1: &str = "BERTHD-ISOLATION-STAGE-1";
 const ISOLATION_2: &str = "BERTHD-ISOLATION-STAGE-2";
 
-/// The jumps into our chains: (table, built-in chain, match and target).
-const JUMPS: &[(&str, &str, &str)] = &[
-    ("nat", "PREROUTING", "-m addrtype --dst-type LOCAL -j BERTHD"),
-    ("nat", "OUTPUT", "! -d 127.0.0.0/8 -m addrtype --dst-type LOCAL -j BERTHD"),
-    ("nat", "POSTROUTING", "-j BERTHD-POSTROUTING"),
-    ("filter", "FORWARD", "-j BERTHD-FORWARD"),
-];
+/// Which address family's tables: `iptables` or `ip6tables`, the same
+/// chains in both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    V4,
+    V6,
+}
 
-/// The `iptables-restore` input for both tables.
-pub fn render(bridges: &[BridgeRules], ports: &[PortRule]) -> String {
+impl Family {
+    fn tool(self) -> &'static str {
+        match self {
+            Family::V4 => "iptables",
+            Family::V6 => "ip6tables",
+        }
+    }
+
+    fn restore(self) -> &'static str {
+        match self {
+            Family::V4 => "iptables-restore",
+            Family::V6 => "ip6tables-restore",
+        }
+    }
+
+    fn host_bits(self) -> u8 {
+        match self {
+            Family::V4 => 32,
+            Family::V6 => 128,
+        }
+    }
+
+    /// `ip:port` as DNAT takes it.
+    fn destination(self, ip: &str, port: u16) -> String {
+        match self {
+            Family::V4 => format!("{ip}:{port}"),
+            Family::V6 => format!("[{ip}]:{port}"),
+        }
+    }
+
+    /// The jumps into our chains: (table, built-in chain, match and target).
+    fn jumps(self) -> [(&'static str, &'static str, &'static str); 4] {
+        let output = match self {
+            Family::V4 => "! -d 127.0.0.0/8 -m addrtype --dst-type LOCAL -j BERTHD",
+            Family::V6 => "! -d ::1/128 -m addrtype --dst-type LOCAL -j BERTHD",
+        };
+        [
+            ("nat", "PREROUTING", "-m addrtype --dst-type LOCAL -j BERTHD"),
+            ("nat", "OUTPUT", output),
+            ("nat", "POSTROUTING", "-j BERTHD-POSTROUTING"),
+            ("filter", "FORWARD", "-j BERTHD-FORWARD"),
+        ]
+    }
+}
+
+/// The `iptables-restore` (`ip6tables-restore`) input for both tables;
+/// subnets and addresses are of `family`.
+pub fn render(family: Family, bridges: &[BridgeRules], ports: &[PortRule]) -> String {
+    let bits = family.host_bits();
     let mut nat = String::from("*nat\n");
     for chain in [NAT, POSTROUTING] {
         let _ = writeln!(nat, ":{chain} - [0:0]");
@@ -59,15 +106,14 @@ pub fn render(bridges: &[BridgeRules], ports: &[PortRule]) -> String {
         let _ = writeln!(nat, "-A {POSTROUTING} -s {} ! -o {} -j MASQUERADE", b.subnet, b.bridge);
     }
     for p in ports {
-        let dst = p.host_ip.as_ref().map(|ip| format!("-d {ip}/32 ")).unwrap_or_default();
+        let dst = p.host_ip.as_ref().map(|ip| format!("-d {ip}/{bits} ")).unwrap_or_default();
         let _ = writeln!(
             nat,
-            "-A {NAT} {dst}! -i {bridge} -p {proto} -m {proto} --dport {hp} -j DNAT --to-destination {cip}:{cp}",
+            "-A {NAT} {dst}! -i {bridge} -p {proto} -m {proto} --dport {hp} -j DNAT --to-destination {to}",
             bridge = p.bridge,
             proto = p.proto,
             hp = p.host_port,
-            cip = p.container_ip,
-            cp = p.container_port,
+            to = family.destination(&p.container_ip, p.container_port),
         );
     }
     nat.push_str("COMMIT\n");
@@ -88,7 +134,7 @@ pub fn render(bridges: &[BridgeRules], ports: &[PortRule]) -> String {
     for p in ports {
         let _ = writeln!(
             filter,
-            "-A {FORWARD} -d {cip}/32 ! -i {br} -o {br} -p {proto} -m {proto} --dport {cp} -j ACCEPT",
+            "-A {FORWARD} -d {cip}/{bits} ! -i {br} -o {br} -p {proto} -m {proto} --dport {cp} -j ACCEPT",
             cip = p.container_ip,
             br = p.bridge,
             proto = p.proto,
@@ -111,51 +157,58 @@ pub fn render(bridges: &[BridgeRules], ports: &[PortRule]) -> String {
 }
 
 /// Load the rules and make sure the built-in chains jump to ours.
-pub async fn apply(bridges: &[BridgeRules], ports: &[PortRule]) -> Result<(), NetworkError> {
-    let rules = render(bridges, ports);
-    if loaded().as_deref() == Some(rules.as_str()) {
+pub async fn apply(family: Family, bridges: &[BridgeRules], ports: &[PortRule]) -> Result<(), NetworkError> {
+    let rules = render(family, bridges, ports);
+    if loaded(family).as_deref() == Some(rules.as_str()) {
         return Ok(());
     }
-    run("iptables-restore", &["--noflush", "-w"], Some(&rules)).await?;
-    for (table, chain, rule) in JUMPS {
+    run(family.restore(), &["--noflush", "-w"], Some(&rules)).await?;
+    for (table, chain, rule) in family.jumps() {
         let rule: Vec<&str> = rule.split(' ').collect();
         let mut check = vec!["-w", "-t", table, "-C", chain];
         check.extend(&rule);
-        if run("iptables", &check, None).await.is_err() {
+        if run(family.tool(), &check, None).await.is_err() {
             let mut insert = vec!["-w", "-t", table, "-I", chain, "1"];
             insert.extend(&rule);
-            run("iptables", &insert, None).await?;
+            run(family.tool(), &insert, None).await?;
         }
     }
-    *loaded() = Some(rules);
+    *loaded(family) = Some(rules);
     Ok(())
 }
 
 /// The rules last loaded by this process: most container starts and exits
 /// (no published port) leave them as they are, and then cost no iptables
 /// run. The caller serializes changes, so this is never stale.
-fn loaded() -> std::sync::MutexGuard<'static, Option<String>> {
-    static LOADED: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
-    LOADED.lock().unwrap_or_else(|e| e.into_inner())
+fn loaded(family: Family) -> std::sync::MutexGuard<'static, Option<String>> {
+    static V4: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+    static V6: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+    match family {
+        Family::V4 => &V4,
+        Family::V6 => &V6,
+    }
+    .lock()
+    .unwrap_or_else(|e| e.into_inner())
 }
 
 /// Take out the jumps and our chains, leaving everything else as found.
-pub async fn remove_all() -> Result<(), NetworkError> {
-    *loaded() = None;
-    for (table, chain, rule) in JUMPS {
+pub async fn remove_all(family: Family) -> Result<(), NetworkError> {
+    *loaded(family) = None;
+    let tool = family.tool();
+    for (table, chain, rule) in family.jumps() {
         let rule: Vec<&str> = rule.split(' ').collect();
         let mut delete = vec!["-w", "-t", table, "-D", chain];
         delete.extend(&rule);
         // Repeated in case an earlier crash left a duplicate.
-        while run("iptables", &delete, None).await.is_ok() {}
+        while run(tool, &delete, None).await.is_ok() {}
     }
     let mut failures = Vec::new();
     for (table, chains) in [("nat", &[NAT, POSTROUTING][..]), ("filter", &[FORWARD, ISOLATION_1, ISOLATION_2][..])] {
         for chain in chains {
-            let _ = run("iptables", &["-w", "-t", table, "-F", chain], None).await;
+            let _ = run(tool, &["-w", "-t", table, "-F", chain], None).await;
         }
         for chain in chains {
-            if let Err(e) = run("iptables", &["-w", "-t", table, "-X", chain], None).await {
+            if let Err(e) = run(tool, &["-w", "-t", table, "-X", chain], None).await {
                 if !e.0.contains("No chain") && !e.0.contains("does not exist") {
                     failures.push(e.0);
                 }
@@ -169,6 +222,15 @@ pub async fn remove_all() -> Result<(), NetworkError> {
 pub fn enable_ip_forward() -> Result<(), NetworkError> {
     std::fs::write("/proc/sys/net/ipv4/ip_forward", "1")
         .map_err(|e| NetworkError(format!("enabling net.ipv4.ip_forward: {e}")))
+}
+
+/// `net.ipv6.conf.all.forwarding=1` (and for new interfaces).
+pub fn enable_ip6_forward() -> Result<(), NetworkError> {
+    for key in ["all", "default"] {
+        std::fs::write(format!("/proc/sys/net/ipv6/conf/{key}/forwarding"), "1")
+            .map_err(|e| NetworkError(format!("enabling net.ipv6.conf.{key}.forwarding: {e}")))?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -189,12 +251,16 @@ mod tests {
             container_port: 80,
             bridge: "docker0".into(),
         }];
-        let text = render(&bridges, &ports);
+        let text = render(Family::V4, &bridges, &ports);
         assert!(text.contains("-A BERTHD-POSTROUTING -s 172.17.0.0/16 ! -o docker0 -j MASQUERADE\n"));
         assert!(!text.contains("-s 10.0.0.0/24"), "internal networks are not masqueraded");
         assert!(text.contains("-A BERTHD ! -i docker0 -p tcp -m tcp --dport 8080 -j DNAT --to-destination 172.17.0.2:80\n"));
         assert!(text.contains("-A BERTHD-FORWARD -i br-x -o br-x -j DROP\n"));
         assert!(text.contains("-A BERTHD-ISOLATION-STAGE-2 -o br-x -j DROP\n"));
         assert_eq!(text.matches("COMMIT").count(), 2);
+        let v6 = [PortRule { container_ip: "fd00::2".into(), host_ip: Some("::1".into()), ..ports[0].clone() }];
+        let text = render(Family::V6, &bridges, &v6);
+        assert!(text.contains("-A BERTHD -d ::1/128 ! -i docker0 -p tcp -m tcp --dport 8080 -j DNAT --to-destination [fd00::2]:80\n"));
+        assert!(text.contains("-A BERTHD-FORWARD -d fd00::2/128 ! -i docker0 -o docker0 -p tcp -m tcp --dport 80 -j ACCEPT\n"));
     }
 }

@@ -12,6 +12,7 @@
 pub mod bridge;
 pub mod dns;
 pub mod ipam;
+pub mod ipam6;
 pub mod iptables;
 pub mod proxy;
 

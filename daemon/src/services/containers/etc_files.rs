@@ -62,8 +62,10 @@ pub fn write(dir: &Path, hostname: &str, host_network: bool, resolv: &Resolv, ex
 /// Rewrite `/etc/hosts` in place (it may be bind-mounted already): the
 /// defaults, `extra` (`--add-host`, then links), and last the container's
 /// address on its network, in dockerd's order.
-pub fn write_hosts(path: &Path, hostname: &str, ip: &str, extra: &[HostEntry]) -> std::io::Result<()> {
-    std::fs::write(path, format!("{HOSTS_HEADER}{}{ip}\t{hostname}\n", entries(extra)))
+/// `ip6` (on a network with IPv6) gets its line too, as with dockerd.
+pub fn write_hosts(path: &Path, hostname: &str, ip: &str, ip6: &str, extra: &[HostEntry]) -> std::io::Result<()> {
+    let v6 = if ip6.is_empty() { String::new() } else { format!("{ip6}\t{hostname}\n") };
+    std::fs::write(path, format!("{HOSTS_HEADER}{}{ip}\t{hostname}\n{v6}", entries(extra)))
 }
 
 /// Rewrite a container's resolv.conf in place (it may be bind-mounted).

@@ -285,7 +285,7 @@ impl ContainerService {
         let Some((_, endpoint)) = self.networks.endpoint_of(&record.id, first).await else { return };
         let hosts = self.current_hosts(record, known).await;
         let path = std::path::Path::new(&record.hosts_path);
-        if let Err(e) = super::etc_files::write_hosts(path, &record.config.hostname, &endpoint.ip, &hosts) {
+        if let Err(e) = super::etc_files::write_hosts(path, &record.config.hostname, &endpoint.ip, &endpoint.ip6, &hosts) {
             tracing::warn!(container.id = %record.id, error = %e, "updating /etc/hosts");
         }
     }

@@ -39,7 +39,7 @@ pub(super) fn check_endpoint_request(req: &EndpointRequest, network_name: &str, 
     if !predefined {
         return Ok(());
     }
-    if !req.ipv4_address.is_empty() {
+    if !req.ipv4_address.is_empty() || !req.ipv6_address.is_empty() {
         return Err(ServiceError::InvalidParameter(
             "user specified IP address is supported on user defined networks only".into(),
         ));
@@ -87,7 +87,7 @@ impl ContainerService {
             let publish: &[ports::PortRequest] = if primary { &publish } else { &[] };
             match self.networks.attach_container(req, &record.id, record.bare_name(), publish, primary).await {
                 Ok(endpoint) => {
-                    first_ip.get_or_insert(endpoint.ip);
+                    first_ip.get_or_insert((endpoint.ip, endpoint.ip6));
                 }
                 Err(e) => {
                     let _ = self.networks.detach_container(&record.id).await;
@@ -95,8 +95,8 @@ impl ContainerService {
                 }
             }
         }
-        let ip = first_ip.unwrap_or_default();
-        if let Err(e) = super::etc_files::write_hosts(Path::new(&record.hosts_path), &record.config.hostname, &ip, &extra_hosts) {
+        let (ip, ip6) = first_ip.unwrap_or_default();
+        if let Err(e) = super::etc_files::write_hosts(Path::new(&record.hosts_path), &record.config.hostname, &ip, &ip6, &extra_hosts) {
             let _ = self.networks.detach_container(&record.id).await;
             return Err(ServiceError::Internal(format!("writing {}: {e}", record.hosts_path)));
         }
@@ -358,6 +358,9 @@ impl ContainerService {
             settings.ip_address = endpoint.ip;
             settings.ip_prefix_len = i64::from(endpoint.prefix);
             settings.mac_address = endpoint.mac;
+            settings.global_ipv6_address = endpoint.ip6;
+            settings.global_ipv6_prefix_len = i64::from(endpoint.prefix6);
+            settings.ipv6_gateway = endpoint.gateway6;
         }
         settings
     }

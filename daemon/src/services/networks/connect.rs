@@ -21,6 +21,8 @@ struct Reserved {
     bound: Vec<(ports::PortMapping, proxy::Bound)>,
     /// Whether the veth's set-up adds the default route.
     default_route: bool,
+    /// The IPv6 address, prefix length and gateway, with IPv6.
+    v6: Option<(std::net::Ipv6Addr, u8, std::net::Ipv6Addr)>,
 }
 
 impl NetworkService {
@@ -75,6 +77,7 @@ impl NetworkService {
                 mtu: r.mtu,
                 ifname: &r.endpoint.ifname,
                 default_route: r.default_route,
+                ip6: r.v6,
             })
             .await
         }
@@ -126,7 +129,8 @@ impl NetworkService {
         let gateway: Ipv4Addr = gateway.parse().map_err(|_| ServiceError::Internal(format!("bad gateway {gateway}")))?;
         let range = n.ip_range.as_deref().and_then(ipam::Subnet::parse);
         let mtu = super::network_mtu(n, self.config.mtu);
-        let used: Vec<Ipv4Addr> = n.endpoints.values().filter_map(|e| e.ip.parse().ok()).collect();
+        let mut used: Vec<Ipv4Addr> = n.endpoints.values().filter_map(|e| e.ip.parse().ok()).collect();
+        used.extend(n.reserved::<Ipv4Addr>());
         let ip = if req.ipv4_address.is_empty() {
             ipam::allocate_ip(&subnet, range.as_ref(), gateway, &used).ok_or_else(|| {
                 ServiceError::Unavailable(format!("no available IPv4 addresses on this network's address pools: {} ({})", n.name, n.id))
@@ -147,6 +151,7 @@ impl NetworkService {
             ip
         };
         let mac = if req.mac_address.is_empty() { ipam::mac_for(ip) } else { req.mac_address.clone() };
+        let v6 = n.endpoint_v6(&req.ipv6_address, &mac)?;
         let taken: Vec<&str> =
             nets.values().filter_map(|n| n.endpoints.get(container_id)).map(|e| e.ifname.as_str()).collect();
         let ifname = if primary {
@@ -175,6 +180,9 @@ impl NetworkService {
             aliases: req.aliases.clone(),
             ifname,
             gw_priority: req.gw_priority,
+            ip6: v6.map(|(ip, _, _)| ip.to_string()).unwrap_or_default(),
+            prefix6: v6.map(|(_, prefix, _)| prefix).unwrap_or(0),
+            gateway6: v6.map(|(_, _, gw)| gw.to_string()).unwrap_or_default(),
         };
         let mut updated = n.clone();
         updated.endpoints.insert(container_id.to_string(), endpoint.clone());
@@ -184,7 +192,7 @@ impl NetworkService {
         // default route with the address, saving a separate `ip` run.
         let default_route = primary
             && super::gateway_endpoint(&nets, container_id).is_some_and(|(_, e)| e.endpoint_id == endpoint.endpoint_id);
-        Ok(Reserved { network_id: network_id.to_string(), endpoint, ip, gateway, bridge: bridge_name, mtu, bound, default_route })
+        Ok(Reserved { network_id: network_id.to_string(), endpoint, ip, gateway, bridge: bridge_name, mtu, bound, default_route, v6 })
     }
 
     /// Under the lock again, once the interface is up: the default route

@@ -1,12 +1,13 @@
 //! `docker network create`: a user-defined bridge network with its subnet,
 //! gateway and Linux bridge.
 
-use std::net::Ipv4Addr;
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use api_types::network::{NetworkCreateRequest, NetworkCreateResponse};
+use api_types::network::{IpamConfig, NetworkCreateRequest, NetworkCreateResponse};
 
 use super::{ensure_bridge, new_id, now, Network, NetworkService, BRIDGE_NAME_OPTION};
-use crate::backends::network::{bridge, ipam};
+use crate::backends::network::{bridge, ipam, ipam6};
 use crate::services::ServiceError;
 
 impl NetworkService {
@@ -40,6 +41,13 @@ impl NetworkService {
                 "more than one IPv4 subnet per network is not implemented by berthd yet".into(),
             ));
         }
+        let v6: Vec<_> = requested.iter().filter(|c| c.subnet.contains(':')).collect();
+        if v6.len() > 1 {
+            return Err(ServiceError::NotImplemented(
+                "more than one IPv6 subnet per network is not implemented by berthd yet".into(),
+            ));
+        }
+        let enable_ipv6 = req.enable_ipv6.unwrap_or(false);
         let id = new_id();
         let mut nets = self.networks.lock().await;
         if nets.values().any(|n| n.name == req.name) {
@@ -99,6 +107,8 @@ impl NetworkService {
             }
             None => None,
         };
+        let (subnet6, gateway6, ip_range6) = self.plan_ipv6(&nets, v6.first().copied(), enable_ipv6)?;
+        let aux_addresses = aux_addresses(&requested, &subnet, subnet6.as_ref())?;
         let bridge_name = match req.options.get(BRIDGE_NAME_OPTION) {
             Some(b) if !b.is_empty() => b.clone(),
             _ => format!("br-{}", &id[..12]),
@@ -118,12 +128,16 @@ impl NetworkService {
             driver,
             internal: req.internal,
             attachable: req.attachable,
-            enable_ipv6: req.enable_ipv6.unwrap_or(false),
+            enable_ipv6,
             ipam_driver,
             ipam_options: ipam_req.options.clone(),
             subnet: Some(subnet.to_string()),
             gateway: Some(gateway.to_string()),
             ip_range,
+            subnet6: subnet6.map(|s| s.to_string()),
+            gateway6: gateway6.map(|g| g.to_string()),
+            ip_range6: ip_range6.map(|r| r.to_string()),
+            aux_addresses,
             options: req.options.clone(),
             labels: req.labels.clone(),
             bridge: Some(bridge_name.clone()),
@@ -133,7 +147,7 @@ impl NetworkService {
         // On disk before the bridge exists: a crash leaves a record whose
         // bridge the next start makes.
         self.save(&network)?;
-        if let Err(e) = ensure_bridge(&network, self.config.mtu).await {
+        if let Err(e) = ensure_bridge(&network, &self.config).await {
             let _ = bridge::delete_link(&bridge_name).await;
             let _ = self.store.remove(&id);
             return Err(e);
@@ -154,6 +168,86 @@ impl NetworkService {
         }
         Ok(NetworkCreateResponse { id, warning: String::new() })
     }
+}
+
+impl NetworkService {
+    /// The IPv6 subnet, gateway and range of a new network: the requested
+    /// ones, else (with `EnableIPv6`) the first free subnet of the IPv6
+    /// `default-address-pools`. A subnet given without `EnableIPv6` is only
+    /// recorded, as dockerd 20.10 does.
+    fn plan_ipv6(
+        &self,
+        nets: &HashMap<String, Network>,
+        requested: Option<&IpamConfig>,
+        enable_ipv6: bool,
+    ) -> Result<(Option<ipam6::Subnet6>, Option<Ipv6Addr>, Option<ipam6::Subnet6>), ServiceError> {
+        let used: Vec<ipam6::Subnet6> = nets.values().filter_map(|n| n.v6().map(|(s, _, _)| s)).collect();
+        let subnet = match requested {
+            Some(c) => {
+                let subnet = ipam6::Subnet6::parse(&c.subnet).ok_or_else(|| {
+                    ServiceError::InvalidParameter(format!("invalid subnet {} : invalid CIDR address: {}", c.subnet, c.subnet))
+                })?;
+                if enable_ipv6 && used.iter().any(|u| u.overlaps(&subnet)) {
+                    return Err(ServiceError::Forbidden("Pool overlaps with other one on this address space".into()));
+                }
+                subnet
+            }
+            None if enable_ipv6 => ipam6::allocate_subnet(&super::pools6(&self.config), &used).ok_or_else(|| {
+                ServiceError::Forbidden(
+                    "could not find an available, non-overlapping IPv6 address pool among the defaults to assign to the network"
+                        .into(),
+                )
+            })?,
+            None => return Ok((None, None, None)),
+        };
+        let gateway = match requested.map(|c| c.gateway.as_str()).filter(|g| !g.is_empty()) {
+            Some(text) => {
+                let gw: Ipv6Addr = text
+                    .parse()
+                    .map_err(|_| ServiceError::InvalidParameter(format!("invalid gateway address {text}")))?;
+                if !subnet.contains(gw) {
+                    return Err(ServiceError::InvalidParameter(format!("no matching subnet for gateway {text}")));
+                }
+                gw
+            }
+            None => subnet.first_host(),
+        };
+        let range = match requested.map(|c| c.ip_range.as_str()).filter(|r| !r.is_empty()) {
+            Some(r) => {
+                let range = ipam6::Subnet6::parse(r).ok_or_else(|| {
+                    ServiceError::InvalidParameter(format!("invalid ip-range {r}: invalid CIDR address: {r}"))
+                })?;
+                if !subnet.contains(range.network) || range.prefix < subnet.prefix {
+                    return Err(ServiceError::Forbidden(format!("IP range {r} is not within the subnet {subnet}")));
+                }
+                Some(range)
+            }
+            None => None,
+        };
+        Ok((Some(subnet), Some(gateway), range))
+    }
+}
+
+/// IPAM `AuxiliaryAddresses` of every config entry, each inside its
+/// network's subnet of the same family.
+fn aux_addresses(
+    requested: &[IpamConfig],
+    subnet: &ipam::Subnet,
+    subnet6: Option<&ipam6::Subnet6>,
+) -> Result<BTreeMap<String, String>, ServiceError> {
+    let mut out = BTreeMap::new();
+    for (name, text) in requested.iter().filter_map(|c| c.auxiliary_addresses.as_ref()).flatten() {
+        let inside = match text.parse::<IpAddr>() {
+            Ok(IpAddr::V4(ip)) => subnet.contains(ip),
+            Ok(IpAddr::V6(ip)) => subnet6.is_some_and(|s| s.contains(ip)),
+            Err(_) => return Err(ServiceError::InvalidParameter(format!("invalid auxiliary address {name}={text}"))),
+        };
+        if !inside {
+            return Err(ServiceError::Forbidden(format!("no matching subnet for aux-address {text}")));
+        }
+        out.insert(name.clone(), text.clone());
+    }
+    Ok(out)
 }
 
 /// IPv4 subnets already on the host's interfaces, which new networks avoid.

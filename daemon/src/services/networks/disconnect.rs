@@ -161,7 +161,16 @@ impl NetworkService {
 fn entry(n: &Network, e: Option<&super::Endpoint>, req: Option<&EndpointRequest>, dns_names: &[String]) -> Value {
     let user = !n.predefined;
     let aliases = req.map(|r| r.aliases.clone()).unwrap_or_default();
-    let ipam = req.filter(|r| !r.ipv4_address.is_empty()).map(|r| json!({"IPv4Address": r.ipv4_address}));
+    let ipam = req.filter(|r| !r.ipv4_address.is_empty() || !r.ipv6_address.is_empty()).map(|r| {
+        let mut ipam = serde_json::Map::new();
+        if !r.ipv4_address.is_empty() {
+            ipam.insert("IPv4Address".into(), json!(r.ipv4_address));
+        }
+        if !r.ipv6_address.is_empty() {
+            ipam.insert("IPv6Address".into(), json!(r.ipv6_address));
+        }
+        Value::Object(ipam)
+    });
     json!({
         "IPAMConfig": ipam,
         "Links": null,
@@ -173,9 +182,9 @@ fn entry(n: &Network, e: Option<&super::Endpoint>, req: Option<&EndpointRequest>
         "Gateway": e.map(|e| e.gateway.clone()).unwrap_or_default(),
         "IPAddress": e.map(|e| e.ip.clone()).unwrap_or_default(),
         "IPPrefixLen": e.map(|e| e.prefix).unwrap_or(0),
-        "IPv6Gateway": "",
-        "GlobalIPv6Address": "",
-        "GlobalIPv6PrefixLen": 0,
+        "IPv6Gateway": e.map(|e| e.gateway6.clone()).unwrap_or_default(),
+        "GlobalIPv6Address": e.map(|e| e.ip6.clone()).unwrap_or_default(),
+        "GlobalIPv6PrefixLen": e.map(|e| e.prefix6).unwrap_or(0),
         "DNSNames": match e {
             Some(e) if user && !e.dns_names.is_empty() => json!(e.dns_names),
             Some(_) if user => {

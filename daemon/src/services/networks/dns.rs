@@ -30,7 +30,7 @@ pub struct DnsDefaults {
 #[derive(Default)]
 struct NetworkNames {
     name: String,
-    addresses: HashMap<String, Vec<Ipv4Addr>>,
+    addresses: HashMap<String, Vec<IpAddr>>,
     /// Address → container name, for PTR.
     owners: HashMap<Ipv4Addr, String>,
 }
@@ -65,10 +65,13 @@ impl NameTable {
             let mut names = NetworkNames { name: n.name.to_ascii_lowercase(), ..Default::default() };
             for (container_id, e) in &n.endpoints {
                 let Ok(ip) = e.ip.parse::<Ipv4Addr>() else { continue };
+                let ip6 = e.ip6.parse::<std::net::Ipv6Addr>().ok();
                 for name in endpoint_names(container_id, e) {
                     let ips = names.addresses.entry(name.to_ascii_lowercase()).or_default();
-                    if !ips.contains(&ip) {
-                        ips.push(ip);
+                    for ip in std::iter::once(IpAddr::V4(ip)).chain(ip6.map(IpAddr::V6)) {
+                        if !ips.contains(&ip) {
+                            ips.push(ip);
+                        }
                     }
                 }
                 names.owners.insert(ip, e.container_name.clone());
@@ -92,8 +95,8 @@ impl Snapshot {
 
     /// `name` on any of the container's networks, else `name.network` for
     /// one of them (names and networks may both hold dots, as in dockerd).
-    fn resolve(&self, container_id: &str, name: &str) -> Vec<Ipv4Addr> {
-        let mut found: Vec<Ipv4Addr> = Vec::new();
+    fn resolve(&self, container_id: &str, name: &str) -> Vec<IpAddr> {
+        let mut found: Vec<IpAddr> = Vec::new();
         for n in self.networks_of(container_id) {
             add_new(&mut found, n.addresses.get(name));
         }
@@ -109,7 +112,7 @@ impl Snapshot {
     }
 }
 
-fn add_new(found: &mut Vec<Ipv4Addr>, ips: Option<&Vec<Ipv4Addr>>) {
+fn add_new(found: &mut Vec<IpAddr>, ips: Option<&Vec<IpAddr>>) {
     for ip in ips.into_iter().flatten() {
         if !found.contains(ip) {
             found.push(*ip);
@@ -123,15 +126,14 @@ impl dns::Names for NameTable {
         match question.qtype {
             dns::TYPE_A | dns::TYPE_AAAA | dns::TYPE_MX => {
                 let ips = snapshot.resolve(container_id, &question.name);
-                if ips.is_empty() {
-                    Lookup::Forward
-                } else if question.qtype == dns::TYPE_A {
-                    Lookup::Answer(ips.into_iter().map(Record::A).collect())
-                } else {
-                    // Known with IPv4 only, and never a mail exchanger: an
-                    // empty NOERROR, as dockerd.
-                    Lookup::Answer(Vec::new())
-                }
+                // A known name without an address of the asked family (and
+                // never a mail exchanger): an empty NOERROR, as dockerd.
+                let records = ips.iter().filter_map(|ip| match (ip, question.qtype) {
+                    (IpAddr::V4(ip), dns::TYPE_A) => Some(Record::A(*ip)),
+                    (IpAddr::V6(ip), dns::TYPE_AAAA) => Some(Record::Aaaa(*ip)),
+                    _ => None,
+                });
+                if ips.is_empty() { Lookup::Forward } else { Lookup::Answer(records.collect()) }
             }
             dns::TYPE_PTR => {
                 let owner = dns::reverse_v4(&question.name).and_then(|ip| {
@@ -318,6 +320,9 @@ mod tests {
             aliases: vec![],
             ifname: "eth0".into(),
             gw_priority: 0,
+            ip6: String::new(),
+            prefix6: 0,
+            gateway6: String::new(),
         }
     }
 
@@ -351,6 +356,7 @@ mod tests {
                 r.iter()
                     .map(|r| match r {
                         Record::A(ip) => ip.to_string(),
+                        Record::Aaaa(ip) => ip.to_string(),
                         Record::Ptr(n) => n.clone(),
                     })
                     .collect(),

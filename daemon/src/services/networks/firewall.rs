@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use super::{Network, NetworkService};
-use crate::backends::network::iptables::{self, BridgeRules, PortRule};
+use crate::backends::network::iptables::{self, BridgeRules, Family, PortRule};
 use crate::services::ServiceError;
 
 fn option_on(n: &Network, key: &str) -> bool {
@@ -31,23 +31,58 @@ impl NetworkService {
                 icc: option_on(n, "com.docker.network.bridge.enable_icc"),
             })
             .collect();
-        let ports: Vec<PortRule> = bridged
+        let ports = port_rules(&bridged, Family::V4);
+        iptables::apply(Family::V4, &bridges, &ports)
+            .await
+            .map_err(|e| ServiceError::Internal(format!("programming the firewall: {e}")))?;
+        if !self.config.ip6tables {
+            return Ok(());
+        }
+        // The same rules for the networks with IPv6, in ip6tables.
+        let bridges6: Vec<BridgeRules> = bridged
             .iter()
-            .flat_map(|n| {
-                n.endpoints.values().flat_map(move |e| {
-                    e.ports.iter().map(move |p| PortRule {
+            .zip(&bridges)
+            .filter_map(|(n, b)| Some(BridgeRules { subnet: n.v6()?.0.to_string(), ..b.clone() }))
+            .collect();
+        let ports6 = port_rules(&bridged, Family::V6);
+        match iptables::apply(Family::V6, &bridges6, &ports6).await {
+            Ok(()) => Ok(()),
+            // A host without ip6tables (or IPv6) is fine until a network
+            // has IPv6.
+            Err(e) if bridges6.is_empty() => {
+                tracing::debug!(error = %e, "no ip6tables rules");
+                Ok(())
+            }
+            Err(e) => Err(ServiceError::Internal(format!("programming the IPv6 firewall: {e}"))),
+        }
+    }
+}
+
+/// DNAT for the published ports of `family`: an IPv6 host address
+/// forwards to the container's IPv6 address.
+fn port_rules(bridged: &[&Network], family: Family) -> Vec<PortRule> {
+    bridged
+        .iter()
+        .flat_map(|n| {
+            n.endpoints.values().flat_map(move |e| {
+                e.ports.iter().filter_map(move |p| {
+                    let v6 = p.host_ip.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_ipv6());
+                    let container_ip = match family {
+                        Family::V4 if !v6 => e.ip.clone(),
+                        Family::V6 if v6 && !e.ip6.is_empty() => e.ip6.clone(),
+                        _ => return None,
+                    };
+                    let unspecified = p.host_ip.is_empty() || p.host_ip == "0.0.0.0" || p.host_ip == "::";
+                    Some(PortRule {
                         proto: p.proto.clone(),
-                        host_ip: (p.host_ip != "0.0.0.0" && !p.host_ip.is_empty()).then(|| p.host_ip.clone()),
+                        host_ip: (!unspecified).then(|| p.host_ip.clone()),
                         host_port: p.host_port,
-                        container_ip: e.ip.clone(),
+                        container_ip,
                         container_port: p.container_port,
                         bridge: n.bridge.clone().unwrap_or_default(),
                     })
                 })
             })
-            .collect();
-        iptables::apply(&bridges, &ports)
-            .await
-            .map_err(|e| ServiceError::Internal(format!("programming the firewall: {e}")))
-    }
+        })
+        .collect()
 }

@@ -59,14 +59,33 @@ fn matches(f: &Filters, n: &Network) -> bool {
 
 /// The network in dockerd's inspect shape.
 pub(super) fn to_api(n: &Network) -> api::Network {
-    let config = match (&n.subnet, &n.gateway) {
-        (Some(subnet), gateway) => Some(vec![api::IpamConfig {
-            subnet: subnet.clone(),
-            gateway: gateway.clone().unwrap_or_default(),
-            ip_range: n.ip_range.clone().unwrap_or_default(),
-        }]),
-        (None, _) => Some(vec![]),
+    let aux = |v6: bool| -> Option<std::collections::BTreeMap<String, String>> {
+        let picked: std::collections::BTreeMap<String, String> = n
+            .aux_addresses
+            .iter()
+            .filter(|(_, ip)| ip.contains(':') == v6)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        (!picked.is_empty()).then_some(picked)
     };
+    let mut config = Vec::new();
+    if let Some(subnet) = &n.subnet {
+        config.push(api::IpamConfig {
+            subnet: subnet.clone(),
+            gateway: n.gateway.clone().unwrap_or_default(),
+            ip_range: n.ip_range.clone().unwrap_or_default(),
+            auxiliary_addresses: aux(false),
+        });
+    }
+    if let Some(subnet) = &n.subnet6 {
+        config.push(api::IpamConfig {
+            subnet: subnet.clone(),
+            gateway: n.gateway6.clone().unwrap_or_default(),
+            ip_range: n.ip_range6.clone().unwrap_or_default(),
+            auxiliary_addresses: aux(true),
+        });
+    }
+    let config = Some(config);
     api::Network {
         name: n.name.clone(),
         id: n.id.clone(),
@@ -91,7 +110,7 @@ pub(super) fn to_api(n: &Network) -> api::Network {
                         endpoint_id: e.endpoint_id.clone(),
                         mac_address: e.mac.clone(),
                         ipv4_address: format!("{}/{}", e.ip, e.prefix),
-                        ipv6_address: String::new(),
+                        ipv6_address: if e.ip6.is_empty() { String::new() } else { format!("{}/{}", e.ip6, e.prefix6) },
                     },
                 )
             })

@@ -19,7 +19,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 
-use crate::backends::network::{bridge, ipam};
+use crate::backends::network::{bridge, ipam, ipam6};
 use crate::backends::store::networks::NetworkStore;
 use crate::config::NetworkConfig;
 use crate::services::events::EventBus;
@@ -54,6 +54,14 @@ pub struct Endpoint {
     /// `GwPriority` (API 1.48): the highest gives the default route.
     #[serde(default)]
     pub gw_priority: i64,
+    /// The IPv6 address, its prefix length and gateway on a network with
+    /// IPv6; empty otherwise.
+    #[serde(default)]
+    pub ip6: String,
+    #[serde(default)]
+    pub prefix6: u8,
+    #[serde(default)]
+    pub gateway6: String,
 }
 
 /// What a container asks of one network: an entry of create's
@@ -73,6 +81,9 @@ pub struct EndpointRequest {
     /// `--network name=…,gw-priority=N`.
     #[serde(default)]
     pub gw_priority: i64,
+    /// `--ip6`; empty for an address from the pool.
+    #[serde(default)]
+    pub ipv6_address: String,
 }
 
 impl EndpointRequest {
@@ -89,12 +100,16 @@ impl EndpointRequest {
         if !ipv4_address.is_empty() && ipv4_address.parse::<std::net::Ipv4Addr>().is_err() {
             return Err(ServiceError::InvalidParameter(format!("invalid IPv4 address: {ipv4_address}")));
         }
+        let ipv6_address = text(settings.and_then(|s| s.get("IPAMConfig")).and_then(|i| i.get("IPv6Address")));
+        if !ipv6_address.is_empty() && ipv6_address.parse::<std::net::Ipv6Addr>().is_err() {
+            return Err(ServiceError::InvalidParameter(format!("invalid IPv6 address: {ipv6_address}")));
+        }
         let mac_address = text(settings.and_then(|s| s.get("MacAddress")));
         if !mac_address.is_empty() && !valid_mac(&mac_address) {
             return Err(ServiceError::InvalidParameter(format!("invalid MAC address: {mac_address}")));
         }
         let gw_priority = settings.and_then(|s| s.get("GwPriority")).and_then(|p| p.as_i64()).unwrap_or(0);
-        Ok(Self { network_id: network_id.to_string(), aliases, ipv4_address, mac_address, gw_priority })
+        Ok(Self { network_id: network_id.to_string(), aliases, ipv4_address, mac_address, gw_priority, ipv6_address })
     }
 }
 
@@ -122,6 +137,19 @@ pub struct Network {
     /// `fixed-cidr`); the whole subnet when unset.
     #[serde(default)]
     pub ip_range: Option<String>,
+    /// The IPv6 subnet, gateway and range (`EnableIPv6`; the default
+    /// bridge's `fixed-cidr-v6`). A subnet given without `EnableIPv6` is
+    /// kept for inspect only, as dockerd does.
+    #[serde(default)]
+    pub subnet6: Option<String>,
+    #[serde(default)]
+    pub gateway6: Option<String>,
+    #[serde(default)]
+    pub ip_range6: Option<String>,
+    /// IPAM `AuxiliaryAddresses` (both families): reserved, never handed
+    /// out.
+    #[serde(default)]
+    pub aux_addresses: BTreeMap<String, String>,
     pub options: BTreeMap<String, String>,
     pub labels: BTreeMap<String, String>,
     /// The Linux bridge berthd made for a user-defined network.
@@ -187,6 +215,10 @@ fn predefined(name: &str, driver: &str) -> Network {
         subnet: bridge.then(|| ipam::DEFAULT_BRIDGE_SUBNET.to_string()),
         gateway: bridge.then(|| "172.17.0.1".to_string()),
         ip_range: None,
+        subnet6: None,
+        gateway6: None,
+        ip_range6: None,
+        aux_addresses: BTreeMap::new(),
         options: BTreeMap::new(),
         labels: BTreeMap::new(),
         bridge: None,
@@ -243,6 +275,13 @@ fn configure_default_bridge(n: &mut Network, config: &NetworkConfig) -> Result<(
     n.subnet = Some(subnet.to_string());
     n.gateway = Some(gateway);
     n.ip_range = ip_range;
+    // `ipv6` without `fixed-cidr-v6`: link-local addresses only, as
+    // dockerd 20.10.
+    let subnet6 = config.fixed_cidr_v6.as_deref().filter(|_| config.ipv6).and_then(ipam6::Subnet6::parse);
+    n.enable_ipv6 = config.ipv6;
+    n.subnet6 = subnet6.map(|s| s.to_string());
+    n.gateway6 = subnet6.map(|s| s.first_host().to_string());
+    n.ip_range6 = None;
     n.bridge = Some(name.clone());
     n.options = [
         ("com.docker.network.bridge.default_bridge", "true".to_string()),
@@ -290,7 +329,7 @@ impl NetworkService {
             networks.insert(n.id.clone(), n);
         }
         for n in networks.values() {
-            if let Err(e) = ensure_bridge(n, config.mtu).await {
+            if let Err(e) = ensure_bridge(n, &config).await {
                 tracing::warn!(network.name = %n.name, error = %e, "cannot set up the network's bridge");
             }
         }
@@ -389,9 +428,10 @@ impl NetworkService {
     /// Route the container's default traffic through its gateway endpoint
     /// (after an endpoint came or went).
     async fn route_default(&self, nets: &HashMap<String, Network>, container_id: &str) -> Result<(), ServiceError> {
-        let route = gateway_endpoint(nets, container_id)
-            .and_then(|(_, e)| Some((e.gateway.parse::<std::net::Ipv4Addr>().ok()?, e.ifname.as_str())));
-        bridge::set_default_route(&self.netns_path(container_id), route)
+        let gateway = gateway_endpoint(nets, container_id);
+        let route = gateway.and_then(|(_, e)| Some((e.gateway.parse::<std::net::Ipv4Addr>().ok()?, e.ifname.as_str())));
+        let route6 = gateway.and_then(|(_, e)| Some((e.gateway6.parse::<std::net::Ipv6Addr>().ok()?, e.ifname.as_str())));
+        bridge::set_default_route(&self.netns_path(container_id), route, route6)
             .await
             .map_err(|e| ServiceError::Internal(format!("setting the default route: {e}")))
     }
@@ -413,8 +453,14 @@ impl NetworkService {
             self.stop_proxies(&id);
         }
         if self.config.iptables && !keep_rules {
-            if let Err(e) = crate::backends::network::iptables::remove_all().await {
+            use crate::backends::network::iptables::{remove_all, Family};
+            if let Err(e) = remove_all(Family::V4).await {
                 tracing::warn!(error = %e, "removing the firewall rules");
+            }
+            if self.config.ip6tables {
+                if let Err(e) = remove_all(Family::V6).await {
+                    tracing::debug!(error = %e, "removing the IPv6 firewall rules");
+                }
             }
         }
     }
@@ -458,21 +504,96 @@ fn pools(config: &NetworkConfig) -> Vec<(ipam::Subnet, u8)> {
     config.address_pools.iter().filter_map(|p| Some((ipam::Subnet::parse(&p.base)?, p.size))).collect()
 }
 
+/// daemon.json's `default-address-pools` with an IPv6 base.
+fn pools6(config: &NetworkConfig) -> Vec<(ipam6::Subnet6, u8)> {
+    config.address_pools.iter().filter_map(|p| Some((ipam6::Subnet6::parse(&p.base)?, p.size))).collect()
+}
+
+impl Network {
+    /// The IPv6 subnet, gateway and range containers get addresses from:
+    /// only with `EnableIPv6`.
+    fn v6(&self) -> Option<(ipam6::Subnet6, std::net::Ipv6Addr, Option<ipam6::Subnet6>)> {
+        if !self.enable_ipv6 {
+            return None;
+        }
+        let subnet = ipam6::Subnet6::parse(self.subnet6.as_deref()?)?;
+        let gateway = self.gateway6.as_deref()?.parse().ok()?;
+        Some((subnet, gateway, self.ip_range6.as_deref().and_then(ipam6::Subnet6::parse)))
+    }
+
+    /// Auxiliary addresses of one family, never handed out.
+    fn reserved<T: std::str::FromStr>(&self) -> impl Iterator<Item = T> + '_ {
+        self.aux_addresses.values().filter_map(|a| a.parse().ok())
+    }
+
+    /// A new endpoint's IPv6 address on this network (none without IPv6):
+    /// `--ip6`, else on the default bridge the one dockerd builds from the
+    /// MAC, else the lowest free. (address, prefix length, gateway).
+    fn endpoint_v6(&self, requested: &str, mac: &str) -> Result<Option<(std::net::Ipv6Addr, u8, std::net::Ipv6Addr)>, ServiceError> {
+        let Some((subnet, gateway, range)) = self.v6() else {
+            if !requested.is_empty() {
+                return Err(ServiceError::InvalidParameter(format!(
+                    "no configured subnet or ip-range contain the IP address {requested}"
+                )));
+            }
+            return Ok(None);
+        };
+        let mut used: Vec<std::net::Ipv6Addr> = self.endpoints.values().filter_map(|e| e.ip6.parse().ok()).collect();
+        used.extend(self.reserved::<std::net::Ipv6Addr>());
+        let ip = if !requested.is_empty() {
+            let ip: std::net::Ipv6Addr = requested
+                .parse()
+                .map_err(|_| ServiceError::InvalidParameter(format!("invalid IPv6 address: {requested}")))?;
+            if !subnet.contains(ip) {
+                return Err(ServiceError::InvalidParameter(format!(
+                    "no configured subnet or ip-range contain the IP address {ip}"
+                )));
+            }
+            if used.contains(&ip) || ip == gateway {
+                return Err(ServiceError::Forbidden("Address already in use".into()));
+            }
+            ip
+        } else if let Some(ip) = ipam6::from_mac(&subnet, mac).filter(|_| self.predefined) {
+            ip
+        } else {
+            // A range's first address is skipped, as dockerd's allocator.
+            let mut skip = used.clone();
+            skip.extend(range.map(|r| r.network));
+            ipam6::allocate_ip(&subnet, range.as_ref(), gateway, &skip).ok_or_else(|| {
+                ServiceError::Unavailable(format!(
+                    "no available IPv6 addresses on this network's address pools: {} ({})",
+                    self.name, self.id
+                ))
+            })?
+        };
+        Ok(Some((ip, subnet.prefix, gateway)))
+    }
+}
+
 /// A network's MTU: its driver option, else the daemon's `mtu`.
 fn network_mtu(n: &Network, default: u32) -> u32 {
     n.options.get("com.docker.network.driver.mtu").and_then(|m| m.parse().ok()).unwrap_or(default)
 }
 
-async fn ensure_bridge(n: &Network, default_mtu: u32) -> Result<(), ServiceError> {
-    let mtu = network_mtu(n, default_mtu);
+async fn ensure_bridge(n: &Network, config: &NetworkConfig) -> Result<(), ServiceError> {
+    let mtu = network_mtu(n, config.mtu);
     let (Some(bridge_name), Some(subnet), Some(gateway)) = (&n.bridge, &n.subnet, &n.gateway) else {
         return Ok(());
     };
     let subnet = ipam::Subnet::parse(subnet).ok_or_else(|| ServiceError::Internal(format!("bad subnet {subnet}")))?;
     let gateway = gateway.parse().map_err(|_| ServiceError::Internal(format!("bad gateway {gateway}")))?;
-    bridge::ensure_bridge(bridge_name, gateway, subnet.prefix, mtu)
+    let v6 = n.v6().map(|(subnet6, gateway6, _)| (gateway6, subnet6.prefix));
+    bridge::ensure_bridge(bridge_name, gateway, subnet.prefix, mtu, v6)
         .await
-        .map_err(|e| ServiceError::Internal(format!("creating bridge {bridge_name}: {e}")))
+        .map_err(|e| ServiceError::Internal(format!("creating bridge {bridge_name}: {e}")))?;
+    if v6.is_some() && config.ip_forward {
+        // As dockerd: only once a network has IPv6 (it stops the host
+        // from taking router advertisements on other interfaces).
+        if let Err(e) = crate::backends::network::iptables::enable_ip6_forward() {
+            tracing::warn!(error = %e, "cannot enable IPv6 forwarding");
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

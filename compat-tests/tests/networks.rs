@@ -664,3 +664,48 @@ fn ipv6_on_user_networks_and_the_default_bridge() {
     let filter = daemon.in_netns(&["ip6tables", "-S"]).success().stdout;
     assert!(filter.contains("-A BERTHD-ISOLATION-STAGE-2 -o docker0 -j DROP"), "{filter}");
 }
+
+#[test]
+fn icc_off_isolates_containers_except_for_linked_ports() {
+    let daemon = Berthd::builder().daemon_json(serde_json::json!({"icc": false})).start_with_busybox();
+    daemon
+        .docker(&["run", "-d", "--name", "icc-web", "--expose", "8000", "busybox", "httpd", "-f", "-p", "8000", "-h", "/etc"])
+        .success();
+    daemon.docker(&["run", "-d", "--name", "icc-other", "busybox", "sleep", "300"]).success();
+    daemon.docker(&["run", "-d", "--name", "icc-parent", "--link", "icc-web:web", "busybox", "sleep", "300"]).success();
+    let web_ip = inspect(&daemon, "{{.NetworkSettings.IPAddress}}", "icc-web");
+
+    // The link opens the child's exposed port to its parent, and only that.
+    eventually(10, "the linked port to answer", || {
+        let got = daemon.docker(&["exec", "icc-parent", "timeout", "3", "wget", "-qO-", "http://web:8000/hostname"]);
+        (got.code == 0).then_some(())
+    });
+    let ping = daemon.docker(&["exec", "icc-parent", "ping", "-c1", "-W1", &web_ip]);
+    assert_ne!(ping.code, 0, "{ping:?}");
+    let url = format!("http://{web_ip}:8000/hostname");
+    let blocked = daemon.docker(&["exec", "icc-other", "timeout", "3", "wget", "-qO-", &url]);
+    assert_ne!(blocked.code, 0, "{blocked:?}");
+    let filter = daemon.in_netns(&["iptables", "-S", "BERTHD-FORWARD"]).success().stdout;
+    assert!(filter.contains("-A BERTHD-FORWARD -i docker0 -o docker0 -j DROP"), "{filter}");
+    assert!(filter.contains(&format!("-d {web_ip}/32 -i docker0 -o docker0 -p tcp -m tcp --dport 8000 -j ACCEPT")), "{filter}");
+
+    // The same per network, with its driver option.
+    let opt = "com.docker.network.bridge.enable_icc=false";
+    daemon.docker(&["network", "create", "--subnet", "10.199.62.0/24", "-o", opt, "noicc"]).success();
+    daemon.docker(&["run", "-d", "--name", "icc-a", "--network", "noicc", "busybox", "sleep", "300"]).success();
+    daemon.docker(&["run", "-d", "--name", "icc-b", "--network", "noicc", "busybox", "sleep", "300"]).success();
+    let ping = daemon.docker(&["exec", "icc-a", "ping", "-c1", "-W1", "10.199.62.3"]);
+    assert_ne!(ping.code, 0, "{ping:?}");
+}
+
+#[test]
+fn without_iptables_the_daemon_refuses_to_start_as_dockerd() {
+    // /usr/bin has ip, unshare and nsenter but no iptables (in /usr/sbin):
+    // a host with nftables only.
+    let out = Berthd::builder().env("PATH", "/usr/bin").run_to_exit();
+    assert_ne!(out.code, 0, "{}", out.stderr);
+    assert!(out.stderr.contains("failed to create NAT chain BERTHD: iptables not found"), "{}", out.stderr);
+    // With `iptables: false` it starts, as dockerd.
+    let daemon = Berthd::builder().env("PATH", "/usr/bin").daemon_json(serde_json::json!({"iptables": false})).start();
+    daemon.docker(&["network", "create", "--subnet", "10.199.63.0/24", "nofw"]).success();
+}

@@ -21,6 +21,17 @@ pub struct BridgeRules {
     pub internal: bool,
     pub masquerade: bool,
     pub icc: bool,
+    /// Opened between linked containers when `icc` is off.
+    pub links: Vec<LinkRule>,
+}
+
+/// A parent's way to one exposed port of a linked child, and back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkRule {
+    pub parent_ip: String,
+    pub child_ip: String,
+    pub proto: String,
+    pub port: u16,
 }
 
 /// One published port.
@@ -147,6 +158,26 @@ pub fn render(family: Family, bridges: &[BridgeRules], ports: &[PortRule]) -> St
         if !b.internal {
             let _ = writeln!(filter, "-A {FORWARD} -i {br} ! -o {br} -j ACCEPT");
         }
+        if !b.icc {
+            for l in &b.links {
+                let _ = writeln!(
+                    filter,
+                    "-A {FORWARD} -s {p}/{bits} -d {c}/{bits} -i {br} -o {br} -p {proto} -m {proto} --dport {port} -j ACCEPT",
+                    p = l.parent_ip,
+                    c = l.child_ip,
+                    proto = l.proto,
+                    port = l.port,
+                );
+                let _ = writeln!(
+                    filter,
+                    "-A {FORWARD} -s {c}/{bits} -d {p}/{bits} -i {br} -o {br} -p {proto} -m {proto} --sport {port} -j ACCEPT",
+                    p = l.parent_ip,
+                    c = l.child_ip,
+                    proto = l.proto,
+                    port = l.port,
+                );
+            }
+        }
         let _ = writeln!(filter, "-A {FORWARD} -i {br} -o {br} -j {}", if b.icc { "ACCEPT" } else { "DROP" });
         // Nothing else enters a bridge from outside: only replies and
         // published ports do, as under dockerd.
@@ -224,6 +255,13 @@ pub fn enable_ip_forward() -> Result<(), NetworkError> {
         .map_err(|e| NetworkError(format!("enabling net.ipv4.ip_forward: {e}")))
 }
 
+/// Whether `iptables-restore` (legacy or the nftables variant) is on
+/// PATH: without it no rule can be loaded.
+pub fn available() -> bool {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path).any(|dir| dir.join(Family::V4.restore()).is_file())
+}
+
 /// `net.ipv6.conf.all.forwarding=1` (and for new interfaces).
 pub fn enable_ip6_forward() -> Result<(), NetworkError> {
     for key in ["all", "default"] {
@@ -240,8 +278,8 @@ mod tests {
     #[test]
     fn rules_for_a_bridge_and_a_port() {
         let bridges = [
-            BridgeRules { bridge: "docker0".into(), subnet: "172.17.0.0/16".into(), internal: false, masquerade: true, icc: true },
-            BridgeRules { bridge: "br-x".into(), subnet: "10.0.0.0/24".into(), internal: true, masquerade: true, icc: false },
+            BridgeRules { bridge: "docker0".into(), subnet: "172.17.0.0/16".into(), internal: false, masquerade: true, icc: true, links: vec![] },
+            BridgeRules { bridge: "br-x".into(), subnet: "10.0.0.0/24".into(), internal: true, masquerade: true, icc: false, links: vec![] },
         ];
         let ports = [PortRule {
             proto: "tcp".into(),

@@ -10,7 +10,7 @@ use api_types::container::HostConfig;
 use super::etc_files::HostEntry;
 use super::record::{Container, Status};
 use super::ContainerService;
-use crate::services::networks::{predefined_mode, Endpoint};
+use crate::services::networks::{predefined_mode, Endpoint, LinkRule};
 use crate::services::ServiceError;
 
 /// A link as the parent keeps it: the child by ID (it may be renamed).
@@ -237,20 +237,27 @@ impl ContainerService {
     /// At start, before the task: the extra hosts lines (add-host, then
     /// links) and the link variables, which go into the stored spec's
     /// environment (the container's own values win, as in dockerd).
-    pub(super) async fn prepare_links(&self, record: &Container) -> Result<Vec<HostEntry>, ServiceError> {
+    pub(super) async fn prepare_links(&self, record: &Container) -> Result<(Vec<HostEntry>, Vec<LinkRule>), ServiceError> {
         let mut hosts = self.extra_hosts(&record.host_config).await?;
         if record.links.is_empty() {
-            return Ok(hosts);
+            return Ok((hosts, Vec::new()));
         }
         let children = self.live_children(record, true, None).await?;
         let mut env = Vec::new();
+        // With `icc: false`, the parent may reach each child's exposed ports.
+        let rules = children
+            .iter()
+            .flat_map(|c| {
+                exposed_ports(&c.child).into_iter().map(|(port, proto)| LinkRule { child_ip: c.endpoint.ip.clone(), proto, port })
+            })
+            .collect();
         for c in &children {
             hosts.push(child_entry(&c.alias, &c.child, &c.endpoint.ip));
             let full_name = format!("{}/{}", record.name, c.alias);
             env.extend(link_env(&full_name, &c.endpoint.ip, &exposed_ports(&c.child), c.child.config.env.as_deref().unwrap_or_default()));
         }
         self.set_link_env(record, env).await?;
-        Ok(hosts)
+        Ok((hosts, rules))
     }
 
     /// The process environment: link variables the container does not set

@@ -80,7 +80,7 @@ impl ContainerService {
         }
         let publish = ports::requests(&record.host_config.other, record.config.exposed_ports.as_ref())?;
         // Links fail the start before anything is joined.
-        let extra_hosts = self.prepare_links(record).await?;
+        let (extra_hosts, link_rules) = self.prepare_links(record).await?;
         let mut first_ip = None;
         for (i, req) in attached.iter().enumerate() {
             let primary = i == 0;
@@ -93,6 +93,12 @@ impl ContainerService {
                     let _ = self.networks.detach_container(&record.id).await;
                     return Err(e);
                 }
+            }
+        }
+        if !link_rules.is_empty() {
+            if let Err(e) = self.networks.open_links(&record.id, link_rules).await {
+                let _ = self.networks.detach_container(&record.id).await;
+                return Err(e);
             }
         }
         let (ip, ip6) = first_ip.unwrap_or_default();

@@ -183,6 +183,7 @@ impl NetworkService {
             ip6: v6.map(|(ip, _, _)| ip.to_string()).unwrap_or_default(),
             prefix6: v6.map(|(_, prefix, _)| prefix).unwrap_or(0),
             gateway6: v6.map(|(_, _, gw)| gw.to_string()).unwrap_or_default(),
+            links: Vec::new(),
         };
         let mut updated = n.clone();
         updated.endpoints.insert(container_id.to_string(), endpoint.clone());

@@ -323,6 +323,7 @@ mod tests {
             ip6: String::new(),
             prefix6: 0,
             gateway6: String::new(),
+            links: Vec::new(),
         }
     }
 

@@ -12,6 +12,18 @@ fn option_on(n: &Network, key: &str) -> bool {
 }
 
 impl NetworkService {
+    /// Open the parent's links to its children's exposed ports (they
+    /// matter with `icc: false`), on its default-bridge endpoint.
+    pub async fn open_links(&self, container_id: &str, links: Vec<super::LinkRule>) -> Result<(), ServiceError> {
+        let mut nets = self.networks.lock().await;
+        let Some(n) = nets.values_mut().find(|n| n.predefined && n.name == "bridge") else { return Ok(()) };
+        let Some(e) = n.endpoints.get_mut(container_id) else { return Ok(()) };
+        e.links = links;
+        let n = n.clone();
+        self.save(&n)?;
+        self.sync_firewall(&nets).await
+    }
+
     /// Rewrite berthd's chains from `nets` (held locked by the caller, so
     /// two changes never interleave). A no-op with `--iptables=false`.
     pub(super) async fn sync_firewall(&self, nets: &HashMap<String, Network>) -> Result<(), ServiceError> {
@@ -29,6 +41,18 @@ impl NetworkService {
                 internal: n.internal,
                 masquerade: option_on(n, "com.docker.network.bridge.enable_ip_masquerade"),
                 icc: option_on(n, "com.docker.network.bridge.enable_icc"),
+                links: n
+                    .endpoints
+                    .values()
+                    .flat_map(|e| {
+                        e.links.iter().map(|l| iptables::LinkRule {
+                            parent_ip: e.ip.clone(),
+                            child_ip: l.child_ip.clone(),
+                            proto: l.proto.clone(),
+                            port: l.port,
+                        })
+                    })
+                    .collect(),
             })
             .collect();
         let ports = port_rules(&bridged, Family::V4);
@@ -42,7 +66,7 @@ impl NetworkService {
         let bridges6: Vec<BridgeRules> = bridged
             .iter()
             .zip(&bridges)
-            .filter_map(|(n, b)| Some(BridgeRules { subnet: n.v6()?.0.to_string(), ..b.clone() }))
+            .filter_map(|(n, b)| Some(BridgeRules { subnet: n.v6()?.0.to_string(), links: Vec::new(), ..b.clone() }))
             .collect();
         let ports6 = port_rules(&bridged, Family::V6);
         match iptables::apply(Family::V6, &bridges6, &ports6).await {

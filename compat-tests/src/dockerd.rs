@@ -15,6 +15,7 @@ pub const DOCKERD: &str = "/usr/sbin/dockerd";
 
 pub struct ReferenceDockerd {
     dir: tempfile::TempDir,
+    data_root: PathBuf,
     socket: PathBuf,
     namespace: String,
     child: Option<Child>,
@@ -24,6 +25,13 @@ impl ReferenceDockerd {
     /// Start it and wait until it answers `/_ping`.
     #[track_caller]
     pub fn start() -> Self {
+        Self::start_on(None)
+    }
+
+    /// Start it on `data_root` (kept when it stops: a later one can take it
+    /// over), or on a data-root of its own.
+    #[track_caller]
+    pub fn start_on(data_root: Option<&Path>) -> Self {
         assert!(
             Path::new(DOCKERD).is_file(),
             "{DOCKERD} is missing: install Debian's docker.io (scripts/setup.sh --tests does)"
@@ -34,11 +42,12 @@ impl ReferenceDockerd {
         std::fs::write(root.join("daemon.json"), b"{}\n").unwrap();
         let log = std::fs::File::create(root.join("dockerd.log")).unwrap();
         let socket = root.join("docker.sock");
+        let data_root = data_root.map(Path::to_path_buf).unwrap_or_else(|| root.join("data"));
         let mut cmd = Command::new(DOCKERD);
         cmd.arg("--config-file")
             .arg(root.join("daemon.json"))
             .arg("--data-root")
-            .arg(root.join("data"))
+            .arg(&data_root)
             .arg("--exec-root")
             .arg(root.join("exec"))
             .arg("--pidfile")
@@ -54,7 +63,7 @@ impl ReferenceDockerd {
             .stderr(log);
         std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
         let child = cmd.spawn().unwrap_or_else(|e| panic!("spawning {DOCKERD}: {e}"));
-        let mut daemon = ReferenceDockerd { dir, socket, namespace, child: Some(child) };
+        let mut daemon = ReferenceDockerd { dir, data_root, socket, namespace, child: Some(child) };
         daemon.wait_ready();
         daemon
     }
@@ -79,6 +88,10 @@ impl ReferenceDockerd {
             assert!(Instant::now() < deadline, "dockerd did not answer within 60s; log:\n{}", self.log());
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    pub fn data_root(&self) -> &Path {
+        &self.data_root
     }
 
     pub fn host(&self) -> String {

@@ -5,7 +5,7 @@ use std::time::Instant;
 use axum::extract::{MatchedPath, Request};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::{delete, get, on, post, MethodFilter};
+use axum::routing::{on, MethodFilter};
 use axum::Router;
 
 use super::error::ApiError;
@@ -13,10 +13,105 @@ use super::routes::{archive, attach, auth, build, containers, events, exec, imag
 use super::version::{self, Version};
 use crate::services::Services;
 
-/// Endpoints of the Docker Engine API that berthd does not serve yet, by the
-/// issue that will build them. Each answers 501.
+/// How a route is answered: by a handler that does the work, or by one of
+/// the refusals a dockerd in the same situation gives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answer {
+    Served,
+    /// 501: not built (yet), named in the message.
+    NotImplemented,
+    /// 501: BuildKit's endpoints; berthd has the classic builder only.
+    NoBuildKit,
+    /// 503 "This node is not a swarm manager", as a dockerd outside a swarm.
+    NotSwarmManager,
+    /// 503 "This node is not part of a swarm".
+    NotInSwarm,
+}
+
+/// The served routes, declared once: the router is built from this list and
+/// [`routes`] hands the same list out as data (COMPAT.md's matrix is checked
+/// against it).
+macro_rules! served {
+    ($($method:ident $path:literal => $handler:path;)*) => {
+        const SERVED: &[(&str, &str)] = &[$((stringify!($method), $path)),*];
+
+        fn add_served(router: Router<Services>) -> Router<Services> {
+            router$(.route($path, on(method_filter(stringify!($method)), $handler)))*
+        }
+    };
+}
+
+served! {
+    GET "/_ping" => system::system_ping;
+    HEAD "/_ping" => system::system_ping_head;
+    GET "/version" => system::system_version;
+    GET "/info" => system::system_info;
+    GET "/system/df" => system::system_data_usage;
+    GET "/plugins" => system::plugin_list;
+    GET "/events" => events::system_events;
+    GET "/networks" => networks::network_list;
+    POST "/networks/create" => networks::network_create;
+    POST "/networks/prune" => networks::network_prune;
+    GET "/networks/{id}" => networks::network_inspect;
+    DELETE "/networks/{id}" => networks::network_delete;
+    POST "/networks/{id}/connect" => networks::network_connect;
+    POST "/networks/{id}/disconnect" => networks::network_disconnect;
+    GET "/containers/json" => containers::container_list;
+    POST "/containers/create" => containers::container_create;
+    GET "/containers/{id}/json" => containers::container_inspect;
+    POST "/containers/{id}/start" => containers::container_start;
+    POST "/containers/{id}/stop" => containers::container_stop;
+    POST "/containers/{id}/restart" => containers::container_restart;
+    POST "/containers/{id}/kill" => containers::container_kill;
+    POST "/containers/{id}/pause" => containers::container_pause;
+    POST "/containers/{id}/unpause" => containers::container_unpause;
+    POST "/containers/{id}/wait" => containers::container_wait;
+    POST "/containers/{id}/attach" => attach::container_attach;
+    GET "/containers/{id}/logs" => containers::container_logs;
+    GET "/containers/{id}/top" => containers::container_top;
+    GET "/containers/{id}/stats" => containers::container_stats;
+    POST "/containers/{id}/resize" => exec::container_resize;
+    POST "/containers/{id}/exec" => exec::container_exec;
+    POST "/exec/{id}/start" => exec::exec_start;
+    POST "/exec/{id}/resize" => exec::exec_resize;
+    GET "/exec/{id}/json" => exec::exec_inspect;
+    DELETE "/containers/{id}" => containers::container_delete;
+    DELETE "/containers/{id}/{alias}" => containers::container_delete_link;
+    POST "/containers/{id}/rename" => containers::container_rename;
+    POST "/containers/{id}/update" => containers::container_update;
+    POST "/containers/prune" => containers::container_prune;
+    POST "/commit" => containers::image_commit;
+    POST "/build" => build::image_build;
+    POST "/build/prune" => build::build_prune;
+    POST "/build/cancel" => build::build_cancel;
+    GET "/containers/{id}/archive" => archive::container_archive;
+    HEAD "/containers/{id}/archive" => archive::container_archive_info;
+    PUT "/containers/{id}/archive" => archive::put_container_archive;
+    GET "/containers/{id}/export" => archive::container_export;
+    GET "/containers/{id}/changes" => archive::container_changes;
+    GET "/volumes" => volumes::volume_list;
+    POST "/volumes/create" => volumes::volume_create;
+    POST "/volumes/prune" => volumes::volume_prune;
+    GET "/volumes/{name}" => volumes::volume_inspect;
+    PUT "/volumes/{name}" => volumes::volume_update;
+    DELETE "/volumes/{name}" => volumes::volume_delete;
+    GET "/images/json" => images::image_list;
+    POST "/images/prune" => images::image_prune;
+    POST "/images/load" => images::image_load;
+    GET "/images/get" => images::image_get_all;
+    POST "/images/create" => images::image_create;
+    GET "/images/search" => images::image_search;
+    GET "/distribution/{*rest}" => images::distribution_inspect;
+    POST "/auth" => auth::system_auth;
+    // Names hold slashes: the handlers split the trailing verb off.
+    GET "/images/{*rest}" => images::image_get_dispatch;
+    POST "/images/{*rest}" => images::image_post_dispatch;
+    DELETE "/images/{*rest}" => images::image_delete;
+}
+
+/// Endpoints of the Docker Engine API that berthd does not serve yet. Each
+/// answers 501.
 const NOT_YET: &[(&str, &str)] = &[
-    // containers (issue 4), streams (issue 5), filesystems (issue 7)
     ("GET", "/containers/{id}/attach/ws"),
     // swarm mode: forming or joining a swarm is not supported
     ("POST", "/swarm/init"),
@@ -33,6 +128,12 @@ const NOT_YET: &[(&str, &str)] = &[
     ("POST", "/plugins/{name}/push"),
     ("POST", "/plugins/{name}/set"),
 ];
+
+/// BuildKit's session and gRPC endpoints: 501, the classic builder only.
+const BUILDKIT: &[(&str, &str)] = &[("POST", "/session"), ("POST", "/grpc")];
+
+/// Leaving or unlocking: 503 "This node is not part of a swarm".
+const NOT_IN_SWARM: &[(&str, &str)] = &[("POST", "/swarm/leave"), ("POST", "/swarm/unlock")];
 
 /// Swarm-manager endpoints: 503 "This node is not a swarm manager".
 const SWARM_MANAGER: &[(&str, &str)] = &[
@@ -64,6 +165,17 @@ const SWARM_MANAGER: &[(&str, &str)] = &[
     ("POST", "/configs/{id}/update"),
 ];
 
+/// Every route of the router: method, path pattern (axum's syntax) and how
+/// it is answered.
+pub fn routes() -> impl Iterator<Item = (&'static str, &'static str, Answer)> {
+    let tag = |list: &'static [(&'static str, &'static str)], answer| list.iter().map(move |&(m, p)| (m, p, answer));
+    tag(SERVED, Answer::Served)
+        .chain(tag(NOT_YET, Answer::NotImplemented))
+        .chain(tag(BUILDKIT, Answer::NoBuildKit))
+        .chain(tag(NOT_IN_SWARM, Answer::NotInSwarm))
+        .chain(tag(SWARM_MANAGER, Answer::NotSwarmManager))
+}
+
 fn method_filter(method: &str) -> MethodFilter {
     match method {
         "GET" => MethodFilter::GET,
@@ -77,82 +189,16 @@ fn method_filter(method: &str) -> MethodFilter {
 
 /// The whole API as one service: version negotiation around routing.
 pub fn build(services: Services) -> Router {
-    let mut router = Router::new()
-        .route("/_ping", get(system::system_ping).head(system::system_ping_head))
-        .route("/version", get(system::system_version))
-        .route("/info", get(system::system_info))
-        .route("/system/df", get(system::system_data_usage))
-        .route("/plugins", get(system::plugin_list))
-        .route("/events", get(events::system_events))
-        .route("/networks", get(networks::network_list))
-        .route("/networks/create", post(networks::network_create))
-        .route("/networks/prune", post(networks::network_prune))
-        .route("/networks/{id}", get(networks::network_inspect).delete(networks::network_delete))
-        .route("/networks/{id}/connect", post(networks::network_connect))
-        .route("/networks/{id}/disconnect", post(networks::network_disconnect))
-        .route("/containers/json", get(containers::container_list))
-        .route("/containers/create", post(containers::container_create))
-        .route("/containers/{id}/json", get(containers::container_inspect))
-        .route("/containers/{id}/start", post(containers::container_start))
-        .route("/containers/{id}/stop", post(containers::container_stop))
-        .route("/containers/{id}/restart", post(containers::container_restart))
-        .route("/containers/{id}/kill", post(containers::container_kill))
-        .route("/containers/{id}/pause", post(containers::container_pause))
-        .route("/containers/{id}/unpause", post(containers::container_unpause))
-        .route("/containers/{id}/wait", post(containers::container_wait))
-        .route("/containers/{id}/attach", post(attach::container_attach))
-        .route("/containers/{id}/logs", get(containers::container_logs))
-        .route("/containers/{id}/top", get(containers::container_top))
-        .route("/containers/{id}/stats", get(containers::container_stats))
-        .route("/containers/{id}/resize", post(exec::container_resize))
-        .route("/containers/{id}/exec", post(exec::container_exec))
-        .route("/exec/{id}/start", post(exec::exec_start))
-        .route("/exec/{id}/resize", post(exec::exec_resize))
-        .route("/exec/{id}/json", get(exec::exec_inspect))
-        .route("/containers/{id}", delete(containers::container_delete))
-        .route("/containers/{id}/{alias}", delete(containers::container_delete_link))
-        .route("/containers/{id}/rename", post(containers::container_rename))
-        .route("/containers/{id}/update", post(containers::container_update))
-        .route("/containers/prune", post(containers::container_prune))
-        .route("/commit", post(containers::image_commit))
-        .route("/build", post(build::image_build))
-        .route("/build/prune", post(build::build_prune))
-        .route("/build/cancel", post(build::build_cancel))
-        .route("/session", post(build::buildkit_unavailable))
-        .route("/grpc", post(build::buildkit_unavailable))
-        .route(
-            "/containers/{id}/archive",
-            get(archive::container_archive).head(archive::container_archive_info).put(archive::put_container_archive),
-        )
-        .route("/containers/{id}/export", get(archive::container_export))
-        .route("/containers/{id}/changes", get(archive::container_changes))
-        .route("/volumes", get(volumes::volume_list))
-        .route("/volumes/create", post(volumes::volume_create))
-        .route("/volumes/prune", post(volumes::volume_prune))
-        .route(
-            "/volumes/{name}",
-            get(volumes::volume_inspect).put(volumes::volume_update).delete(volumes::volume_delete),
-        )
-        .route("/swarm/leave", post(swarm::not_in_swarm))
-        .route("/swarm/unlock", post(swarm::not_in_swarm))
-        .route("/images/json", get(images::image_list))
-        .route("/images/prune", post(images::image_prune))
-        .route("/images/load", post(images::image_load))
-        .route("/images/get", get(images::image_get_all))
-        .route("/images/create", post(images::image_create))
-        .route("/images/search", get(images::image_search))
-        .route("/distribution/{*rest}", get(images::distribution_inspect))
-        .route("/auth", post(auth::system_auth))
-        // Names hold slashes: the handlers split the trailing verb off.
-        .route(
-            "/images/{*rest}",
-            get(images::image_get_dispatch).post(images::image_post_dispatch).delete(images::image_delete),
-        );
-    for (method, path) in SWARM_MANAGER {
-        router = router.route(path, on(method_filter(method), swarm::not_a_manager));
-    }
-    for (method, path) in NOT_YET {
-        router = router.route(path, on(method_filter(method), not_implemented_yet));
+    let mut router = add_served(Router::new());
+    for (method, path, answer) in routes() {
+        let refusal = match answer {
+            Answer::Served => continue,
+            Answer::NotImplemented => on(method_filter(method), not_implemented_yet),
+            Answer::NoBuildKit => on(method_filter(method), build::buildkit_unavailable),
+            Answer::NotInSwarm => on(method_filter(method), swarm::not_in_swarm),
+            Answer::NotSwarmManager => on(method_filter(method), swarm::not_a_manager),
+        };
+        router = router.route(path, refusal);
     }
     let api = router
         .fallback(|| async { ApiError::RouteNotFound })
@@ -205,4 +251,98 @@ fn redact_query(query: &str) -> String {
         .map(|(k, v)| if secret_param(&k) { format!("{k}=<hidden>") } else { format!("{k}={v}") })
         .collect::<Vec<_>>()
         .join("&")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Does `path` (placeholders filled in) match the route `pattern`?
+    /// `{x}` takes one segment, `{*x}` the rest.
+    fn matches(pattern: &str, path: &str) -> bool {
+        let mut want = pattern.trim_start_matches('/').split('/');
+        let mut have = path.trim_start_matches('/').split('/');
+        loop {
+            match (want.next(), have.next()) {
+                (None, None) => return true,
+                (Some(w), Some(_)) if w.starts_with("{*") => return true,
+                (Some(w), Some(h)) if w == h || (w.starts_with('{') && !w.starts_with("{*")) => {}
+                _ => return false,
+            }
+        }
+    }
+
+    /// The route axum picks for a request: the same pattern, else one
+    /// without a catch-all, else a catch-all. HEAD falls back to GET.
+    fn route_for(method: &str, path: &str) -> Option<(&'static str, &'static str, Answer)> {
+        let concrete = path.split('/').map(|s| if s.starts_with('{') { "x" } else { s }).collect::<Vec<_>>().join("/");
+        let pick = |method: &str| {
+            let found: Vec<_> = routes().filter(|(m, p, _)| *m == method && matches(p, &concrete)).collect();
+            found
+                .iter()
+                .find(|(_, p, _)| *p == path)
+                .or_else(|| found.iter().find(|(_, p, _)| !p.contains("{*")))
+                .or_else(|| found.first())
+                .copied()
+        };
+        pick(method).or_else(|| if method == "HEAD" { pick("GET") } else { None })
+    }
+
+    /// COMPAT.md's endpoint tables: (method, path, status).
+    fn matrix() -> Vec<(String, String, String)> {
+        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../COMPAT.md")).unwrap();
+        let section = text.split("## Endpoint matrix").nth(1).expect("COMPAT.md has an endpoint matrix");
+        let section = section.split("\n## ").next().unwrap();
+        section
+            .lines()
+            .filter_map(|line| {
+                let cells: Vec<&str> = line.trim().trim_matches('|').split('|').map(str::trim).collect();
+                let method = *cells.first()?;
+                if cells.len() < 3 || !["GET", "HEAD", "POST", "PUT", "DELETE"].contains(&method) {
+                    return None;
+                }
+                Some((method.to_string(), cells[1].trim_matches('`').to_string(), cells[2].to_string()))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn compat_matrix_matches_the_router() {
+        let rows = matrix();
+        assert!(rows.len() >= 107, "API 1.51 has 107 operations; COMPAT.md lists {}", rows.len());
+        let mut problems = Vec::new();
+        let mut named = std::collections::HashSet::new();
+        for (method, path, status) in &rows {
+            let route = route_for(method, path);
+            if let Some((m, p, _)) = route {
+                named.insert((m, p));
+            }
+            let served = matches!(route, Some((_, _, Answer::Served)));
+            match status.as_str() {
+                "served" | "partly" if !served => problems.push(format!("{method} {path}: listed {status}, answered {route:?}")),
+                "not served" if served => problems.push(format!("{method} {path}: listed not served, but a handler serves it")),
+                "not served" if route.is_none() => problems.push(format!("{method} {path}: not served must still be a 501/503 route, not a 404")),
+                "served" | "partly" | "not served" => {}
+                other => problems.push(format!("{method} {path}: unknown status {other:?}")),
+            }
+        }
+        for (method, path, answer) in routes() {
+            if !named.contains(&(method, path)) {
+                problems.push(format!("{method} {path} ({answer:?}) is in the router but no row of COMPAT.md names it"));
+            }
+        }
+        assert!(problems.is_empty(), "COMPAT.md's endpoint matrix and the router disagree:\n{}", problems.join("\n"));
+    }
+
+    #[test]
+    fn matching_follows_axum() {
+        assert!(matches("/images/{*rest}", "/images/x/json"));
+        assert!(matches("/containers/{id}/json", "/containers/x/json"));
+        assert!(!matches("/containers/{id}/json", "/containers/x/top"));
+        assert!(!matches("/containers/{id}", "/containers/x/json"));
+        assert_eq!(route_for("GET", "/images/{name}/json").map(|r| r.1), Some("/images/{*rest}"));
+        assert_eq!(route_for("GET", "/images/json").map(|r| r.1), Some("/images/json"));
+        assert_eq!(route_for("HEAD", "/containers/{id}/archive").map(|r| r.1), Some("/containers/{id}/archive"));
+        assert_eq!(route_for("GET", "/nowhere"), None);
+    }
 }

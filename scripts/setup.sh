@@ -28,8 +28,11 @@ if [ "$WANT_TESTS" = 1 ]; then
     # apache2-utils for htpasswd, openssl for TLS certificates, docker-compose
     # (1.29, Python, docker-py) for the compose tests, docker.io for the
     # reference dockerd that archives are cross-loaded with (images test),
-    # git for remote build contexts (berthd runs it; the build test serves a repo).
-    packages="$packages busybox-static docker-registry apache2-utils openssl docker-compose docker.io git"
+    # git for remote build contexts (berthd runs it; the build test serves a repo),
+    # openssh-server for the ssh:// docker context test (it runs its own sshd
+    # on 127.0.0.1; note that on a host with systemd the package also
+    # enables the system's sshd).
+    packages="$packages busybox-static docker-registry apache2-utils openssl docker-compose docker.io git openssh-server"
 fi
 if [ "$WANT_BENCH" = 1 ]; then
     # The reference dockerd the benchmark compares against.

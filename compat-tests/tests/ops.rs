@@ -177,6 +177,120 @@ fn docker_system_dial_stdio_proxies_to_berthd() {
     assert!(out.contains("\"Components\""), "{out}");
 }
 
+/// An sshd of the test's own on 127.0.0.1 (its own host key, config and
+/// authorized key), stopped when dropped.
+struct Sshd {
+    child: std::process::Child,
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+impl Sshd {
+    /// Logins with the key `dir/id` get `DOCKER_HOST=docker_host`, as a
+    /// remote host whose daemon listens there.
+    fn start(docker_host: &str) -> Sshd {
+        const SSHD: &str = "/usr/sbin/sshd";
+        assert!(Path::new(SSHD).is_file(), "{SSHD} is missing: install openssh-server (scripts/setup.sh --tests does)");
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        for key in ["host_key", "id"] {
+            let out = Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-f"]).arg(d.join(key)).output().unwrap();
+            assert!(out.status.success(), "ssh-keygen: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        let id = std::fs::read_to_string(d.join("id.pub")).unwrap();
+        // The remote side runs `docker` from PATH: the stock CLI's directory first.
+        let cli_dir = cli::docker_binary().parent().unwrap().display().to_string();
+        std::fs::write(
+            d.join("authorized_keys"),
+            format!("environment=\"DOCKER_HOST={docker_host}\",environment=\"PATH={cli_dir}:/usr/bin:/bin\" {id}"),
+        )
+        .unwrap();
+        let port = free_port();
+        let host_key = std::fs::read_to_string(d.join("host_key.pub")).unwrap();
+        std::fs::write(d.join("known_hosts"), format!("[127.0.0.1]:{port} {host_key}")).unwrap();
+        std::fs::write(
+            d.join("sshd_config"),
+            format!(
+                "Port {port}\nListenAddress 127.0.0.1\nHostKey {d}/host_key\nPidFile {d}/sshd.pid\n\
+                 AuthorizedKeysFile {d}/authorized_keys\nPermitRootLogin prohibit-password\n\
+                 PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\n\
+                 PermitUserEnvironment DOCKER_HOST,PATH\n",
+                d = d.display()
+            ),
+        )
+        .unwrap();
+        // The client side: the CLI runs `ssh` from PATH; this one uses the
+        // test's key and pins the test's host key.
+        std::fs::create_dir_all(d.join("bin")).unwrap();
+        std::fs::write(
+            d.join("bin/ssh"),
+            format!(
+                "#!/bin/sh\nexec /usr/bin/ssh -F /dev/null -i {d}/id -o IdentitiesOnly=yes -o BatchMode=yes \
+                 -o UserKnownHostsFile={d}/known_hosts -o StrictHostKeyChecking=yes \"$@\"\n",
+                d = d.display()
+            ),
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(d.join("bin/ssh"), std::fs::Permissions::from_mode(0o755)).unwrap();
+        // sshd refuses to start without its privilege separation directory.
+        std::fs::create_dir_all("/run/sshd").unwrap();
+        let log = std::fs::File::create(d.join("sshd.log")).unwrap();
+        let child = Command::new(SSHD)
+            .args(["-D", "-e", "-f"])
+            .arg(d.join("sshd_config"))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let sshd = Sshd { child, dir, port };
+        eventually(30, &format!("sshd listening; log:\n{}", sshd.log()), || std::net::TcpStream::connect(("127.0.0.1", port)).ok());
+        sshd
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("sshd.log")).unwrap_or_default()
+    }
+
+    /// The stock CLI with this sshd's `ssh` first in PATH.
+    fn docker(&self, config: &Path, args: &[&str]) -> CmdOutput {
+        let path = format!("{}:{}", self.dir.path().join("bin").display(), std::env::var("PATH").unwrap_or_default());
+        let mut cmd = Command::new(cli::docker_binary());
+        cmd.args(args).env("DOCKER_CONFIG", config).env("PATH", path).env_remove("DOCKER_HOST").env_remove("DOCKER_CONTEXT");
+        cli::run_piped(cmd, None)
+    }
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `docker context create --docker host=ssh://root@127.0.0.1:PORT`: the CLI
+/// logs in over ssh and runs `docker system dial-stdio` on the remote side,
+/// which talks to berthd's unix socket. Requests, hijacked streams (run)
+/// and the context switch all work through it.
+#[test]
+fn docker_context_over_ssh_reaches_berthd() {
+    let daemon = Berthd::start_with_busybox();
+    let sshd = Sshd::start(&daemon.host());
+    let config = tempfile::tempdir().unwrap();
+    let host = format!("host=ssh://root@127.0.0.1:{}", sshd.port);
+    sshd.docker(config.path(), &["context", "create", "berth-ssh", "--docker", &host]).success();
+    let out = sshd.docker(config.path(), &["--context", "berth-ssh", "version"]);
+    assert_eq!(out.code, 0, "{}\n{}\nsshd log:\n{}", out.stdout, out.stderr, sshd.log());
+    assert!(out.stdout.contains("Server: berthd"), "{}", out.stdout);
+    sshd.docker(config.path(), &["context", "use", "berth-ssh"]).success();
+    let id = daemon.docker(&["info", "--format", "{{.ID}}"]).success().stdout;
+    assert_eq!(sshd.docker(config.path(), &["info", "--format", "{{.ID}}"]).success().stdout, id);
+    let run = sshd.docker(config.path(), &["run", "--rm", "busybox", "echo", "over ssh"]).success();
+    assert_eq!(run.stdout.trim(), "over ssh");
+    assert!(sshd.log().contains("Accepted publickey for root"), "{}", sshd.log());
+}
+
 // ---------------------------------------------------------------- reload
 
 fn write_config(daemon: &Berthd, text: &str) {

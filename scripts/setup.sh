@@ -32,7 +32,8 @@ if [ "$WANT_TESTS" = 1 ]; then
     # openssh-server for the ssh:// docker context test (it runs its own sshd
     # on 127.0.0.1; note that on a host with systemd the package also
     # enables the system's sshd).
-    packages="$packages busybox-static docker-registry apache2-utils openssl docker-compose docker.io git openssh-server"
+    # systemd for systemd-analyze, which checks the packaged units.
+    packages="$packages busybox-static docker-registry apache2-utils openssl docker-compose docker.io git openssh-server systemd"
 fi
 if [ "$WANT_BENCH" = 1 ]; then
     # The reference dockerd the benchmark compares against.

@@ -58,6 +58,19 @@ fn install_script_stages_binary_units_config_and_group() {
     let group = std::fs::read_to_string(root.join("etc/group")).unwrap();
     assert!(group.lines().any(|l| l.starts_with("docker:x:")), "{group}");
 
+    // systemd accepts the units (verified beside a copy naming the staged binary).
+    let units = tempfile::tempdir().unwrap();
+    std::fs::write(units.path().join("berthd.service"), service.replace("/usr/bin/berthd", binary.to_str().unwrap())).unwrap();
+    std::fs::write(units.path().join("berthd.socket"), &socket).unwrap();
+    let verify = Command::new("systemd-analyze")
+        .current_dir(units.path())
+        .arg("verify")
+        .args([units.path().join("berthd.socket"), units.path().join("berthd.service")])
+        .output()
+        .expect("systemd-analyze (package systemd) runs");
+    let said = String::from_utf8_lossy(&verify.stderr);
+    assert!(verify.status.success() && said.trim().is_empty(), "systemd-analyze verify: {said}");
+
     // The example configuration is one berthd starts with.
     let example: serde_json::Value =
         serde_json::from_slice(&std::fs::read(root.join("etc/docker/daemon.json")).unwrap()).unwrap();

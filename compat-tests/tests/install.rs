@@ -154,6 +154,28 @@ fn debian_package_holds_binary_units_and_example_config() {
         assert!(files.iter().any(|f| f.trim_end_matches('/') == want), "{want} missing from the package:\n{listing}");
     }
 
+    // It shares no file with docker.io (setup.sh --tests installs it), so
+    // both install side by side.
+    let docker_io = run_ok(Command::new("dpkg").args(["-L", "docker.io"]));
+    let theirs: std::collections::HashSet<&str> = docker_io.lines().collect();
+    let shared: Vec<&&str> = files
+        .iter()
+        .filter(|f| !f.ends_with('/'))
+        .filter(|f| theirs.contains(f.trim_start_matches('.')))
+        .collect();
+    assert!(shared.is_empty(), "files docker.io also ships: {shared:?}");
+
+    // dpkg takes it into a root of its own (unpacked: configuring would run
+    // postinst on this host).
+    let root = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(root.path().join("var/lib/dpkg/info")).unwrap();
+    std::fs::create_dir_all(root.path().join("var/lib/dpkg/updates")).unwrap();
+    std::fs::write(root.path().join("var/lib/dpkg/status"), "").unwrap();
+    run_ok(Command::new("dpkg").arg(format!("--root={}", root.path().display())).args(["--force-depends", "--unpack"]).arg(&deb));
+    let status = std::fs::read_to_string(root.path().join("var/lib/dpkg/status")).unwrap();
+    assert!(status.contains("Package: berthd\nStatus: install ok unpacked"), "{status}");
+    assert!(root.path().join("usr/bin/berthd").is_file());
+
     // Unpacked, the binary is the one built and the units are packaging/'s.
     let unpacked = tempfile::tempdir().unwrap();
     run_ok(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(unpacked.path()));

@@ -175,3 +175,127 @@ fn bad_detach_keys_are_refused_as_dockerd_does() {
     assert_eq!(resp.status, 500);
     assert_eq!(resp.json()["message"], "Invalid escape keys (ctrl-A) provided");
 }
+
+type Ws = tokio_tungstenite::WebSocketStream<tokio::net::UnixStream>;
+
+/// A websocket on the daemon's socket for `path`, or why the handshake failed.
+async fn websocket(daemon: &Berthd, path: &str) -> Result<Ws, tokio_tungstenite::tungstenite::Error> {
+    let socket = tokio::net::UnixStream::connect(daemon.host().trim_start_matches("unix://")).await.unwrap();
+    tokio_tungstenite::client_async(format!("ws://localhost{path}"), socket).await.map(|(ws, _)| ws)
+}
+
+/// Messages until their text contains every needle (or the socket closes,
+/// with `None` needles); panics after 20 s.
+async fn ws_read_until(ws: &mut Ws, needles: &[&str]) -> (String, Vec<tokio_tungstenite::tungstenite::Message>) {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let mut seen = String::new();
+    let mut messages = Vec::new();
+    let read = async {
+        while needles.is_empty() || !needles.iter().all(|n| seen.contains(n)) {
+            match ws.next().await {
+                Some(Ok(Message::Close(_))) | None => {
+                    assert!(needles.is_empty(), "closed before {needles:?}; saw {seen:?}");
+                    return;
+                }
+                Some(Ok(m)) => {
+                    if let Message::Text(_) | Message::Binary(_) = &m {
+                        seen.push_str(&String::from_utf8_lossy(&m.clone().into_data()));
+                        messages.push(m);
+                    }
+                }
+                Some(Err(e)) => panic!("websocket failed: {e}; saw {seen:?}"),
+            }
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(20), read).await.unwrap_or_else(|_| panic!("no {needles:?} in {seen:?}"));
+    (seen, messages)
+}
+
+#[test]
+fn websocket_attach_carries_raw_output_and_input() {
+    use futures_util::SinkExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let daemon = Berthd::start_with_busybox();
+    let script = "while read l; do echo \"got $l\"; echo \"err $l\" >&2; done";
+    daemon.docker(&["run", "-di", "--name", "echo", "busybox", "sh", "-c", script]).success();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        // From API 1.28: binary messages, both streams, no frame headers.
+        let mut ws = websocket(&daemon, "/v1.45/containers/echo/attach/ws?stream=1&stdin=1&stdout=1&stderr=1").await.unwrap();
+        ws.send(Message::Binary("one\n".into())).await.unwrap();
+        let (seen, messages) = ws_read_until(&mut ws, &["got one\n", "err one\n"]).await;
+        assert!(messages.iter().all(|m| matches!(m, Message::Binary(_))), "{messages:?}");
+        assert!(seen.starts_with("got one\n") || seen.starts_with("err one\n"), "{seen:?}");
+        ws.close(None).await.unwrap();
+        // Before 1.28: text messages; only the streams asked for.
+        let mut ws = websocket(&daemon, "/v1.27/containers/echo/attach/ws?stream=1&stdin=1&stdout=1").await.unwrap();
+        ws.send(Message::Text("two\n".into())).await.unwrap();
+        ws.send(Message::Text("three\n".into())).await.unwrap();
+        let (seen, messages) = ws_read_until(&mut ws, &["got three\n"]).await;
+        assert!(messages.iter().all(|m| matches!(m, Message::Text(_))), "{messages:?}");
+        assert_eq!(seen, "got two\ngot three\n");
+        ws.close(None).await.unwrap();
+    });
+    // Closing the websocket is not the end of the container's input.
+    assert_eq!(daemon.inspect_format("{{.State.Status}}", "echo"), "running");
+}
+
+#[test]
+fn websocket_attach_to_a_missing_container_is_refused_before_the_handshake() {
+    let daemon = Berthd::start();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let refused = rt.block_on(websocket(&daemon, "/containers/nope/attach/ws?stream=1&stdout=1")).err().expect("a websocket to no container");
+    let tokio_tungstenite::tungstenite::Error::Http(response) = refused else { panic!("{refused:?}") };
+    assert_eq!(response.status(), 404);
+    let body: serde_json::Value = serde_json::from_slice(response.body().as_deref().unwrap_or_default()).unwrap();
+    assert_eq!(body["message"], "No such container: nope");
+}
+
+#[test]
+fn attach_with_logs_replays_the_history_first() {
+    use bollard::query_parameters::AttachContainerOptionsBuilder;
+    use futures_util::StreamExt;
+    use tokio::io::AsyncWriteExt;
+    let daemon = Berthd::start_with_busybox();
+    let script = "echo first; echo second >&2; while read l; do echo \"got $l\"; done";
+    daemon.docker(&["run", "-di", "--name", "talk", "busybox", "sh", "-c", script]).success();
+    let mut tries = 0;
+    while !daemon.docker(&["logs", "talk"]).stderr.contains("second") {
+        tries += 1;
+        assert!(tries < 200, "the container did not write its first lines");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let docker = daemon.client();
+        // logs=1 without stream: the history in its streams, then the end.
+        let opts = AttachContainerOptionsBuilder::default().stdout(true).stderr(true).logs(true).stream(false).build();
+        let attached = docker.attach_container("talk", Some(opts)).await.unwrap();
+        let all = tokio::time::timeout(std::time::Duration::from_secs(20), attached.output.collect::<Vec<_>>())
+            .await
+            .expect("a logs-only attach did not end");
+        // (The two streams are separate pipes: either may have come first.)
+        let mut all: Vec<String> = all.into_iter().map(|o| format!("{:?}", o.unwrap())).collect();
+        all.sort();
+        assert_eq!(all, ["StdErr { message: b\"second\\n\" }", "StdOut { message: b\"first\\n\" }"]);
+        // With stream too: the history, then live output and input.
+        let opts = AttachContainerOptionsBuilder::default().stdin(true).stdout(true).logs(true).stream(true).build();
+        let mut attached = docker.attach_container("talk", Some(opts)).await.unwrap();
+        attached.input.write_all(b"live\n").await.unwrap();
+        attached.input.flush().await.unwrap();
+        let seen = read_until(&mut attached.output, "got live\n").await;
+        assert_eq!(seen, "first\ngot live\n");
+        // Over a websocket: the same history, one raw message per line.
+        let mut ws = websocket(&daemon, "/containers/talk/attach/ws?logs=1&stdout=1&stderr=1").await.unwrap();
+        let (seen, _) = ws_read_until(&mut ws, &[]).await;
+        let mut lines: Vec<&str> = seen.lines().collect();
+        lines.sort();
+        assert_eq!(lines, ["first", "got live", "second"]);
+    });
+    // A container without a readable log: dockerd's text, then the end.
+    daemon.docker(&["run", "-d", "--name", "quiet", "--log-driver", "none", "busybox", "sleep", "1000"]).success();
+    let resp = daemon.request("POST", "/containers/quiet/attach?logs=1&stdout=1", None);
+    assert_eq!(resp.status, 200);
+    assert_eq!(&resp.body[8..], b"Error attaching: configured logging driver does not support reading\n");
+}

@@ -67,6 +67,7 @@ served! {
     POST "/containers/{id}/unpause" => containers::container_unpause;
     POST "/containers/{id}/wait" => containers::container_wait;
     POST "/containers/{id}/attach" => attach::container_attach;
+    GET "/containers/{id}/attach/ws" => attach::container_attach_ws;
     GET "/containers/{id}/logs" => containers::container_logs;
     GET "/containers/{id}/top" => containers::container_top;
     GET "/containers/{id}/stats" => containers::container_stats;
@@ -112,7 +113,6 @@ served! {
 /// Endpoints of the Docker Engine API that berthd does not serve yet. Each
 /// answers 501.
 const NOT_YET: &[(&str, &str)] = &[
-    ("GET", "/containers/{id}/attach/ws"),
     // swarm mode: forming or joining a swarm is not supported
     ("POST", "/swarm/init"),
     ("POST", "/swarm/join"),

@@ -32,6 +32,11 @@ pub fn frame(stream: Stream, payload: &[u8]) -> Bytes {
 /// The connection after the handshake: raw bytes both ways.
 pub type Hijacked = TokioIo<hyper::upgrade::Upgraded>;
 
+/// Whether the client asked to take the connection over (`Upgrade: tcp`).
+pub fn wants_upgrade(req: &Request) -> bool {
+    req.headers().get(UPGRADE).is_some()
+}
+
 /// Answer `101 UPGRADED` when the client asked for an upgrade (the Go
 /// client, docker-py and bollard do) and hand the raw connection to
 /// `serve`; otherwise answer 200 and stream what `fallback` yields as the
@@ -41,8 +46,7 @@ where
     F: FnOnce(Hijacked) -> Fut + Send + 'static,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    let wants_upgrade = req.headers().get(UPGRADE).is_some();
-    if !wants_upgrade {
+    if !wants_upgrade(&req) {
         let mut response = Response::new(fallback);
         response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
         return response;

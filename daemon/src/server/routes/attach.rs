@@ -4,18 +4,24 @@
 
 use std::future::pending;
 
+use api_types::version::ApiVersion;
 use axum::body::Body;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, Request, State};
-use axum::response::Response;
-use futures_util::StreamExt;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use futures_util::stream::BoxStream;
+use futures_util::{SinkExt, StreamExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{oneshot, watch};
 
-use crate::server::error::ApiError;
+use crate::server::error::{ApiError, ApiResult};
 use crate::server::extract::QueryPairs;
-use crate::server::stream::{frame, hijack, Hijacked, MULTIPLEXED_STREAM, RAW_STREAM};
-use crate::services::containers::{AttachOptions, AttachStreams, EscapeProxy, Output, Stream};
+use crate::server::stream::{frame, hijack, wants_upgrade, Hijacked, MULTIPLEXED_STREAM, RAW_STREAM};
+use crate::server::version::Version;
+use crate::services::containers::{AttachOptions, AttachStreams, EscapeProxy, LogsOptions, Output, Stream};
 use crate::services::{ServiceError, Services};
 
 /// `POST /containers/{id}/attach` (ContainerAttach). As dockerd, errors are
@@ -30,42 +36,173 @@ pub async fn container_attach(
         let e = ServiceError::InvalidParameter("Bad parameters: you must choose at least one stream".into());
         return ApiError::from(e).into_raw_stream_response();
     }
-    let opts = AttachOptions { stdin: query.bool("stdin"), stdout: query.bool("stdout"), stderr: query.bool("stderr") };
+    let opts = options(&query);
     let streams = match svc.containers.attach(&id, opts, query.get("detachKeys").unwrap_or_default()).await {
         Ok(streams) => streams,
         Err(e) => return ApiError::from(e).into_raw_stream_response(),
     };
     let content_type = if streams.tty { RAW_STREAM } else { MULTIPLEXED_STREAM };
-    let fallback = Body::from_stream(output_stream(streams.output.resubscribe(), streams.tty, opts));
-    hijack(req, content_type, move |conn| pump(conn, streams, None), fallback)
+    let raw = streams.tty;
+    let mut session = Some(Session::new(&svc, &id, &query, streams, raw).await);
+    // A client without an upgrade reads the output as the body instead.
+    let fallback = match wants_upgrade(&req) {
+        true => Body::empty(),
+        false => Body::from_stream(session.take().map(|s| s.into_output(opts)).unwrap_or_else(|| futures_util::stream::empty().boxed())),
+    };
+    let serve = move |conn| async move {
+        if let Some(session) = session {
+            session.run(conn).await
+        }
+    };
+    hijack(req, content_type, serve, fallback)
 }
 
-fn encode(output: &Output, tty: bool, opts: AttachOptions) -> Option<bytes::Bytes> {
+/// `GET /containers/{id}/attach/ws` (ContainerAttachWebsocket): the same
+/// attach over a websocket, one message per write, never multiplexed;
+/// binary messages from API 1.28, text before (as dockerd). Errors found
+/// before the upgrade are ordinary JSON errors.
+pub async fn container_attach_ws(
+    State(svc): State<Services>,
+    Path(id): Path<String>,
+    Version(version): Version,
+    query: QueryPairs,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> ApiResult<Response> {
+    let opts = options(&query);
+    let streams = svc.containers.attach(&id, opts, query.get("detachKeys").unwrap_or_default()).await?;
+    // As dockerd, the container is found before the handshake is checked.
+    let ws = match ws {
+        Ok(ws) => ws,
+        Err(rejection) => return Ok(rejection.into_response()),
+    };
+    // Raw bytes: websocket attach has no frames.
+    let session = Session::new(&svc, &id, &query, streams, true).await;
+    let binary = version >= ApiVersion::new(1, 28);
+    Ok(ws.on_upgrade(move |socket| websocket_session(socket, session, binary)))
+}
+
+fn options(query: &QueryPairs) -> AttachOptions {
+    AttachOptions { stdin: query.bool("stdin"), stdout: query.bool("stdout"), stderr: query.bool("stderr") }
+}
+
+pub(super) type ByteStream = BoxStream<'static, Result<Bytes, std::io::Error>>;
+
+/// One attach: with `logs`, the container's log so far first; with
+/// `stream`, then the live output and the client's input.
+struct Session {
+    streams: AttachStreams,
+    history: Option<ByteStream>,
+    live: bool,
+    /// Output as it comes, without Docker's frames.
+    raw: bool,
+}
+
+impl Session {
+    async fn new(svc: &Services, id: &str, query: &QueryPairs, streams: AttachStreams, raw: bool) -> Session {
+        let mut live = query.bool("stream");
+        let history = if query.bool("logs") {
+            let opts = LogsOptions { stdout: streams.want_stdout, stderr: streams.want_stderr, ..Default::default() };
+            if !opts.stdout && !opts.stderr {
+                None
+            } else {
+                match svc.containers.logs(id, opts).await {
+                    Ok((_, lines)) => Some(lines.map(move |l| Ok(if raw { l.data } else { frame(l.stream, &l.data) })).boxed()),
+                    // As dockerd: the reason goes to the client's stdout and the attach ends.
+                    Err(e) => {
+                        live = false;
+                        let text = Bytes::from(format!("Error attaching: {e}\n"));
+                        let text = if raw { text } else { frame(Stream::Stdout, &text) };
+                        Some(futures_util::stream::iter([Ok(text)]).boxed())
+                    }
+                }
+            }
+        } else {
+            None
+        };
+        Session { streams, history, live, raw }
+    }
+
+    /// The history, then (when live) the output, as one body.
+    fn into_output(self, opts: AttachOptions) -> ByteStream {
+        let output = match self.live {
+            true => output_stream(self.streams.output, self.raw, opts),
+            false => futures_util::stream::empty().boxed(),
+        };
+        match self.history {
+            Some(history) => history.chain(output).boxed(),
+            None => output,
+        }
+    }
+
+    async fn run(self, conn: Hijacked) {
+        let (reader, writer) = tokio::io::split(conn);
+        pump_io(reader, writer, self, None).await
+    }
+}
+
+/// Bridges a websocket to the attach pump: messages in become the
+/// process's input, the pump's output goes out as messages.
+async fn websocket_session(socket: WebSocket, session: Session, binary: bool) {
+    let (mut sink, source) = socket.split();
+    let input = futures_util::stream::unfold(source, |mut source| async move {
+        loop {
+            return match source.next().await {
+                Some(Ok(Message::Binary(data))) => Some((Ok::<_, std::io::Error>(data), source)),
+                Some(Ok(Message::Text(text))) => Some((Ok(Bytes::copy_from_slice(text.as_str().as_bytes())), source)),
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                Some(Ok(Message::Close(_)) | Err(_)) | None => None,
+            };
+        }
+    });
+    let reader = tokio_util::io::StreamReader::new(Box::pin(input));
+    let (ours, mut theirs) = tokio::io::duplex(64 * 1024);
+    let forward = async move {
+        let mut buf = vec![0u8; 32 * 1024];
+        loop {
+            let n = match theirs.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            let message = if binary {
+                Message::Binary(Bytes::copy_from_slice(&buf[..n]))
+            } else {
+                Message::Text(String::from_utf8_lossy(&buf[..n]).into_owned().into())
+            };
+            if sink.send(message).await.is_err() {
+                return;
+            }
+        }
+        let _ = sink.send(Message::Close(None)).await;
+    };
+    tokio::join!(pump_io(reader, ours, session, None), forward);
+}
+
+fn encode(output: &Output, raw: bool, opts: AttachOptions) -> Option<Bytes> {
     match output {
         Output::Data(stream, data) => {
             let wanted = match stream {
                 Stream::Stdout => opts.stdout,
                 Stream::Stderr => opts.stderr,
             };
-            wanted.then(|| if tty { data.clone() } else { frame(*stream, data) })
+            wanted.then(|| if raw { data.clone() } else { frame(*stream, data) })
         }
         Output::End => None,
     }
 }
 
-/// The process's output as the client receives it: raw with a TTY, else
+/// The process's output as the client receives it: raw (a TTY, a websocket), else
 /// in Docker's frames; ends with the output.
 pub(super) fn output_stream(
     rx: tokio::sync::broadcast::Receiver<Output>,
-    tty: bool,
+    raw: bool,
     opts: AttachOptions,
-) -> impl futures_util::Stream<Item = Result<bytes::Bytes, std::io::Error>> {
+) -> ByteStream {
     futures_util::stream::unfold(rx, move |mut rx| async move {
         loop {
             match rx.recv().await {
                 Ok(Output::End) | Err(RecvError::Closed) => return None,
                 Ok(out) => {
-                    if let Some(bytes) = encode(&out, tty, opts) {
+                    if let Some(bytes) = encode(&out, raw, opts) {
                         return Some((Ok(bytes), rx));
                     }
                 }
@@ -78,7 +215,7 @@ pub(super) fn output_stream(
 
 /// Copy the client's input to the process until it ends or the detach keys
 /// come; returns whether the attach should end now.
-async fn pump_input<R: tokio::io::AsyncRead + Unpin>(mut reader: R, streams: &mut AttachStreams) -> bool {
+async fn pump_input<R: AsyncRead + Unpin>(mut reader: R, streams: &mut AttachStreams) -> bool {
     let Some(stdin) = streams.stdin.clone() else { return false };
     let detach = streams.detach.take();
     let mut proxy = detach.as_ref().map(|d| EscapeProxy::new(d.keys.clone()));
@@ -109,18 +246,45 @@ async fn pump_input<R: tokio::io::AsyncRead + Unpin>(mut reader: R, streams: &mu
     false
 }
 
+/// Exec start's attach: the live output and input on a hijacked connection.
+pub(super) async fn pump(conn: Hijacked, streams: AttachStreams, exited: Option<watch::Receiver<bool>>) {
+    let (reader, writer) = tokio::io::split(conn);
+    let raw = streams.tty;
+    pump_io(reader, writer, Session { streams, history: None, live: true, raw }, exited).await
+}
+
 /// Output to the client until the process's output ends, the client's
 /// input to its stdin meanwhile. Output keeps flowing after the client
 /// half-closes when the process's stdin closes with it (`StdinOnce`, no
 /// TTY); otherwise the end of input or the detach keys end the attach, and
 /// the process runs on. With `exited`, a normal end waits until the exit
 /// is recorded (exec: the CLI inspects right after EOF).
-pub(super) async fn pump(conn: Hijacked, mut streams: AttachStreams, exited: Option<watch::Receiver<bool>>) {
-    let (reader, mut writer) = tokio::io::split(conn);
+async fn pump_io<R, W>(
+    reader: R,
+    mut writer: W,
+    session: Session,
+    exited: Option<watch::Receiver<bool>>,
+) where
+    R: AsyncRead + Unpin + Send + 'static,
+    W: AsyncWrite + Unpin,
+{
+    let Session { mut streams, history, live, raw } = session;
+    if let Some(mut history) = history {
+        while let Some(Ok(bytes)) = history.next().await {
+            if writer.write_all(&bytes).await.is_err() {
+                return;
+            }
+        }
+        let _ = writer.flush().await;
+    }
+    if !live {
+        let _ = writer.shutdown().await;
+        return;
+    }
     let opts = AttachOptions { stdin: streams.stdin.is_some(), stdout: streams.want_stdout, stderr: streams.want_stderr };
     let spare = streams.output.resubscribe();
     let rx = std::mem::replace(&mut streams.output, spare);
-    let mut output = output_stream(rx, streams.tty, opts);
+    let mut output = output_stream(rx, raw, opts);
     let (end_tx, end_rx) = oneshot::channel();
     let input = tokio::spawn(async move {
         if pump_input(reader, &mut streams).await {

@@ -188,3 +188,52 @@ fn a_bad_tag_or_regexp_fails_the_start_as_dockerd() {
     let out = daemon.docker(&["run", "--log-opt", "env-regex=(", "busybox", "true"]).failure();
     assert!(out.stderr.contains("failed to initialize logging driver: error parsing regexp: missing closing ): `(`"), "{}", out.stderr);
 }
+
+/// The counters of `n <i> …` lines in a container's `docker logs`.
+fn counters(daemon: &Berthd, name: &str) -> Vec<u64> {
+    let logs = daemon.docker(&["logs", name]).success().stdout;
+    logs.lines().filter_map(|l| l.strip_prefix("n ")?.split(' ').next()?.parse().ok()).collect()
+}
+
+#[test]
+fn output_is_logged_while_the_daemon_is_down_and_the_writer_never_blocks() {
+    use std::time::Duration;
+    let live = serde_json::json!({"live-restore": true});
+    let mut first = Berthd::builder().daemon_json(live.clone()).start_with_busybox();
+    let trigger = tempfile::tempdir().unwrap();
+    let volume = format!("{}:/t", trigger.path().display());
+    // One counter throughout: slow lines, then (on /t/go) a burst of 4000
+    // lines of 1 KiB, far more than a pipe holds, then slow lines again.
+    let script = "i=0; pad=x; for k in 1 2 3 4 5 6 7 8 9 10; do pad=$pad$pad; done; \
+                  emit() { echo \"n $i $1\"; i=$((i+1)); }; \
+                  while [ ! -e /t/go ]; do emit; sleep 0.05; done; \
+                  j=0; while [ $j -lt 4000 ]; do emit $pad; j=$((j+1)); done; touch /t/done; \
+                  while true; do emit; sleep 0.05; done";
+    first.docker(&["run", "-d", "--name", "writer", "-v", &volume, "busybox", "sh", "-c", script]).success();
+    compat_tests::eventually(20, "the first lines", || (counters(&first, "writer").len() > 5).then_some(()));
+    first.signal(libc::SIGKILL);
+    first.stop();
+    // With no daemon at all, the burst goes through: nothing waits on berthd.
+    std::fs::write(trigger.path().join("go"), "").unwrap();
+    compat_tests::eventually(60, "the burst to be written with berthd down", || trigger.path().join("done").exists().then_some(()));
+    let second = first.successor(live);
+    assert_eq!(second.inspect_format("{{.State.Status}}", "writer"), "running");
+    let numbers = compat_tests::eventually(30, "lines after the burst", || {
+        let numbers = counters(&second, "writer");
+        (numbers.len() > 4000 + 30).then_some(numbers)
+    });
+    // Every line once, in order, across the gap.
+    let gap = numbers.iter().enumerate().find(|(i, n)| **n != *i as u64);
+    assert!(gap.is_none(), "first gap or duplicate at {gap:?} of {} lines", numbers.len());
+    // The live view is back: an attach sees new lines.
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        use bollard::query_parameters::AttachContainerOptionsBuilder;
+        use futures_util::StreamExt;
+        let opts = AttachContainerOptionsBuilder::default().stdout(true).stream(true).build();
+        let mut attached = second.client().attach_container("writer", Some(opts)).await.unwrap();
+        let line = tokio::time::timeout(Duration::from_secs(20), attached.output.next()).await.expect("no live output after the restart");
+        let line = line.expect("attach ended").unwrap().to_string();
+        assert!(line.starts_with("n "), "{line:?}");
+    });
+}

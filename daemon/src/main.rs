@@ -8,6 +8,12 @@ use berthd::cli::Cli;
 use berthd::{config, daemon, release};
 
 fn main() -> ExitCode {
+    // Started by containerd's shim as a container's logger (binary:// URI).
+    let mut args = std::env::args_os().skip(1);
+    if args.next().is_some_and(|a| a == berthd::backends::logging::copier::SUBCOMMAND) {
+        let code = berthd::backends::logging::copier::main(args.next().as_deref());
+        return ExitCode::from(u8::try_from(code).unwrap_or(1));
+    }
     let cli = Cli::parse();
     if cli.version {
         println!("{}", release::version_line());

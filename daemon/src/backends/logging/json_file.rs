@@ -26,7 +26,7 @@ pub struct LogEntry {
 pub const MAX_LINE: usize = 16 * 1024;
 
 /// When the live file is rotated.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Rotation {
     /// Bytes; 0 never rotates.
     pub max_size: u64,
@@ -42,7 +42,7 @@ impl Default for Rotation {
 }
 
 /// A container's log: where and how it rotates.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LogFile {
     pub path: PathBuf,
     pub rotation: Rotation,

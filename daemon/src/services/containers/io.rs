@@ -11,6 +11,7 @@ use tokio::net::unix::pipe;
 use tokio::sync::{broadcast, watch, Mutex};
 
 use crate::backends::containerd::Containerd;
+use crate::backends::logging::copier;
 use crate::backends::logging::json_file::{JsonFileWriter, LogFile, Stream};
 
 /// Output as attached clients receive it.
@@ -165,8 +166,40 @@ impl ContainerIo {
         Ok(fifos)
     }
 
+    /// Take the live output from the copier process the shim started
+    /// (`binary://` logging: it writes the log file, we only pass its
+    /// output on to attached clients and wake log followers). Called
+    /// after the task is created and before it starts, so nothing is missed.
+    pub async fn follow_copier(self: &Arc<Self>, socket: &Path) -> std::io::Result<()> {
+        let path = socket.to_path_buf();
+        let conn = tokio::task::spawn_blocking(move || copier::connect(&path)).await.map_err(std::io::Error::other)??;
+        conn.set_nonblocking(true)?;
+        let mut conn = tokio::net::UnixStream::from_std(conn)?;
+        self.progress.send_modify(|p| p.ended = false);
+        let io = self.clone();
+        tokio::spawn(async move {
+            let mut header = [0u8; 5];
+            while conn.read_exact(&mut header).await.is_ok() {
+                let stream = if header[0] == Stream::Stderr as u8 { Stream::Stderr } else { Stream::Stdout };
+                let mut data = vec![0u8; u32::from_be_bytes([header[1], header[2], header[3], header[4]]) as usize];
+                if conn.read_exact(&mut data).await.is_err() {
+                    break;
+                }
+                io.publish(Output::Data(stream, Bytes::from(data)));
+            }
+            // The copier exits once the task's output is closed and written.
+            io.publish(Output::End);
+        });
+        Ok(())
+    }
+
     /// Release the copier when the task never came to open the FIFOs.
     pub fn abandon(&self, fifos: &Fifos) {
+        if !fifos.stdout.exists() {
+            // The task's output went to a copier process (or nowhere yet).
+            self.publish(Output::End);
+            return;
+        }
         for path in [Some(&fifos.stdout), fifos.stderr.as_ref()].into_iter().flatten() {
             // Opening and closing the write end wakes the blocked reader with EOF.
             let _ = std::fs::OpenOptions::new()

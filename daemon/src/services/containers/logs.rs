@@ -2,6 +2,7 @@
 //! `follow`, new lines as the container writes them.
 
 use std::collections::VecDeque;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use api_types::container::HostConfig;
@@ -15,6 +16,7 @@ use super::io::Progress;
 use super::record::Container;
 use super::{ContainerService, Entry};
 use crate::backends::logging::attrs::{details, extra_attributes, LogInfo};
+use crate::backends::logging::copier::{self, CopierConfig};
 use crate::backends::logging::driver::LogDriver;
 use crate::backends::logging::json_file::{LogEntry, LogFile, LogReader, Stream};
 use crate::services::ServiceError;
@@ -34,6 +36,16 @@ pub struct LogsOptions {
     /// Each line's attributes (`k=v,…`) before it.
     pub details: bool,
 }
+
+/// Where a container's copier process is started from and serves.
+pub(super) struct CopierPlan {
+    pub uri: String,
+    pub socket: PathBuf,
+}
+
+/// The copier's live-output socket in the container's FIFO directory;
+/// its presence says a running task's output goes through a copier.
+pub(super) const COPIER_SOCKET: &str = "init-copier.sock";
 
 /// One line ready to send.
 #[derive(Debug, Clone)]
@@ -86,6 +98,26 @@ impl ContainerService {
             Ok(LogDriver::None) => None,
             Err(e) => return Err(ServiceError::InvalidParameter(e)),
         })
+    }
+
+    /// How a container's output is kept when it goes to a copier process
+    /// (see `copier.rs`): containers with a log file and neither a TTY nor
+    /// stdin. (The shim's binary logging takes no stdin, and terminals
+    /// stay on berthd's FIFOs with their resize and detach plumbing.)
+    /// Writes the copier's configuration next to the task's FIFOs.
+    pub(super) fn log_copier(&self, record: &Container, log: Option<&LogFile>) -> std::io::Result<Option<CopierPlan>> {
+        let Some(log) = log.filter(|_| !record.config.tty && !record.config.open_stdin) else { return Ok(None) };
+        let dir = self.fifo_dir(&record.id);
+        std::fs::create_dir_all(&dir)?;
+        // FIFOs of an earlier run would be mistaken for this run's.
+        for stale in ["init-stdout", "init-stderr"] {
+            let _ = std::fs::remove_file(dir.join(stale));
+        }
+        let socket = dir.join(COPIER_SOCKET);
+        let config = dir.join("init-copier.json");
+        let text = serde_json::to_vec(&CopierConfig { log: log.clone(), socket: socket.clone() }).map_err(std::io::Error::other)?;
+        std::fs::write(&config, text)?;
+        Ok(Some(CopierPlan { uri: copier::uri(&std::env::current_exe()?, &config), socket }))
     }
 
     /// The container's TTY flag (raw vs multiplexed) and its log lines.

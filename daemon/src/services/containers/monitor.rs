@@ -130,8 +130,14 @@ pub async fn recover(service: &Arc<ContainerService>) {
                     service.health_restore(&mut record);
                 }
                 service.drop_stray_endpoints(&record).await;
+                let copier = service.fifo_dir(&id).join(super::logs::COPIER_SOCKET);
                 let fifos = Fifos::at(&service.fifo_dir(&id), "init", record.config.tty, record.config.open_stdin);
-                if let Err(e) = entry.io.reattach(&fifos, service.log_file(&record).ok().flatten().as_ref()).await {
+                let reattached = match copier.exists() {
+                    // The copier kept writing the log meanwhile: only the live view comes back.
+                    true => entry.io.follow_copier(&copier).await,
+                    false => entry.io.reattach(&fifos, service.log_file(&record).ok().flatten().as_ref()).await,
+                };
+                if let Err(e) = reattached {
                     tracing::warn!(container.id = %id, error = %e, "cannot reattach container output");
                 } else if record.config.open_stdin {
                     entry.io.set_stdin_owner(service.containerd.clone(), &id, "").await;

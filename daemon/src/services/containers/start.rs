@@ -1,9 +1,12 @@
 //! `docker start`: wire stdio, create and start containerd's task.
 
 
+use std::path::Path;
+
+use super::io::Fifos;
 use super::record::{Container, Status};
 use super::{ContainerService, Entry};
-use crate::backends::containerd::TaskIo;
+use crate::backends::containerd::{ContainerdError, ErrorKind, TaskIo};
 use crate::services::ServiceError;
 
 fn now() -> String {
@@ -50,16 +53,25 @@ impl ContainerService {
         self.discard_task(&record.id).await?;
         let mounts = self.containerd.rootfs_mounts(&record.id).await?;
         let log = self.log_file(record)?;
-        let fifos = entry
-            .io
-            .wire(&self.fifo_dir(&record.id), "init", record.config.tty, record.config.open_stdin, log.as_ref())
-            .await
-            .map_err(|e| ServiceError::Internal(format!("setting up container stdio: {e}")))?;
-        let io = TaskIo {
-            stdin: fifos.stdin.as_deref(),
-            stdout: Some(&fifos.stdout),
-            stderr: fifos.stderr.as_deref(),
-            terminal: record.config.tty,
+        let stdio_error = |e: std::io::Error| ServiceError::Internal(format!("setting up container stdio: {e}"));
+        let copier = self.log_copier(record, log.as_ref()).map_err(stdio_error)?;
+        let fifos = match &copier {
+            Some(_) => Fifos::at(&self.fifo_dir(&record.id), "init", false, false),
+            None => entry
+                .io
+                .wire(&self.fifo_dir(&record.id), "init", record.config.tty, record.config.open_stdin, log.as_ref())
+                .await
+                .map_err(stdio_error)?,
+        };
+        let io = match &copier {
+            // (A URI, not a path: containerd passes it through as text.)
+            Some(c) => TaskIo { stdin: None, stdout: Some(Path::new(&c.uri)), stderr: None, terminal: false },
+            None => TaskIo {
+                stdin: fifos.stdin.as_deref(),
+                stdout: Some(&fifos.stdout),
+                stderr: fifos.stderr.as_deref(),
+                terminal: record.config.tty,
+            },
         };
         if record.config.open_stdin {
             entry.io.set_stdin_owner(self.containerd.clone(), &record.id, "").await;
@@ -82,7 +94,17 @@ impl ContainerService {
             return Err(e);
         }
         let started = match self.containerd.task_create(&record.id, &mounts, io).await {
-            Ok(_) => self.containerd.task_start(&record.id).await,
+            Ok(_) => match &copier {
+                Some(c) => match entry.io.follow_copier(&c.socket).await {
+                    Ok(()) => self.containerd.task_start(&record.id).await,
+                    Err(e) => Err(ContainerdError {
+                        kind: ErrorKind::Other,
+                        op: "start",
+                        message: format!("connecting to the log copier: {e}"),
+                    }),
+                },
+                None => self.containerd.task_start(&record.id).await,
+            },
             Err(e) => Err(e),
         };
         match started {

@@ -107,6 +107,9 @@ impl ContainerService {
     /// Writes the copier's configuration next to the task's FIFOs.
     pub(super) fn log_copier(&self, record: &Container, log: Option<&LogFile>) -> std::io::Result<Option<CopierPlan>> {
         let Some(log) = log.filter(|_| !record.config.tty && !record.config.open_stdin) else { return Ok(None) };
+        // Our binary replaced or removed under us (a package upgrade):
+        // nothing for the shim to start, so berthd copies the output itself.
+        let Some(exe) = std::env::current_exe().ok().filter(|p| p.is_file()) else { return Ok(None) };
         let dir = self.fifo_dir(&record.id);
         std::fs::create_dir_all(&dir)?;
         // FIFOs of an earlier run would be mistaken for this run's.
@@ -117,7 +120,7 @@ impl ContainerService {
         let config = dir.join("init-copier.json");
         let text = serde_json::to_vec(&CopierConfig { log: log.clone(), socket: socket.clone() }).map_err(std::io::Error::other)?;
         std::fs::write(&config, text)?;
-        Ok(Some(CopierPlan { uri: copier::uri(&std::env::current_exe()?, &config), socket }))
+        Ok(Some(CopierPlan { uri: copier::uri(&exe, &config), socket }))
     }
 
     /// The container's TTY flag (raw vs multiplexed) and its log lines.

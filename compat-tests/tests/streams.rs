@@ -299,3 +299,18 @@ fn attach_with_logs_replays_the_history_first() {
     assert_eq!(resp.status, 200);
     assert_eq!(&resp.body[8..], b"Error attaching: configured logging driver does not support reading\n");
 }
+
+#[test]
+fn logs_since_and_until_are_inclusive_bounds_as_dockerd() {
+    let daemon = Berthd::start_with_busybox();
+    daemon.docker(&["run", "--name", "clock", "busybox", "sh", "-c", "echo a; sleep 0.2; echo b; sleep 0.2; echo c"]).success();
+    let stamped = daemon.docker(&["logs", "-t", "clock"]).success().stdout;
+    let times: Vec<&str> = stamped.lines().filter_map(|l| l.split_once(' ').map(|(t, _)| t)).collect();
+    assert_eq!(times.len(), 3, "{stamped}");
+    let since = daemon.docker(&["logs", "--since", times[1], "clock"]).success();
+    assert_eq!(since.stdout, "b\nc\n");
+    let until = daemon.docker(&["logs", "--until", times[1], "clock"]).success();
+    assert_eq!(until.stdout, "a\nb\n");
+    let between = daemon.docker(&["logs", "--since", times[1], "--until", times[1], "clock"]).success();
+    assert_eq!(between.stdout, "b\n");
+}

@@ -145,3 +145,27 @@ fn live_restore_keeps_addresses_and_published_ports() {
     second.docker(&["run", "-d", "--name", "next", "busybox", "sleep", "300"]).success();
     assert_ne!(inspect(&second, "{{.NetworkSettings.IPAddress}}", "next"), ip);
 }
+
+#[test]
+fn without_the_userland_proxy_published_ports_take_hairpin_nat() {
+    let daemon = Berthd::builder().daemon_json(serde_json::json!({"userland-proxy": false})).start_with_busybox();
+    web(&daemon, "hp", &["-p", "8090:80"]);
+    // Nothing in berthd answers the port: loopback works through DNAT,
+    // route_localnet and masquerade, as dockerd's.
+    assert_eq!(fetch(&daemon, "http://127.0.0.1:8090/hostname"), "hp\n");
+    assert_eq!(fetch(&daemon, "http://172.17.0.1:8090/hostname"), "hp\n");
+    let nat = daemon.in_netns(&["iptables", "-t", "nat", "-S"]).success().stdout;
+    assert!(nat.contains("-A OUTPUT -m addrtype --dst-type LOCAL -j BERTHD\n"), "{nat}");
+    assert!(!nat.contains("! -d 127.0.0.0/8"), "{nat}");
+    assert!(nat.contains("-A BERTHD-POSTROUTING -o docker0 -m addrtype --src-type LOCAL -j MASQUERADE"), "{nat}");
+    assert!(nat.contains("-A BERTHD -p tcp -m tcp --dport 8090 -j DNAT --to-destination 172.17.0.2:80"), "{nat}");
+    let localnet = daemon.in_netns(&["cat", "/proc/sys/net/ipv4/conf/docker0/route_localnet"]).success().stdout;
+    assert_eq!(localnet, "1\n");
+    // A container reaches its own published port through the host (hairpin).
+    let own = daemon.docker(&["exec", "hp", "timeout", "3", "wget", "-qO-", "http://172.17.0.1:8090/hostname"]);
+    assert_eq!(own.stdout, "hp\n", "{own:?}");
+    // The port is still taken while the container runs.
+    let out = daemon.docker(&["run", "-d", "--name", "hp2", "-p", "8090:80", "busybox", "httpd", "-f", "-p", "80"]).failure();
+    assert!(out.stderr.contains("Bind for 0.0.0.0:8090 failed: port is already allocated"), "{}", out.stderr);
+    assert_eq!(daemon.docker(&["port", "hp"]).success().stdout, "80/tcp -> 0.0.0.0:8090\n");
+}

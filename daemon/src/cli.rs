@@ -117,6 +117,11 @@ pub struct Cli {
     #[arg(long = "fixed-cidr-v6", value_name = "string")]
     pub fixed_cidr_v6: Option<String>,
 
+    /// Use userland proxy for loopback traffic
+    #[arg(long = "userland-proxy", num_args = 0..=1, require_equals = true,
+          default_missing_value = "true", value_name = "bool")]
+    pub userland_proxy: Option<bool>,
+
     /// Enable addition of ip6tables rules
     #[arg(long = "ip6tables", num_args = 0..=1, require_equals = true,
           default_missing_value = "true", value_name = "bool")]

@@ -87,6 +87,7 @@ pub fn merge(cli: &Cli, file: ParsedFile, path: &Path) -> Result<Config, String>
                 other => other,
             },
             ip6tables: cli.ip6tables.or(f.ip6tables).unwrap_or(true),
+            userland_proxy: cli.userland_proxy.or(f.userland_proxy).unwrap_or(true),
             mtu: match cli.mtu.or(f.mtu) {
                 None | Some(0) => 1500,
                 Some(n) if !(68..=65535).contains(&n) => return Err(format!("invalid MTU: {n}")),
@@ -235,6 +236,7 @@ fn flags_set(cli: &Cli) -> Vec<(&'static str, String)> {
         ("ipv6", boolean(&cli.ipv6)),
         ("fixed-cidr-v6", text(&cli.fixed_cidr_v6)),
         ("ip6tables", boolean(&cli.ip6tables)),
+        ("userland-proxy", boolean(&cli.userland_proxy)),
         ("mtu", cli.mtu.map(|n| n.to_string())),
         ("ip-forward", boolean(&cli.ip_forward)),
         ("ip-masq", boolean(&cli.ip_masq)),

@@ -95,6 +95,9 @@ pub struct NetworkConfig {
     pub fixed_cidr_v6: Option<String>,
     /// `--ip6tables`: IPv6 rules as the IPv4 ones (dockerd 28's default).
     pub ip6tables: bool,
+    /// `--userland-proxy`: the host's own traffic to published ports
+    /// through berthd's listeners; `false` for hairpin NAT, as dockerd.
+    pub userland_proxy: bool,
     pub mtu: u32,
     pub ip_forward: bool,
     pub ip_masq: bool,
@@ -126,6 +129,7 @@ impl Default for NetworkConfig {
             ipv6: false,
             fixed_cidr_v6: None,
             ip6tables: true,
+            userland_proxy: true,
             mtu: 1500,
             ip_forward: true,
             ip_masq: true,

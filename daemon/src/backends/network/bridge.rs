@@ -44,11 +44,17 @@ pub async fn ensure_bridge(
     prefix: u8,
     mtu: u32,
     v6: Option<(Ipv6Addr, u8)>,
+    route_localnet: bool,
 ) -> Result<(), NetworkError> {
     if !link_exists(name).await {
         run("ip", &["link", "add", "name", name, "mtu", &mtu.to_string(), "type", "bridge"], None).await?;
     }
     run("ip", &["addr", "replace", &format!("{gateway}/{prefix}"), "dev", name], None).await?;
+    if route_localnet {
+        // Loopback-sourced packets DNATed to a container may leave here.
+        std::fs::write(format!("/proc/sys/net/ipv4/conf/{name}/route_localnet"), "1")
+            .map_err(|e| NetworkError(format!("setting route_localnet on {name}: {e}")))?;
+    }
     if let Some((gateway6, prefix6)) = v6 {
         let _ = std::fs::write(format!("/proc/sys/net/ipv6/conf/{name}/disable_ipv6"), "0");
         run("ip", &["-6", "addr", "replace", &format!("{gateway6}/{prefix6}"), "dev", name, "nodad"], None).await?;
@@ -206,6 +212,9 @@ pub struct Attachment<'a> {
     pub default_route: bool,
     /// The IPv6 address, prefix length and gateway on a network with IPv6.
     pub ip6: Option<(Ipv6Addr, u8, Ipv6Addr)>,
+    /// Hairpin mode on the bridge port (`userland-proxy: false`): a
+    /// container's traffic to its own published port comes back to it.
+    pub hairpin: bool,
 }
 
 /// A veth pair: one end on the bridge, the other as `ifname` in the
@@ -214,12 +223,15 @@ pub struct Attachment<'a> {
 pub async fn attach(a: &Attachment<'_>) -> Result<(), NetworkError> {
     let netns = a.netns.display().to_string();
     let mtu = a.mtu.to_string();
-    let host = format!(
+    let mut host = format!(
         "link add name {veth} mtu {mtu} type veth peer name {ifname} mtu {mtu} netns {netns}\nlink set dev {veth} master {bridge} up\n",
         veth = a.host_veth,
         ifname = a.ifname,
         bridge = a.bridge,
     );
+    if a.hairpin {
+        host.push_str(&format!("link set dev {} type bridge_slave hairpin on\n", a.host_veth));
+    }
     let configured = async {
         run("ip", &["-batch", "-"], Some(&host)).await?;
         if a.ip6.is_some() {

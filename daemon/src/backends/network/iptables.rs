@@ -90,11 +90,14 @@ impl Family {
         }
     }
 
-    /// The jumps into our chains: (table, built-in chain, match and target).
-    fn jumps(self) -> [(&'static str, &'static str, &'static str); 4] {
-        let output = match self {
-            Family::V4 => "! -d 127.0.0.0/8 -m addrtype --dst-type LOCAL -j BERTHD",
-            Family::V6 => "! -d ::1/128 -m addrtype --dst-type LOCAL -j BERTHD",
+    /// The jumps into our chains: (table, built-in chain, match and
+    /// target). With `hairpin` (no userland proxy) the host's loopback
+    /// traffic is DNATed too, as dockerd's.
+    fn jumps(self, hairpin: bool) -> [(&'static str, &'static str, &'static str); 4] {
+        let output = match (self, hairpin) {
+            (_, true) => LOCAL_OUTPUT,
+            (Family::V4, false) => "! -d 127.0.0.0/8 -m addrtype --dst-type LOCAL -j BERTHD",
+            (Family::V6, false) => "! -d ::1/128 -m addrtype --dst-type LOCAL -j BERTHD",
         };
         [
             ("nat", "PREROUTING", "-m addrtype --dst-type LOCAL -j BERTHD"),
@@ -105,23 +108,50 @@ impl Family {
     }
 }
 
+/// The OUTPUT jump without the loopback exception (`userland-proxy:
+/// false`).
+const LOCAL_OUTPUT: &str = "-m addrtype --dst-type LOCAL -j BERTHD";
+
+/// Hairpin NAT instead of the in-process proxy (`userland-proxy: false`):
+/// the host's own connections to published ports, loopback included, are
+/// DNATed and leave towards the bridge masqueraded; containers reach
+/// published ports through the host's addresses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Hairpin(pub bool);
+
 /// The `iptables-restore` (`ip6tables-restore`) input for both tables;
 /// subnets and addresses are of `family`.
-pub fn render(family: Family, bridges: &[BridgeRules], ports: &[PortRule]) -> String {
+pub fn render(family: Family, hairpin: Hairpin, bridges: &[BridgeRules], ports: &[PortRule]) -> String {
     let bits = family.host_bits();
     let mut nat = String::from("*nat\n");
     for chain in [NAT, POSTROUTING] {
         let _ = writeln!(nat, ":{chain} - [0:0]");
     }
+    if hairpin.0 {
+        for b in bridges {
+            let _ = writeln!(nat, "-A {POSTROUTING} -o {} -m addrtype --src-type LOCAL -j MASQUERADE", b.bridge);
+        }
+    }
     for b in bridges.iter().filter(|b| b.masquerade && !b.internal) {
         let _ = writeln!(nat, "-A {POSTROUTING} -s {} ! -o {} -j MASQUERADE", b.subnet, b.bridge);
     }
+    // A container reaching its own published port comes back to itself.
     for p in ports {
-        let dst = p.host_ip.as_ref().map(|ip| format!("-d {ip}/{bits} ")).unwrap_or_default();
         let _ = writeln!(
             nat,
-            "-A {NAT} {dst}! -i {bridge} -p {proto} -m {proto} --dport {hp} -j DNAT --to-destination {to}",
-            bridge = p.bridge,
+            "-A {POSTROUTING} -s {cip}/{bits} -d {cip}/{bits} -p {proto} -m {proto} --dport {cp} -j MASQUERADE",
+            cip = p.container_ip,
+            proto = p.proto,
+            cp = p.container_port,
+        );
+    }
+    for p in ports {
+        let dst = p.host_ip.as_ref().map(|ip| format!("-d {ip}/{bits} ")).unwrap_or_default();
+        // Without the proxy, containers come in through their bridge too.
+        let from = if hairpin.0 { String::new() } else { format!("! -i {} ", p.bridge) };
+        let _ = writeln!(
+            nat,
+            "-A {NAT} {dst}{from}-p {proto} -m {proto} --dport {hp} -j DNAT --to-destination {to}",
             proto = p.proto,
             hp = p.host_port,
             to = family.destination(&p.container_ip, p.container_port),
@@ -188,13 +218,19 @@ pub fn render(family: Family, bridges: &[BridgeRules], ports: &[PortRule]) -> St
 }
 
 /// Load the rules and make sure the built-in chains jump to ours.
-pub async fn apply(family: Family, bridges: &[BridgeRules], ports: &[PortRule]) -> Result<(), NetworkError> {
-    let rules = render(family, bridges, ports);
+pub async fn apply(family: Family, hairpin: Hairpin, bridges: &[BridgeRules], ports: &[PortRule]) -> Result<(), NetworkError> {
+    let rules = render(family, hairpin, bridges, ports);
     if loaded(family).as_deref() == Some(rules.as_str()) {
         return Ok(());
     }
     run(family.restore(), &["--noflush", "-w"], Some(&rules)).await?;
-    for (table, chain, rule) in family.jumps() {
+    // The other mode's OUTPUT jump, left by a previous run, goes.
+    let (_, _, stale) = family.jumps(!hairpin.0)[1];
+    let stale: Vec<&str> = stale.split(' ').collect();
+    let mut delete = vec!["-w", "-t", "nat", "-D", "OUTPUT"];
+    delete.extend(&stale);
+    while run(family.tool(), &delete, None).await.is_ok() {}
+    for (table, chain, rule) in family.jumps(hairpin.0) {
         let rule: Vec<&str> = rule.split(' ').collect();
         let mut check = vec!["-w", "-t", table, "-C", chain];
         check.extend(&rule);
@@ -226,7 +262,8 @@ fn loaded(family: Family) -> std::sync::MutexGuard<'static, Option<String>> {
 pub async fn remove_all(family: Family) -> Result<(), NetworkError> {
     *loaded(family) = None;
     let tool = family.tool();
-    for (table, chain, rule) in family.jumps() {
+    let both = family.jumps(false).into_iter().chain(std::iter::once(("nat", "OUTPUT", LOCAL_OUTPUT)));
+    for (table, chain, rule) in both {
         let rule: Vec<&str> = rule.split(' ').collect();
         let mut delete = vec!["-w", "-t", table, "-D", chain];
         delete.extend(&rule);
@@ -289,7 +326,7 @@ mod tests {
             container_port: 80,
             bridge: "docker0".into(),
         }];
-        let text = render(Family::V4, &bridges, &ports);
+        let text = render(Family::V4, Hairpin(false), &bridges, &ports);
         assert!(text.contains("-A BERTHD-POSTROUTING -s 172.17.0.0/16 ! -o docker0 -j MASQUERADE\n"));
         assert!(!text.contains("-s 10.0.0.0/24"), "internal networks are not masqueraded");
         assert!(text.contains("-A BERTHD ! -i docker0 -p tcp -m tcp --dport 8080 -j DNAT --to-destination 172.17.0.2:80\n"));
@@ -297,8 +334,12 @@ mod tests {
         assert!(text.contains("-A BERTHD-ISOLATION-STAGE-2 -o br-x -j DROP\n"));
         assert_eq!(text.matches("COMMIT").count(), 2);
         let v6 = [PortRule { container_ip: "fd00::2".into(), host_ip: Some("::1".into()), ..ports[0].clone() }];
-        let text = render(Family::V6, &bridges, &v6);
+        let text = render(Family::V6, Hairpin(false), &bridges, &v6);
         assert!(text.contains("-A BERTHD -d ::1/128 ! -i docker0 -p tcp -m tcp --dport 8080 -j DNAT --to-destination [fd00::2]:80\n"));
         assert!(text.contains("-A BERTHD-FORWARD -d fd00::2/128 ! -i docker0 -o docker0 -p tcp -m tcp --dport 80 -j ACCEPT\n"));
+        let text = render(Family::V4, Hairpin(true), &bridges, &ports);
+        assert!(text.contains("-A BERTHD -p tcp -m tcp --dport 8080 -j DNAT --to-destination 172.17.0.2:80\n"));
+        assert!(text.contains("-A BERTHD-POSTROUTING -o docker0 -m addrtype --src-type LOCAL -j MASQUERADE\n"));
+        assert!(text.contains("-A BERTHD-POSTROUTING -s 172.17.0.2/32 -d 172.17.0.2/32 -p tcp -m tcp --dport 80 -j MASQUERADE\n"));
     }
 }

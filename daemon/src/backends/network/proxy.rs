@@ -49,6 +49,15 @@ pub fn serve(bound: Bound, target: SocketAddr) -> JoinHandle<()> {
     }
 }
 
+/// Keep a bound port reserved without serving it (`userland-proxy:
+/// false`: NAT rules carry the traffic) until the task is aborted.
+pub fn hold(bound: Bound) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let _reserved = bound;
+        std::future::pending::<()>().await
+    })
+}
+
 async fn serve_tcp(listener: TcpListener, target: SocketAddr) {
     loop {
         let Ok((mut inbound, _)) = listener.accept().await else {

@@ -78,6 +78,7 @@ impl NetworkService {
                 ifname: &r.endpoint.ifname,
                 default_route: r.default_route,
                 ip6: r.v6,
+                hairpin: !self.config.userland_proxy,
             })
             .await
         }
@@ -230,7 +231,11 @@ impl NetworkService {
         let Ok(ip) = container_ip.parse::<Ipv4Addr>() else { return };
         let tasks: Vec<_> = bound
             .into_iter()
-            .map(|(m, b)| proxy::serve(b, SocketAddr::new(ip.into(), m.container_port)))
+            .map(|(m, b)| match self.config.userland_proxy {
+                true => proxy::serve(b, SocketAddr::new(ip.into(), m.container_port)),
+                // Hairpin NAT carries the traffic; the socket only holds the port.
+                false => proxy::hold(b),
+            })
             .collect();
         if !tasks.is_empty() {
             self.proxies.lock().unwrap_or_else(|e| e.into_inner()).entry(container_id.to_string()).or_default().extend(tasks);

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use super::{Network, NetworkService};
-use crate::backends::network::iptables::{self, BridgeRules, Family, PortRule};
+use crate::backends::network::iptables::{self, BridgeRules, Family, Hairpin, PortRule};
 use crate::services::ServiceError;
 
 fn option_on(n: &Network, key: &str) -> bool {
@@ -12,6 +12,11 @@ fn option_on(n: &Network, key: &str) -> bool {
 }
 
 impl NetworkService {
+    /// `userland-proxy: false`: published ports by NAT alone.
+    fn hairpin(&self) -> Hairpin {
+        Hairpin(!self.config.userland_proxy)
+    }
+
     /// Open the parent's links to its children's exposed ports (they
     /// matter with `icc: false`), on its default-bridge endpoint.
     pub async fn open_links(&self, container_id: &str, links: Vec<super::LinkRule>) -> Result<(), ServiceError> {
@@ -56,7 +61,7 @@ impl NetworkService {
             })
             .collect();
         let ports = port_rules(&bridged, Family::V4);
-        iptables::apply(Family::V4, &bridges, &ports)
+        iptables::apply(Family::V4, self.hairpin(), &bridges, &ports)
             .await
             .map_err(|e| ServiceError::Internal(format!("programming the firewall: {e}")))?;
         if !self.config.ip6tables {
@@ -69,7 +74,7 @@ impl NetworkService {
             .filter_map(|(n, b)| Some(BridgeRules { subnet: n.v6()?.0.to_string(), links: Vec::new(), ..b.clone() }))
             .collect();
         let ports6 = port_rules(&bridged, Family::V6);
-        match iptables::apply(Family::V6, &bridges6, &ports6).await {
+        match iptables::apply(Family::V6, self.hairpin(), &bridges6, &ports6).await {
             Ok(()) => Ok(()),
             // A host without ip6tables (or IPv6) is fine until a network
             // has IPv6.

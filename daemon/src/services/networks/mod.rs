@@ -605,7 +605,7 @@ async fn ensure_bridge(n: &Network, config: &NetworkConfig) -> Result<(), Servic
     let subnet = ipam::Subnet::parse(subnet).ok_or_else(|| ServiceError::Internal(format!("bad subnet {subnet}")))?;
     let gateway = gateway.parse().map_err(|_| ServiceError::Internal(format!("bad gateway {gateway}")))?;
     let v6 = n.v6().map(|(subnet6, gateway6, _)| (gateway6, subnet6.prefix));
-    bridge::ensure_bridge(bridge_name, gateway, subnet.prefix, mtu, v6)
+    bridge::ensure_bridge(bridge_name, gateway, subnet.prefix, mtu, v6, config.iptables && !config.userland_proxy)
         .await
         .map_err(|e| ServiceError::Internal(format!("creating bridge {bridge_name}: {e}")))?;
     if v6.is_some() && config.ip_forward {

@@ -657,6 +657,17 @@ fn ipv6_on_user_networks_and_the_default_bridge() {
     let refused = daemon.docker(&["run", "--rm", "--network", "v4only", "--ip6", "fd00:61::5", "busybox", "true"]).failure();
     assert!(refused.stderr.contains("no configured subnet or ip-range contain the IP address fd00:61::5"), "{}", refused.stderr);
 
+    // A published port of a container with IPv6 is on [::] too, as dockerd's.
+    daemon
+        .docker(&["run", "-d", "--name", "six-web", "--network", "v6net", "-p", "8096:80", "busybox", "httpd", "-f", "-p", "80", "-h", "/etc"])
+        .success();
+    assert_eq!(daemon.docker(&["port", "six-web"]).success().stdout, "80/tcp -> 0.0.0.0:8096\n80/tcp -> [::]:8096\n");
+    for url in ["http://127.0.0.1:8096/hostname", "http://[::1]:8096/hostname"] {
+        eventually(10, url, || (daemon.in_netns(&["curl", "-sS", "--max-time", "3", "-g", url]).code == 0).then_some(()));
+    }
+    let nat6 = daemon.in_netns(&["ip6tables", "-t", "nat", "-S", "BERTHD"]).success().stdout;
+    assert!(nat6.contains("--dport 8096 -j DNAT --to-destination [fd00:60::4]:80"), "{nat6}");
+
     // Masquerade and isolation in ip6tables, as in iptables.
     let nat = daemon.in_netns(&["ip6tables", "-t", "nat", "-S"]).success().stdout;
     assert!(nat.contains("-A BERTHD-POSTROUTING -s fd00:60::/64 ! -o "), "{nat}");

@@ -41,6 +41,27 @@ pub async fn bind(proto: &str, host: SocketAddr) -> std::io::Result<Bound> {
     }
 }
 
+/// Bind `[addr]:port` for IPv6 only, beside the same port on 0.0.0.0 (as
+/// Go's listeners, which dockerd's proxy uses).
+pub fn bind_v6only(proto: &str, host: SocketAddr) -> std::io::Result<Bound> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let udp = proto == "udp";
+    let (ty, protocol) = if udp { (Type::DGRAM, Protocol::UDP) } else { (Type::STREAM, Protocol::TCP) };
+    let socket = Socket::new(Domain::IPV6, ty, Some(protocol))?;
+    socket.set_only_v6(true)?;
+    socket.set_nonblocking(true)?;
+    if !udp {
+        socket.set_reuse_address(true)?;
+    }
+    socket.bind(&host.into())?;
+    if udp {
+        Ok(Bound::Udp(UdpSocket::from_std(socket.into())?))
+    } else {
+        socket.listen(1024)?;
+        Ok(Bound::Tcp(TcpListener::from_std(socket.into())?))
+    }
+}
+
 /// Serve a bound port by forwarding to `target` until the task is aborted.
 pub fn serve(bound: Bound, target: SocketAddr) -> JoinHandle<()> {
     match bound {

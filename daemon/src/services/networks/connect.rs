@@ -97,7 +97,7 @@ impl NetworkService {
             self.release_endpoint(&r.network_id, container_id).await;
             return Err(e);
         }
-        self.serve_ports(container_id, &r.endpoint.ip, r.bound);
+        self.serve_ports(container_id, &r.endpoint, r.bound);
         tracing::info!(container.id = %container_id, network.id = %r.network_id, ip = %r.ip, "endpoint created");
         Ok(r.endpoint)
     }
@@ -163,11 +163,20 @@ impl NetworkService {
         let endpoint_id = new_id();
         let taken_ports: Vec<ports::PortMapping> =
             nets.values().flat_map(|n| n.endpoints.values()).flat_map(|e| e.ports.clone()).collect();
-        let bound = ports::bind_all(publish, &self.config.default_bind_ip, &taken_ports, &self.ephemeral).await.map_err(|e| {
-            ServiceError::Internal(format!(
-                "driver failed programming external connectivity on endpoint {container_name} ({endpoint_id}): {e}"
-            ))
-        })?;
+        let bound = ports::bind_all(publish, &self.config.default_bind_ip, &taken_ports, &self.ephemeral)
+            .await
+            .and_then(|mut bound| {
+                if v6.is_some() {
+                    let twins = ports::bind_v6_twins(&bound)?;
+                    bound.extend(twins);
+                }
+                Ok(bound)
+            })
+            .map_err(|e| {
+                ServiceError::Internal(format!(
+                    "driver failed programming external connectivity on endpoint {container_name} ({endpoint_id}): {e}"
+                ))
+            })?;
         let endpoint = Endpoint {
             container_name: container_name.to_string(),
             host_veth: format!("veth{}", &endpoint_id[..7]),
@@ -227,12 +236,20 @@ impl NetworkService {
     }
 
     /// Forward bound host ports to the container's address.
-    fn serve_ports(&self, container_id: &str, container_ip: &str, bound: Vec<(ports::PortMapping, proxy::Bound)>) {
-        let Ok(ip) = container_ip.parse::<Ipv4Addr>() else { return };
+    fn serve_ports(&self, container_id: &str, e: &Endpoint, bound: Vec<(ports::PortMapping, proxy::Bound)>) {
+        let Ok(ip) = e.ip.parse::<Ipv4Addr>() else { return };
+        let ip6 = e.ip6.parse::<std::net::Ipv6Addr>().ok();
         let tasks: Vec<_> = bound
             .into_iter()
             .map(|(m, b)| match self.config.userland_proxy {
-                true => proxy::serve(b, SocketAddr::new(ip.into(), m.container_port)),
+                // `[::]` ports go to the container's IPv6 address.
+                true => {
+                    let target = match (m.host_ip.parse::<std::net::IpAddr>(), ip6) {
+                        (Ok(std::net::IpAddr::V6(_)), Some(ip6)) => std::net::IpAddr::V6(ip6),
+                        _ => ip.into(),
+                    };
+                    proxy::serve(b, SocketAddr::new(target, m.container_port))
+                }
                 // Hairpin NAT carries the traffic; the socket only holds the port.
                 false => proxy::hold(b),
             })
@@ -250,8 +267,15 @@ impl NetworkService {
             for (container_id, e) in &n.endpoints {
                 for m in &e.ports {
                     let Ok(host_ip) = m.host_ip.parse::<std::net::IpAddr>() else { continue };
-                    match proxy::bind(&m.proto, SocketAddr::new(host_ip, m.host_port)).await {
-                        Ok(b) => self.serve_ports(container_id, &e.ip, vec![(m.clone(), b)]),
+                    let addr = SocketAddr::new(host_ip, m.host_port);
+                    // `[::]` beside `0.0.0.0`: IPv6 only, as first bound.
+                    let bound = if host_ip.is_ipv6() && host_ip.is_unspecified() {
+                        proxy::bind_v6only(&m.proto, addr)
+                    } else {
+                        proxy::bind(&m.proto, addr).await
+                    };
+                    match bound {
+                        Ok(b) => self.serve_ports(container_id, e, vec![(m.clone(), b)]),
                         Err(err) => tracing::warn!(container.id = %container_id, port = m.host_port, error = %err, "cannot restore a published port"),
                     }
                 }

@@ -174,6 +174,20 @@ pub async fn bind_all(
     Ok(bound)
 }
 
+/// dockerd publishes a port of the unspecified address on both families:
+/// for a container with IPv6, the `[::]` twin of each `0.0.0.0` port.
+pub fn bind_v6_twins(bound: &[(PortMapping, proxy::Bound)]) -> Result<Vec<(PortMapping, proxy::Bound)>, String> {
+    let mut twins = Vec::new();
+    for (m, _) in bound.iter().filter(|(m, _)| m.host_ip == "0.0.0.0") {
+        let b = proxy::bind_v6only(&m.proto, SocketAddr::new(IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED), m.host_port))
+            .map_err(|e| {
+                format!("Error starting userland proxy: listen {}6 [::]:{}: bind: {}", m.proto, m.host_port, io_text(&e))
+            })?;
+        twins.push((PortMapping { host_ip: "::".into(), ..m.clone() }, b));
+    }
+    Ok(twins)
+}
+
 /// Go's wording for the common bind errors.
 fn io_text(e: &std::io::Error) -> String {
     match e.kind() {

@@ -40,6 +40,10 @@ pub struct Cli {
     #[arg(long = "containerd-namespace", value_name = "string")]
     pub containerd_namespace: Option<String>,
 
+    /// Storage driver to use
+    #[arg(short = 's', long = "storage-driver", value_name = "string")]
+    pub storage_driver: Option<String>,
+
     /// Enable debug mode
     #[arg(short = 'D', long = "debug", num_args = 0..=1, require_equals = true,
           default_missing_value = "true", value_name = "bool")]

@@ -78,11 +78,15 @@ async fn serve_until_signal(
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
     let address = containerd_address(config, managed).await?;
-    let containerd = Containerd::new(&address, &config.containerd_namespace)?;
+    let containerd = Containerd::new(&address, &config.containerd_namespace)?.with_snapshotter(&config.snapshotter);
     containerd
         .ensure_namespace()
         .await
         .with_context(|| format!("failed to dial containerd at {}", address.display()))?;
+    // dockerd's words for a graph driver it cannot use.
+    if !containerd.snapshotter_available().await.context("asking containerd for its snapshotters")? {
+        anyhow::bail!("error initializing graphdriver: driver not supported: {}", config.snapshotter);
+    }
     let engine_id = store::engine_id(&config.data_root)
         .with_context(|| format!("reading engine ID under {}", config.data_root.display()))?;
     let config = Arc::new(config.clone());

@@ -18,6 +18,7 @@ pub struct DaemonJson {
     pub exec_root: Option<PathBuf>,
     pub containerd: Option<PathBuf>,
     pub containerd_namespace: Option<String>,
+    pub storage_driver: Option<String>,
     pub debug: Option<bool>,
     pub log_level: Option<String>,
     pub pidfile: Option<PathBuf>,
@@ -83,14 +84,14 @@ pub const NOT_YET_HONOURED: &[&str] = &[
     "ip-forward-no-drop",
     "max-download-attempts", "min-api-version", "no-new-privileges",
     "node-generic-resources", "oom-score-adjust", "proxies", "raw-logs",
-    "seccomp-profile", "selinux-enabled", "storage-driver",
+    "seccomp-profile", "selinux-enabled",
     "storage-opts", "swarm-default-advertise-addr",
     "userland-proxy-path", "userns-remap",
 ];
 
 /// The keys [`DaemonJson`] honours, in dockerd's spelling.
 pub const HONOURED: &[&str] = &[
-    "hosts", "data-root", "exec-root", "containerd", "containerd-namespace", "debug",
+    "hosts", "data-root", "exec-root", "containerd", "containerd-namespace", "storage-driver", "debug",
     "log-level", "pidfile", "group", "tls", "tlsverify", "tlscacert", "tlscert", "tlskey",
     "live-restore", "shutdown-timeout", "labels", "registry-mirrors", "insecure-registries",
     "max-concurrent-downloads", "max-concurrent-uploads", "bridge", "bip", "fixed-cidr", "mtu",
@@ -158,7 +159,7 @@ mod tests {
     #[test]
     fn every_field_has_a_key_in_honoured() {
         let all = r#"{"hosts":[],"data-root":"/d","exec-root":"/e","containerd":"/c",
-            "containerd-namespace":"n","debug":true,"log-level":"info","pidfile":"/p",
+            "containerd-namespace":"n","storage-driver":"vfs","debug":true,"log-level":"info","pidfile":"/p",
             "group":"g","tls":true,"tlsverify":true,"tlscacert":"/ca","tlscert":"/c",
             "tlskey":"/k","live-restore":true,"shutdown-timeout":15,"labels":["a=b"],"registry-mirrors":[],
             "insecure-registries":[],"max-concurrent-downloads":3,"max-concurrent-uploads":5,

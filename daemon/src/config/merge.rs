@@ -46,6 +46,7 @@ pub fn merge(cli: &Cli, file: ParsedFile, path: &Path) -> Result<Config, String>
             .clone()
             .or(f.containerd_namespace)
             .unwrap_or_else(|| super::DEFAULT_NAMESPACE.to_string()),
+        snapshotter: snapshotter_for(cli.storage_driver.as_deref().or(f.storage_driver.as_deref()).unwrap_or("")),
         debug: cli.debug.or(f.debug).unwrap_or(false),
         log_level: cli.log_level.clone().or(f.log_level).unwrap_or_else(|| "info".to_string()),
         pidfile: cli.pidfile.clone().or(f.pidfile).unwrap_or_else(|| super::DEFAULT_PIDFILE.into()),
@@ -181,6 +182,17 @@ fn container_defaults(cli: &Cli, f: &super::daemon_json::DaemonJson) -> Result<C
 
 /// A transfer limit: unset or 0 is the default; negative is an error with
 /// dockerd's text.
+/// dockerd's graph driver names for the containerd snapshotters behind
+/// them; a snapshotter's own name is taken as is (checked against
+/// containerd's plugins at start).
+fn snapshotter_for(storage_driver: &str) -> String {
+    match storage_driver {
+        "" | "overlay2" => "overlayfs".into(),
+        "vfs" => "native".into(),
+        other => other.into(),
+    }
+}
+
 fn concurrency(value: Option<i64>, default: usize, what: &str) -> Result<usize, String> {
     match value {
         None | Some(0) => Ok(default),
@@ -217,6 +229,7 @@ fn flags_set(cli: &Cli) -> Vec<(&'static str, String)> {
         ("exec-root", path(&cli.exec_root)),
         ("containerd", path(&cli.containerd)),
         ("containerd-namespace", text(&cli.containerd_namespace)),
+        ("storage-driver", text(&cli.storage_driver)),
         ("debug", boolean(&cli.debug)),
         ("log-level", text(&cli.log_level)),
         ("pidfile", path(&cli.pidfile)),

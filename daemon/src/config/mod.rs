@@ -43,6 +43,9 @@ pub struct Config {
     /// `None`: use the system containerd if it answers, else start our own.
     pub containerd: Option<PathBuf>,
     pub containerd_namespace: String,
+    /// The containerd snapshotter `storage-driver` names (`overlay2` →
+    /// `overlayfs`, `vfs` → `native`, others as given).
+    pub snapshotter: String,
     pub debug: bool,
     pub log_level: String,
     pub pidfile: PathBuf,

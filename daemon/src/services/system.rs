@@ -11,7 +11,7 @@ use api_types::version::{MAX_API_VERSION, MIN_API_VERSION};
 
 use super::images::ImageService;
 use super::ServiceError;
-use crate::backends::containerd::{Containerd, SNAPSHOTTER};
+use crate::backends::containerd::Containerd;
 use crate::backends::host::{self, CgroupFeatures, HostInfo};
 use crate::config::Config;
 use crate::release;
@@ -150,7 +150,7 @@ impl SystemService {
             containers_paused: summary.paused,
             containers_stopped: summary.stopped,
             images,
-            driver: SNAPSHOTTER.into(),
+            driver: self.containerd.snapshotter().into(),
             driver_status: vec![["driver-type".into(), "io.containerd.snapshotter.v1".into()]],
             plugins: PluginsInfo::default(),
             memory_limit: cg.memory_limit,

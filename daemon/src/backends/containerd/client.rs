@@ -26,6 +26,9 @@ pub struct Containerd {
     /// Every call made through this handle runs under this lease (see
     /// `leases.rs`), so what it creates survives GC until the lease goes.
     lease: Option<String>,
+    /// Where images are unpacked and containers get their rootfs
+    /// (`storage-driver`).
+    pub(super) snapshotter: String,
 }
 
 /// containerd's own version, as `/version` reports it.
@@ -56,7 +59,36 @@ impl Containerd {
                 let socket = socket.clone();
                 async move { Ok::<_, std::io::Error>(TokioIo::new(tokio::net::UnixStream::connect(socket).await?)) }
             }));
-        Ok(Self { channel, namespace: namespace.to_string(), address: address.to_path_buf(), lease: None })
+        Ok(Self {
+            channel,
+            namespace: namespace.to_string(),
+            address: address.to_path_buf(),
+            lease: None,
+            snapshotter: super::DEFAULT_SNAPSHOTTER.to_string(),
+        })
+    }
+
+    /// A handle on another snapshotter (from `storage-driver`).
+    pub fn with_snapshotter(self, snapshotter: &str) -> Self {
+        Self { snapshotter: snapshotter.to_string(), ..self }
+    }
+
+    pub fn snapshotter(&self) -> &str {
+        &self.snapshotter
+    }
+
+    /// Whether containerd has this handle's snapshotter, loaded without
+    /// error (`storage-driver` names one at start).
+    pub async fn snapshotter_available(&self) -> Result<bool, ContainerdError> {
+        use containerd_client::services::v1::{introspection_client::IntrospectionClient, PluginsRequest};
+        let filter = format!("type==io.containerd.snapshotter.v1,id=={}", self.snapshotter);
+        let plugins = IntrospectionClient::new(self.channel.clone())
+            .plugins(PluginsRequest { filters: vec![filter] })
+            .await
+            .map_err(|s| ContainerdError::from_status("introspection.plugins", s))?
+            .into_inner()
+            .plugins;
+        Ok(plugins.iter().any(|p| p.init_err.is_none()))
     }
 
     pub fn address(&self) -> &Path {

@@ -8,7 +8,7 @@ use containerd_client::services::v1::{
 };
 use prost_types::Any;
 
-use super::{Containerd, ContainerdError, SNAPSHOTTER};
+use super::{Containerd, ContainerdError};
 
 /// The runc shim, v2 API.
 pub const RUNC_RUNTIME: &str = "io.containerd.runc.v2";
@@ -50,7 +50,7 @@ impl Containerd {
                 }),
             }),
             spec: Some(Any { type_url: SPEC_TYPE_URL.to_string(), value: spec }),
-            snapshotter: SNAPSHOTTER.to_string(),
+            snapshotter: self.snapshotter.clone(),
             snapshot_key: c.snapshot_key.to_string(),
             ..Default::default()
         };

@@ -25,5 +25,5 @@ pub use leases::LeaseResource;
 pub use snapshots::{SnapshotInfo, SnapshotKind, SnapshotUsage};
 pub use tasks::{Mount, TaskIo, TaskState};
 
-/// The snapshotter behind `overlay2` (`Driver` in `/info`).
-pub const SNAPSHOTTER: &str = "overlayfs";
+/// The snapshotter behind dockerd's default `overlay2` (`Driver` in `/info`).
+pub const DEFAULT_SNAPSHOTTER: &str = "overlayfs";

@@ -5,7 +5,7 @@ use containerd_client::services::v1::snapshots::{
     snapshots_client::SnapshotsClient, MountsRequest, PrepareSnapshotRequest, RemoveSnapshotRequest,
 };
 
-use super::{Containerd, ContainerdError, ErrorKind, Mount, SNAPSHOTTER};
+use super::{Containerd, ContainerdError, ErrorKind, Mount};
 
 fn mounts_from(proto: Vec<containerd_client::types::Mount>) -> Vec<Mount> {
     proto.into_iter().map(|m| Mount { kind: m.r#type, source: m.source, options: m.options }).collect()
@@ -16,7 +16,7 @@ impl Containerd {
     /// existing one is reused (a retry after a crash).
     pub async fn rootfs_prepare(&self, key: &str, parent: &str) -> Result<Vec<Mount>, ContainerdError> {
         let req = PrepareSnapshotRequest {
-            snapshotter: SNAPSHOTTER.to_string(),
+            snapshotter: self.snapshotter.clone(),
             key: key.to_string(),
             parent: parent.to_string(),
             labels: Default::default(),
@@ -31,7 +31,7 @@ impl Containerd {
     }
 
     pub async fn rootfs_mounts(&self, key: &str) -> Result<Vec<Mount>, ContainerdError> {
-        let req = MountsRequest { snapshotter: SNAPSHOTTER.to_string(), key: key.to_string() };
+        let req = MountsRequest { snapshotter: self.snapshotter.clone(), key: key.to_string() };
         Ok(mounts_from(
             SnapshotsClient::new(self.channel.clone())
                 .mounts(self.request(req))
@@ -44,7 +44,7 @@ impl Containerd {
 
     /// Remove the writable snapshot; a missing one is not an error.
     pub async fn rootfs_remove(&self, key: &str) -> Result<(), ContainerdError> {
-        let req = RemoveSnapshotRequest { snapshotter: SNAPSHOTTER.to_string(), key: key.to_string() };
+        let req = RemoveSnapshotRequest { snapshotter: self.snapshotter.clone(), key: key.to_string() };
         match SnapshotsClient::new(self.channel.clone()).remove(self.request(req)).await {
             Ok(_) => Ok(()),
             Err(s) if s.code() == tonic::Code::NotFound => Ok(()),

@@ -8,7 +8,7 @@ use api_types::container::{ContainerConfig, ContainerCreateRequest, ContainerCre
 use super::image::{self, ImageForContainer};
 use super::record::{Container, State};
 use super::{naming, user, ContainerService, Entry};
-use crate::backends::containerd::{Containerd, NewContainer};
+use crate::backends::containerd::{Containerd, ErrorKind, NewContainer};
 use crate::backends::oci_spec::{self, EtcFiles, SpecInput};
 use crate::services::ServiceError;
 
@@ -164,7 +164,14 @@ impl ContainerService {
 
     /// The containerd side: writable snapshot, hosts files, spec, record.
     async fn materialize(&self, containerd: &Containerd, record: &Container, image: &ImageForContainer) -> Result<(), ServiceError> {
-        let mounts = containerd.rootfs_prepare(&record.id, &image.top_chain_id).await?;
+        let mounts = match containerd.rootfs_prepare(&record.id, &image.top_chain_id).await {
+            // Pulled under another storage-driver: unpack it into this one.
+            Err(e) if e.kind() == ErrorKind::NotFound && !image.top_chain_id.is_empty() => {
+                self.images.ensure_unpacked(&image.id).await?;
+                containerd.rootfs_prepare(&record.id, &image.top_chain_id).await?
+            }
+            prepared => prepared?,
+        };
         let files = user::RootfsFiles::new(&mounts);
         let host_config = self.attach_volumes(record, &files).await?;
         let group_add: Vec<String> = record

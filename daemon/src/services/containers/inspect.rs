@@ -5,7 +5,6 @@ use api_types::container::{ContainerInspect, ContainerState, GraphDriver};
 use super::list::network_mode;
 use super::record::Status;
 use super::ContainerService;
-use crate::backends::containerd::SNAPSHOTTER;
 use crate::services::ServiceError;
 
 impl ContainerService {
@@ -43,7 +42,7 @@ impl ContainerService {
             log_path: r.log_path.clone(),
             name: r.name.clone(),
             restart_count: r.restart_count,
-            driver: SNAPSHOTTER.to_string(),
+            driver: self.containerd.snapshotter().to_string(),
             platform: "linux".into(),
             mount_label: String::new(),
             process_label: String::new(),
@@ -52,7 +51,7 @@ impl ContainerService {
             size_rw: None,
             size_root_fs: None,
             host_config,
-            graph_driver: GraphDriver { name: SNAPSHOTTER.to_string(), data: None },
+            graph_driver: GraphDriver { name: self.containerd.snapshotter().to_string(), data: None },
             mounts,
             config: r.config.clone(),
             network_settings: self.network_settings(&r).await,

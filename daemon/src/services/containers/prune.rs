@@ -6,7 +6,6 @@ use api_types::filters::Filters;
 
 use super::record::Status;
 use super::ContainerService;
-use crate::backends::containerd::SNAPSHOTTER;
 use crate::services::images::parse_until;
 use crate::services::ServiceError;
 
@@ -30,7 +29,7 @@ impl ContainerService {
                 }
                 record.id.clone()
             };
-            let size = self.containerd.snapshot_usage(SNAPSHOTTER, &id).await.map(|u| u.size).unwrap_or(0);
+            let size = self.containerd.snapshot_usage(self.containerd.snapshotter(), &id).await.map(|u| u.size).unwrap_or(0);
             match self.destroy(&entry).await {
                 Ok(()) => {
                     reclaimed += u64::try_from(size).unwrap_or(0);

@@ -7,7 +7,6 @@ use std::collections::HashMap;
 
 use super::record::Container;
 use super::ContainerService;
-use crate::backends::containerd::SNAPSHOTTER;
 use crate::services::ServiceError;
 
 impl ContainerService {
@@ -45,8 +44,8 @@ impl ContainerService {
     /// The container's own layer: its usage, and the snapshot it sits on.
     async fn writable_layer(&self, r: &Container) -> Result<(i64, String), ServiceError> {
         let (usage, info) = tokio::join!(
-            self.containerd.snapshot_usage(SNAPSHOTTER, &r.id),
-            self.containerd.snapshot_stat(SNAPSHOTTER, &r.id)
+            self.containerd.snapshot_usage(self.containerd.snapshotter(), &r.id),
+            self.containerd.snapshot_stat(self.containerd.snapshotter(), &r.id)
         );
         Ok((usage?.size, info?.map(|i| i.parent).unwrap_or_default()))
     }
@@ -57,7 +56,7 @@ impl ContainerService {
         let mut parent = Some(parent.to_string());
         while let Some(layer) = parent.filter(|p| !p.is_empty()) {
             total += self.images.layer_size(&layer).await.unwrap_or(0);
-            parent = self.containerd.snapshot_stat(SNAPSHOTTER, &layer).await?.map(|i| i.parent);
+            parent = self.containerd.snapshot_stat(self.containerd.snapshotter(), &layer).await?.map(|i| i.parent);
         }
         Ok(total)
     }

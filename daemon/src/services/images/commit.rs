@@ -16,7 +16,7 @@ use super::{
     is_manifest, ImageService, ResolvedImage, StoredImage, MEDIA_TYPE_DOCKER_CONFIG, MEDIA_TYPE_DOCKER_LAYER,
     MEDIA_TYPE_DOCKER_MANIFEST, MEDIA_TYPE_OCI_MANIFEST,
 };
-use crate::backends::containerd::{OciDescriptor, SNAPSHOTTER};
+use crate::backends::containerd::OciDescriptor;
 use crate::services::ServiceError;
 
 const MEDIA_TYPE_OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
@@ -165,10 +165,10 @@ impl ImageService {
         let upper = c.rootfs_mounts(key).await?;
         let view = format!("berthd-commit-view-{}", uuid::Uuid::new_v4().simple());
         let top = parent.and_then(|p| p.chain_ids.last().cloned()).unwrap_or_default();
-        let lower = c.snapshot_view(SNAPSHOTTER, &view, &top).await?;
+        let lower = c.snapshot_view(c.snapshotter(), &view, &top).await?;
         let reference = format!("berthd-commit-{}", uuid::Uuid::new_v4().simple());
         let diff = c.diff_compare(&lower, &upper, MEDIA_TYPE_OCI_LAYER, &reference).await;
-        if let Err(e) = c.snapshot_remove(SNAPSHOTTER, &view).await {
+        if let Err(e) = c.snapshot_remove(c.snapshotter(), &view).await {
             tracing::warn!(snapshot = %view, error = %e, "removing the commit's lower view");
         }
         let diff = diff?;
@@ -242,7 +242,7 @@ impl ImageService {
         let lease = self.containerd.lease_create(&key, "build", WORK_LEASE_EXPIRY).await?;
         let leased = self.containerd.with_lease(&lease);
         let top = parent.and_then(|p| p.chain_ids.last().cloned()).unwrap_or_default();
-        let mounts = if writable { leased.rootfs_prepare(&key, &top).await } else { leased.snapshot_view(SNAPSHOTTER, &key, &top).await };
+        let mounts = if writable { leased.rootfs_prepare(&key, &top).await } else { leased.snapshot_view(leased.snapshotter(), &key, &top).await };
         match mounts {
             Ok(mounts) => Ok(WorkSnapshot { key, mounts, lease }),
             Err(e) => {

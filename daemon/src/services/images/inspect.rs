@@ -3,7 +3,6 @@
 use api_types::image::{GraphDriver, ImageInspect, ImageMetadata, OciDescriptor as WireOciDescriptor, RootFs};
 
 use super::ImageService;
-use crate::backends::containerd::SNAPSHOTTER;
 use crate::services::ServiceError;
 
 impl ImageService {
@@ -34,7 +33,7 @@ impl ImageService {
             os: cfg.os.clone(),
             os_version: cfg.os_version.clone().unwrap_or_default(),
             size: self.image_size(r).await,
-            graph_driver: GraphDriver { data: None, name: SNAPSHOTTER.into() },
+            graph_driver: GraphDriver { data: None, name: self.containerd.snapshotter().into() },
             rootfs: RootFs { kind: cfg.rootfs.kind.clone(), layers: cfg.rootfs.diff_ids.clone() },
             metadata: ImageMetadata { last_tag_time: image.last_tag_time() },
             descriptor: Some(WireOciDescriptor {

@@ -29,7 +29,7 @@ use serde::Deserialize;
 
 use super::events::EventBus;
 use super::ServiceError;
-use crate::backends::containerd::{Containerd, ImageRecord, OciDescriptor, SNAPSHOTTER};
+use crate::backends::containerd::{Containerd, ImageRecord, OciDescriptor};
 
 pub use commit::{NewImage, WorkSnapshot};
 pub(crate) use list::glob_match;
@@ -546,7 +546,7 @@ impl ImageService {
         if let Some(size) = self.usage.lock().unwrap_or_else(|e| e.into_inner()).get(chain_id) {
             return Some(*size);
         }
-        let usage = self.containerd.snapshot_usage(SNAPSHOTTER, chain_id).await.ok()?;
+        let usage = self.containerd.snapshot_usage(self.containerd.snapshotter(), chain_id).await.ok()?;
         self.usage.lock().unwrap_or_else(|e| e.into_inner()).insert(chain_id.to_string(), usage.size);
         Some(usage.size)
     }

@@ -12,7 +12,7 @@ use api_types::image::ImageDeleteResponseItem;
 
 use super::unpack::dangling_name;
 use super::{is_id_prefix, short_id, ImageService, LocalImage, RecordName};
-use crate::backends::containerd::{ImageRecord, SNAPSHOTTER};
+use crate::backends::containerd::ImageRecord;
 use crate::services::ServiceError;
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -256,7 +256,7 @@ impl ImageService {
         out.push(ImageDeleteResponseItem::deleted(image.id()));
         let mut reclaimed = 0u64;
         for (chain, size) in chains.iter().zip(sizes).rev() {
-            if self.containerd.snapshot_stat(SNAPSHOTTER, chain).await?.is_none() {
+            if self.containerd.snapshot_stat(self.containerd.snapshotter(), chain).await?.is_none() {
                 out.push(ImageDeleteResponseItem::deleted(chain.clone()));
                 reclaimed += size.max(0) as u64;
             }

@@ -22,7 +22,7 @@ use super::{
 use crate::backends::containerd::content::labels;
 use crate::backends::containerd::snapshots::LABEL_SNAPSHOT_REF;
 use crate::backends::containerd::{
-    CommittedBlob, Containerd, ContentWriter, ErrorKind, ImageRecord, LeaseResource, OciDescriptor, SNAPSHOTTER,
+    CommittedBlob, Containerd, ContentWriter, ErrorKind, ImageRecord, LeaseResource, OciDescriptor,
 };
 use crate::services::ServiceError;
 
@@ -136,6 +136,15 @@ impl Ingestion {
 }
 
 impl ImageService {
+    /// Unpack an image whose layers are not in this daemon's snapshotter
+    /// (pulled while `storage-driver` named another one).
+    pub async fn ensure_unpacked(&self, image_id: &str) -> Result<(), ServiceError> {
+        let found = self.find(image_id).await?;
+        let ingest = self.begin_ingestion().await?;
+        let result = self.unpack(&ingest, &found.image.resolved).await;
+        ingest.settle(result).await
+    }
+
     /// Start an ingestion (a fresh lease).
     pub async fn begin_ingestion(&self) -> Result<Ingestion, ServiceError> {
         let lease = self.containerd.lease_create(&unique("berthd-ingest"), "ingest", LEASE_EXPIRY).await?;
@@ -179,7 +188,7 @@ impl ImageService {
             self.unpack_layer(ingest, image, i).await?;
         }
         if let Some(top) = image.chain_ids.last() {
-            let set = BTreeMap::from([(labels::gc_ref_snapshot(SNAPSHOTTER), top.clone())]);
+            let set = BTreeMap::from([(labels::gc_ref_snapshot(ingest.containerd().snapshotter()), top.clone())]);
             ingest.containerd().content_set_labels(&image.config_descriptor.digest, &set).await?;
         }
         Ok(())
@@ -193,18 +202,18 @@ impl ImageService {
         let diff_ids = &image.config.rootfs.diff_ids;
         let layer = &image.layers[i];
         let chain = &image.chain_ids[i];
-        if c.snapshot_stat(SNAPSHOTTER, chain).await?.is_some() {
-            ingest.base.lease_add_resource(&ingest.lease, LeaseResource::Snapshot { snapshotter: SNAPSHOTTER, key: chain }).await?;
+        if c.snapshot_stat(c.snapshotter(), chain).await?.is_some() {
+            ingest.base.lease_add_resource(&ingest.lease, LeaseResource::Snapshot { snapshotter: ingest.base.snapshotter(), key: chain }).await?;
             return Ok(());
         }
         let parent = if i == 0 { "" } else { image.chain_ids[i - 1].as_str() };
         let key = format!("extract-{} {chain}", uuid::Uuid::new_v4().simple());
         let snapshot_labels = [(LABEL_SNAPSHOT_REF, chain.as_str())];
-        let mounts = c.snapshot_prepare(SNAPSHOTTER, &key, parent, &snapshot_labels).await?;
+        let mounts = c.snapshot_prepare(c.snapshotter(), &key, parent, &snapshot_labels).await?;
         let applied = match c.diff_apply(layer, &mounts).await {
             Ok(a) => a,
             Err(e) => {
-                let _ = c.snapshot_remove(SNAPSHOTTER, &key).await;
+                let _ = c.snapshot_remove(c.snapshotter(), &key).await;
                 return Err(ServiceError::Internal(format!(
                     "failed to extract layer ({} {}): {e}",
                     layer.media_type, layer.digest
@@ -212,19 +221,19 @@ impl ImageService {
             }
         };
         if applied.digest != diff_ids[i] {
-            let _ = c.snapshot_remove(SNAPSHOTTER, &key).await;
+            let _ = c.snapshot_remove(c.snapshotter(), &key).await;
             return Err(ServiceError::InvalidParameter(format!(
                 "wrong diff id {} calculated on extraction of {}, expected {}",
                 applied.digest, layer.digest, diff_ids[i]
             )));
         }
-        match c.snapshot_commit(SNAPSHOTTER, chain, &key, &snapshot_labels).await {
+        match c.snapshot_commit(c.snapshotter(), chain, &key, &snapshot_labels).await {
             Ok(()) => {}
             Err(e) if e.kind() == ErrorKind::AlreadyExists => {
-                let _ = c.snapshot_remove(SNAPSHOTTER, &key).await;
+                let _ = c.snapshot_remove(c.snapshotter(), &key).await;
             }
             Err(e) => {
-                let _ = c.snapshot_remove(SNAPSHOTTER, &key).await;
+                let _ = c.snapshot_remove(c.snapshotter(), &key).await;
                 return Err(e.into());
             }
         }

@@ -197,7 +197,7 @@ impl ContainerService {
             }
         }
         let events = service.containerd.task_events();
-        tokio::spawn(monitor::run(service.clone(), events));
+        tokio::spawn(monitor::supervise(service.clone(), events));
         monitor::recover(&service).await;
         monitor::reconcile(&service).await;
         service.start_on_boot().await;

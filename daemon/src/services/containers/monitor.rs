@@ -13,7 +13,24 @@ use super::io::Fifos;
 use super::ContainerService;
 use crate::backends::containerd::{ContainerdError, ErrorKind, TaskEvent, TaskState};
 
-pub async fn run(service: Arc<ContainerService>, mut events: mpsc::Receiver<TaskEvent>) {
+/// Follow containerd's task events for the daemon's whole life. The stream
+/// never ends by itself, so if it or its consumer stops (a panic in either)
+/// both are started again, with a reconcile for what went by meanwhile:
+/// a dead consumer must not leave exits unrecorded for good.
+pub async fn supervise(service: Arc<ContainerService>, first: mpsc::Receiver<TaskEvent>) {
+    let mut events = first;
+    loop {
+        match tokio::spawn(run(service.clone(), events)).await {
+            Err(e) if e.is_panic() => tracing::error!("the task event consumer panicked; restarting it"),
+            _ => tracing::error!("the task event stream stopped; restarting it"),
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        events = service.containerd.task_events();
+        reconcile(&service).await;
+    }
+}
+
+async fn run(service: Arc<ContainerService>, mut events: mpsc::Receiver<TaskEvent>) {
     while let Some(event) = events.recv().await {
         match event {
             TaskEvent::Exit { container_id, exec_id, exit_status, exited_at, .. } if exec_id.is_empty() => {

@@ -333,6 +333,36 @@ fn rmi_of_a_built_image_deletes_its_untagged_steps() {
     assert_eq!(after.stdout, "busybox\n");
 }
 
+/// `docker image prune` deletes a dangling built image and, as dockerd's
+/// ImageDelete with prune, its untagged step images that it leaves without
+/// children; a step another image still builds on stays.
+#[test]
+fn image_prune_cascades_to_step_images_left_dangling() {
+    let daemon = Berthd::start_with_busybox();
+    let old = context(&[("Dockerfile", "FROM busybox\nRUN echo a > /a\nENV B=1\nCMD [\"cat\", \"/a\"]\n")]);
+    build(&daemon, old.path(), &["-t", "chain"]).success();
+    let old_top = daemon.inspect_format("{{.Id}}", "chain");
+    let old_env = inspect(&daemon, "chain")["Parent"].as_str().unwrap().to_string();
+    let old_run = inspect(&daemon, &old_env)["Parent"].as_str().unwrap().to_string();
+    // "keep" shares the RUN step (from the cache); the tag moves to a new chain.
+    let keep = context(&[("Dockerfile", "FROM busybox\nRUN echo a > /a\nLABEL k=v\n")]);
+    let out = build(&daemon, keep.path(), &["-t", "keep"]).success();
+    assert_eq!(steps_using_cache(&out.stdout), 1, "{}", out.stdout);
+    let new = context(&[("Dockerfile", "FROM busybox\nRUN echo b > /b\n")]);
+    build(&daemon, new.path(), &["-t", "chain"]).success();
+
+    let pruned = daemon.docker(&["image", "prune", "-f"]).success().stdout;
+    assert!(pruned.contains(&format!("deleted: {}", old_top.trim())), "{pruned}");
+    assert!(pruned.contains(&format!("deleted: {old_env}")), "{pruned}");
+    assert!(!pruned.contains(&old_run), "the shared step must stay:\n{pruned}");
+    let all = daemon.docker(&["images", "-a", "-q", "--no-trunc"]).success().stdout;
+    assert!(!all.contains(old_top.trim()) && !all.contains(&old_env), "{all}");
+    assert!(all.contains(&old_run), "{all}");
+    // Nothing dangling is left for a second pass.
+    let again = daemon.docker(&["image", "prune", "-f"]).success().stdout;
+    assert!(!again.contains("deleted:"), "{again}");
+}
+
 /// A gzip tar context with `files`.
 fn context_tar(files: &[(&str, &str)]) -> Vec<u8> {
     let mut tar = tar::Builder::new(flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast()));

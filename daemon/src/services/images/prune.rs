@@ -61,7 +61,8 @@ fn parse_go_duration(value: &str) -> Option<i64> {
 }
 
 impl ImageService {
-    /// Prune; images `users` run from stay, as do images with children.
+    /// Prune; images `users` run from stay, as do images with children
+    /// (unless their last child goes in the same pass).
     pub async fn prune(&self, opts: &ImagePruneOptions, users: &[super::ImageUser]) -> Result<ImagesPruneResponse, ServiceError> {
         if let Some(bad) = opts.filters.keys().find(|k| !FILTERS.contains(&k.as_str())) {
             return Err(ServiceError::InvalidParameter(format!("invalid filter '{bad}'")));
@@ -100,6 +101,8 @@ impl ImageService {
             let before = deleted.len();
             reclaimed += self.delete_image(image, &mut deleted).await?;
             self.emit_removals(image.id(), &deleted[before..]);
+            // As dockerd (ImageDelete with prune): parents left dangling go too.
+            reclaimed += self.delete_parents(image, users, &mut deleted).await?;
         }
         self.events.publish(
             api_types::events::TYPE_IMAGE,

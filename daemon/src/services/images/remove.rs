@@ -197,7 +197,18 @@ impl ImageService {
             return Err(conflict.into_error(image.id()));
         }
         self.delete_image(&image, out).await?;
-        let mut parent = image.resolved.config.parent.clone().filter(|p| prune && !p.is_empty());
+        if prune {
+            self.delete_parents(&image, users, out).await?;
+        }
+        Ok(())
+    }
+
+    /// The parents of a deleted image go while nothing holds them (no name,
+    /// other child or container), as moby's imageDeleteHelper with `prune`.
+    /// Answers the bytes reclaimed.
+    pub(crate) async fn delete_parents(&self, image: &LocalImage, users: &[ImageUser], out: &mut Vec<ImageDeleteResponseItem>) -> Result<u64, ServiceError> {
+        let mut reclaimed = 0;
+        let mut parent = image.resolved.config.parent.clone().filter(|p| !p.is_empty());
         while let Some(id) = parent.take() {
             let Some(image) = self.local_images().await?.into_iter().find(|i| i.id() == id) else { break };
             let all = Soft { references: true, stopped: true };
@@ -205,12 +216,12 @@ impl ImageService {
                 break;
             }
             let mut items = Vec::new();
-            self.delete_image(&image, &mut items).await?;
+            reclaimed += self.delete_image(&image, &mut items).await?;
             self.emit_removals(image.id(), &items);
             out.extend(items);
             parent = image.resolved.config.parent.clone().filter(|p| !p.is_empty());
         }
-        Ok(())
+        Ok(reclaimed)
     }
 
     /// moby's checkImageDeleteConflict, in its order.

@@ -107,3 +107,50 @@ fn commit_errors_have_dockerd_text() {
     let images = daemon.docker(&["images", "-q"]).success();
     assert_eq!(images.stdout.lines().count(), 1, "{}", images.stdout);
 }
+
+/// Entry names of a tar file.
+fn tar_names(bytes: &[u8]) -> Vec<String> {
+    tar::Archive::new(bytes).entries().unwrap().map(|e| e.unwrap().path().unwrap().display().to_string()).collect()
+}
+
+/// The file `name` inside the tar file at `path`.
+fn tar_member(path: &std::path::Path, name: &str) -> Vec<u8> {
+    let mut archive = tar::Archive::new(std::fs::File::open(path).unwrap());
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        if entry.path().unwrap().display().to_string() == name {
+            let mut out = Vec::new();
+            std::io::Read::read_to_end(&mut entry, &mut out).unwrap();
+            return out;
+        }
+    }
+    panic!("{name} not in {}", path.display());
+}
+
+#[test]
+fn dockerenv_is_in_the_init_layer_seen_by_export_not_by_diff_or_commit() {
+    let daemon = Berthd::start_with_busybox();
+    let dir = tempfile::tempdir().unwrap();
+    daemon.docker(&["run", "-d", "--name", "ctr", "busybox", "sleep", "1000"]).success();
+    // As dockerd: an empty, root-owned 0755 file.
+    let ls = daemon.docker(&["exec", "ctr", "stat", "-c", "%A %s %u:%g", "/.dockerenv"]).success();
+    assert_eq!(ls.stdout, "-rwxr-xr-x 0 0:0\n");
+    daemon.docker(&["exec", "ctr", "touch", "/newfile"]).success();
+    assert_eq!(daemon.docker(&["diff", "ctr"]).success().stdout, "A /newfile\n");
+
+    let export = dir.path().join("export.tar");
+    daemon.docker(&["export", "-o", export.to_str().unwrap(), "ctr"]).success();
+    let names = tar_names(&std::fs::read(&export).unwrap());
+    for wanted in [".dockerenv", "etc/hosts", "etc/hostname", "etc/resolv.conf", "dev/console", "newfile"] {
+        assert!(names.iter().any(|n| n == wanted), "{wanted} not exported: {names:?}");
+    }
+
+    daemon.docker(&["commit", "ctr", "me/init:v1"]).success();
+    let saved = dir.path().join("save.tar");
+    daemon.docker(&["save", "-o", saved.to_str().unwrap(), "me/init:v1"]).success();
+    let manifest: serde_json::Value = serde_json::from_slice(&tar_member(&saved, "manifest.json")).unwrap();
+    let top = manifest[0]["Layers"].as_array().unwrap().last().unwrap().as_str().unwrap().to_string();
+    assert_eq!(tar_names(&tar_member(&saved, &top)), ["newfile"]);
+    // A container of the committed image has its own /.dockerenv again.
+    daemon.docker(&["run", "--rm", "me/init:v1", "test", "-f", "/.dockerenv"]).success();
+}

@@ -241,12 +241,38 @@ impl Root {
         if is_dir {
             return self.mkdir_all(destination);
         }
-        let mut parts = components(destination);
-        let name = parts.pop().unwrap_or(".");
-        let dir = self.mkdir_all(&parts.join("/"))?;
-        let _ = rustix::fs::openat(&dir, name, OFlags::CREATE | OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::from_raw_mode(0o755))
-            .map_err(io_err)?;
+        self.make_file(destination)?;
         self.open(destination, false)
+    }
+
+    /// An empty file (mode 0755, as dockerd's mountpoints) at `path`
+    /// unless something is there, with its missing parent directories.
+    pub fn make_file(&self, path: &str) -> std::io::Result<()> {
+        let (dir, name) = self.missing(path)?;
+        let Some((dir, name)) = dir.zip(name) else { return Ok(()) };
+        rustix::fs::openat(&dir, name.as_str(), OFlags::CREATE | OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::from_raw_mode(0o755))
+            .map_err(io_err)?;
+        Ok(())
+    }
+
+    /// A symlink at `path` to `target` unless something is there.
+    pub fn make_symlink(&self, path: &str, target: &str) -> std::io::Result<()> {
+        let (dir, name) = self.missing(path)?;
+        let Some((dir, name)) = dir.zip(name) else { return Ok(()) };
+        rustix::fs::symlinkat(target, &dir, name.as_str()).map_err(io_err)
+    }
+
+    /// For a `path` that does not resolve: its parent (made if missing)
+    /// and last component; `None` when it exists.
+    fn missing(&self, path: &str) -> std::io::Result<(Option<OwnedFd>, Option<String>)> {
+        match self.open(path, true) {
+            Ok(_) => return Ok((None, None)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        let mut parts = components(path);
+        let name = parts.pop().map(str::to_string);
+        Ok((Some(self.mkdir_all(&parts.join("/"))?), name))
     }
 }
 

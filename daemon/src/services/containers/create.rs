@@ -164,14 +164,16 @@ impl ContainerService {
 
     /// The containerd side: writable snapshot, hosts files, spec, record.
     async fn materialize(&self, containerd: &Containerd, record: &Container, image: &ImageForContainer) -> Result<(), ServiceError> {
-        let mounts = match containerd.rootfs_prepare(&record.id, &image.top_chain_id).await {
+        let scratch = self.container_dir(&record.id).join(format!("init-{}", uuid::Uuid::new_v4().simple()));
+        let init = match super::init_layer::ensure(containerd, &image.top_chain_id, scratch.clone()).await {
             // Pulled under another storage-driver: unpack it into this one.
-            Err(e) if e.kind() == ErrorKind::NotFound && !image.top_chain_id.is_empty() => {
+            Err(ServiceError::NotFound(_)) if !image.top_chain_id.is_empty() => {
                 self.images.ensure_unpacked(&image.id).await?;
-                containerd.rootfs_prepare(&record.id, &image.top_chain_id).await?
+                super::init_layer::ensure(containerd, &image.top_chain_id, scratch).await?
             }
-            prepared => prepared?,
+            made => made?,
         };
+        let mounts = containerd.rootfs_prepare(&record.id, &init).await?;
         let files = user::RootfsFiles::new(&mounts);
         let host_config = self.attach_volumes(record, &files).await?;
         let group_add: Vec<String> = record

@@ -11,6 +11,7 @@ mod events;
 mod exec;
 mod health;
 mod image;
+mod init_layer;
 mod inspect;
 mod io;
 mod isolation;

@@ -164,7 +164,10 @@ impl ImageService {
     ) -> Result<Option<OciDescriptor>, ServiceError> {
         let upper = c.rootfs_mounts(key).await?;
         let view = format!("berthd-commit-view-{}", uuid::Uuid::new_v4().simple());
-        let top = parent.and_then(|p| p.chain_ids.last().cloned()).unwrap_or_default();
+        // Against the layer right below (a container's init layer, whose
+        // files are not the container's changes), else the image's top.
+        let below = c.snapshot_stat(c.snapshotter(), key).await?.map(|i| i.parent);
+        let top = below.unwrap_or_else(|| parent.and_then(|p| p.chain_ids.last().cloned()).unwrap_or_default());
         let lower = c.snapshot_view(c.snapshotter(), &view, &top).await?;
         let reference = format!("berthd-commit-{}", uuid::Uuid::new_v4().simple());
         let diff = c.diff_compare(&lower, &upper, MEDIA_TYPE_OCI_LAYER, &reference).await;

@@ -245,3 +245,86 @@ fn sizes_come_from_the_snapshotter() {
     // 1 MiB and the few files the runtime made; the image's layers besides.
     assert!(ps.stdout.starts_with("big 1.0") && ps.stdout.contains("MB (virtual "), "{}", ps.stdout);
 }
+
+/// `security.capability` for `cap_net_raw+ep` (VFS_CAP_REVISION_2).
+const CAP_NET_RAW: [u8; 20] = [1, 0, 0, 2, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+
+fn xattr(path: &std::path::Path, name: &str) -> Option<Vec<u8>> {
+    let p = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+    let n = std::ffi::CString::new(name).unwrap();
+    let mut buf = [0u8; 256];
+    // SAFETY: valid C strings and a buffer of the length given.
+    let len = unsafe { libc::lgetxattr(p.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    (len >= 0).then(|| buf[..len as usize].to_vec())
+}
+
+#[test]
+fn cp_keeps_capabilities_xattrs_and_subsecond_mtimes_as_dockerd() {
+    let daemon = Berthd::start_with_busybox();
+    let host = tempfile::tempdir().unwrap();
+    let bind = format!("{}:/data", host.path().display());
+    daemon.docker(&["run", "-d", "--name", "xa", "-v", &bind, "busybox", "sleep", "1000"]).success();
+    // What GNU tar --xattrs --format=pax writes for such a file.
+    let mut b = tar::Builder::new(Vec::new());
+    b.append_pax_extensions([
+        ("mtime", &b"1577934245.123456789"[..]),
+        ("SCHILY.xattr.security.capability", &CAP_NET_RAW[..]),
+        ("SCHILY.xattr.user.x", &b"hello"[..]),
+    ])
+    .unwrap();
+    let mut h = tar::Header::new_ustar();
+    h.set_path("f").unwrap();
+    h.set_mode(0o755);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_size(3);
+    h.set_mtime(1577934245);
+    h.set_cksum();
+    b.append(&h, &b"hi\n"[..]).unwrap();
+    let tar = b.into_inner().unwrap();
+    daemon.docker_stdin(&["cp", "-", "xa:/data"], &tar).success();
+    daemon.docker_stdin(&["cp", "-", "xa:/"], &tar).success();
+    // In: the time to the nanosecond and every attribute, as dockerd.
+    let times = daemon.docker(&["exec", "xa", "stat", "-c", "%y", "/f", "/data/f"]).success();
+    assert_eq!(times.stdout, "2020-01-02 03:04:05.123456789 +0000\n".repeat(2));
+    assert_eq!(xattr(&host.path().join("f"), "user.x").as_deref(), Some(&b"hello"[..]));
+    assert_eq!(xattr(&host.path().join("f"), "security.capability").as_deref(), Some(&CAP_NET_RAW[..]));
+
+    // Out (a file of the rootfs, then of the bind): dockerd 20.10 writes
+    // the capability as a PAX record, no other attribute, whole seconds.
+    for path in ["xa:/f", "xa:/data/f"] {
+        let out = daemon.docker(&["cp", path, "-"]).success();
+        let mut archive = tar::Archive::new(out.stdout.as_bytes());
+        let mut entry = archive.entries().unwrap().next().unwrap().unwrap();
+        let records: Vec<(String, Vec<u8>)> = entry
+            .pax_extensions()
+            .unwrap()
+            .map(|records| records.map(|r| r.unwrap()).map(|r| (r.key().unwrap().to_string(), r.value_bytes().to_vec())).collect())
+            .unwrap_or_default();
+        assert_eq!(records, [("SCHILY.xattr.security.capability".to_string(), CAP_NET_RAW.to_vec())], "{path}");
+        assert_eq!(entry.header().mtime().unwrap(), 1577934245, "{path}");
+        // The CLI puts the capability back on the host.
+        let dest = host.path().join("back");
+        daemon.docker(&["cp", path, &dest.display().to_string()]).success();
+        assert_eq!(xattr(&dest, "security.capability").as_deref(), Some(&CAP_NET_RAW[..]), "{path}");
+        std::fs::remove_file(&dest).unwrap();
+    }
+    // Export carries it too.
+    let exported = host.path().join("export.tar");
+    daemon.docker(&["export", "-o", &exported.display().to_string(), "xa"]).success();
+    let mut archive = tar::Archive::new(std::fs::File::open(&exported).unwrap());
+    let mut entry = archive.entries().unwrap().map(Result::unwrap).find(|e| e.path().unwrap().to_str() == Some("f")).unwrap();
+    let cap = entry.pax_extensions().unwrap().unwrap().map(Result::unwrap).find(|r| r.key() == Ok("SCHILY.xattr.security.capability")).map(|r| r.value_bytes().to_vec());
+    assert_eq!(cap, Some(CAP_NET_RAW.to_vec()));
+
+    // Commit keeps the capability and the time (dockerd to the second).
+    daemon.docker(&["commit", "xa", "me/xattrs"]).success();
+    daemon.docker(&["create", "--name", "xb", "me/xattrs"]).success();
+    let out = daemon.docker(&["cp", "xb:/f", "-"]).success();
+    let mut archive = tar::Archive::new(out.stdout.as_bytes());
+    let mut entry = archive.entries().unwrap().next().unwrap().unwrap();
+    let cap = entry.pax_extensions().unwrap().unwrap().map(Result::unwrap).find(|r| r.key() == Ok("SCHILY.xattr.security.capability")).map(|r| r.value_bytes().to_vec());
+    assert_eq!(cap, Some(CAP_NET_RAW.to_vec()));
+    let time = daemon.docker(&["run", "--rm", "me/xattrs", "stat", "-c", "%y", "/f"]).success();
+    assert_eq!(time.stdout, "2020-01-02 03:04:05.000000000 +0000\n");
+}

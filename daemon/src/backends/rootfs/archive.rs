@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::io::Write;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 
 use rustix::fs::{AtFlags, Dir, FileType, Mode, OFlags, Stat};
 use serde::Serialize;
@@ -185,9 +185,28 @@ fn header_for(st: &Stat, kind: tar::EntryType) -> tar::Header {
     h
 }
 
+/// The extended attribute dockerd puts in its tars (moby's
+/// `ReadSecurityXattrToTarHeader`): file capabilities, read through a
+/// handle so nothing is followed.
+const CAPABILITY: &str = "security.capability";
+
+fn capability(fd: &OwnedFd) -> Option<Vec<u8>> {
+    let mut buf = [0u8; 256];
+    let n = rustix::fs::getxattr(format!("/proc/self/fd/{}", fd.as_raw_fd()), CAPABILITY, &mut buf).ok()?;
+    Some(buf[..n].to_vec())
+}
+
 /// Write `h` named `name` exactly (tar-rs would drop a leading `./`),
-/// with GNU long-name records for names past 100 bytes.
-fn append<W: Write>(b: &mut tar::Builder<W>, h: &mut tar::Header, name: &str, link: Option<&str>, data: impl std::io::Read) -> std::io::Result<()> {
+/// with GNU long-name records for names past 100 bytes and a PAX record
+/// for a file capability.
+fn append<W: Write>(
+    b: &mut tar::Builder<W>,
+    h: &mut tar::Header,
+    name: &str,
+    link: Option<&str>,
+    cap: Option<&[u8]>,
+    data: impl std::io::Read,
+) -> std::io::Result<()> {
     fn long<W: Write>(b: &mut tar::Builder<W>, kind: tar::EntryType, value: &str) -> std::io::Result<()> {
         let mut l = tar::Header::new_gnu();
         l.as_old_mut().name[..13].copy_from_slice(b"././@LongLink");
@@ -209,6 +228,9 @@ fn append<W: Write>(b: &mut tar::Builder<W>, h: &mut tar::Header, name: &str, li
     if name.len() > 100 {
         long(b, tar::EntryType::new(b'L'), name)?;
     }
+    if let Some(cap) = cap {
+        b.append_pax_extensions([("SCHILY.xattr.security.capability", cap)])?;
+    }
     let n = name.len().min(100);
     h.as_old_mut().name[..n].copy_from_slice(&name.as_bytes()[..n]);
     h.set_cksum();
@@ -218,7 +240,7 @@ fn append<W: Write>(b: &mut tar::Builder<W>, h: &mut tar::Header, name: &str, li
 impl<W: Write> Tar<W> {
     fn walk_dir(&mut self, dir: &OwnedFd, name: &str, st: &Stat) -> std::io::Result<()> {
         let mut h = header_for(st, tar::EntryType::Directory);
-        append(&mut self.builder, &mut h, &format!("{name}/"), None, std::io::empty())?;
+        append(&mut self.builder, &mut h, &format!("{name}/"), None, capability(dir).as_deref(), std::io::empty())?;
         self.walk_children(dir, name, st)
     }
 
@@ -260,22 +282,23 @@ impl<W: Write> Tar<W> {
                     if let Some(first) = self.links.get(&key) {
                         let mut h = header_for(st, tar::EntryType::Link);
                         let first = first.clone();
-                        return append(&mut self.builder, &mut h, full, Some(&first), std::io::empty());
+                        return append(&mut self.builder, &mut h, full, Some(&first), None, std::io::empty());
                     }
                     self.links.insert(key, full.to_string());
                 }
                 let file = rustix::fs::openat(dir, child, OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty()).map_err(io_err)?;
+                let cap = capability(&file);
                 let mut file = std::fs::File::from(file);
                 // The size at open: a file growing meanwhile is cut there.
                 let size = file.metadata()?.len();
                 let mut h = header_for(st, tar::EntryType::Regular);
                 h.set_size(size);
-                append(&mut self.builder, &mut h, full, None, std::io::Read::take(&mut file, size))
+                append(&mut self.builder, &mut h, full, None, cap.as_deref(), std::io::Read::take(&mut file, size))
             }
             FileType::Symlink => {
                 let target = rustix::fs::readlinkat(dir, child, Vec::new()).map_err(io_err)?;
                 let mut h = header_for(st, tar::EntryType::Symlink);
-                append(&mut self.builder, &mut h, full, Some(target.to_string_lossy().as_ref()), std::io::empty())
+                append(&mut self.builder, &mut h, full, Some(target.to_string_lossy().as_ref()), None, std::io::empty())
             }
             kind @ (FileType::CharacterDevice | FileType::BlockDevice | FileType::Fifo) => {
                 let entry = match kind {
@@ -288,7 +311,8 @@ impl<W: Write> Tar<W> {
                     h.set_device_major(rustix::fs::major(st.st_rdev))?;
                     h.set_device_minor(rustix::fs::minor(st.st_rdev))?;
                 }
-                append(&mut self.builder, &mut h, full, None, std::io::empty())
+                let node = rustix::fs::openat(dir, child, OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty()).map_err(io_err)?;
+                append(&mut self.builder, &mut h, full, None, capability(&node).as_deref(), std::io::empty())
             }
             // Sockets have no tar form (Go's archive/tar skips them too).
             _ => Ok(()),

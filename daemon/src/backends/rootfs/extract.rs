@@ -67,7 +67,7 @@ impl Root {
         // Resolve the destination once: entries go below what it is now.
         let base = format!("/{}", components(dest).join("/"));
         let mut archive = tar::Archive::new(crate::backends::tar_guard::TarGuard::new(reader));
-        let mut dirs: Vec<(String, tar::Header)> = Vec::new();
+        let mut dirs: Vec<(String, Timespec)> = Vec::new();
         for entry in archive.entries().map_err(bad_tar)? {
             let mut entry = entry.map_err(bad_tar)?;
             let name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
@@ -77,6 +77,7 @@ impl Root {
             if matches!(kind, tar::EntryType::XGlobalHeader | tar::EntryType::XHeader | tar::EntryType::GNULongName | tar::EntryType::GNULongLink) {
                 continue;
             }
+            let pax = Pax::of(&mut entry, &header)?;
             let rel = parts.join("/");
             let full = format!("{base}/{rel}");
             let parent_path = format!("{base}/{}", parts[..parts.len() - 1].join("/"));
@@ -143,19 +144,21 @@ impl Root {
             };
             chown(&dir, leaf, uid, gid)?;
             if kind != tar::EntryType::Symlink && kind != tar::EntryType::Link {
-                // chmod after chown: chown clears set-id bits.
+                // chmod and xattrs after chown: chown clears set-id bits
+                // and file capabilities.
                 set_mode(&dir, leaf, mode)?;
+                set_xattrs(&dir, leaf, &pax.xattrs)?;
             }
             if is_dir {
-                dirs.push((full, header));
+                dirs.push((full, pax.mtime));
             } else if kind != tar::EntryType::Link {
-                set_times(&dir, leaf, &header)?;
+                set_times(&dir, leaf, pax.mtime)?;
             }
         }
         // Directory times last: creating entries in them changed their mtime.
-        for (path, header) in dirs.iter().rev() {
+        for (path, mtime) in dirs.iter().rev() {
             let (dir, leaf) = self.parent(path)?;
-            set_times(&dir, leaf.as_deref().unwrap_or("."), header)?;
+            set_times(&dir, leaf.as_deref().unwrap_or("."), *mtime)?;
         }
         // Read what follows the end marker, so the client is not cut off
         // while it still writes padding.
@@ -177,8 +180,67 @@ fn set_mode(dir: &OwnedFd, leaf: &str, mode: Mode) -> std::io::Result<()> {
         .map_err(io_err)
 }
 
-fn set_times(dir: &OwnedFd, leaf: &str, header: &tar::Header) -> std::io::Result<()> {
-    let mtime = Timespec { tv_sec: header.mtime().unwrap_or(0) as i64, tv_nsec: 0 };
+/// What an entry's PAX records add to its header: the modification time
+/// to the nanosecond and extended attributes (`SCHILY.xattr.*`).
+struct Pax {
+    mtime: Timespec,
+    xattrs: Vec<(String, Vec<u8>)>,
+}
+
+impl Pax {
+    fn of<R: Read>(entry: &mut tar::Entry<'_, R>, header: &tar::Header) -> std::io::Result<Pax> {
+        let mut pax = Pax { mtime: Timespec { tv_sec: header.mtime().unwrap_or(0) as i64, tv_nsec: 0 }, xattrs: Vec::new() };
+        let Some(records) = entry.pax_extensions().map_err(bad_tar)? else { return Ok(pax) };
+        for record in records {
+            let record = record.map_err(bad_tar)?;
+            let Ok(key) = record.key() else { continue };
+            if key == "mtime" {
+                if let Some(t) = record.value().ok().and_then(parse_pax_time) {
+                    pax.mtime = t;
+                }
+            } else if let Some(name) = key.strip_prefix("SCHILY.xattr.") {
+                pax.xattrs.push((name.to_string(), record.value_bytes().to_vec()));
+            }
+        }
+        Ok(pax)
+    }
+}
+
+/// A PAX time, `seconds[.fraction]` (Go's parsePAXTime).
+fn parse_pax_time(value: &str) -> Option<Timespec> {
+    let (secs, frac) = value.split_once('.').unwrap_or((value, ""));
+    let tv_sec: i64 = secs.parse().ok()?;
+    if !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let digits: String = frac.chars().chain(std::iter::repeat('0')).take(9).collect();
+    let tv_nsec: i64 = digits.parse().ok()?;
+    if secs.starts_with('-') && tv_nsec != 0 {
+        // "-1.5" is half a second before -1.
+        return Some(Timespec { tv_sec: tv_sec - 1, tv_nsec: (1_000_000_000 - tv_nsec) as _ });
+    }
+    Some(Timespec { tv_sec, tv_nsec: tv_nsec as _ })
+}
+
+/// Set the entry's extended attributes through a handle (nothing is
+/// followed); a filesystem or a kernel that refuses one is skipped, as
+/// dockerd does for ENOTSUP and EPERM.
+fn set_xattrs(dir: &OwnedFd, leaf: &str, xattrs: &[(String, Vec<u8>)]) -> std::io::Result<()> {
+    if xattrs.is_empty() {
+        return Ok(());
+    }
+    let fd = rustix::fs::openat(dir, leaf, OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty()).map_err(io_err)?;
+    let path = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&fd));
+    for (name, value) in xattrs {
+        match rustix::fs::setxattr(path.as_str(), name.as_str(), value, rustix::fs::XattrFlags::empty()) {
+            Ok(()) | Err(Errno::NOTSUP | Errno::PERM) => {}
+            Err(e) => return Err(io_err(e)),
+        }
+    }
+    Ok(())
+}
+
+fn set_times(dir: &OwnedFd, leaf: &str, mtime: Timespec) -> std::io::Result<()> {
     let times = Timestamps { last_access: mtime, last_modification: mtime };
     rustix::fs::utimensat(dir, leaf, &times, AtFlags::SYMLINK_NOFOLLOW).map_err(io_err)
 }
@@ -207,6 +269,16 @@ fn remove_all(dir: &OwnedFd, leaf: &str) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pax_times_keep_their_fraction() {
+        let t = |s| parse_pax_time(s).map(|t| (t.tv_sec, t.tv_nsec as i64));
+        assert_eq!(t("1577934245.123456789"), Some((1577934245, 123456789)));
+        assert_eq!(t("1577934245.5"), Some((1577934245, 500000000)));
+        assert_eq!(t("1577934245"), Some((1577934245, 0)));
+        assert_eq!(t("-1.5"), Some((-2, 500000000)));
+        assert_eq!(t("1.x"), None);
+    }
 
     fn root(dir: &std::path::Path) -> Root {
         Root { fd: rustix::fs::open(dir, OFlags::PATH | OFlags::DIRECTORY, Mode::empty()).unwrap() }

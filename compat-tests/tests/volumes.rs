@@ -450,15 +450,57 @@ fn binds_from_the_data_root_get_rslave_or_are_refused() {
 }
 
 #[test]
-fn volume_options_through_mount_and_subpath_refused() {
+fn volume_options_through_mount() {
     let daemon = Berthd::start_with_busybox();
     let spec = "type=volume,src=viamount,dst=/data,volume-opt=type=tmpfs,volume-opt=device=tmpfs,volume-opt=o=size=1m";
     let out = daemon.docker(&["run", "--rm", "--mount", spec, "busybox", "sh", "-c", "grep ' /data ' /proc/mounts"]).success();
     assert!(out.stdout.starts_with("tmpfs /data tmpfs ") && out.stdout.contains("size=1024k"), "{}", out.stdout);
     let options = daemon.docker(&["volume", "inspect", "-f", "{{json .Options}}", "viamount"]).success();
     assert_eq!(options.stdout.trim(), r#"{"device":"tmpfs","o":"size=1m","type":"tmpfs"}"#);
+}
 
-    let out = daemon.docker(&["create", "--mount", "type=volume,src=sub,dst=/data,volume-subpath=dir", "busybox"]).failure();
-    assert!(out.stderr.contains(r#"volume subpath ("dir") is not supported by berthd yet"#), "{}", out.stderr);
+#[test]
+fn volume_subpath_mounts_part_of_a_volume_and_never_leaves_it() {
+    let daemon = Berthd::start_with_busybox();
+    let fill = "mkdir -p /v/dir/in && echo part > /v/dir/in/f && echo one > /v/file && ln -s /etc /v/abs \
+                && ln -s ../.. /v/up && ln -s dir /v/rel";
+    daemon.docker(&["run", "--rm", "-v", "vs:/v", "busybox", "sh", "-c", fill]).success();
+    let sub = |subpath: &str, dst: &str| format!("type=volume,src=vs,dst={dst},volume-subpath={subpath}");
+
+    let out = daemon.docker(&["run", "--rm", "--mount", &sub("dir", "/data"), "busybox", "sh", "-c", "cat /data/in/f; ls /data; echo w > /data/w"]).success();
+    assert_eq!(out.stdout, "part\nin\n");
+    let out = daemon.docker(&["run", "--rm", "-v", "vs:/v", "busybox", "cat", "/v/dir/w"]).success();
+    assert_eq!(out.stdout, "w\n");
+    // A symlink that stays inside is followed; a file can be the subpath.
+    let out = daemon.docker(&["run", "--rm", "--mount", &sub("rel", "/data"), "--mount", &sub("file", "/one"), "busybox", "sh", "-c", "ls /data; cat /one"]).success();
+    assert_eq!(out.stdout, "in\nw\none\n");
+
+    // Symlinks out of the volume are refused at start, as moby's safepath.
+    for escape in ["abs", "up", "abs/passwd"] {
+        let out = daemon.docker(&["run", "--rm", "--mount", &sub(escape, "/data"), "busybox", "true"]).failure();
+        assert!(out.stderr.contains("path concatenation escapes the base directory"), "{escape}: {}", out.stderr);
+    }
+    let out = daemon.docker(&["run", "--rm", "--mount", &sub("missing", "/data"), "busybox", "true"]).failure();
+    assert!(out.stderr.contains("cannot access path ") && out.stderr.contains("/missing: no such file or directory"), "{}", out.stderr);
+
+    // Lexical checks at create, with dockerd's texts.
+    let out = daemon.docker(&["create", "--mount", &sub("../x", "/data"), "busybox"]).failure();
+    assert!(out.stderr.contains(r#"invalid mount config for type "volume": subpath must be a relative path within the volume"#), "{}", out.stderr);
+    let out = daemon.docker(&["create", "--mount", "type=volume,dst=/data,volume-subpath=dir", "busybox"]).failure();
+    assert!(out.stderr.contains(r#"invalid mount config for type "volume": must not set Subpath when using anonymous volumes"#), "{}", out.stderr);
+    let body = br#"{"Image":"busybox","HostConfig":{"Mounts":[{"Type":"volume","Source":"vs","Target":"/d","VolumeOptions":{"Subpath":"dir"}}]}}"#;
+    let old = daemon.request("POST", "/v1.44/containers/create", Some(body));
+    assert_eq!(old.status, 400, "{}", old.text());
+    assert_eq!(old.json()["message"], "VolumeOptions.Subpath needs API v1.45 or newer");
+
+    // docker cp through a stopped container's subpath; removing running
+    // and stopped containers leaves the volume's data alone.
+    daemon.docker(&["create", "--name", "stopped", "--mount", &sub("dir", "/data"), "busybox"]).success();
+    let out = daemon.docker(&["cp", "stopped:/data/in/f", "-"]).success();
+    assert!(out.stdout.contains("part\n"), "{}", out.stdout);
+    daemon.docker(&["run", "-d", "--name", "running", "--mount", &sub("dir", "/data"), "busybox", "sleep", "1000"]).success();
+    daemon.docker(&["rm", "-f", "running", "stopped"]).success();
+    let out = daemon.docker(&["run", "--rm", "-v", "vs:/v", "busybox", "cat", "/v/dir/in/f", "/v/file"]).success();
+    assert_eq!(out.stdout, "part\none\n");
     assert_eq!(daemon.docker(&["ps", "-aq"]).success().stdout, "");
 }

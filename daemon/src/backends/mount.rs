@@ -1,8 +1,9 @@
 //! Host mounts berthd makes itself: containerd's mounts (a snapshot's
 //! `bind` or `overlay`) read-only, for the builder to read another stage's
-//! files, the tmpfs behind a shareable container's `/dev/shm`, and the
+//! files, the tmpfs behind a shareable container's `/dev/shm`, the
 //! filesystems of `local` volumes with options (`type`/`device`/`o`),
-//! mounted as moby's `mount.Mount` does.
+//! mounted as moby's `mount.Mount` does, and a volume's subpath resolved
+//! safely and bound where the container's spec expects it.
 
 use std::ffi::CString;
 use std::path::Path;
@@ -205,6 +206,83 @@ pub fn mount_with_options(device: &str, target: &Path, fstype: &str, options: &s
         raw_mount(None, target, None, plain | libc::MS_REMOUNT, "").map_err(|e| fail("remount-ro", "", plain | libc::MS_REMOUNT, "", e))?;
     }
     Ok(())
+}
+
+/// Why a volume's subpath cannot be mounted (moby's safepath errors).
+#[derive(Debug)]
+pub enum BeneathError {
+    /// Missing, or a symlink loop: "cannot access path …".
+    NotAccessible(String),
+    /// It leads outside the base: "path concatenation escapes …".
+    Escapes(String),
+    Other(String),
+}
+
+impl std::fmt::Display for BeneathError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BeneathError::NotAccessible(m) | BeneathError::Escapes(m) | BeneathError::Other(m) => f.write_str(m),
+        }
+    }
+}
+
+/// Open `subpath` below `base` as an `O_PATH` handle in one kernel walk
+/// (`openat2` with `RESOLVE_BENEATH`): `..` or a symlink that leaves `base`
+/// fails instead of being followed, even if the tree changes meanwhile,
+/// as moby's `safepath.Join`. Mounting the handle then binds exactly
+/// what was checked.
+pub fn open_beneath(base: &Path, subpath: &str) -> Result<std::os::fd::OwnedFd, BeneathError> {
+    use rustix::fs::{Mode, OFlags, ResolveFlags};
+    use rustix::io::Errno;
+    let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let dir = rustix::fs::open(base, flags, Mode::empty())
+        .map_err(|e| BeneathError::NotAccessible(format!("cannot access path {}: {}", base.display(), go_errno_text(&e.into()))))?;
+    let resolve = ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS;
+    match rustix::fs::openat2(&dir, subpath, OFlags::PATH | OFlags::CLOEXEC, Mode::empty(), resolve) {
+        Ok(fd) => Ok(fd),
+        Err(Errno::XDEV) => Err(BeneathError::Escapes(format!(
+            "path concatenation escapes the base directory, base: {}, subpath: {subpath}",
+            base.display()
+        ))),
+        Err(e @ (Errno::NOENT | Errno::LOOP | Errno::NOTDIR)) => Err(BeneathError::NotAccessible(format!(
+            "cannot access path {}: {}",
+            base.join(subpath).display(),
+            go_errno_text(&e.into())
+        ))),
+        Err(e) => Err(BeneathError::Other(format!("openat2 {subpath}: {}", go_errno_text(&e.into())))),
+    }
+}
+
+/// Bind-mount what `fd` refers to at `target`, made to match it (a
+/// directory, or an empty file); whatever was mounted there goes first.
+pub fn bind_fd(fd: &std::os::fd::OwnedFd, target: &Path) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let is_dir = rustix::fs::fstat(fd).map(|st| rustix::fs::FileType::from_raw_mode(st.st_mode).is_dir()).map_err(std::io::Error::from)?;
+    unmount_all(target);
+    match std::fs::symlink_metadata(target) {
+        Ok(m) if m.is_dir() == is_dir => {}
+        Ok(m) if m.is_dir() => std::fs::remove_dir(target)?,
+        Ok(_) => std::fs::remove_file(target)?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    if let Some(parent) = target.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    if is_dir {
+        match std::fs::create_dir(target) {
+            Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => return Err(e),
+            _ => {}
+        }
+    } else {
+        std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(target)?;
+    }
+    raw_mount(Some(&format!("/proc/self/fd/{}", fd.as_raw_fd())), target, None, libc::MS_BIND, "")
+}
+
+/// Detach every mount stacked at `target` (none is fine).
+pub fn unmount_all(target: &Path) {
+    while unmount(target).is_ok() {}
 }
 
 /// Whether something is mounted exactly at `path` (this process's view).

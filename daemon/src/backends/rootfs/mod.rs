@@ -32,6 +32,9 @@ pub use extract::ExtractOptions;
 #[derive(Debug, Clone)]
 pub struct BindMount {
     pub source: PathBuf,
+    /// Only this path below `source` (a volume's subpath), resolved
+    /// without leaving it.
+    pub subpath: String,
     pub destination: String,
     pub read_only: bool,
 }
@@ -126,9 +129,15 @@ fn mount_snapshot(mounts: &[Mount], binds: &[BindMount], scratch: &Path, writabl
     let mut sorted: Vec<&BindMount> = binds.iter().collect();
     sorted.sort_by_key(|b| b.destination.split('/').filter(|c| !c.is_empty()).count());
     for b in sorted {
-        let is_dir = std::fs::metadata(&b.source).map(|m| m.is_dir()).unwrap_or(true);
+        // A subpath is bound through a handle that cannot have left it.
+        let held = match b.subpath.as_str() {
+            "" => None,
+            sub => Some(crate::backends::mount::open_beneath(&b.source, sub).map_err(|e| std::io::Error::other(e.to_string()))?),
+        };
+        let source = held.as_ref().map_or_else(|| b.source.clone(), |fd| PathBuf::from(proc_fd(fd)));
+        let is_dir = std::fs::metadata(&source).map(|m| m.is_dir()).unwrap_or(true);
         let target = root.mountpoint(&b.destination, is_dir, writable)?;
-        mount_bind_recursive(&b.source, proc_fd(&target)).map_err(io_err)?;
+        mount_bind_recursive(&source, proc_fd(&target)).map_err(io_err)?;
         if b.read_only || !writable {
             // Remount the new mount (reopened: the old handle is under it).
             let mounted = root.open(&b.destination, true)?;

@@ -9,10 +9,12 @@ use futures_util::StreamExt;
 
 use api_types::container::{ContainerCreateRequest, ContainerCreateResponse, ContainerInspect, ContainerSummary};
 use api_types::filters::Filters;
+use api_types::version::ApiVersion;
 
 use crate::server::error::{ApiError, ApiResult};
 use crate::server::extract::{DockerJson, QueryPairs};
 use crate::server::stream::{frame, MULTIPLEXED_STREAM, RAW_STREAM};
+use crate::server::version::Version;
 use crate::services::containers::{
     CommitOptions,
     CreateOptions, ListOptions, LogsOptions, WaitCondition,
@@ -22,12 +24,17 @@ use crate::services::{ServiceError, Services};
 /// `POST /containers/create` (ContainerCreate).
 pub async fn container_create(
     State(svc): State<Services>,
+    Version(v): Version,
     query: QueryPairs,
     DockerJson(body): DockerJson<Option<ContainerCreateRequest>>,
 ) -> ApiResult<(StatusCode, Json<ContainerCreateResponse>)> {
     let body = body.ok_or_else(|| {
         ApiError::BadRequest("config cannot be empty in order to create a container".into())
     })?;
+    let mounts = body.host_config.mounts.iter().flatten();
+    if v < ApiVersion::new(1, 45) && mounts.filter_map(|m| m.volume_options.as_ref()).any(|o| !o.subpath.is_empty()) {
+        return Err(ApiError::BadRequest("VolumeOptions.Subpath needs API v1.45 or newer".into()));
+    }
     let name = query.get("name").map(str::to_string);
     let created = svc.containers.create(CreateOptions { name, body }).await?;
     Ok((StatusCode::CREATED, Json(created)))

@@ -107,13 +107,14 @@ impl ContainerService {
     fn bind_mounts(&self, r: &Container) -> Vec<BindMount> {
         let volumes = r.volumes.iter().map(|v| BindMount {
             source: self.volumes.data_path(&v.name),
+            subpath: v.subpath.clone(),
             destination: v.destination.clone(),
             read_only: v.read_only,
         });
         let host = r.host_config.binds.iter().flatten().filter_map(|b| parse_bind(b).ok());
         let mounts = r.host_config.mounts.iter().flatten().filter(|m| m.kind == "bind").map(Bind::from_mount);
         let inherited = r.inherited_binds.iter().map(Bind::from_mount);
-        let binds = host.chain(mounts).chain(inherited).map(|b| BindMount { source: b.source, destination: b.destination, read_only: b.read_only });
+        let binds = host.chain(mounts).chain(inherited).map(|b| BindMount { source: b.source, subpath: String::new(), destination: b.destination, read_only: b.read_only });
         volumes.chain(binds).collect()
     }
 

@@ -277,8 +277,9 @@ impl ContainerService {
                 .map(|s| (chrono::Utc::now() - s.with_timezone(&chrono::Utc)).num_seconds().max(0))
                 .unwrap_or(0);
             self.emit(&record, "die", &[("exitCode", exit_status.to_string()), ("execDuration", ran.to_string())]);
-            for v in &record.volumes {
+            for (i, v) in record.volumes.iter().enumerate() {
                 self.volumes.unmounted(&v.name, &record.id);
+                self.unbind_subpath(&record.id, i, v);
             }
             let restart = self.plan_restart(&entry, &mut record);
             if let Err(e) = self.save(&record) {

@@ -64,6 +64,9 @@ impl ContainerService {
             if let Err(e) = self.save(&record) {
                 tracing::warn!(container.id = %record.id, error = %e, "recording removal");
             }
+            for (i, v) in record.volumes.iter().enumerate() {
+                self.unbind_subpath(&record.id, i, v);
+            }
             (record.id.clone(), record.name.clone(), super::events::actor(&record, &[]))
         };
         // The task first, killed if it still runs (a start whose answer was

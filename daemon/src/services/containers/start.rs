@@ -131,7 +131,7 @@ impl ContainerService {
                 // A start cut short may have gone through in containerd.
                 let _ = self.discard_task(&record.id).await;
                 let _ = self.leave_networks(&record.id).await;
-                self.unmount_volumes(&record.volumes);
+                self.unmount_volumes(&record.id, &record.volumes);
                 let message = format!("failed to create task for container: {}", e.message);
                 let code = command_failure_code(&message);
                 let invalid = code.is_some();

@@ -39,6 +39,9 @@ pub struct VolumeMount {
     pub labels: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub driver_opts: Option<BTreeMap<String, String>>,
+    /// Mount only this path inside the volume (`volume-subpath`, API 1.45).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub subpath: String,
 }
 
 impl VolumeMount {
@@ -83,6 +86,7 @@ pub fn plan(config: &ContainerConfig, hc: &HostConfig, inherited: &HashSet<Strin
             copy_up: !opts.contains(&"nocopy"),
             labels: BTreeMap::new(),
             driver_opts: None,
+            subpath: String::new(),
         });
     }
     for m in hc.mounts.iter().flatten() {
@@ -95,12 +99,13 @@ pub fn plan(config: &ContainerConfig, hc: &HostConfig, inherited: &HashSet<Strin
         validate_name(&name).map_err(|e| ServiceError::InvalidParameter(format!("create {name}: {e}")))?;
         let options = m.volume_options.clone().unwrap_or_default();
         if !options.subpath.is_empty() {
-            // Refused rather than ignored: mounting the whole volume instead
-            // would expose more than was asked for.
-            return Err(ServiceError::InvalidParameter(format!(
-                "invalid mount config for type \"volume\": volume subpath ({:?}) is not supported by berthd yet",
-                options.subpath
-            )));
+            let invalid = |why: &str| ServiceError::InvalidParameter(format!("invalid mount config for type \"volume\": {why}"));
+            if anonymous {
+                return Err(invalid("must not set Subpath when using anonymous volumes"));
+            }
+            if !is_local(&options.subpath) {
+                return Err(invalid("subpath must be a relative path within the volume"));
+            }
         }
         let driver_opts = options.driver_config.and_then(|d| d.options).filter(|o| !o.is_empty());
         check_driver_opts(&name, driver_opts.as_ref())?;
@@ -110,9 +115,11 @@ pub fn plan(config: &ContainerConfig, hc: &HostConfig, inherited: &HashSet<Strin
             anonymous,
             read_only: m.read_only,
             mode: "z".into(),
-            copy_up: !options.no_copy,
+            // The image's content goes into a whole new volume, not a part.
+            copy_up: !options.no_copy && options.subpath.is_empty(),
             labels: options.labels.unwrap_or_default(),
             driver_opts,
+            subpath: options.subpath.clone(),
         });
     }
     for path in config.volumes.iter().flat_map(|v| v.keys()) {
@@ -133,9 +140,30 @@ pub fn plan(config: &ContainerConfig, hc: &HostConfig, inherited: &HashSet<Strin
             copy_up: true,
             labels: BTreeMap::new(),
             driver_opts: None,
+            subpath: String::new(),
         });
     }
     Ok(mounts)
+}
+
+/// Go's `filepath.IsLocal`: relative, not empty, and never climbing above
+/// where it starts.
+fn is_local(path: &str) -> bool {
+    if path.is_empty() || path.starts_with('/') {
+        return false;
+    }
+    let mut depth = 0usize;
+    for c in path.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => match depth.checked_sub(1) {
+                Some(d) => depth = d,
+                None => return false,
+            },
+            _ => depth += 1,
+        }
+    }
+    true
 }
 
 impl ContainerService {
@@ -155,8 +183,11 @@ impl ContainerService {
             .filter(|b| !b.split(':').next().is_some_and(|s| named.contains(s)))
             .cloned()
             .collect();
-        for mount in &record.volumes {
+        for (i, mount) in record.volumes.iter().enumerate() {
             let (path, _) = self.volumes.acquire(&mount.name, mount.anonymous, &mount.labels, mount.driver_opts.as_ref(), &record.id)?;
+            // A subpath is resolved at each start and bound here (see
+            // `mount_volumes`), so the spec never names a path in the volume.
+            let path = if mount.subpath.is_empty() { path } else { self.subpath_mountpoint(&record.id, i) };
             if mount.copy_up {
                 // Into the volume's own filesystem when it has one (mounted
                 // for the copy only, as dockerd's CopyImagePathToVolume).
@@ -181,21 +212,57 @@ impl ContainerService {
     }
 
     /// Mount the filesystems of the container's volumes that have options
-    /// (before its task starts); on failure, those mounted are let go.
+    /// and bind their subpaths (before its task starts); on failure, those
+    /// mounted are let go.
     pub(super) fn mount_volumes(&self, record: &Container) -> Result<(), ServiceError> {
         for (i, v) in record.volumes.iter().enumerate() {
-            if let Err(e) = self.volumes.mount(&v.name) {
-                self.unmount_volumes(&record.volumes[..i]);
+            let mounted = self.volumes.mount(&v.name).and_then(|path| {
+                if v.subpath.is_empty() {
+                    return Ok(());
+                }
+                let bound = self.bind_subpath(&path, &v.subpath, &self.subpath_mountpoint(&record.id, i));
+                if bound.is_err() {
+                    self.volumes.unmount(&v.name);
+                }
+                bound
+            });
+            if let Err(e) = mounted {
+                self.unmount_volumes(&record.id, &record.volumes[..i]);
                 return Err(e);
             }
         }
         Ok(())
     }
 
-    /// Let go of what `mount_volumes` mounted (a start that failed).
-    pub(super) fn unmount_volumes(&self, mounts: &[VolumeMount]) {
-        for v in mounts {
+    fn bind_subpath(&self, volume: &Path, subpath: &str, target: &Path) -> Result<(), ServiceError> {
+        use crate::backends::mount::{bind_fd, open_beneath, BeneathError};
+        let fd = open_beneath(volume, subpath).map_err(|e| match e {
+            BeneathError::NotAccessible(m) => ServiceError::NotFound(m),
+            BeneathError::Escapes(m) => ServiceError::InvalidParameter(m),
+            BeneathError::Other(m) => ServiceError::Internal(m),
+        })?;
+        bind_fd(&fd, target).map_err(|e| ServiceError::Internal(format!("failed to mount resolved path: {e}")))
+    }
+
+    /// Where a volume's subpath is bound for the runtime.
+    fn subpath_mountpoint(&self, id: &str, index: usize) -> PathBuf {
+        self.container_dir(id).join("subpaths").join(index.to_string())
+    }
+
+    /// Let go of what `mount_volumes` mounted (a start that failed, an
+    /// exit, a removal).
+    pub(super) fn unmount_volumes(&self, id: &str, mounts: &[VolumeMount]) {
+        for (i, v) in mounts.iter().enumerate() {
             self.volumes.unmount(&v.name);
+            self.unbind_subpath(id, i, v);
+        }
+    }
+
+    /// Unbind a subpath; needed before the container's directory goes,
+    /// which must never reach into a volume.
+    pub(super) fn unbind_subpath(&self, id: &str, index: usize, v: &VolumeMount) {
+        if !v.subpath.is_empty() {
+            crate::backends::mount::unmount_all(&self.subpath_mountpoint(id, index));
         }
     }
 

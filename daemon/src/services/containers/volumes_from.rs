@@ -82,6 +82,7 @@ impl ContainerService {
                         copy_up: false,
                         labels: BTreeMap::new(),
                         driver_opts: None,
+                        subpath: v.subpath.clone(),
                     });
                 }
             }

@@ -1,6 +1,6 @@
-//! Host mounts berthd makes itself: containerd's mounts (a snapshot's
-//! `bind` or `overlay`) read-only, for the builder to read another stage's
-//! files, the tmpfs behind a shareable container's `/dev/shm`, the
+//! Host mounts berthd makes itself: a snapshot from containerd's mounts
+//! (`bind` or `overlay`), for the builder to read another stage's files and
+//! for `rootfs` to reach a stopped container's filesystem, the tmpfs behind a shareable container's `/dev/shm`, the
 //! filesystems of `local` volumes with options (`type`/`device`/`o`),
 //! mounted as moby's `mount.Mount` does, and a volume's subpath resolved
 //! safely and bound where the container's spec expects it.
@@ -14,67 +14,58 @@ fn cstr(s: &str) -> std::io::Result<CString> {
     CString::new(s).map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "NUL in a mount argument"))
 }
 
-/// Mount `mounts` (one, as containerd's snapshotters return for a view)
-/// read-only at `target`.
-pub fn mount_readonly(mounts: &[Mount], target: &Path) -> std::io::Result<()> {
+/// Mount a snapshot (containerd's mounts for it: one `overlay` or `bind`)
+/// at `target`; read-only unless `writable`.
+pub fn mount_snapshot(mounts: &[Mount], target: &Path, writable: bool) -> std::io::Result<()> {
+    use rustix::mount::{mount, mount_bind_recursive, mount_remount, MountFlags};
     let [m] = mounts else {
-        return Err(std::io::Error::other(format!("expected one mount, got {}", mounts.len())));
+        return Err(std::io::Error::other(format!("expected one snapshot mount, got {}", mounts.len())));
     };
-    let target_c = cstr(&target.to_string_lossy())?;
-    let data: Vec<&str> = m.options.iter().map(String::as_str).filter(|o| !matches!(*o, "ro" | "rw" | "rbind" | "bind")).collect();
-    let (source, fstype, flags, data) = match m.kind.as_str() {
-        "bind" => (m.source.clone(), None, libc::MS_BIND | libc::MS_REC, String::new()),
-        _ => (m.source.clone(), Some(m.kind.clone()), libc::MS_RDONLY, data.join(",")),
-    };
-    let source_c = cstr(&source)?;
-    let fstype_c = fstype.as_deref().map(cstr).transpose()?;
-    let data_c = cstr(&data)?;
-    // SAFETY: every pointer is a valid NUL-terminated string for the call.
-    let rc = unsafe {
-        libc::mount(
-            source_c.as_ptr(),
-            target_c.as_ptr(),
-            fstype_c.as_ref().map_or(std::ptr::null(), |f| f.as_ptr()),
-            flags,
-            if data.is_empty() { std::ptr::null() } else { data_c.as_ptr().cast() },
-        )
-    };
-    if rc != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    if m.kind == "bind" {
-        // A bind mount is made read-only by a remount.
-        // SAFETY: as above.
-        let rc = unsafe {
-            libc::mount(
-                std::ptr::null(),
-                target_c.as_ptr(),
-                std::ptr::null(),
-                libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY | libc::MS_REC,
-                std::ptr::null(),
-            )
-        };
-        if rc != 0 {
-            let e = std::io::Error::last_os_error();
-            let _ = unmount(target);
-            return Err(e);
+    match m.kind.as_str() {
+        "overlay" => {
+            let data = cstr(&overlay_options(&m.options, writable))?;
+            let flags = if writable { MountFlags::empty() } else { MountFlags::RDONLY };
+            mount("overlay", target, "overlay", flags, Some(data.as_c_str()))?;
         }
+        "bind" => {
+            mount_bind_recursive(m.source.as_str(), target)?;
+            if !writable || m.options.iter().any(|o| o == "ro") {
+                // A bind mount is made read-only by a remount.
+                if let Err(e) = mount_remount(target, MountFlags::BIND | MountFlags::RDONLY, "") {
+                    let _ = unmount(target);
+                    return Err(e.into());
+                }
+            }
+        }
+        other => return Err(std::io::Error::other(format!("unsupported snapshot mount type {other}"))),
     }
     Ok(())
 }
 
+/// containerd's overlay options as mount data (flag words dropped);
+/// read-only uses the upper layer as the top lower one, so an active
+/// snapshot is not mounted twice as an upper.
+fn overlay_options(options: &[String], writable: bool) -> String {
+    let data = options.iter().filter(|o| !matches!(o.as_str(), "ro" | "rw" | "bind" | "rbind"));
+    let upper = options.iter().find_map(|o| o.strip_prefix("upperdir="));
+    let has_lower = options.iter().any(|o| o.starts_with("lowerdir="));
+    let Some(upper) = upper.filter(|_| !writable && has_lower) else {
+        // Writable, a view (no upper), or a snapshot with no parent (an
+        // overlay needs two lower layers): as containerd gave them.
+        return data.cloned().collect::<Vec<_>>().join(",");
+    };
+    data.filter(|o| !o.starts_with("upperdir=") && !o.starts_with("workdir="))
+        .map(|o| match o.strip_prefix("lowerdir=") {
+            Some(lowers) => format!("lowerdir={upper}:{lowers}"),
+            None => o.clone(),
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 /// Mount a fresh tmpfs at `target` with `options` (e.g. `mode=1777,size=…`).
 pub fn mount_tmpfs(target: &Path, options: &str) -> std::io::Result<()> {
-    let target_c = cstr(&target.to_string_lossy())?;
-    let fstype = cstr("tmpfs")?;
-    let data = cstr(options)?;
-    let flags = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
-    // SAFETY: every pointer is a valid NUL-terminated string for the call.
-    let rc = unsafe { libc::mount(fstype.as_ptr(), target_c.as_ptr(), fstype.as_ptr(), flags, data.as_ptr().cast()) };
-    if rc != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(())
+    raw_mount(Some("tmpfs"), target, Some("tmpfs"), libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC, options)
 }
 
 /// Detach the mount at `target`.
@@ -312,6 +303,15 @@ fn unescape_mountinfo(field: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn read_only_overlay_puts_the_upper_layer_on_top() {
+        let opts: Vec<String> = ["index=off", "workdir=/s/2/work", "upperdir=/s/2/fs", "lowerdir=/s/1/fs"].map(String::from).to_vec();
+        assert_eq!(overlay_options(&opts, false), "index=off,lowerdir=/s/2/fs:/s/1/fs");
+        assert_eq!(overlay_options(&opts, true), opts.join(","));
+        let view: Vec<String> = ["ro", "index=off", "lowerdir=/s/2/fs:/s/1/fs"].map(String::from).to_vec();
+        assert_eq!(overlay_options(&view, false), "index=off,lowerdir=/s/2/fs:/s/1/fs");
+    }
 
     #[test]
     fn options_split_into_flags_and_data() {

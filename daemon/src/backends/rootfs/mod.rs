@@ -100,7 +100,7 @@ fn enter(source: &Source) -> std::io::Result<Root> {
 }
 
 fn mount_snapshot(mounts: &[Mount], binds: &[BindMount], scratch: &Path, writable: bool) -> std::io::Result<Root> {
-    use rustix::mount::{mount, mount_bind_recursive, mount_change, mount_remount, MountFlags, MountPropagationFlags};
+    use rustix::mount::{mount_bind_recursive, mount_change, mount_remount, MountFlags, MountPropagationFlags};
     use rustix::thread::{unshare_unsafe, UnshareFlags};
     std::fs::create_dir_all(scratch)?;
     // SAFETY: FILES is not unshared, so file descriptors stay shared with
@@ -108,23 +108,7 @@ fn mount_snapshot(mounts: &[Mount], binds: &[BindMount], scratch: &Path, writabl
     // change, and the thread ends with the operation.
     unsafe { unshare_unsafe(UnshareFlags::NEWNS | UnshareFlags::FS) }.map_err(io_err)?;
     mount_change("/", MountPropagationFlags::REC | MountPropagationFlags::PRIVATE).map_err(io_err)?;
-    let ro = if writable { MountFlags::empty() } else { MountFlags::RDONLY };
-    for m in mounts {
-        match m.kind.as_str() {
-            "overlay" => {
-                let data = overlay_options(&m.options, writable);
-                let data = std::ffi::CString::new(data).map_err(std::io::Error::other)?;
-                mount("overlay", scratch, "overlay", ro, Some(data.as_c_str())).map_err(io_err)?;
-            }
-            "bind" => {
-                mount_bind_recursive(&m.source, scratch).map_err(io_err)?;
-                if !writable || m.options.iter().any(|o| o == "ro") {
-                    mount_remount(scratch, MountFlags::BIND | MountFlags::RDONLY, "").map_err(io_err)?;
-                }
-            }
-            other => return Err(std::io::Error::other(format!("unsupported snapshot mount type {other}"))),
-        }
-    }
+    crate::backends::mount::mount_snapshot(mounts, scratch, writable)?;
     let root = Root { fd: rustix::fs::open(scratch, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty()).map_err(io_err)? };
     let mut sorted: Vec<&BindMount> = binds.iter().collect();
     sorted.sort_by_key(|b| b.destination.split('/').filter(|c| !c.is_empty()).count());
@@ -149,30 +133,6 @@ fn mount_snapshot(mounts: &[Mount], binds: &[BindMount], scratch: &Path, writabl
 
 fn proc_fd(fd: &OwnedFd) -> String {
     format!("/proc/self/fd/{}", fd.as_raw_fd())
-}
-
-/// containerd's overlay options; read-only uses the upper layer as the top
-/// lower one, so the snapshot is not mounted twice as an upper.
-fn overlay_options(options: &[String], writable: bool) -> String {
-    if writable {
-        return options.join(",");
-    }
-    let upper = options.iter().find_map(|o| o.strip_prefix("upperdir="));
-    let mut out: Vec<String> = Vec::new();
-    for o in options {
-        if o.starts_with("upperdir=") || o.starts_with("workdir=") {
-            continue;
-        }
-        match (o.strip_prefix("lowerdir="), upper) {
-            (Some(lowers), Some(upper)) => out.push(format!("lowerdir={upper}:{lowers}")),
-            _ => out.push(o.clone()),
-        }
-    }
-    if upper.is_some() && !options.iter().any(|o| o.starts_with("lowerdir=")) {
-        // A snapshot with no parent: an overlay needs two lower layers.
-        return options.join(",");
-    }
-    out.join(",")
 }
 
 /// The components of an absolute container path, without `.` and empty ones.
@@ -307,13 +267,6 @@ pub fn lower_dirs(mounts: &[Mount]) -> Vec<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn read_only_overlay_puts_the_upper_layer_on_top() {
-        let opts: Vec<String> = ["index=off", "workdir=/s/2/work", "upperdir=/s/2/fs", "lowerdir=/s/1/fs"].map(String::from).to_vec();
-        assert_eq!(overlay_options(&opts, false), "index=off,lowerdir=/s/2/fs:/s/1/fs");
-        assert_eq!(overlay_options(&opts, true), opts.join(","));
-    }
 
     #[test]
     fn paths_resolve_inside_the_root() {

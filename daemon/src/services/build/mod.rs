@@ -720,7 +720,7 @@ impl BuildService {
                         let t2 = target.clone();
                         let mounted = tokio::task::spawn_blocking(move || {
                             std::fs::create_dir_all(&t2)?;
-                            crate::backends::mount::mount_readonly(&mounts, &t2)
+                            crate::backends::mount::mount_snapshot(&mounts, &t2, false)
                         })
                         .await
                         .map_err(|e| invalid(e.to_string()))?;

@@ -71,6 +71,15 @@ impl Containerd {
         Ok(leases.into_iter().map(|l| l.id).collect())
     }
 
+    /// Hold snapshot `key` under this handle's lease, if it has one: from
+    /// then on the GC leaves it alone, even if nothing else refers to it.
+    pub async fn lease_hold_snapshot(&self, snapshotter: &str, key: &str) -> Result<(), ContainerdError> {
+        match self.lease_id() {
+            Some(lease) => self.lease_add_resource(lease, LeaseResource::Snapshot { snapshotter, key }).await,
+            None => Ok(()),
+        }
+    }
+
     /// Add an existing object to a lease (an ingestion that finds content
     /// or a snapshot already present still has to hold it).
     pub async fn lease_add_resource(&self, lease: &str, resource: LeaseResource<'_>) -> Result<(), ContainerdError> {

@@ -165,11 +165,11 @@ impl ContainerService {
     /// The containerd side: writable snapshot, hosts files, spec, record.
     async fn materialize(&self, containerd: &Containerd, record: &Container, image: &ImageForContainer) -> Result<(), ServiceError> {
         let scratch = self.container_dir(&record.id).join(format!("init-{}", uuid::Uuid::new_v4().simple()));
-        let init = match super::init_layer::ensure(containerd, &image.top_chain_id, scratch.clone()).await {
+        let init = match super::init_layer::ensure(containerd, &image.id, &image.top_chain_id, scratch.clone()).await {
             // Pulled under another storage-driver: unpack it into this one.
             Err(ServiceError::NotFound(_)) if !image.top_chain_id.is_empty() => {
                 self.images.ensure_unpacked(&image.id).await?;
-                super::init_layer::ensure(containerd, &image.top_chain_id, scratch).await?
+                super::init_layer::ensure(containerd, &image.id, &image.top_chain_id, scratch).await?
             }
             made => made?,
         };

@@ -2,8 +2,13 @@
 //! layers, the files every container has (`/.dockerenv`, the mountpoints
 //! of `/etc/hosts`, `/dev/pts`, `/proc`…), so `docker diff` and commit
 //! never see them while export does. One committed snapshot per image top
-//! layer, shared by its containers (its content is the same for all).
+//! layer, shared by its containers (its content is the same for all),
+//! kept while the image is (its config blob refers to it) or a container
+//! sits on it.
 
+use std::collections::BTreeMap;
+
+use crate::backends::containerd::content::labels;
 use crate::backends::containerd::{Containerd, ErrorKind};
 use crate::backends::rootfs::{self, Source};
 use crate::services::ServiceError;
@@ -33,10 +38,13 @@ fn name_for(top_chain_id: &str) -> String {
 }
 
 /// The init snapshot over `top_chain_id` ("" for scratch), made when
-/// missing. `containerd` should carry the caller's lease: an unreferenced
-/// snapshot is the GC's until a container's layer sits on it.
-pub async fn ensure(containerd: &Containerd, top_chain_id: &str, scratch: std::path::PathBuf) -> Result<String, ServiceError> {
+/// missing. `containerd` must carry the caller's lease, which holds the
+/// init snapshot until a container's layer sits on it.
+pub async fn ensure(containerd: &Containerd, image_config: &str, top_chain_id: &str, scratch: std::path::PathBuf) -> Result<String, ServiceError> {
     let name = name_for(top_chain_id);
+    // Held before it is looked at: the last container over it may go (and
+    // the GC take it) at any moment.
+    containerd.lease_hold_snapshot(containerd.snapshotter(), &name).await?;
     if containerd.snapshot_stat(containerd.snapshotter(), &name).await?.is_some() {
         return Ok(name);
     }
@@ -70,5 +78,9 @@ pub async fn ensure(containerd: &Containerd, top_chain_id: &str, scratch: std::p
     };
     // Committed, the prepared key is gone; otherwise it goes now.
     let _ = containerd.snapshot_remove(containerd.snapshotter(), &key).await;
-    committed.map(|()| name)
+    committed?;
+    // Not made again for every `run --rm`: the image holds it for the GC.
+    let label = format!("{}/init", labels::gc_ref_snapshot(containerd.snapshotter()));
+    containerd.content_set_labels(image_config, &BTreeMap::from([(label, name.clone())])).await?;
+    Ok(name)
 }

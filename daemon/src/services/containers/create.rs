@@ -8,7 +8,7 @@ use api_types::container::{ContainerConfig, ContainerCreateRequest, ContainerCre
 use super::image::{self, ImageForContainer};
 use super::record::{Container, State};
 use super::{naming, user, ContainerService, Entry};
-use crate::backends::containerd::{Containerd, ErrorKind, NewContainer};
+use crate::backends::containerd::{Containerd, NewContainer};
 use crate::backends::oci_spec::{self, EtcFiles, SpecInput};
 use crate::services::ServiceError;
 

@@ -262,6 +262,9 @@ impl Drop for PrivateContainerd {
             remove_namespace_at(&socket, &ns);
         }
         self.kill();
+        // A shim whose containerd died before telling it to shut down stays
+        // on by itself, idle, for good.
+        kill_shims_of(&socket);
         // Overlay mounts under its root would keep the tempdir from going.
         let root = &self.root;
         if let Ok(mounts) = std::fs::read_to_string("/proc/self/mountinfo") {
@@ -272,6 +275,23 @@ impl Drop for PrivateContainerd {
                     }
                 }
             }
+        }
+    }
+}
+
+/// SIGKILL the shims started by the containerd at `socket` (their
+/// `-address` names it).
+fn kill_shims_of(socket: &Path) {
+    let Ok(procs) = std::fs::read_dir("/proc") else { return };
+    for entry in procs.flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else { continue };
+        let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+        let is_shim = args.first().is_some_and(|a| a.ends_with(b"containerd-shim-runc-v2"));
+        let ours = args.windows(2).any(|w| w[0] == b"-address" && w[1] == socket.as_os_str().as_encoded_bytes());
+        if is_shim && ours {
+            // SAFETY: kill has no memory-safety preconditions.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
         }
     }
 }

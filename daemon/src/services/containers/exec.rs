@@ -8,7 +8,7 @@ use api_types::exec::{ExecCreateRequest, ExecInspect, ProcessConfig};
 use tokio::sync::{watch, Mutex};
 
 use super::io::ContainerIo;
-use super::record::Status;
+use super::record::{Container, Status};
 use super::{user, AttachStreams, ContainerService};
 use crate::backends::containerd::{ErrorKind, TaskIo};
 use crate::backends::oci_spec::{self, NetworkNamespace, SpecInput};
@@ -66,6 +66,17 @@ fn no_such_exec(id: &str) -> ServiceError {
     ServiceError::NotFound(format!("No such exec instance: {id}"))
 }
 
+/// dockerd's refusals of an exec (create or start) by the container's state.
+fn execs_allowed(record: &Container) -> Result<(), ServiceError> {
+    match record.state.status {
+        Status::Running => Ok(()),
+        Status::Paused => {
+            Err(ServiceError::Conflict(format!("Container {} is paused, unpause the container before exec", record.id)))
+        }
+        _ => Err(ServiceError::Conflict(format!("Container {} is not running", record.id))),
+    }
+}
+
 impl ContainerService {
     fn exec_lookup(&self, id: &str) -> Result<Arc<Exec>, ServiceError> {
         self.execs.by_id.read().unwrap_or_else(|e| e.into_inner()).get(id).cloned().ok_or_else(|| no_such_exec(id))
@@ -74,16 +85,7 @@ impl ContainerService {
     pub async fn exec_create(&self, container: &str, request: ExecCreateRequest) -> Result<String, ServiceError> {
         let entry = self.lookup(container)?;
         let record = entry.record.lock().await;
-        match record.state.status {
-            Status::Running => {}
-            Status::Paused => {
-                return Err(ServiceError::Conflict(format!(
-                    "Container {} is paused, unpause the container before exec",
-                    record.id
-                )))
-            }
-            _ => return Err(ServiceError::Conflict(format!("Container {} is not running", record.id))),
-        }
+        execs_allowed(&record)?;
         if request.cmd.as_ref().is_none_or(|c| c.is_empty()) {
             return Err(ServiceError::InvalidParameter("No exec command specified".into()));
         }
@@ -111,16 +113,7 @@ impl ContainerService {
         let exec = self.exec_lookup(id)?;
         let entry = self.lookup(&exec.container_id)?;
         let record = entry.record.lock().await.clone();
-        match record.state.status {
-            Status::Running => {}
-            Status::Paused => {
-                return Err(ServiceError::Conflict(format!(
-                    "Container {} is paused, unpause the container before exec",
-                    record.id
-                )))
-            }
-            _ => return Err(ServiceError::Conflict(format!("Container {} is not running", record.id))),
-        }
+        execs_allowed(&record)?;
         let tty = exec.request.tty;
         let mut state = exec.state.lock().await;
         if state.started {
@@ -149,7 +142,7 @@ impl ContainerService {
 
     /// Build the process, wire its stdio and start it in containerd;
     /// returns its streams and PID.
-    async fn exec_launch(&self, exec: &Exec, record: &super::record::Container) -> Result<(AttachStreams, u32), ServiceError> {
+    async fn exec_launch(&self, exec: &Exec, record: &Container) -> Result<(AttachStreams, u32), ServiceError> {
         let req = &exec.request;
         let mounts = self.containerd.rootfs_mounts(&record.id).await?;
         let user_name = if req.user.is_empty() { record.config.user.as_str() } else { req.user.as_str() };

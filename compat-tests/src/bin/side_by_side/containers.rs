@@ -26,21 +26,12 @@ impl Bench {
         self.push("docker run --rm busybox true (CLI)", "ms", Better::Lower, &series, |ms| ms);
 
         let ns = CtrNamespace::with_busybox(busybox_tar)?;
-        let mut samples = Vec::new();
-        for rep in 0..self.plan.warmup + self.plan.run_rm {
-            check_stop()?;
-            let id = format!("bench-{rep}");
+        let floor = floor(self.plan.warmup, self.plan.run_rm, "ctr run --rm busybox true (same containerd, no daemon)", |rep| {
             let t0 = Instant::now();
-            ns.ctr(&["run", "--rm", "docker.io/library/busybox:latest", &id, "true"])?;
-            if rep >= self.plan.warmup {
-                samples.push(t0.elapsed().as_secs_f64() * 1e3);
-            }
-        }
-        self.floors.push(Floor {
-            workload: "ctr run --rm busybox true (same containerd, no daemon)".into(),
-            unit: "ms".into(),
-            stats: Outcome::from_samples(&samples, None),
-        });
+            ns.ctr(&["run", "--rm", "docker.io/library/busybox:latest", &format!("bench-{rep}"), "true"])?;
+            Ok(t0.elapsed())
+        })?;
+        self.floors.push(floor);
         Ok(())
     }
 
@@ -85,9 +76,8 @@ impl Bench {
         self.push("20 parallel `docker run -d busybox sleep 300` (CLI)", "ms", Better::Lower, &series, |ms| ms);
 
         let ns = CtrNamespace::with_busybox(busybox_tar)?;
-        let mut samples = Vec::new();
-        for rep in 0..self.plan.warmup + self.plan.parallel {
-            check_stop()?;
+        let workload = "20 parallel ctr run -d busybox sleep 300 (same containerd, no daemon)";
+        let floor = floor(self.plan.warmup, self.plan.parallel, workload, |rep| {
             let ids: Vec<String> = (0..N).map(|i| format!("bench-{rep}-{i}")).collect();
             let t0 = Instant::now();
             let results: Vec<Result<String>> = std::thread::scope(|s| {
@@ -104,15 +94,9 @@ impl Bench {
                 let _ = ns.ctr(&["containers", "rm", id]);
             }
             results.into_iter().collect::<Result<Vec<_>>>()?;
-            if rep >= self.plan.warmup {
-                samples.push(elapsed.as_secs_f64() * 1e3);
-            }
-        }
-        self.floors.push(Floor {
-            workload: "20 parallel ctr run -d busybox sleep 300 (same containerd, no daemon)".into(),
-            unit: "ms".into(),
-            stats: Outcome::from_samples(&samples, None),
-        });
+            Ok(elapsed)
+        })?;
+        self.floors.push(floor);
         Ok(())
     }
 
@@ -221,20 +205,13 @@ impl Bench {
     /// What the CLI costs before it talks to any daemon: the floor of the
     /// CLI listing rows.
     fn cli_floor(&mut self) -> Result<()> {
-        let mut samples = Vec::new();
-        for rep in 0..self.plan.warmup + self.plan.listing {
-            check_stop()?;
+        let d = &self.daemons[0];
+        let floor = floor(self.plan.warmup, self.plan.listing, "docker --version (the CLI's own start, no daemon)", |_| {
             let t0 = Instant::now();
-            daemons::run_checked(&mut self.daemons[0].docker_command(&["--version"]))?;
-            if rep >= self.plan.warmup {
-                samples.push(t0.elapsed().as_secs_f64() * 1e3);
-            }
-        }
-        self.floors.push(Floor {
-            workload: "docker --version (the CLI's own start, no daemon)".into(),
-            unit: "ms".into(),
-            stats: Outcome::from_samples(&samples, None),
-        });
+            daemons::run_checked(&mut d.docker_command(&["--version"]))?;
+            Ok(t0.elapsed())
+        })?;
+        self.floors.push(floor);
         Ok(())
     }
 
@@ -310,6 +287,20 @@ impl Bench {
         Ok(())
     }
 
+}
+
+/// A floor line under the table: `timed(rep)` answers how long one
+/// repetition took; the warm-up ones are not kept.
+fn floor(warmup: usize, reps: usize, workload: &str, mut timed: impl FnMut(usize) -> Result<Duration>) -> Result<Floor> {
+    let mut samples = Vec::new();
+    for rep in 0..warmup + reps {
+        check_stop()?;
+        let elapsed = timed(rep)?;
+        if rep >= warmup {
+            samples.push(elapsed.as_secs_f64() * 1e3);
+        }
+    }
+    Ok(Floor { workload: workload.into(), unit: "ms".into(), stats: Outcome::from_samples(&samples, None) })
 }
 
 /// A containerd namespace for the `ctr run` floors, emptied and removed on drop.

@@ -95,8 +95,12 @@ pub fn request_on<S: Read + Write>(
         head.push_str(&format!("Content-Length: {}\r\n", body.len()));
     }
     head.push_str("\r\n");
-    stream.write_all(head.as_bytes())?;
-    stream.write_all(body)?;
+    // One write: a daemon that answers before reading the body (an early
+    // error) may close the connection, and a second write would then fail
+    // with a broken pipe instead of letting us read its answer.
+    let mut request = head.into_bytes();
+    request.extend_from_slice(body);
+    stream.write_all(&request)?;
     stream.flush()?;
 
     let mut raw = Vec::new();

@@ -37,8 +37,9 @@ pub async fn volume_inspect(State(svc): State<Services>, Path(name): Path<String
 }
 
 /// `PUT /volumes/{name}` (VolumeUpdate): cluster volumes only, and this
-/// node is not in a swarm.
-pub async fn volume_update() -> ApiError {
+/// node is not in a swarm. The body is read (and ignored) so the client's
+/// write completes before the answer closes the connection.
+pub async fn volume_update(_body: axum::body::Bytes) -> ApiError {
     ServiceError::Unavailable("volume update only valid for cluster volumes, but swarm is unavailable".into()).into()
 }
 

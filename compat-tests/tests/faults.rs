@@ -132,6 +132,50 @@ fn an_exec_start_that_fails_says_why_in_its_stream_as_dockerd() {
     });
 }
 
+/// An exec request on the socket: (status, JSON answer).
+fn exec_call(daemon: &Berthd, method: &str, path: &str, body: Option<&str>) -> (u16, serde_json::Value) {
+    let socket = std::path::PathBuf::from(daemon.host().trim_start_matches("unix://"));
+    let headers: &[(&str, &str)] = if body.is_some() { &[("Content-Type", "application/json")] } else { &[] };
+    let resp = compat_tests::client::raw_request(&socket, method, path, headers, body.map(str::as_bytes));
+    (resp.status, serde_json::from_slice(&resp.body).unwrap_or(serde_json::Value::Null))
+}
+
+#[test]
+fn execs_of_a_container_that_stopped_are_gone_as_in_dockerd() {
+    let daemon = Berthd::start_with_busybox();
+    daemon.docker(&["run", "-d", "--name", "box", "busybox", "sleep", "300"]).success();
+    let create = |cmd: &str| {
+        let body = format!(r#"{{"Cmd":["sh","-c","{cmd}"],"AttachStdout":true}}"#);
+        let (status, v) = exec_call(&daemon, "POST", "/v1.51/containers/box/exec", Some(&body));
+        assert_eq!(status, 201, "{v}");
+        v["Id"].as_str().unwrap().to_string()
+    };
+    let start = |id: &str| exec_call(&daemon, "POST", &format!("/v1.51/exec/{id}/start"), Some(r#"{"Detach":true}"#));
+    let inspect = |id: &str| exec_call(&daemon, "GET", &format!("/v1.51/exec/{id}/json"), None);
+    // One still running, one finished, one never started.
+    let running = create("sleep 300");
+    assert_eq!(start(&running).0, 200);
+    let finished = create("true");
+    assert_eq!(start(&finished).0, 200);
+    eventually(30, "the finished exec's exit code", || (inspect(&finished).1["ExitCode"] == 0).then_some(()));
+    let waiting = create("true");
+
+    daemon.docker(&["kill", "box"]).success();
+    assert_eq!(daemon.docker(&["wait", "box"]).success().stdout.trim(), "137");
+    // dockerd forgets a container's execs when it stops: 404, not 409.
+    let (status, v) = start(&waiting);
+    assert_eq!((status, v["message"].as_str().unwrap_or_default()), (404, &*format!("No such exec instance: {waiting}")));
+    for id in [&running, &finished, &waiting] {
+        let (status, v) = inspect(id);
+        assert_eq!((status, v["message"].as_str().unwrap_or_default()), (404, &*format!("No such exec instance: {id}")));
+    }
+    let (status, _) = exec_call(&daemon, "POST", &format!("/v1.51/exec/{running}/resize?h=10&w=10"), None);
+    assert_eq!(status, 404);
+    // Started again, the container takes new execs.
+    daemon.docker(&["start", "box"]).success();
+    assert_eq!(daemon.docker(&["exec", "box", "echo", "again"]).success().stdout, "again\n");
+}
+
 /// A small tmpfs mounted for one test, unmounted on drop.
 struct SmallDisk {
     dir: tempfile::TempDir,

@@ -243,6 +243,10 @@ impl ContainerService {
             self.emit(&*entry.record.lock().await, "exec_die", &attributes);
         }
         exec.exited.send_replace(true);
+        self.exec_remove_fifos(container_id, exec_id);
+    }
+
+    fn exec_remove_fifos(&self, container_id: &str, exec_id: &str) {
         let prefix = format!("exec-{}", &exec_id[..12.min(exec_id.len())]);
         for suffix in ["stdin", "stdout", "stderr"] {
             let _ = std::fs::remove_file(self.fifo_dir(container_id).join(format!("{prefix}-{suffix}")));
@@ -287,6 +291,26 @@ impl ContainerService {
     /// Drop an exec nobody will inspect (a finished health probe).
     pub(super) fn exec_forget(&self, id: &str) {
         self.execs.by_id.write().unwrap_or_else(|e| e.into_inner()).remove(id);
+    }
+
+    /// Forget every exec of a container that stopped or goes away, as
+    /// dockerd's clean-up after an exit does: a later start, inspect or
+    /// resize of one answers 404 "No such exec instance", and a
+    /// long-running container's finished execs do not pile up.
+    pub(super) fn execs_forget_container(&self, container_id: &str) {
+        let mut dropped = Vec::new();
+        self.execs.by_id.write().unwrap_or_else(|e| e.into_inner()).retain(|id, exec| {
+            let keep = exec.container_id != container_id;
+            if !keep {
+                dropped.push(id.clone());
+            }
+            keep
+        });
+        // An exec whose exit event comes later is no longer found there,
+        // so its FIFOs go now.
+        for id in dropped {
+            self.exec_remove_fifos(container_id, &id);
+        }
     }
 
     pub async fn exec_resize(&self, id: &str, height: u32, width: u32) -> Result<(), ServiceError> {

@@ -267,6 +267,9 @@ impl ContainerService {
             self.health_stop(&mut record);
             self.unmount_shared_shm(id);
             record.state.status = Status::Exited;
+            // Under the record's lock: an exec create either came before
+            // (and is forgotten here) or sees the container stopped.
+            self.execs_forget_container(id);
             record.state.pid = 0;
             record.state.exit_code = i64::from(exit_status);
             record.state.finished_at = match exited_at {

@@ -97,6 +97,7 @@ impl ContainerService {
         if let Err(e) = self.store.remove(&id) {
             failures.push(format!("removing container files: {e}"));
         }
+        self.execs_forget_container(&id);
         let _ = std::fs::remove_dir_all(self.fifo_dir(&id));
         if !failures.is_empty() {
             let mut record = entry.record.lock().await;

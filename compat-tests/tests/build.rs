@@ -526,3 +526,55 @@ fn remote_contexts_over_http_and_git() {
     assert_eq!(status, 400, "{text}");
     assert!(text.contains("unable to prepare context: unable to 'git clone' to temporary context directory"), "{text}");
 }
+
+#[test]
+fn cache_from_a_pushed_image_on_a_fresh_daemon() {
+    let registry = compat_tests::registry::Registry::start().unwrap();
+    let reference = registry.reference("berth/cached", "v1");
+    let ctx = context(&[
+        ("Dockerfile", "FROM busybox\nENV A=1\nCOPY f.txt /f.txt\nRUN cat /f.txt > /copy.txt\nCMD [\"cat\", \"/copy.txt\"]\n"),
+        ("f.txt", "one\n"),
+    ]);
+    let first = Berthd::start_with_busybox();
+    first.reach_host_port(registry.port());
+    build(&first, ctx.path(), &["-t", &reference]).success();
+    let pushed_id = inspect(&first, &reference)["Id"].clone();
+    first.docker(&["push", &reference]).success();
+    // The machine that built it reuses its own steps through --cache-from.
+    let again = build(&first, ctx.path(), &["--cache-from", &reference, "-t", "again"]).success();
+    assert_eq!(steps_using_cache(&again.stdout), 4, "{}", again.stdout);
+    assert_eq!(inspect(&first, "again")["Id"], pushed_id);
+
+    let fresh = Berthd::start_with_busybox();
+    fresh.reach_host_port(registry.port());
+    fresh.docker(&["pull", &reference]).success();
+    // Without --cache-from a pulled image is not a cache: its steps are not here.
+    let plain = build(&fresh, ctx.path(), &["-t", "plain"]).success();
+    assert_eq!(steps_using_cache(&plain.stdout), 0, "{}", plain.stdout);
+    assert_ne!(inspect(&fresh, "plain")["Id"], pushed_id);
+    // With it, every step comes from the pulled image's history, and the
+    // last one is the pulled image itself; twice, with the same answer.
+    for _ in 0..2 {
+        let cached = build(&fresh, ctx.path(), &["--cache-from", &reference, "-t", "from-cache"]).success();
+        assert_eq!(steps_using_cache(&cached.stdout), 4, "{}", cached.stdout);
+        assert!(!cached.stdout.contains("Running in"), "{}", cached.stdout);
+        assert_eq!(inspect(&fresh, "from-cache")["Id"], pushed_id);
+    }
+    assert_eq!(fresh.docker(&["run", "--rm", "from-cache"]).success().stdout, "one\n");
+    // The steps before the last are images restored from that history.
+    let history = fresh.docker(&["history", "-q", "from-cache"]).success();
+    let ids: Vec<&str> = history.stdout.lines().collect();
+    assert_eq!(ids.len(), 5, "{}", history.stdout);
+    // A changed file rebuilds from its COPY on.
+    std::fs::write(ctx.path().join("f.txt"), "two\n").unwrap();
+    let changed = build(&fresh, ctx.path(), &["--cache-from", &reference, "-t", "changed"]).success();
+    assert_eq!(steps_using_cache(&changed.stdout), 1, "{}", changed.stdout);
+    assert!(changed.stdout.contains("Running in"), "{}", changed.stdout);
+    assert_eq!(fresh.docker(&["run", "--rm", "changed"]).success().stdout, "two\n");
+    // A cache-from image that is not there is skipped, not an error; as
+    // with dockerd, local steps then count only if they lead to a source.
+    let missing = build(&fresh, ctx.path(), &["--cache-from", "absent:nope", "-t", "changed"]).success();
+    assert_eq!(steps_using_cache(&missing.stdout), 0, "{}", missing.stdout);
+    let local = build(&fresh, ctx.path(), &["-t", "changed"]).success();
+    assert_eq!(steps_using_cache(&local.stdout), 4, "{}", local.stdout);
+}

@@ -55,6 +55,7 @@ pub async fn image_build(State(svc): State<Services>, query: QueryPairs, body: B
         tags: query.all("t").filter(|t| !t.is_empty()).map(str::to_string).collect(),
         quiet: flag("q"),
         no_cache: flag("nocache"),
+        cache_from: json_param::<Vec<String>>(&query, "cachefrom")?,
         // dockerd removes intermediate containers unless told not to.
         remove: query.get("rm").is_none_or(|v| v.is_empty()) || flag("rm"),
         force_remove: flag("forcerm"),

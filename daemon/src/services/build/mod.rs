@@ -41,6 +41,9 @@ pub struct BuildOptions {
     pub tags: Vec<String>,
     pub quiet: bool,
     pub no_cache: bool,
+    /// `cachefrom`: images whose history may answer the cache (moby's
+    /// ImageCache); empty uses the local cache alone.
+    pub cache_from: Vec<String>,
     pub remove: bool,
     pub force_remove: bool,
     pub pull: bool,
@@ -124,6 +127,11 @@ struct Stage {
     args: BTreeMap<String, Option<String>>,
     cmd_set: bool,
     author: String,
+    /// The `cachefrom` images, looked up again at each FROM as dockerd
+    /// does; `None` without `cachefrom`.
+    cache_sources: Option<Vec<Arc<ResolvedImage>>>,
+    /// A step missed the cache: the ones after it run (dockerd's prober).
+    cache_busted: bool,
 }
 
 impl Stage {
@@ -302,11 +310,11 @@ impl BuildService {
             }
             done.push(stage);
         }
-        let final_stage = done.pop().ok_or_else(|| invalid("no build stage in current context"))?;
+        let mut final_stage = done.pop().ok_or_else(|| invalid("no build stage in current context"))?;
         let image = match final_stage.image {
             Some(image) => image,
             // `FROM scratch` alone: an image with no layers.
-            None => self.commit_config(&final_stage, "FROM scratch".into(), &opts.no_cache).await?.0,
+            None => self.commit_config(&mut final_stage, "FROM scratch".into(), &opts.no_cache).await?.0,
         };
         out.send(JsonMessage { aux: Some(serde_json::json!({ "ID": image.id() })), ..Default::default() }).await?;
         let unused: Vec<&String> = opts
@@ -379,7 +387,17 @@ impl BuildService {
         };
         // Meta ARGs are visible in a stage only when redeclared.
         let _ = meta_args;
-        let stage = Stage { name: String::new(), image, config, args: BTreeMap::new(), cmd_set: false, author: String::new() };
+        let cache_sources = if opts.cache_from.is_empty() { None } else { Some(self.images.cache_sources(&opts.cache_from).await) };
+        let stage = Stage {
+            name: String::new(),
+            image,
+            config,
+            args: BTreeMap::new(),
+            cmd_set: false,
+            author: String::new(),
+            cache_sources,
+            cache_busted: false,
+        };
         Ok(stage)
     }
 
@@ -469,19 +487,24 @@ impl BuildService {
     }
 
     /// The cache's hit for `key_config` over the stage's image, if any.
-    async fn probe(&self, stage: &Stage, key_config: &ContainerConfig, no_cache: bool) -> Result<Option<Arc<ResolvedImage>>, BuildError> {
-        if no_cache {
+    async fn probe(&self, stage: &mut Stage, key_config: &ContainerConfig, no_cache: bool) -> Result<Option<Arc<ResolvedImage>>, BuildError> {
+        if no_cache || stage.cache_busted {
             return Ok(None);
         }
-        match self.images.find_child(stage.parent_id(), key_config).await? {
-            Some(id) => Ok(Some(self.images.find(&id).await?.image.resolved)),
-            None => Ok(None),
-        }
+        let hit = match &mut stage.cache_sources {
+            Some(sources) => self.images.cached_from_sources(stage.image.as_deref(), key_config, sources).await?,
+            None => match self.images.find_child(stage.parent_id(), key_config).await? {
+                Some(id) => Some(self.images.find(&id).await?.image.resolved),
+                None => None,
+            },
+        };
+        stage.cache_busted = hit.is_none();
+        Ok(hit)
     }
 
     /// A config-only step's image (from cache, or new), and whether it
     /// came from the cache.
-    async fn commit_config(&self, stage: &Stage, text: String, no_cache: &bool) -> Result<(Arc<ResolvedImage>, bool), BuildError> {
+    async fn commit_config(&self, stage: &mut Stage, text: String, no_cache: &bool) -> Result<(Arc<ResolvedImage>, bool), BuildError> {
         let mut key = stage.config.clone();
         key.cmd = Some(vec!["/bin/sh".into(), "-c".into(), "#(nop) ".into(), text.clone()]);
         if let Some(hit) = self.probe(stage, &key, *no_cache).await? {

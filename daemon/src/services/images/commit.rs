@@ -127,14 +127,28 @@ impl ImageService {
         if let Some(h) = history.as_array_mut() {
             h.push(Value::Object(entry));
         }
-        let config_bytes = serde_json::to_vec(&base).map_err(internal)?;
-        let config_type = if oci { MEDIA_TYPE_OCI_CONFIG } else { MEDIA_TYPE_DOCKER_CONFIG };
-        let config_digest = ingest.write_small_blob(&config_bytes, &BTreeMap::new()).await?;
         let mut layers: Vec<Value> = new.parent.map(|p| p.layers.iter().map(descriptor_json).collect()).unwrap_or_default();
         if let Some(l) = &layer {
             let media_type = if oci { MEDIA_TYPE_OCI_LAYER } else { MEDIA_TYPE_DOCKER_LAYER };
             layers.push(json!({"mediaType": media_type, "digest": l.digest, "size": l.size}));
         }
+        self.store_config(ingest, &base, layers, oci, new.names).await
+    }
+
+    /// Store an image made of `config` and `layers` (descriptors whose
+    /// blobs are in the content store): the config and manifest blobs,
+    /// then the image itself, named `names` or dangling.
+    pub(super) async fn store_config(
+        &self,
+        ingest: &super::Ingestion,
+        config: &Map<String, Value>,
+        layers: Vec<Value>,
+        oci: bool,
+        names: &[Reference],
+    ) -> Result<StoredImage, ServiceError> {
+        let config_bytes = serde_json::to_vec(config).map_err(internal)?;
+        let config_type = if oci { MEDIA_TYPE_OCI_CONFIG } else { MEDIA_TYPE_DOCKER_CONFIG };
+        let config_digest = ingest.write_small_blob(&config_bytes, &BTreeMap::new()).await?;
         let manifest_type = if oci { MEDIA_TYPE_OCI_MANIFEST } else { MEDIA_TYPE_DOCKER_MANIFEST };
         let manifest = json!({
             "schemaVersion": 2,
@@ -151,7 +165,7 @@ impl ImageService {
             annotations: BTreeMap::new(),
         };
         debug_assert!(is_manifest(&target.media_type));
-        self.store_image(ingest, &target, new.names).await
+        self.store_image(ingest, &target, names).await
     }
 
     /// The changes in snapshot `key` over the parent's top layer, as an
@@ -182,23 +196,28 @@ impl ImageService {
     /// before, if it is still here (the classic builder's cache: same
     /// parent, same step config).
     pub async fn find_child(&self, parent: Option<&str>, container_config: &ContainerConfig) -> Result<Option<String>, ServiceError> {
-        let wanted = serde_json::to_value(container_config).map_err(internal)?;
-        let mut best: Option<(i64, String)> = None;
-        for image in self.local_images().await? {
-            let cfg = &image.resolved.config;
-            if cfg.parent.as_deref().filter(|p| !p.is_empty()) != parent || cfg.container_config.as_ref() != Some(&wanted) {
-                continue;
-            }
-            let created = cfg.created_unix();
-            if best.as_ref().is_none_or(|(t, _)| created > *t) {
-                best = Some((created, image.id().to_string()));
-            }
-        }
-        Ok(best.map(|(_, id)| id))
+        child_of(&self.local_images().await?, parent, container_config)
     }
 }
 
-fn descriptor_json(d: &OciDescriptor) -> Value {
+/// `find_child` among `images`.
+pub(super) fn child_of(images: &[super::LocalImage], parent: Option<&str>, container_config: &ContainerConfig) -> Result<Option<String>, ServiceError> {
+    let wanted = serde_json::to_value(container_config).map_err(internal)?;
+    let mut best: Option<(i64, String)> = None;
+    for image in images {
+        let cfg = &image.resolved.config;
+        if cfg.parent.as_deref().filter(|p| !p.is_empty()) != parent || cfg.container_config.as_ref() != Some(&wanted) {
+            continue;
+        }
+        let created = cfg.created_unix();
+        if best.as_ref().is_none_or(|(t, _)| created > *t) {
+            best = Some((created, image.id().to_string()));
+        }
+    }
+    Ok(best.map(|(_, id)| id))
+}
+
+pub(super) fn descriptor_json(d: &OciDescriptor) -> Value {
     let mut v = json!({"mediaType": d.media_type, "digest": d.digest, "size": d.size});
     if !d.annotations.is_empty() {
         v["annotations"] = json!(d.annotations);

@@ -6,6 +6,7 @@
 //! that lost its last name).
 
 pub mod auth;
+mod cache;
 pub mod commit;
 pub mod distribution;
 mod history;
@@ -171,10 +172,12 @@ pub struct RootFsConfig {
     pub diff_ids: Vec<String>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 pub struct HistoryEntry {
     #[serde(default)]
     pub created: Option<String>,
+    #[serde(default)]
+    pub author: Option<String>,
     #[serde(default)]
     pub created_by: Option<String>,
     #[serde(default)]

@@ -1,12 +1,15 @@
 //! Linux bridges and the veth pairs that join container network
-//! namespaces to them, through iproute2.
+//! namespaces to them. What runs on every container start (namespaces,
+//! veths, addresses, routes) goes through netlink in-process
+//! (`netlink.rs`); the rare bridge set-up still runs iproute2.
 
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::AsRawFd;
 use std::path::Path;
 
 use tokio::process::Command;
 
+use super::netlink::{self, in_netns, Netlink};
 use super::NetworkError;
 
 pub(super) async fn run(program: &str, args: &[&str], stdin: Option<&str>) -> Result<(), NetworkError> {
@@ -63,62 +66,84 @@ pub async fn ensure_bridge(
 }
 
 /// Write `net.*` sysctls inside the namespace at `netns` (`key` relative
-/// to /proc/sys/net), from a short-lived thread that enters it: no thread
-/// of the runtime changes namespace.
+/// to /proc/sys/net), from a short-lived thread that enters it.
 pub async fn netns_sysctls(netns: &Path, values: Vec<(String, &'static str)>) -> Result<(), NetworkError> {
-    let netns = netns.to_path_buf();
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    std::thread::Builder::new()
-        .name("berthd-sysctl".into())
-        .spawn(move || {
-            let done = (|| -> Result<(), String> {
-                let file = std::fs::File::open(&netns).map_err(|e| format!("opening {}: {e}", netns.display()))?;
-                // SAFETY: setns only changes this thread's namespace; the
-                // fd is open for the duration of the call.
-                if unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
-                    return Err(format!("entering {}: {}", netns.display(), std::io::Error::last_os_error()));
-                }
-                for (key, value) in &values {
-                    let path = format!("/proc/sys/net/{key}");
-                    std::fs::write(&path, value).map_err(|e| format!("writing {path}: {e}"))?;
-                }
-                Ok(())
-            })();
-            let _ = tx.send(done);
-        })
-        .map_err(|e| NetworkError(format!("starting the sysctl thread: {e}")))?;
-    rx.await.map_err(|_| NetworkError("the sysctl thread ended without an answer".into()))?.map_err(NetworkError)
+    in_netns(Some(netns), move || write_sysctls(&values)).await.map_err(NetworkError)
 }
 
-/// IPv6 off in a new namespace, as dockerd leaves it: interfaces turn it
-/// on only on networks with IPv6. A kernel without IPv6 has nothing to
-/// turn off.
-async fn ipv6_off(netns: &Path) -> Result<(), NetworkError> {
-    if !Path::new("/proc/sys/net/ipv6").exists() {
-        return Ok(());
+/// `/proc/sys/net` shows the namespace of the thread that opens it.
+fn write_sysctls(values: &[(String, &'static str)]) -> Result<(), String> {
+    for (key, value) in values {
+        let path = format!("/proc/sys/net/{key}");
+        std::fs::write(&path, value).map_err(|e| format!("writing {path}: {e}"))?;
     }
-    netns_sysctls(netns, vec![("ipv6/conf/all/disable_ipv6".into(), "1"), ("ipv6/conf/default/disable_ipv6".into(), "1")]).await
+    Ok(())
+}
+
+/// The sysctls that turn IPv6 off in a new namespace, as dockerd leaves
+/// it: interfaces turn it on only on networks with IPv6. A kernel without
+/// IPv6 has nothing to turn off.
+fn ipv6_off() -> Vec<(String, &'static str)> {
+    if !Path::new("/proc/sys/net/ipv6").exists() {
+        return Vec::new();
+    }
+    vec![("ipv6/conf/all/disable_ipv6".into(), "1"), ("ipv6/conf/default/disable_ipv6".into(), "1")]
+}
+
+/// Run blocking netlink work in berthd's own namespace, off the runtime's
+/// threads.
+async fn in_own_netns<T: Send + 'static>(work: impl FnOnce() -> Result<T, String> + Send + 'static) -> Result<T, NetworkError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| NetworkError(format!("netlink work failed: {e}")))?
+        .map_err(NetworkError)
 }
 
 /// Delete a link; one that is already gone is fine.
 pub async fn delete_link(name: &str) -> Result<(), NetworkError> {
-    match run("ip", &["link", "del", "dev", name], None).await {
+    let name = name.to_string();
+    in_own_netns(move || match Netlink::open().and_then(|mut nl| nl.delete_link(&name)) {
         // Gone already (its namespace went first) is what was asked for.
-        Err(e) if e.0.contains("Cannot find device") => Ok(()),
-        other => other,
-    }
+        Err(e) if e.raw_os_error() == Some(libc::ENODEV) => Ok(()),
+        Err(e) => Err(format!("deleting link {name}: {e}")),
+        Ok(()) => Ok(()),
+    })
+    .await
 }
 
-/// A persistent, empty network namespace bind-mounted at `path`.
+/// A persistent network namespace bind-mounted at `path`, with loopback
+/// up and IPv6 off: made by a thread that unshares into it, pins it and
+/// configures it before it ends.
 pub async fn create_netns(path: &Path) -> Result<(), NetworkError> {
     delete_netns(path)?;
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(|e| NetworkError(format!("creating {}: {e}", dir.display())))?;
     }
     std::fs::File::create(path).map_err(|e| NetworkError(format!("creating {}: {e}", path.display())))?;
-    let arg = format!("--net={}", path.display());
-    run("unshare", &[&arg, "true"], None).await?;
-    ipv6_off(path).await
+    let target = path.to_path_buf();
+    let made = in_netns(None, move || {
+        bind_mount(Path::new("/proc/thread-self/ns/net"), &target)?;
+        write_sysctls(&ipv6_off())?;
+        let mut nl = Netlink::open().map_err(|e| format!("opening netlink: {e}"))?;
+        netlink::link_index("lo").and_then(|lo| nl.set_up(lo)).map_err(|e| format!("bringing loopback up: {e}"))
+    })
+    .await;
+    if let Err(e) = made {
+        let _ = delete_netns(path);
+        return Err(NetworkError(e));
+    }
+    Ok(())
+}
+
+fn bind_mount(source: &Path, target: &Path) -> Result<(), String> {
+    let c = |p: &Path| std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).map_err(|_| format!("bad path {}", p.display()));
+    let (source_c, target_c) = (c(source)?, c(target)?);
+    // SAFETY: both are valid NUL-terminated strings that outlive the call.
+    let rc = unsafe { libc::mount(source_c.as_ptr(), target_c.as_ptr(), std::ptr::null(), libc::MS_BIND, std::ptr::null()) };
+    if rc != 0 {
+        return Err(format!("bind-mounting {} at {}: {}", source.display(), target.display(), std::io::Error::last_os_error()));
+    }
+    Ok(())
 }
 
 /// Bind-mount berthd's own network namespace at `path`: what `host` mode
@@ -131,24 +156,10 @@ pub fn pin_own_netns(path: &Path) -> Result<(), NetworkError> {
         std::fs::create_dir_all(dir).map_err(|e| NetworkError(format!("creating {}: {e}", dir.display())))?;
     }
     std::fs::File::create(path).map_err(|e| NetworkError(format!("creating {}: {e}", path.display())))?;
-    let source = std::ffi::CString::new("/proc/self/ns/net").expect("no NUL");
-    let target = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())
-        .map_err(|_| NetworkError(format!("bad path {}", path.display())))?;
-    // SAFETY: both are valid NUL-terminated strings that outlive the call.
-    let rc = unsafe { libc::mount(source.as_ptr(), target.as_ptr(), std::ptr::null(), libc::MS_BIND, std::ptr::null()) };
-    if rc != 0 {
-        let e = std::io::Error::last_os_error();
+    bind_mount(Path::new("/proc/self/ns/net"), path).map_err(|e| {
         let _ = std::fs::remove_file(path);
-        return Err(NetworkError(format!("bind-mounting the daemon's network namespace at {}: {e}", path.display())));
-    }
-    Ok(())
-}
-
-/// Bring loopback up in a namespace made by `create_netns` (what a
-/// container on `none` gets).
-pub async fn loopback_up(path: &Path) -> Result<(), NetworkError> {
-    let net = format!("--net={}", path.display());
-    run("nsenter", &[&net, "ip", "link", "set", "lo", "up"], None).await
+        NetworkError(format!("pinning the daemon's network namespace: {e}"))
+    })
 }
 
 /// Unmount and remove a namespace file made by `create_netns`; a missing
@@ -170,30 +181,30 @@ pub fn delete_netns(path: &Path) -> Result<(), NetworkError> {
     std::fs::remove_file(path).map_err(|e| NetworkError(format!("removing {}: {e}", path.display())))
 }
 
-/// Point the namespace's default route at `gateway` through `ifname`, or
-/// remove it (`None`): the gateway endpoint changed.
+/// Point the namespace's default routes at their gateways through the
+/// named interfaces, or remove them (`None`): the gateway endpoint changed.
 pub async fn set_default_route(netns: &Path, route: Option<(Ipv4Addr, &str)>, route6: Option<(Ipv6Addr, &str)>) -> Result<(), NetworkError> {
-    let net = format!("--net={}", netns.display());
-    match route {
-        Some((gateway, ifname)) => {
-            let gw = gateway.to_string();
-            run("nsenter", &[&net, "ip", "route", "replace", "default", "via", &gw, "dev", ifname], None).await?
+    let route = route.map(|(gw, ifname)| (IpAddr::V4(gw), ifname.to_string()));
+    let route6 = route6.map(|(gw, ifname)| (IpAddr::V6(gw), ifname.to_string()));
+    in_netns(Some(netns), move || {
+        let mut nl = Netlink::open().map_err(|e| format!("opening netlink: {e}"))?;
+        for (family, route) in [(libc::AF_INET as u8, route), (libc::AF_INET6 as u8, route6)] {
+            match route {
+                Some((gateway, ifname)) => {
+                    let index = netlink::link_index(&ifname).map_err(|e| e.to_string())?;
+                    nl.replace_default_route(gateway, Some(index))
+                        .map_err(|e| format!("setting the default route via {gateway} dev {ifname}: {e}"))?;
+                }
+                // None there already is fine.
+                None => {
+                    let _ = nl.delete_default_route(family);
+                }
+            }
         }
-        // None there already is fine.
-        None => {
-            let _ = run("nsenter", &[&net, "ip", "route", "del", "default"], None).await;
-        }
-    }
-    match route6 {
-        Some((gateway, ifname)) => {
-            let gw = gateway.to_string();
-            run("nsenter", &[&net, "ip", "-6", "route", "replace", "default", "via", &gw, "dev", ifname], None).await
-        }
-        None => {
-            let _ = run("nsenter", &[&net, "ip", "-6", "route", "del", "default"], None).await;
-            Ok(())
-        }
-    }
+        Ok(())
+    })
+    .await
+    .map_err(NetworkError)
 }
 
 /// What one container's interface on a bridge looks like.
@@ -218,49 +229,64 @@ pub struct Attachment<'a> {
 }
 
 /// A veth pair: one end on the bridge, the other as `ifname` in the
-/// namespace with its address, MAC and (if asked) the default route;
-/// loopback up.
+/// namespace with its address, MAC and (if asked) the default route.
 pub async fn attach(a: &Attachment<'_>) -> Result<(), NetworkError> {
-    let netns = a.netns.display().to_string();
-    let mtu = a.mtu.to_string();
-    let mut host = format!(
-        "link add name {veth} mtu {mtu} type veth peer name {ifname} mtu {mtu} netns {netns}\nlink set dev {veth} master {bridge} up\n",
-        veth = a.host_veth,
-        ifname = a.ifname,
-        bridge = a.bridge,
-    );
-    if a.hairpin {
-        host.push_str(&format!("link set dev {} type bridge_slave hairpin on\n", a.host_veth));
-    }
+    let mac = netlink::parse_mac(a.mac).ok_or_else(|| NetworkError(format!("invalid MAC address {}", a.mac)))?;
+    let (netns, bridge, veth, ifname, mtu) =
+        (a.netns.to_path_buf(), a.bridge.to_string(), a.host_veth.to_string(), a.ifname.to_string(), a.mtu);
+    in_own_netns(move || {
+        let ns = std::fs::File::open(&netns).map_err(|e| format!("opening {}: {e}", netns.display()))?;
+        let master = netlink::link_index(&bridge).map_err(|e| format!("finding bridge {bridge}: {e}"))?;
+        Netlink::open()
+            .and_then(|mut nl| nl.add_veth(&veth, &ifname, mtu, master, ns.as_raw_fd(), mac))
+            .map_err(|e| format!("creating veth {veth}: {e}"))
+    })
+    .await?;
     let configured = async {
-        run("ip", &["-batch", "-"], Some(&host)).await?;
-        if a.ip6.is_some() {
-            // On for this interface and loopback only, as dockerd.
-            let on = vec![(format!("ipv6/conf/{}/disable_ipv6", a.ifname), "0"), ("ipv6/conf/lo/disable_ipv6".into(), "0")];
-            netns_sysctls(a.netns, on).await?;
+        if a.hairpin {
+            run("ip", &["link", "set", "dev", a.host_veth, "type", "bridge_slave", "hairpin", "on"], None).await?;
         }
-        let mut script = format!(
-            "link set lo up\nlink set dev {ifname} address {mac}\naddr add {ip}/{prefix} dev {ifname}\nlink set dev {ifname} up\n",
-            ifname = a.ifname,
-            mac = a.mac,
-            ip = a.ip,
-            prefix = a.prefix,
-        );
-        if let Some((ip6, prefix6, _)) = a.ip6 {
-            script.push_str(&format!("addr add {ip6}/{prefix6} dev {} nodad\n", a.ifname));
-        }
-        if a.default_route {
-            script.push_str(&format!("route add default via {}\n", a.gateway));
-            if let Some((_, _, gateway6)) = a.ip6 {
-                script.push_str(&format!("route add default via {gateway6}\n"));
-            }
-        }
-        let net = format!("--net={netns}");
-        run("nsenter", &[&net, "ip", "-batch", "-"], Some(&script)).await
+        configure_inside(a).await
     }
     .await;
     if configured.is_err() {
         let _ = delete_link(a.host_veth).await;
     }
     configured
+}
+
+/// The container's side of an attachment: IPv6 on where the network has
+/// it, addresses, the link up, default routes.
+async fn configure_inside(a: &Attachment<'_>) -> Result<(), NetworkError> {
+    let ifname = a.ifname.to_string();
+    let ipv6_on = match a.ip6 {
+        // On for this interface and loopback only, as dockerd.
+        Some(_) => vec![(format!("ipv6/conf/{ifname}/disable_ipv6"), "0"), ("ipv6/conf/lo/disable_ipv6".into(), "0")],
+        None => Vec::new(),
+    };
+    let mut addresses = vec![(IpAddr::V4(a.ip), a.prefix)];
+    let mut gateways = vec![IpAddr::V4(a.gateway)];
+    if let Some((ip6, prefix6, gateway6)) = a.ip6 {
+        addresses.push((IpAddr::V6(ip6), prefix6));
+        gateways.push(IpAddr::V6(gateway6));
+    }
+    let default_route = a.default_route;
+    in_netns(Some(a.netns), move || {
+        write_sysctls(&ipv6_on)?;
+        let mut nl = Netlink::open().map_err(|e| format!("opening netlink: {e}"))?;
+        let index = netlink::link_index(&ifname).map_err(|e| e.to_string())?;
+        for (address, prefix) in addresses {
+            nl.add_address(index, address, prefix).map_err(|e| format!("adding {address}/{prefix} to {ifname}: {e}"))?;
+        }
+        nl.set_up(index).map_err(|e| format!("bringing {ifname} up: {e}"))?;
+        if default_route {
+            for gateway in gateways {
+                nl.replace_default_route(gateway, Some(index))
+                    .map_err(|e| format!("adding the default route via {gateway}: {e}"))?;
+            }
+        }
+        Ok(())
+    })
+    .await
+    .map_err(NetworkError)
 }

@@ -3,17 +3,17 @@
 //! rules (`iptables.rs`), the in-process port proxy (`proxy.rs`) and the
 //! embedded DNS server at 127.0.0.11 (`dns.rs`).
 //!
-//! This slice shells out to iproute2 (`ip`) and util-linux (`unshare`,
-//! `nsenter`) rather than speaking netlink: every command is one
-//! well-understood line, errors come back with the kernel's own text, and
-//! the whole plumbing stays reviewable until the NAT, port and DNS work of
-//! issue 6 justifies a netlink stack (`rtnetlink`).
+//! What every container start does (namespace, veth, addresses, routes)
+//! speaks netlink in-process (`netlink.rs`, a few hundred lines rather
+//! than an rtnetlink crate stack); bridge creation, which happens once per
+//! network, still runs iproute2's `ip`.
 
 pub mod bridge;
 pub mod dns;
 pub mod ipam;
 pub mod ipam6;
 pub mod iptables;
+mod netlink;
 pub mod proxy;
 
 #[derive(Debug, thiserror::Error)]

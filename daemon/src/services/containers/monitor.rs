@@ -260,7 +260,9 @@ impl ContainerService {
             }
             // The process is gone: the shim's teardown and the network's
             // are independent, and both sit in `docker run --rm`'s latency.
+            let teardown = std::time::Instant::now();
             let (_, left) = tokio::join!(self.containerd.task_delete(id), self.leave_networks(id));
+            tracing::debug!(container.id = %id, took_ms = teardown.elapsed().as_millis() as u64, "task deleted");
             if let Err(e) = left {
                 tracing::warn!(container.id = %id, error = %e, "leaving networks after exit");
             }

@@ -50,6 +50,7 @@ impl ContainerService {
     pub(super) async fn run_task(&self, entry: &Entry, record: &mut Container) -> Result<(), ServiceError> {
         // A task left from the previous run (or a start whose answer was
         // lost) must go before a new one.
+        let begun = std::time::Instant::now();
         self.discard_task(&record.id).await?;
         let mounts = self.containerd.rootfs_mounts(&record.id).await?;
         let log = self.log_file(record)?;
@@ -93,10 +94,14 @@ impl ContainerService {
             let _ = self.leave_networks(&record.id).await;
             return Err(e);
         }
+        let prepared = begun.elapsed();
         let started = match self.containerd.task_create(&record.id, &mounts, io).await {
             Ok(_) => match &copier {
                 Some(c) => match entry.io.follow_copier(&c.socket).await {
-                    Ok(()) => self.containerd.task_start(&record.id).await,
+                    Ok(()) => {
+                        tracing::debug!(prepare_ms = prepared.as_millis() as u64, created_ms = begun.elapsed().as_millis() as u64, "task created");
+                        self.containerd.task_start(&record.id).await
+                    }
                     Err(e) => Err(ContainerdError {
                         kind: ErrorKind::Other,
                         op: "start",
@@ -123,7 +128,7 @@ impl ContainerService {
                     self.volumes.mounted(&v.name, &record.id, &v.destination, !v.read_only);
                 }
                 self.emit(record, "start", &[]);
-                tracing::info!(container.id = %record.id, pid, "container started");
+                tracing::info!(container.id = %record.id, pid, took_ms = begun.elapsed().as_millis() as u64, "container started");
                 Ok(())
             }
             Err(e) => {

@@ -31,13 +31,7 @@ impl NetworkService {
     /// `container:` modes can join it.
     pub async fn isolate_container(&self, container_id: &str) -> Result<(), ServiceError> {
         let netns = self.netns_path(container_id);
-        let made = async {
-            bridge::create_netns(&netns).await?;
-            bridge::loopback_up(&netns).await
-        }
-        .await;
-        if let Err(e) = made {
-            let _ = bridge::delete_netns(&netns);
+        if let Err(e) = bridge::create_netns(&netns).await {
             return Err(ServiceError::Internal(format!("failed to set up container networking: {e}")));
         }
         Ok(())

@@ -267,6 +267,9 @@ fn the_api_through_bollard_and_buildkit_probes() {
     let session = daemon.request("POST", "/session", None);
     assert_eq!(session.status, 501, "{session:?}");
     assert!(session.text().contains("BuildKit is not available"), "{session:?}");
+    let grpc = daemon.request("POST", "/grpc", None);
+    assert_eq!(grpc.status, 501, "{grpc:?}");
+    assert!(grpc.text().contains("BuildKit is not available"), "{grpc:?}");
 }
 
 #[test]
@@ -577,4 +580,81 @@ fn cache_from_a_pushed_image_on_a_fresh_daemon() {
     assert_eq!(steps_using_cache(&missing.stdout), 0, "{}", missing.stdout);
     let local = build(&fresh, ctx.path(), &["-t", "changed"]).success();
     assert_eq!(steps_using_cache(&local.stdout), 4, "{}", local.stdout);
+}
+
+#[test]
+fn onbuild_maintainer_syntax_copy_from_an_image_and_refused_urls() {
+    let daemon = Berthd::start_with_busybox();
+    let parent = context(&[(
+        "Dockerfile",
+        "# syntax=docker/dockerfile:1\nFROM busybox\nMAINTAINER Berth Team <team@example.com>\nONBUILD RUN echo triggered > /onbuild\n",
+    )]);
+    build(&daemon, parent.path(), &["-t", "with-trigger"]).success();
+    let img = inspect(&daemon, "with-trigger");
+    assert_eq!(img["Author"], "Berth Team <team@example.com>");
+    assert_eq!(img["Config"]["OnBuild"], serde_json::json!(["RUN echo triggered > /onbuild"]));
+    // A child runs the trigger right after its FROM, and does not pass it on.
+    let child = context(&[("Dockerfile", "FROM with-trigger\nCOPY --from=busybox /bin/busybox /copied-busybox\n")]);
+    let out = build(&daemon, child.path(), &["-t", "triggered"]).success();
+    assert!(out.stdout.contains("# Executing 1 build trigger\n"), "{}", out.stdout);
+    let run = daemon.docker(&["run", "--rm", "triggered", "sh", "-c", "cat /onbuild && cmp /bin/busybox /copied-busybox && echo same"]).success();
+    assert_eq!(run.stdout, "triggered\nsame\n");
+    let onbuild = &inspect(&daemon, "triggered")["Config"]["OnBuild"];
+    assert!(onbuild.is_null() || onbuild == &serde_json::json!([]), "{onbuild}");
+    // ADD of a URL is refused with a clear error (berthd builds offline).
+    let url = context(&[("Dockerfile", "FROM busybox\nADD http://127.0.0.1:9/file /file\n")]);
+    let refused = build(&daemon, url.path(), &[]).failure();
+    assert!(refused.stderr.contains("source URLs are not supported"), "{}", refused.stderr);
+}
+
+#[test]
+fn run_step_options_hosts_shm_cpu_host_network_and_container_removal() {
+    let daemon = Berthd::start_with_busybox();
+    let ctx = context(&[(
+        "Dockerfile",
+        "FROM busybox\nRUN grep myhost /etc/hosts > /hosts && df -k /dev/shm | tail -1 > /shm && ls /sys/class/net > /net && \
+         (cat /sys/fs/cgroup/cpu.max 2>/dev/null || echo $(cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us) $(cat /sys/fs/cgroup/cpu/cpu.cfs_period_us)) > /cpu\n",
+    )]);
+    build(
+        &daemon,
+        ctx.path(),
+        &["--add-host", "myhost:10.1.2.3", "--shm-size", "32m", "--cpu-period", "100000", "--cpu-quota", "50000", "--network", "host", "-t", "opts"],
+    )
+    .success();
+    let out = daemon.docker(&["run", "--rm", "opts", "sh", "-c", "cat /hosts /cpu; awk '{print $2}' /shm; wc -l < /net"]).success();
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert!(lines[0].starts_with("10.1.2.3") && lines[0].contains("myhost"), "{}", out.stdout);
+    assert_eq!(lines[1], "50000 100000", "{}", out.stdout);
+    assert_eq!(lines[2], "32768", "{}", out.stdout);
+    // The daemon's own network namespace has more than a loopback.
+    assert!(lines[3].trim().parse::<u32>().unwrap() > 1, "{}", out.stdout);
+    // --rm=false keeps the step's container; a failed step's container
+    // stays unless --force-rm.
+    let kept = context(&[("Dockerfile", "FROM busybox\nRUN echo kept > /k\n")]);
+    build(&daemon, kept.path(), &["--rm=false"]).success();
+    assert_eq!(daemon.docker(&["ps", "-aq"]).success().stdout.lines().count(), 1);
+    let failing = context(&[("Dockerfile", "FROM busybox\nRUN exit 1\n")]);
+    build(&daemon, failing.path(), &[]).failure();
+    assert_eq!(daemon.docker(&["ps", "-aq"]).success().stdout.lines().count(), 2);
+    build(&daemon, failing.path(), &["--force-rm"]).failure();
+    assert_eq!(daemon.docker(&["ps", "-aq"]).success().stdout.lines().count(), 2);
+}
+
+#[test]
+fn pull_fetches_a_newer_base_image() {
+    let registry = compat_tests::registry::Registry::start().unwrap();
+    let base = registry.reference("berth/base", "v1");
+    let daemon = Berthd::start_with_busybox();
+    daemon.reach_host_port(registry.port());
+    // The registry's base has a marker file; the local image of that name does not.
+    let marked = context(&[("Dockerfile", "FROM busybox\nRUN echo from-registry > /marker\n")]);
+    build(&daemon, marked.path(), &["-t", &base]).success();
+    daemon.docker(&["push", &base]).success();
+    daemon.docker(&["tag", "busybox", &base]).success();
+    let ctx = context(&[("Dockerfile", &format!("FROM {base}\nRUN cat /marker 2>/dev/null || echo local > /marker\nCMD cat /marker\n"))]);
+    build(&daemon, ctx.path(), &["-t", "local-base"]).success();
+    assert_eq!(daemon.docker(&["run", "--rm", "local-base"]).success().stdout, "local\n");
+    let pulled = build(&daemon, ctx.path(), &["--pull", "-t", "pulled-base"]).success();
+    assert!(pulled.stdout.contains("Pulling from berth/base"), "{}", pulled.stdout);
+    assert_eq!(daemon.docker(&["run", "--rm", "pulled-base"]).success().stdout, "from-registry\n");
 }

@@ -350,3 +350,42 @@ fn push_pull_follow_logs_and_events() {
     p.compose(&["down", "-v", "-t", "1"]).success();
     assert_nothing_left(&daemon, "reg");
 }
+
+/// `build.cache_from`: docker-compose 1.29 passes it to the classic
+/// builder, which reuses a loaded image's history (no step images of it
+/// are here). Compose v2's classic build path does not send it (its
+/// imageBuildOptions has no CacheFrom), against dockerd too.
+#[test]
+fn build_cache_from_reuses_a_loaded_image() {
+    let builder = Berthd::start_with_busybox();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("Dockerfile"), "FROM busybox\nENV A=1\nRUN echo cached > /c\nCMD [\"cat\", \"/c\"]\n").unwrap();
+    let built = Command::new(compat_tests::cli::docker_binary())
+        .args(["build", "-q", "-t", "cache-src:1"])
+        .arg(dir.path())
+        .env("DOCKER_HOST", builder.host())
+        .env("DOCKER_CONFIG", builder.dir().join("docker-config"))
+        .env("DOCKER_BUILDKIT", "0")
+        .env_remove("DOCKER_CONTEXT")
+        .output()
+        .unwrap();
+    assert!(built.status.success(), "{built:?}");
+    let id = String::from_utf8(built.stdout).unwrap().trim().to_string();
+    let archive_path = dir.path().join("cache-src.tar");
+    builder.docker(&["save", "-o", archive_path.to_str().unwrap(), "cache-src:1"]).success();
+    let archive = std::fs::read(&archive_path).unwrap();
+    std::fs::remove_file(&archive_path).unwrap();
+
+    let daemon = Berthd::start_with_busybox();
+    daemon.docker_stdin(&["load"], &archive).success();
+    std::fs::write(
+        dir.path().join("compose.yaml"),
+        "services:\n  app:\n    image: cached-app:1\n    build:\n      context: .\n      cache_from: [\"cache-src:1\"]\n",
+    )
+    .unwrap();
+    let p = Project { daemon: &daemon, name: "cachefrom", dir: dir.path().to_path_buf() };
+    let out = p.compose_v1(&["build"]).success();
+    let all = format!("{}{}", out.stdout, out.stderr);
+    assert_eq!(all.matches(" ---> Using cache").count(), 3, "{all}");
+    assert_eq!(daemon.inspect_format("{{.Id}}", "cached-app:1").trim(), id);
+}

@@ -249,3 +249,129 @@ fn load_and_import_refuse_escapes_and_oversize_headers() {
     target.assert_untouched();
     assert_eq!(daemon.docker(&["images", "-q"]).success().stdout, "");
 }
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    std::io::Write::write_all(&mut gz, data).unwrap();
+    gz.finish().unwrap()
+}
+
+/// A gzip-compressed tar holding one file `name` of `size` zero bytes: a
+/// few hundred KiB that expand to `size` (compressed by the host's gzip,
+/// which is much faster than an unoptimised flate2).
+fn zero_bomb(name: &str, size: u64) -> Vec<u8> {
+    use std::io::{Read, Write};
+    let mut gz = std::process::Command::new("gzip")
+        .args(["-c", "-1"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("gzip");
+    let mut stdout = gz.stdout.take().unwrap();
+    let reading = std::thread::spawn(move || {
+        let mut out = Vec::new();
+        stdout.read_to_end(&mut out).unwrap();
+        out
+    });
+    let mut stdin = gz.stdin.take().unwrap();
+    let mut h = tar::Header::new_gnu();
+    h.set_path(name).unwrap();
+    h.set_size(size);
+    h.set_mode(0o644);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(1_700_000_000);
+    h.set_cksum();
+    stdin.write_all(h.as_bytes()).unwrap();
+    let zeros = vec![0u8; 1 << 20];
+    for _ in 0..size.div_ceil(1 << 20) {
+        stdin.write_all(&zeros).unwrap();
+    }
+    stdin.write_all(&[0; 1024]).unwrap();
+    drop(stdin);
+    assert!(gz.wait().unwrap().success());
+    reading.join().unwrap()
+}
+
+/// The most memory berthd has held (VmHWM), in KiB.
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status.lines().find_map(|l| l.strip_prefix("VmHWM:")).unwrap().trim().trim_end_matches(" kB").parse().unwrap()
+}
+
+/// Zip bombs: a compressed header entry that promises 4 GiB is refused
+/// through every way a compressed tar comes in (archive PUT, load, import,
+/// the build context, `ADD` of a .tar.gz, a pulled layer); a layer that
+/// expands a thousandfold is streamed to its target, never held in memory.
+#[test]
+fn compressed_bombs_are_refused_or_streamed_in_bounded_memory() {
+    use compat_tests::images::{sha256_digest, MEDIA_TYPE_OCI_CONFIG, MEDIA_TYPE_OCI_LAYER_GZIP, MEDIA_TYPE_OCI_MANIFEST};
+    use compat_tests::registry::Registry;
+    let daemon = Berthd::start_with_busybox();
+    let registry = Registry::start().unwrap();
+    daemon.reach_host_port(registry.port());
+    // Past Go's 1 MiB, so containerd's own reader refuses it too.
+    let mut bomb = oversize_pax_header();
+    bomb.resize(bomb.len() + (2 << 20), b'9');
+    let gz_bomb = gzip(&bomb);
+    assert!(gz_bomb.len() < 16 << 10, "{}", gz_bomb.len());
+
+    let name = unique_name("bomb");
+    daemon.docker(&["run", "-d", "--name", &name, "busybox", "sleep", "300"]).success();
+    let (status, body) = put_archive(&daemon, &name, "/tmp", &gz_bomb);
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("header field too long"), "{body}");
+    let out = daemon.docker_stdin(&["load"], &gz_bomb).failure();
+    assert!(out.stderr.contains("header field too long"), "{}", out.stderr);
+    let out = daemon.docker_stdin(&["import", "-", "bomb:1"], &gz_bomb).failure();
+    assert!(out.stderr.contains("header field too long"), "{}", out.stderr);
+    let answer = build_with(&daemon, &gz_bomb);
+    assert!(build_failed(&answer, "header field too long"), "{answer:?}");
+    let mut context = tar::Builder::new(Vec::new());
+    for (file, data) in [("Dockerfile", &b"FROM busybox\nADD bomb.tar.gz /unpacked/\n"[..]), ("bomb.tar.gz", &gz_bomb)] {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        context.append_data(&mut h, file, data).unwrap();
+    }
+    let answer = build_with(&daemon, &context.into_inner().unwrap());
+    assert!(build_failed(&answer, "header field too long"), "{answer:?}");
+
+    // The same layer in a registry: the pull fails, saying so, and leaves
+    // no image.
+    let config = format!(
+        r#"{{"architecture":"amd64","os":"linux","rootfs":{{"type":"layers","diff_ids":["{}"]}},"config":{{}}}}"#,
+        sha256_digest(&bomb)
+    );
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"{MEDIA_TYPE_OCI_MANIFEST}","config":{{"mediaType":"{MEDIA_TYPE_OCI_CONFIG}","digest":"{}","size":{}}},"layers":[{{"mediaType":"{MEDIA_TYPE_OCI_LAYER_GZIP}","digest":"{}","size":{}}}]}}"#,
+        sha256_digest(config.as_bytes()),
+        config.len(),
+        sha256_digest(&gz_bomb),
+        gz_bomb.len()
+    );
+    let client = registry.client();
+    client.upload_blob("berth/bomb", &sha256_digest(config.as_bytes()), config.as_bytes()).unwrap();
+    client.upload_blob("berth/bomb", &sha256_digest(&gz_bomb), &gz_bomb).unwrap();
+    client.put_manifest("berth/bomb", "v1", MEDIA_TYPE_OCI_MANIFEST, manifest.as_bytes()).unwrap();
+    let reference = registry.reference("berth/bomb", "v1");
+    let out = daemon.docker(&["pull", &reference]).failure();
+    assert!(out.stderr.contains("failed to extract layer") && out.stderr.contains("header field too long"), "{}", out.stderr);
+    assert!(daemon.docker(&["images", "-q", &reference]).success().stdout.is_empty());
+
+    // 192 MiB of zeros in about 200 KiB: written inside the container,
+    // never held whole in berthd's memory.
+    const SIZE: u64 = 192 << 20;
+    let expanding = zero_bomb("zeros", SIZE);
+    assert!(expanding.len() < 2 << 20, "{}", expanding.len());
+    let pid = daemon.pid().unwrap();
+    let before = peak_rss_kib(pid);
+    let (status, body) = put_archive(&daemon, &name, "/tmp", &expanding);
+    assert_eq!(status, 200, "{body}");
+    let grown = peak_rss_kib(pid).saturating_sub(before);
+    eprintln!("peak RSS before {before} KiB, grew by {grown} KiB while expanding {SIZE} bytes");
+    assert!(grown < 48 << 10, "berthd's peak RSS grew by {grown} KiB");
+    let size = daemon.docker(&["exec", &name, "stat", "-c", "%s", "/tmp/zeros"]).success();
+    assert_eq!(size.stdout.trim(), SIZE.to_string());
+    daemon.docker(&["rm", "-f", &name]).success();
+}

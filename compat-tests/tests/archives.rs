@@ -2,8 +2,9 @@
 //! build context, `ADD` of a local tar, `docker load` and `docker import`.
 //! Names that climb out with `..`, absolute names, symlinks and hard links
 //! to the host's files, device nodes and header entries that promise
-//! gigabytes: refused with a clear error or kept inside their target, and
-//! the host is checked afterwards.
+//! gigabytes, also inside gzip (zip bombs, in pulled layers too): refused
+//! with a clear error or kept inside their target, and the host is checked
+//! afterwards.
 
 use std::path::{Path, PathBuf};
 
@@ -374,4 +375,52 @@ fn compressed_bombs_are_refused_or_streamed_in_bounded_memory() {
     let size = daemon.docker(&["exec", &name, "stat", "-c", "%s", "/tmp/zeros"]).success();
     assert_eq!(size.stdout.trim(), SIZE.to_string());
     daemon.docker(&["rm", "-f", &name]).success();
+}
+
+/// Links and device nodes in an imported layer or a build context: a
+/// symlink to a host directory with a file through it, a hard link to
+/// "/etc/passwd" and a device node all stay inside the image.
+#[test]
+fn imported_layers_and_build_contexts_keep_links_and_devices_inside() {
+    let daemon = Berthd::start_with_busybox();
+    let target = HostTarget::new();
+    let t = target.path();
+    let passwd_links = links_of(Path::new("/etc/passwd"));
+    let through = "esc/through".to_string();
+    let layer = tar_of(&[
+        Entry { kind: tar::EntryType::Directory, name: "etc/", link: "", data: b"" },
+        file("etc/passwd", b"root:x:0:0:root:/root:/bin/sh\n"),
+        symlink("esc", t),
+        file(&through, b"t"),
+        hardlink("pw", "/etc/passwd"),
+        Entry { kind: tar::EntryType::Char, name: "mem", link: "", data: b"" },
+    ]);
+    daemon.docker_stdin(&["import", "-", "linked:1"], &layer).success();
+    // Creating a container unpacks the layer into its snapshot.
+    daemon.docker(&["create", "--name", "linked", "linked:1", "/x"]).success();
+    let exported = daemon.request("GET", "/v1.51/containers/linked/export", None);
+    assert_eq!(exported.status, 200);
+    let mut listed = Vec::new();
+    let mut archive = tar::Archive::new(&exported.body[..]);
+    for e in archive.entries().unwrap() {
+        let e = e.unwrap();
+        let link = e.link_name().unwrap().map(|l| l.display().to_string()).unwrap_or_default();
+        listed.push(format!("{} {:?} {link}", e.path().unwrap().display(), e.header().entry_type()));
+    }
+    // The file through the symlink landed in the image's own copy of the
+    // host path, the hard link points at the image's passwd.
+    for want in [format!("esc Symlink {t}"), format!("{}/through Regular ", &t[1..]), "pw Link etc/passwd".into(), "mem Char ".into()] {
+        assert!(listed.contains(&want), "{want:?} not in {listed:#?}");
+    }
+    target.assert_untouched();
+    assert_eq!(links_of(Path::new("/etc/passwd")), passwd_links);
+
+    // A device node in a build context: copied in as an empty file.
+    let context = tar_of(&[
+        file("Dockerfile", b"FROM busybox\nCOPY . /ctx/\nRUN test -f /ctx/mem && ! test -s /ctx/mem\n"),
+        Entry { kind: tar::EntryType::Char, name: "mem", link: "", data: b"" },
+    ]);
+    let answer = build_with(&daemon, &context);
+    assert!(answer.0 == 200 && answer.1.contains("Successfully built") && !answer.1.contains("errorDetail"), "{answer:?}");
+    target.assert_untouched();
 }

@@ -49,6 +49,10 @@ unitdir=$prefix/lib/systemd/system
 docdir=$prefix/share/doc/berthd
 
 install -D -m 0755 "$binary" "$root$bindir/berthd"
+# The per-container log copier, when it was built beside the binary
+# (without it berthd starts itself as the copier).
+copier="$(dirname "$binary")/berthd-log-copier"
+if [ -x "$copier" ]; then install -D -m 0755 "$copier" "$root$bindir/berthd-log-copier"; fi
 # The units name /usr/bin/berthd; another prefix gets its own path in them.
 for unit in berthd.service berthd.socket; do
     sed "s|/usr/bin/berthd|$bindir/berthd|g" "$here/$unit" >"$here/.$unit.tmp"

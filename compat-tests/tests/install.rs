@@ -47,6 +47,9 @@ fn install_script_stages_binary_units_config_and_group() {
     assert_eq!(std::fs::read(&binary).unwrap(), std::fs::read(berthd_binary()).unwrap());
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(std::fs::metadata(&binary).unwrap().permissions().mode() & 0o777, 0o755);
+    // The log copier built beside it goes beside it.
+    let copier = root.join("usr/bin/berthd-log-copier");
+    assert_eq!(std::fs::read(&copier).unwrap(), std::fs::read(berthd_binary().with_file_name("berthd-log-copier")).unwrap());
     let service = std::fs::read_to_string(root.join("usr/lib/systemd/system/berthd.service")).unwrap();
     for line in ["ExecStart=/usr/bin/berthd -H fd://", "Type=notify", "KillMode=process", "Delegate=yes", "Requires=berthd.socket"] {
         assert!(service.lines().any(|l| l == line), "{line} missing from berthd.service:\n{service}");
@@ -145,6 +148,7 @@ fn debian_package_holds_binary_units_and_example_config() {
     let files: Vec<&str> = listing.lines().filter_map(|l| l.split_whitespace().last()).collect();
     for want in [
         "./usr/bin/berthd",
+        "./usr/bin/berthd-log-copier",
         "./usr/lib/systemd/system/berthd.service",
         "./usr/lib/systemd/system/berthd.socket",
         "./usr/share/doc/berthd/examples/daemon.json",

@@ -66,7 +66,10 @@ fn follow_crosses_rotations() {
         .stdout(std::process::Stdio::piped())
         .spawn()
         .expect("docker logs -f");
-    daemon.docker(&["exec", "fol", "touch", "/tmp/go"]).success();
+    // Detached: the container exits right after the exec, and (as with
+    // dockerd) its exec records go with it, so an attached `docker exec`
+    // asking for the exit code afterwards could find none.
+    daemon.docker(&["exec", "-d", "fol", "touch", "/tmp/go"]).success();
     let out = follower.wait_with_output().expect("docker logs -f output");
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(assert_contiguous_tail(&text, 299), 0);

@@ -19,6 +19,20 @@ use serde::{Deserialize, Serialize};
 
 use super::json_file::{JsonFileWriter, LogFile, Stream};
 
+/// The copier's own program, installed beside berthd.
+pub const PROGRAM: &str = "berthd-log-copier";
+
+/// The program the shim should start for a daemon running as `daemon_exe`:
+/// the copier installed beside it, else the daemon itself (which has the
+/// same subcommand).
+pub fn program(daemon_exe: &Path) -> PathBuf {
+    daemon_exe
+        .parent()
+        .map(|dir| dir.join(PROGRAM))
+        .filter(|p| p.is_file())
+        .unwrap_or_else(|| daemon_exe.to_path_buf())
+}
+
 /// The subcommand; containerd turns the URI's query `?log-copier=CONFIG`
 /// into the arguments `log-copier CONFIG`.
 pub const SUBCOMMAND: &str = "log-copier";

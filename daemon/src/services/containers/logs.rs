@@ -110,6 +110,7 @@ impl ContainerService {
         // Our binary replaced or removed under us (a package upgrade):
         // nothing for the shim to start, so berthd copies the output itself.
         let Some(exe) = std::env::current_exe().ok().filter(|p| p.is_file()) else { return Ok(None) };
+        let exe = copier::program(&exe);
         let dir = self.fifo_dir(&record.id);
         std::fs::create_dir_all(&dir)?;
         // FIFOs of an earlier run would be mistaken for this run's.

@@ -720,3 +720,94 @@ fn without_iptables_the_daemon_refuses_to_start_as_dockerd() {
     let daemon = Berthd::builder().env("PATH", "/usr/bin").daemon_json(serde_json::json!({"iptables": false})).start();
     daemon.docker(&["network", "create", "--subnet", "10.199.63.0/24", "nofw"]).success();
 }
+
+/// dockerd 28's IPv6 pool when none is configured: a ULA /48 from the
+/// SHA-256 of the engine ID (low 40 bits of its first eight bytes).
+fn ula_base(daemon: &Berthd) -> String {
+    use sha2::Digest;
+    let id = daemon.docker(&["info", "-f", "{{.ID}}"]).success().stdout.trim().to_string();
+    let sha = sha2::Sha256::digest(id.as_bytes());
+    let gid = u64::from_be_bytes(sha[..8].try_into().unwrap()) & ((1 << 40) - 1);
+    let base = u128::from(std::net::Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 0)) + (u128::from(gid) << 80);
+    let text = std::net::Ipv6Addr::from(base).to_string();
+    text.trim_end_matches(':').to_string()
+}
+
+#[test]
+fn ipv6_without_a_subnet_takes_ula_64s_and_the_v6_route_follows_the_v6_network() {
+    // `ipv6` without `fixed-cidr-v6`: the default bridge takes the pool's
+    // first /64, as dockerd 28; user networks the next ones.
+    let daemon = Berthd::builder().daemon_json(serde_json::json!({"ipv6": true})).start_with_busybox();
+    let base = ula_base(&daemon);
+    let subnets = |net: &str| {
+        let out = daemon.docker(&["network", "inspect", "-f", "{{.EnableIPv6}} {{range .IPAM.Config}}{{.Subnet}} {{end}}", net]);
+        out.success().stdout.trim().to_string()
+    };
+    assert_eq!(subnets("bridge"), format!("true 172.17.0.0/16 {base}::/64"));
+    daemon.docker(&["network", "create", "--ipv6", "--subnet", "10.199.64.0/24", "ula6"]).success();
+    assert_eq!(subnets("ula6"), format!("true 10.199.64.0/24 {base}:1::/64"));
+    daemon.docker(&["run", "-d", "--name", "ula-a", "--network", "ula6", "busybox", "sleep", "300"]).success();
+    let format = "{{range .NetworkSettings.Networks}}{{.GlobalIPv6Address}}/{{.GlobalIPv6PrefixLen}} {{.IPv6Gateway}}{{end}}";
+    assert_eq!(inspect(&daemon, format, "ula-a"), format!("{base}:1::2/64 {base}:1::1"));
+    daemon.docker(&["run", "-d", "--name", "ula-bridge", "busybox", "sleep", "300"]).success();
+    let v6 = inspect(&daemon, "{{.NetworkSettings.GlobalIPv6Address}} {{.NetworkSettings.IPv6Gateway}}", "ula-bridge");
+    assert!(v6.starts_with(&format!("{base}::")) && v6.ends_with(&format!(" {base}::1")), "{v6}");
+    let ping = daemon.docker(&["exec", "ula-bridge", "ping", "-c1", "-W5", &format!("{base}::1")]);
+    assert_eq!(ping.code, 0, "{ping:?}");
+
+    // On a v4-only network first (eth0) and then a v6 one: the v6 default
+    // route goes through the v6 network's gateway. dockerd 28 takes both
+    // routes from the first dual-stack endpoint.
+    daemon.docker(&["network", "create", "--subnet", "10.199.65.0/24", "a-v4"]).success();
+    daemon.docker(&["run", "-d", "--name", "ula-mixed", "--network", "a-v4", "busybox", "sleep", "300"]).success();
+    let route6 = |c: &str| daemon.docker(&["exec", c, "ip", "-6", "route", "show", "default"]).success().stdout;
+    let route4 = |c: &str| daemon.docker(&["exec", c, "ip", "route", "show", "default"]).success().stdout;
+    assert_eq!(route6("ula-mixed").trim(), "");
+    daemon.docker(&["network", "connect", "ula6", "ula-mixed"]).success();
+    assert!(route6("ula-mixed").contains(&format!("default via {base}:1::1 dev eth1")), "{}", route6("ula-mixed"));
+    assert!(route4("ula-mixed").contains("default via 10.199.64.1 dev eth1"), "{}", route4("ula-mixed"));
+    daemon.docker(&["network", "disconnect", "ula6", "ula-mixed"]).success();
+    assert_eq!(route6("ula-mixed").trim(), "");
+    assert!(route4("ula-mixed").contains("default via 10.199.65.1 dev eth0"), "{}", route4("ula-mixed"));
+
+    // The pool holds across a restart: the bridge keeps its /64.
+    daemon.docker(&["rm", "-f", "ula-a", "ula-bridge", "ula-mixed"]).success();
+    let mut daemon = daemon;
+    assert!(daemon.stop().expect("daemon").success());
+    let again = daemon.successor(serde_json::json!({"ipv6": true}));
+    assert_eq!(ula_base(&again), base);
+    let bridge = again.docker(&["network", "inspect", "-f", "{{range .IPAM.Config}}{{.Subnet}} {{end}}", "bridge"]).success();
+    assert_eq!(bridge.stdout.trim(), format!("172.17.0.0/16 {base}::/64"));
+}
+
+#[test]
+fn bip6_and_default_gateways_shape_the_default_bridge() {
+    let daemon = Berthd::builder()
+        .daemon_json(serde_json::json!({
+            "ipv6": true, "bip6": "fd00:b6::5/64", "fixed-cidr-v6": "fd00:b6::/80",
+            "default-gateway": "172.17.0.254", "default-gateway-v6": "fd00:b6::fe",
+        }))
+        .start_with_busybox();
+    let ipam = daemon.docker(&["network", "inspect", "-f", "{{json .IPAM.Config}}", "bridge"]).success();
+    assert_eq!(
+        ipam.stdout.trim(),
+        r#"[{"Subnet":"172.17.0.0/16","Gateway":"172.17.0.1","AuxiliaryAddresses":{"DefaultGatewayIPv4":"172.17.0.254"}},{"Subnet":"fd00:b6::/64","IPRange":"fd00:b6::/80","Gateway":"fd00:b6::5","AuxiliaryAddresses":{"DefaultGatewayIPv6":"fd00:b6::fe"}}]"#
+    );
+    let addrs = daemon.in_netns(&["ip", "-6", "addr", "show", "dev", "docker0"]).success().stdout;
+    assert!(addrs.contains("inet6 fd00:b6::5/64"), "{addrs}");
+    daemon.docker(&["run", "-d", "--name", "gw", "busybox", "sleep", "300"]).success();
+    let top = "{{.NetworkSettings.Gateway}} {{.NetworkSettings.IPv6Gateway}}";
+    assert_eq!(inspect(&daemon, top, "gw"), "172.17.0.254 fd00:b6::fe");
+    let route = daemon.docker(&["exec", "gw", "ip", "route", "show", "default"]).success().stdout;
+    assert!(route.contains("default via 172.17.0.254 dev eth0"), "{route}");
+    let route6 = daemon.docker(&["exec", "gw", "ip", "-6", "route", "show", "default"]).success().stdout;
+    assert!(route6.contains("default via fd00:b6::fe dev eth0"), "{route6}");
+    // The bridge itself still answers on its addresses.
+    let ping = daemon.docker(&["exec", "gw", "ping", "-c1", "-W5", "fd00:b6::5"]);
+    assert_eq!(ping.code, 0, "{ping:?}");
+
+    // A gateway off the bridge's subnet stops the daemon, as dockerd.
+    let out = Berthd::builder().daemon_json(serde_json::json!({"default-gateway": "10.1.2.3"})).run_to_exit();
+    assert_ne!(out.code, 0, "{}", out.stderr);
+    assert!(out.stderr.contains("default gateway ip must be part of the network"), "{}", out.stderr);
+}

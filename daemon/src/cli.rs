@@ -121,6 +121,18 @@ pub struct Cli {
     #[arg(long = "fixed-cidr-v6", value_name = "string")]
     pub fixed_cidr_v6: Option<String>,
 
+    /// Network bridge IPv6 address
+    #[arg(long = "bip6", value_name = "string")]
+    pub bip6: Option<String>,
+
+    /// Container default gateway IPv4 address
+    #[arg(long = "default-gateway", value_name = "ip")]
+    pub default_gateway: Option<String>,
+
+    /// Container default gateway IPv6 address
+    #[arg(long = "default-gateway-v6", value_name = "ip")]
+    pub default_gateway_v6: Option<String>,
+
     /// Use userland proxy for loopback traffic
     #[arg(long = "userland-proxy", num_args = 0..=1, require_equals = true,
           default_missing_value = "true", value_name = "bool")]

@@ -87,6 +87,20 @@ pub fn merge(cli: &Cli, file: ParsedFile, path: &Path) -> Result<Config, String>
                 }
                 other => other,
             },
+            bip6: match cli.bip6.clone().or(f.bip6) {
+                Some(b) if crate::backends::network::ipam6::Subnet6::parse(&b).is_none() => {
+                    return Err(format!("invalid bip6 {b}: invalid CIDR address: {b}"))
+                }
+                other => other,
+            },
+            default_gateway: match cli.default_gateway.clone().or(f.default_gateway) {
+                None => None,
+                Some(ip) => Some(ip.parse().map_err(|_| format!("invalid IP address: {ip}"))?),
+            },
+            default_gateway_v6: match cli.default_gateway_v6.clone().or(f.default_gateway_v6) {
+                None => None,
+                Some(ip) => Some(ip.parse().map_err(|_| format!("invalid IP address: {ip}"))?),
+            },
             ip6tables: cli.ip6tables.or(f.ip6tables).unwrap_or(true),
             userland_proxy: cli.userland_proxy.or(f.userland_proxy).unwrap_or(true),
             mtu: match cli.mtu.or(f.mtu) {
@@ -248,6 +262,9 @@ fn flags_set(cli: &Cli) -> Vec<(&'static str, String)> {
         ("fixed-cidr", text(&cli.fixed_cidr)),
         ("ipv6", boolean(&cli.ipv6)),
         ("fixed-cidr-v6", text(&cli.fixed_cidr_v6)),
+        ("bip6", text(&cli.bip6)),
+        ("default-gateway", text(&cli.default_gateway)),
+        ("default-gateway-v6", text(&cli.default_gateway_v6)),
         ("ip6tables", boolean(&cli.ip6tables)),
         ("userland-proxy", boolean(&cli.userland_proxy)),
         ("mtu", cli.mtu.map(|n| n.to_string())),

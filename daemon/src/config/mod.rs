@@ -92,10 +92,16 @@ pub struct NetworkConfig {
     pub bip: Option<String>,
     /// `--fixed-cidr`: containers' addresses come from this part of it.
     pub fixed_cidr: Option<String>,
-    /// `--ipv6`: the default bridge has IPv6 (addresses from
-    /// `--fixed-cidr-v6`).
+    /// `--ipv6`: the default bridge has IPv6 (its subnet from `--bip6`,
+    /// else `--fixed-cidr-v6`, else the IPv6 pools, as dockerd 28).
     pub ipv6: bool,
     pub fixed_cidr_v6: Option<String>,
+    /// `--bip6`: the bridge's IPv6 address with its prefix.
+    pub bip6: Option<String>,
+    /// `--default-gateway(-v6)`: the default bridge's containers route
+    /// through this router instead of the bridge's address.
+    pub default_gateway: Option<std::net::Ipv4Addr>,
+    pub default_gateway_v6: Option<std::net::Ipv6Addr>,
     /// `--ip6tables`: IPv6 rules as the IPv4 ones (dockerd 28's default).
     pub ip6tables: bool,
     /// `--userland-proxy`: the host's own traffic to published ports
@@ -131,6 +137,9 @@ impl Default for NetworkConfig {
             fixed_cidr: None,
             ipv6: false,
             fixed_cidr_v6: None,
+            bip6: None,
+            default_gateway: None,
+            default_gateway_v6: None,
             ip6tables: true,
             userland_proxy: true,
             mtu: 1500,

@@ -52,6 +52,18 @@ impl std::fmt::Display for Subnet6 {
     }
 }
 
+/// dockerd 28's IPv6 pool when `default-address-pools` has none: a ULA
+/// /48 whose 40-bit global ID comes from the engine ID (the first eight
+/// bytes of its SHA-256, low 40 bits), cut into /64s. Stable per host.
+pub fn ula_pool(host_id: &str) -> (Subnet6, u8) {
+    use sha2::Digest;
+    let sha = sha2::Sha256::digest(host_id.as_bytes());
+    let first: [u8; 8] = sha[..8].try_into().unwrap_or_default();
+    let gid = u64::from_be_bytes(first) & ((1 << 40) - 1);
+    let base = u128::from(Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 0)) + (u128::from(gid) << 80);
+    (Subnet6 { network: Ipv6Addr::from(base), prefix: 48 }, 64)
+}
+
 /// `default-address-pools` entries with an IPv6 base, cut into `size`
 /// subnets in order; the first that overlaps none of `used`.
 pub fn allocate_subnet(pools: &[(Subnet6, u8)], used: &[Subnet6]) -> Option<Subnet6> {
@@ -131,5 +143,14 @@ mod tests {
         let s = Subnet6::parse("fd00:dead:beef::/64").unwrap();
         assert_eq!(from_mac(&s, "02:42:ac:11:00:02").unwrap().to_string(), "fd00:dead:beef::242:ac11:2");
         assert_eq!(from_mac(&Subnet6::parse("fd00::/96").unwrap(), "02:42:ac:11:00:02"), None);
+    }
+
+    #[test]
+    fn ula_pool_from_the_engine_id() {
+        // sha256("") = e3b0c44298fc1c14…: low 40 bits of the first eight
+        // bytes are 98fc1c14 preceded by 42.
+        let (base, size) = ula_pool("");
+        assert_eq!((base.to_string(), size), ("fd42:98fc:1c14::/48".to_string(), 64));
+        assert_ne!(ula_pool("a").0, ula_pool("b").0);
     }
 }

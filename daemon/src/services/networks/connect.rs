@@ -146,6 +146,7 @@ impl NetworkService {
             ip
         };
         let mac = if req.mac_address.is_empty() { ipam::mac_for(ip) } else { req.mac_address.clone() };
+        let gateway = n.route_gateway(super::DEFAULT_GATEWAY_V4).unwrap_or(gateway);
         let v6 = n.endpoint_v6(&req.ipv6_address, &mac)?;
         let taken: Vec<&str> =
             nets.values().filter_map(|n| n.endpoints.get(container_id)).map(|e| e.ifname.as_str()).collect();
@@ -195,8 +196,11 @@ impl NetworkService {
         nets.insert(updated.id.clone(), updated);
         // A fresh namespace whose only way out is this network gets its
         // default route with the address, saving a separate `ip` run.
-        let default_route = primary
-            && super::gateway_endpoint(&nets, container_id).is_some_and(|(_, e)| e.endpoint_id == endpoint.endpoint_id);
+        let default_route = primary && {
+            let (gw4, gw6) = super::gateway_endpoints(&nets, container_id);
+            let this = |e: Option<&Endpoint>| e.is_some_and(|e| e.endpoint_id == endpoint.endpoint_id);
+            this(gw4) && (gw6.is_none() || this(gw6))
+        };
         Ok(Reserved { network_id: network_id.to_string(), endpoint, ip, gateway, bridge: bridge_name, mtu, bound, default_route, v6 })
     }
 

@@ -173,7 +173,7 @@ impl NetworkService {
 impl NetworkService {
     /// The IPv6 subnet, gateway and range of a new network: the requested
     /// ones, else (with `EnableIPv6`) the first free subnet of the IPv6
-    /// `default-address-pools`. A subnet given without `EnableIPv6` is only
+    /// `default-address-pools` or dockerd 28's ULA pool. A subnet given without `EnableIPv6` is only
     /// recorded, as dockerd 20.10 does.
     fn plan_ipv6(
         &self,
@@ -192,7 +192,7 @@ impl NetworkService {
                 }
                 subnet
             }
-            None if enable_ipv6 => ipam6::allocate_subnet(&super::pools6(&self.config), &used).ok_or_else(|| {
+            None if enable_ipv6 => ipam6::allocate_subnet(&self.pools6, &used).ok_or_else(|| {
                 ServiceError::Forbidden(
                     "could not find an available, non-overlapping IPv6 address pool among the defaults to assign to the network"
                         .into(),

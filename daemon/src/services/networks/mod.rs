@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 
 use crate::backends::network::{bridge, ipam, ipam6};
+use crate::backends::store;
 use crate::backends::store::networks::NetworkStore;
 use crate::config::NetworkConfig;
 use crate::services::events::EventBus;
@@ -183,6 +184,9 @@ pub struct NetworkService {
     store: NetworkStore,
     exec_root: PathBuf,
     config: NetworkConfig,
+    /// Where IPv6 subnets come from: the IPv6 `default-address-pools`,
+    /// else dockerd 28's ULA pool derived from the engine ID.
+    pools6: Vec<(ipam6::Subnet6, u8)>,
     /// berthd's own namespace, pinned for `host` mode.
     host_netns: Option<PathBuf>,
     /// By ID. One lock: network changes are rare and short.
@@ -253,7 +257,12 @@ pub fn predefined_mode(mode: &str) -> Option<&'static str> {
 /// The default `bridge` network as the configuration sets it up: its
 /// interface, subnet (from `bip`), `fixed-cidr` and driver options. The
 /// stored record keeps its ID (compose compares it) and its endpoints.
-fn configure_default_bridge(n: &mut Network, config: &NetworkConfig) -> Result<(), ServiceError> {
+fn configure_default_bridge(
+    n: &mut Network,
+    config: &NetworkConfig,
+    pools6: &[(ipam6::Subnet6, u8)],
+    used6: &[ipam6::Subnet6],
+) -> Result<(), ServiceError> {
     let name = config.bridge.clone().unwrap_or_else(|| DEFAULT_BRIDGE.to_string());
     let (subnet, gateway) = match &config.bip {
         Some(bip) => {
@@ -285,16 +294,31 @@ fn configure_default_bridge(n: &mut Network, config: &NetworkConfig) -> Result<(
         }
         None => None,
     };
+    // As dockerd 28: `default-gateway` must be on the bridge's subnet
+    // (else the daemon does not start); it is kept as an auxiliary address.
+    let invalid_gateway =
+        || ServiceError::InvalidParameter("error creating default \"bridge\" network: default gateway ip must be part of the network".into());
+    n.aux_addresses = BTreeMap::new();
+    if let Some(gw) = config.default_gateway {
+        if !subnet.contains(gw) {
+            return Err(invalid_gateway());
+        }
+        n.aux_addresses.insert(DEFAULT_GATEWAY_V4.into(), gw.to_string());
+    }
     n.subnet = Some(subnet.to_string());
     n.gateway = Some(gateway);
     n.ip_range = ip_range;
-    // `ipv6` without `fixed-cidr-v6`: link-local addresses only, as
-    // dockerd 20.10.
-    let subnet6 = config.fixed_cidr_v6.as_deref().filter(|_| config.ipv6).and_then(ipam6::Subnet6::parse);
     n.enable_ipv6 = config.ipv6;
-    n.subnet6 = subnet6.map(|s| s.to_string());
-    n.gateway6 = subnet6.map(|s| s.first_host().to_string());
-    n.ip_range6 = None;
+    let v6 = if config.ipv6 { Some(default_bridge_v6(n, config, pools6, used6)?) } else { None };
+    if let (Some(gw), Some((subnet6, _, _))) = (config.default_gateway_v6, v6) {
+        if !subnet6.contains(gw) {
+            return Err(invalid_gateway());
+        }
+        n.aux_addresses.insert(DEFAULT_GATEWAY_V6.into(), gw.to_string());
+    }
+    n.subnet6 = v6.map(|(s, _, _)| s.to_string());
+    n.gateway6 = v6.map(|(_, g, _)| g.to_string());
+    n.ip_range6 = v6.and_then(|(_, _, r)| r).map(|r| r.to_string());
     n.bridge = Some(name.clone());
     n.options = [
         ("com.docker.network.bridge.default_bridge", "true".to_string()),
@@ -308,6 +332,54 @@ fn configure_default_bridge(n: &mut Network, config: &NetworkConfig) -> Result<(
     .map(|(k, v)| (k.to_string(), v))
     .collect();
     Ok(())
+}
+
+/// The auxiliary-address keys dockerd gives `default-gateway(-v6)`.
+const DEFAULT_GATEWAY_V4: &str = "DefaultGatewayIPv4";
+const DEFAULT_GATEWAY_V6: &str = "DefaultGatewayIPv6";
+
+/// The default bridge's IPv6 subnet, gateway and range, as dockerd 28:
+/// `bip6` (its address is the gateway) with `fixed-cidr-v6` as the range;
+/// else `fixed-cidr-v6` as the subnet; else a /64 of the IPv6 pools (the
+/// one it had if still free, so addresses survive a restart).
+fn default_bridge_v6(
+    n: &Network,
+    config: &NetworkConfig,
+    pools6: &[(ipam6::Subnet6, u8)],
+    used6: &[ipam6::Subnet6],
+) -> Result<(ipam6::Subnet6, std::net::Ipv6Addr, Option<ipam6::Subnet6>), ServiceError> {
+    let fixed = config.fixed_cidr_v6.as_deref().and_then(ipam6::Subnet6::parse);
+    if let Some(bip6) = &config.bip6 {
+        let subnet = ipam6::Subnet6::parse(bip6)
+            .ok_or_else(|| ServiceError::InvalidParameter(format!("invalid bip6 {bip6}: invalid CIDR address: {bip6}")))?;
+        let gateway = bip6.split('/').next().unwrap_or_default().parse().map_err(|_| {
+            ServiceError::InvalidParameter(format!("invalid bip6 {bip6}: invalid CIDR address: {bip6}"))
+        })?;
+        if let Some(range) = fixed.filter(|r| !subnet.contains(r.network) || r.prefix < subnet.prefix) {
+            return Err(ServiceError::InvalidParameter(format!(
+                "fixed-cidr-v6 {range} is not within the bridge's subnet {subnet}"
+            )));
+        }
+        return Ok((subnet, gateway, fixed));
+    }
+    if let Some(subnet) = fixed {
+        return Ok((subnet, subnet.first_host(), None));
+    }
+    let kept = n
+        .subnet6
+        .as_deref()
+        .and_then(ipam6::Subnet6::parse)
+        .filter(|s| pools6.iter().any(|(base, size)| base.contains(s.network) && s.prefix == *size))
+        .filter(|s| !used6.iter().any(|u| u.overlaps(s)));
+    let subnet = match kept {
+        Some(s) => s,
+        None => ipam6::allocate_subnet(pools6, used6).ok_or_else(|| {
+            ServiceError::Forbidden(
+                "error creating default \"bridge\" network: could not find an available, non-overlapping IPv6 address pool among the defaults to assign to the network".into(),
+            )
+        })?,
+    };
+    Ok((subnet, subnet.first_host(), None))
 }
 
 impl NetworkService {
@@ -334,6 +406,12 @@ impl NetworkService {
             store.load_all().map_err(|e| ServiceError::Internal(format!("loading networks: {e}")))?;
         let mut networks: HashMap<String, Network> = records.into_iter().map(|n| (n.id.clone(), n)).collect();
         let bridge_disabled = config.bridge.as_deref() == Some("none");
+        let host_id = store::engine_id(&data_root)
+            .map_err(|e| ServiceError::Internal(format!("reading the engine ID: {e}")))?;
+        let pools6 = match pools6(&config) {
+            p if p.is_empty() => vec![ipam6::ula_pool(&host_id)],
+            p => p,
+        };
         for (name, driver) in [("bridge", "bridge"), ("host", "host"), ("none", "null")] {
             if name == "bridge" && bridge_disabled {
                 // As dockerd with `--bridge none`: there is no `bridge`.
@@ -345,7 +423,9 @@ impl NetworkService {
                 None => predefined(name, driver),
             };
             if name == "bridge" {
-                configure_default_bridge(&mut n, &config)?;
+                let used6: Vec<ipam6::Subnet6> =
+                    networks.values().filter(|o| o.id != n.id).filter_map(|o| o.v6().map(|(s, _, _)| s)).collect();
+                configure_default_bridge(&mut n, &config, &pools6, &used6)?;
             }
             store.save(&n.id, &n).map_err(|e| ServiceError::Internal(format!("saving network {name}: {e}")))?;
             networks.insert(n.id.clone(), n);
@@ -372,6 +452,7 @@ impl NetworkService {
             store,
             exec_root,
             config,
+            pools6,
             host_netns,
             networks: Mutex::new(networks),
             proxies: Default::default(),
@@ -450,9 +531,9 @@ impl NetworkService {
     /// Route the container's default traffic through its gateway endpoint
     /// (after an endpoint came or went).
     async fn route_default(&self, nets: &HashMap<String, Network>, container_id: &str) -> Result<(), ServiceError> {
-        let gateway = gateway_endpoint(nets, container_id);
-        let route = gateway.and_then(|(_, e)| Some((e.gateway.parse::<std::net::Ipv4Addr>().ok()?, e.ifname.as_str())));
-        let route6 = gateway.and_then(|(_, e)| Some((e.gateway6.parse::<std::net::Ipv6Addr>().ok()?, e.ifname.as_str())));
+        let (gateway, gateway6) = gateway_endpoints(nets, container_id);
+        let route = gateway.and_then(|e| Some((e.gateway.parse::<std::net::Ipv4Addr>().ok()?, e.ifname.as_str())));
+        let route6 = gateway6.and_then(|e| Some((e.gateway6.parse::<std::net::Ipv6Addr>().ok()?, e.ifname.as_str())));
         bridge::set_default_route(&self.netns_path(container_id), route, route6)
             .await
             .map_err(|e| ServiceError::Internal(format!("setting the default route: {e}")))
@@ -488,14 +569,19 @@ impl NetworkService {
     }
 }
 
-/// The endpoint that gives a container its default route, as dockerd
-/// picks it: not on an internal network, the highest `GwPriority`, then
-/// the network's name in lexical order. (network, endpoint).
-fn gateway_endpoint<'a>(nets: &'a HashMap<String, Network>, container_id: &str) -> Option<(&'a Network, &'a Endpoint)> {
-    nets.values()
-        .filter(|n| !n.internal)
-        .filter_map(|n| Some((n, n.endpoints.get(container_id)?)))
-        .min_by(|(na, ea), (nb, eb)| eb.gw_priority.cmp(&ea.gw_priority).then_with(|| na.name.cmp(&nb.name)))
+/// The endpoints that give a container its IPv4 and IPv6 default routes,
+/// as dockerd 28 picks them: in order of the highest `GwPriority`, then
+/// the network's name, skipping internal networks, the first dual-stack
+/// endpoint gives both; failing that, the first endpoint gives the IPv4
+/// route and the IPv6 one comes from no one.
+fn gateway_endpoints<'a>(nets: &'a HashMap<String, Network>, container_id: &str) -> (Option<&'a Endpoint>, Option<&'a Endpoint>) {
+    let mut candidates: Vec<(&Network, &Endpoint)> =
+        nets.values().filter(|n| !n.internal).filter_map(|n| Some((n, n.endpoints.get(container_id)?))).collect();
+    candidates.sort_by(|(na, ea), (nb, eb)| eb.gw_priority.cmp(&ea.gw_priority).then_with(|| na.name.cmp(&nb.name)));
+    match candidates.iter().find(|(_, e)| !e.gateway6.is_empty()) {
+        Some((_, dual)) => (Some(dual), Some(dual)),
+        None => (candidates.first().map(|(_, e)| *e), None),
+    }
 }
 
 /// dockerd's order: full ID, then name, then unique ID prefix.
@@ -588,7 +674,13 @@ impl Network {
                 ))
             })?
         };
-        Ok(Some((ip, subnet.prefix, gateway)))
+        Ok(Some((ip, subnet.prefix, self.route_gateway(DEFAULT_GATEWAY_V6).unwrap_or(gateway))))
+    }
+
+    /// `default-gateway(-v6)` on the default bridge: where its containers
+    /// route instead of the bridge's address.
+    fn route_gateway<T: std::str::FromStr>(&self, key: &str) -> Option<T> {
+        self.aux_addresses.get(key).and_then(|a| a.parse().ok())
     }
 }
 

@@ -168,6 +168,7 @@ mod tests {
             "bridge":"b0","bip":"10.1.0.1/24","fixed-cidr":"10.1.0.0/25","mtu":1500,"ip-forward":true,
             "ip-masq":true,"iptables":true,"icc":true,"ip":"0.0.0.0","userland-proxy":true,
             "ipv6":true,"fixed-cidr-v6":"fd00::/64","ip6tables":true,
+            "bip6":"fd00::1/64","default-gateway":"10.1.0.2","default-gateway-v6":"fd00::2",
             "host-gateway-ip":"192.0.2.1","default-address-pools":[{"base":"10.9.0.0/16","size":24}],
             "default-ulimits":{"nofile":{"Name":"nofile","Soft":10,"Hard":20}},"init":true,
             "init-path":"/i","default-ipc-mode":"shareable","default-cgroupns-mode":"host",

@@ -1410,6 +1410,24 @@ fn tls_verify_serves_only_clients_with_a_certificate_from_the_ca() {
         "served without a client certificate: {}",
         refused.stdout
     );
+    // TLS 1.2 is the oldest served: a TLS 1.0/1.1 client (its own
+    // security level lowered so that the refusal is the daemon's) gets the
+    // daemon's alert (rustls answers handshake_failure).
+    let old = run(
+        "curl",
+        &[
+            "-sS", "--cacert", &ca, "--cert", &client_cert, "--key", &client_key,
+            "--tlsv1.0", "--tls-max", "1.1", "--ciphers", "DEFAULT@SECLEVEL=0", &url,
+        ],
+    );
+    assert_ne!(old.code, 0, "served over TLS 1.1: {}", old.stdout);
+    assert!(old.stderr.contains("alert"), "{}", old.stderr);
+    let tls12 = run(
+        "curl",
+        &["-sS", "--cacert", &ca, "--cert", &client_cert, "--key", &client_key, "--tlsv1.2", "--tls-max", "1.2", &url],
+    )
+    .success();
+    assert_eq!(tls12.stdout, "OK");
 }
 
 #[test]

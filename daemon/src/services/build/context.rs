@@ -136,15 +136,29 @@ impl Ignore {
     }
 }
 
+/// Whether `pattern`'s elements (`**` for any number of elements) match
+/// `path`'s, over the table of prefixes: O(pattern x path). Recursing into
+/// both choices at each `**` was exponential in their number.
 fn match_parts(pattern: &[String], path: &[&str]) -> bool {
-    match (pattern.first(), path.first()) {
-        (None, None) => true,
-        (Some(p), _) if p == "**" => {
-            match_parts(&pattern[1..], path) || (!path.is_empty() && match_parts(pattern, &path[1..]))
+    // reach[j]: the pattern so far matches path[..j].
+    let mut reach = vec![false; path.len() + 1];
+    reach[0] = true;
+    for p in pattern {
+        let mut next = vec![false; path.len() + 1];
+        if p == "**" {
+            let mut any = false;
+            for (j, r) in reach.iter().enumerate() {
+                any |= r;
+                next[j] = any;
+            }
+        } else {
+            for j in 1..=path.len() {
+                next[j] = reach[j - 1] && crate::services::images::glob_match(p, path[j - 1]);
+            }
         }
-        (Some(p), Some(s)) => crate::services::images::glob_match(p, s) && match_parts(&pattern[1..], &path[1..]),
-        _ => false,
+        reach = next;
     }
+    reach[path.len()]
 }
 
 #[cfg(test)]
@@ -163,5 +177,23 @@ mod tests {
         assert!(ig.excluded("build/a.o"));
         assert!(!ig.excluded("build/a.c"));
         assert!(!ig.excluded("src/a.log"));
+        let ig = Ignore::parse("a/**/b/**\n**/c");
+        assert!(ig.excluded("a/b/x"));
+        assert!(ig.excluded("a/x/y/b/z"));
+        assert!(ig.excluded("a/b"));
+        assert!(!ig.excluded("x/b/y"));
+        assert!(ig.excluded("c"));
+        assert!(ig.excluded("x/y/c"));
+    }
+
+    #[test]
+    fn many_double_stars_against_a_deep_path_take_polynomial_time() {
+        // Exponential before: 30 `**` against 60 levels never finished.
+        let started = std::time::Instant::now();
+        let ig = Ignore::parse(&format!("{}x", "**/".repeat(30)));
+        let deep = vec!["d"; 60].join("/");
+        assert!(!ig.excluded(&deep));
+        assert!(ig.excluded(&format!("{deep}/x")));
+        assert!(started.elapsed() < std::time::Duration::from_secs(5), "{:?}", started.elapsed());
     }
 }

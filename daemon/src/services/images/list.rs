@@ -18,16 +18,45 @@ pub struct ImageListOptions {
 
 /// Docker's glob (`path.Match`): `*` and `?` within one path element.
 pub(crate) fn glob_match(pattern: &str, text: &str) -> bool {
-    fn go(p: &[u8], t: &[u8]) -> bool {
-        match (p.first(), t.first()) {
-            (None, None) => true,
-            (Some(b'*'), _) => go(&p[1..], t) || (!t.is_empty() && t[0] != b'/' && go(p, &t[1..])),
-            (Some(b'?'), Some(c)) if *c != b'/' => go(&p[1..], &t[1..]),
-            (Some(a), Some(b)) if a == b => go(&p[1..], &t[1..]),
-            _ => false,
+    // Neither `*` nor `?` matches `/`, so elements pair up one to one.
+    let (mut p, mut t) = (pattern.split('/'), text.split('/'));
+    loop {
+        match (p.next(), t.next()) {
+            (None, None) => return true,
+            (Some(p), Some(t)) if element_match(p, t) => {}
+            _ => return false,
         }
     }
-    go(pattern.as_bytes(), text.as_bytes())
+}
+
+/// One element, by the greedy walk that only ever goes back to the last
+/// `*`: O(pattern x text). Trying every split at every `*` was exponential
+/// in the stars, and a filter like `*a*a*a*a*a*a*a*a*b` pinned a thread.
+fn element_match(pattern: &str, text: &str) -> bool {
+    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
+    let (mut pi, mut ti) = (0, 0);
+    // The last `*` seen and where its match ends so far.
+    let mut star: Option<(usize, usize)> = None;
+    while ti < t.len() {
+        match p.get(pi) {
+            Some('*') => {
+                star = Some((pi, ti));
+                pi += 1;
+            }
+            Some(&c) if c == '?' || c == t[ti] => {
+                pi += 1;
+                ti += 1;
+            }
+            _ => match star {
+                Some((sp, st)) => {
+                    star = Some((sp, st + 1));
+                    (pi, ti) = (sp + 1, st + 1);
+                }
+                None => return false,
+            },
+        }
+    }
+    p[pi..].iter().all(|&c| c == '*')
 }
 
 /// `label=key` or `label=key=value` against an image's labels.
@@ -190,6 +219,22 @@ mod tests {
         assert!(glob_match("*/app", "me/app"));
         assert!(!glob_match("*", "me/app"));
         assert!(glob_match("busybox:l?test", "busybox:latest"));
+        assert!(glob_match("*", ""));
+        assert!(glob_match("a*b*c", "axxbyyc"));
+        assert!(!glob_match("a*b*c", "axxbyy"));
+        assert!(glob_match("*/*", "me/app"));
+        assert!(!glob_match("me/*", "me/app/x"));
+        assert!(glob_match("caf?", "café"));
+    }
+
+    #[test]
+    fn glob_with_many_stars_takes_polynomial_time() {
+        // Exponential before: this took longer than the fuzzer's timeout.
+        let started = std::time::Instant::now();
+        let pattern = format!("{}b", "*a".repeat(40));
+        assert!(!glob_match(&pattern, &"a".repeat(200)));
+        assert!(glob_match(&pattern, &format!("{}b", "a".repeat(200))));
+        assert!(started.elapsed() < std::time::Duration::from_secs(5), "{:?}", started.elapsed());
     }
 
     #[test]

@@ -174,3 +174,19 @@ fn ten_thousand_idle_and_slow_connections_leave_others_served() {
     });
     still_serves(&daemon);
 }
+
+#[test]
+fn a_glob_filter_with_many_stars_is_answered_promptly() {
+    let daemon = Berthd::start_with_busybox();
+    let out = daemon.docker(&["images", "--format", "{{.Repository}}", "-f", "reference=bus*b?x"]).success();
+    assert_eq!(out.stdout.trim(), "busybox");
+    // Each star tried at every split was exponential in the stars matched
+    // against a name of many b's: this pinned a thread.
+    daemon.docker(&["tag", "busybox", &"b".repeat(80)]).success();
+    let hostile = format!("{}z", "*b".repeat(40));
+    let started = Instant::now();
+    let out = daemon.docker(&["images", "-q", "-f", &format!("reference={hostile}")]).success();
+    assert_eq!(out.stdout, "");
+    assert!(started.elapsed() < Duration::from_secs(10), "answered in {:?}", started.elapsed());
+    still_serves(&daemon);
+}

@@ -314,3 +314,31 @@ fn logs_since_and_until_are_inclusive_bounds_as_dockerd() {
     let between = daemon.docker(&["logs", "--since", times[1], "--until", times[1], "clock"]).success();
     assert_eq!(between.stdout, "b\n");
 }
+
+/// A TTY container's console goes to its log copier: after berthd is
+/// killed and restarted (live-restore), `docker attach` shows new output
+/// and its input reaches the shell.
+#[test]
+fn attach_after_a_daemon_restart_carries_a_tty_containers_output_and_input() {
+    use bollard::query_parameters::AttachContainerOptionsBuilder;
+    use tokio::io::AsyncWriteExt;
+    let live = serde_json::json!({"live-restore": true});
+    let mut first = Berthd::builder().daemon_json(live.clone()).start_with_busybox();
+    first.docker(&["run", "-dit", "--name", "tty", "busybox", "sh"]).success();
+    first.signal(libc::SIGKILL);
+    first.stop();
+    let second = first.successor(live);
+    assert_eq!(second.inspect_format("{{.State.Status}}", "tty"), "running");
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let docker = second.client();
+        let opts = AttachContainerOptionsBuilder::default().stdin(true).stdout(true).stream(true).build();
+        let mut attached = docker.attach_container("tty", Some(opts)).await.unwrap();
+        // The echoed input shows the expression, only the shell's answer its value.
+        attached.input.write_all(b"echo mark-$((40+2))\r").await.unwrap();
+        attached.input.flush().await.unwrap();
+        read_until(&mut attached.output, "mark-42").await;
+    });
+    let logs = second.docker(&["logs", "tty"]).success();
+    assert!(logs.stdout.contains("mark-42\r\n"), "{:?}", logs.stdout);
+}

@@ -45,6 +45,10 @@ pub struct CopierConfig {
     pub log: LogFile,
     /// Where the copier serves live output.
     pub socket: PathBuf,
+    /// The container has a terminal: the shim copies the console to fd 3
+    /// and fd 4 is an unused pipe whose write end may never close.
+    #[serde(default)]
+    pub tty: bool,
 }
 
 /// The stdout URI that makes the shim start `exe` as this copier.
@@ -109,9 +113,7 @@ fn run(config: Option<&std::ffi::OsStr>) -> std::io::Result<()> {
     // ends of the pipes: what is left is read to the end, then we exit.
     // SAFETY: setting a signal disposition before any thread exists.
     unsafe { libc::signal(libc::SIGTERM, libc::SIG_IGN) };
-    // SAFETY: fds 3, 4 and 5 are the pipes the shim passed (ExtraFiles);
-    // each is owned here once.
-    let (stdout, stderr, mut ready) = unsafe { (File::from_raw_fd(3), File::from_raw_fd(4), File::from_raw_fd(5)) };
+    let (streams, mut ready) = open_streams(&config);
     let writer = Arc::new(Mutex::new(JsonFileWriter::open(&config.log)?));
     let (dir, name) = split(&config.socket)?;
     let (_dir, path) = short_path(dir, name)?;
@@ -123,7 +125,7 @@ fn run(config: Option<&std::ffi::OsStr>) -> std::io::Result<()> {
     drop(ready);
     let (tx, rx) = sync_channel::<(Stream, Vec<u8>)>(LIVE_QUEUE);
     let live = std::thread::spawn(move || forward(listener, rx));
-    let copiers: Vec<_> = [(stdout, Stream::Stdout), (stderr, Stream::Stderr)]
+    let copiers: Vec<_> = streams
         .into_iter()
         .map(|(pipe, stream)| {
             let (writer, tx) = (writer.clone(), tx.clone());
@@ -138,6 +140,18 @@ fn run(config: Option<&std::ffi::OsStr>) -> std::io::Result<()> {
     let _ = live.join();
     let _ = std::fs::remove_file(&path);
     flushed
+}
+
+/// The output pipes to copy and the ready pipe.
+fn open_streams(config: &CopierConfig) -> (Vec<(File, Stream)>, File) {
+    // SAFETY: fds 3, 4 and 5 are the pipes the shim passed (ExtraFiles);
+    // each is owned here once.
+    let (stdout, stderr, ready) = unsafe { (File::from_raw_fd(3), File::from_raw_fd(4), File::from_raw_fd(5)) };
+    let mut streams = vec![(stdout, Stream::Stdout)];
+    if !config.tty {
+        streams.push((stderr, Stream::Stderr));
+    }
+    (streams, ready)
 }
 
 fn copy(mut pipe: File, stream: Stream, writer: &Mutex<JsonFileWriter>, live: &SyncSender<(Stream, Vec<u8>)>) {

@@ -142,8 +142,7 @@ impl ContainerIo {
             mkfifo(path)?;
         }
         if let Some(p) = &fifos.stdin {
-            // Read-write so opening does not wait for the shim to open its end.
-            *self.stdin.lock().await = Some(pipe::OpenOptions::new().read_write(true).open_sender(p)?);
+            self.open_stdin(p).await?;
         }
         let log = log.map(JsonFileWriter::open).transpose()?;
         let io = self.clone();
@@ -164,6 +163,31 @@ impl ContainerIo {
             }
         });
         Ok(fifos)
+    }
+
+    /// Create the stdin FIFO of a process whose output goes to a copier
+    /// process, and open our end.
+    pub async fn wire_stdin(&self, dir: &Path, prefix: &str) -> std::io::Result<PathBuf> {
+        std::fs::create_dir_all(dir)?;
+        let path = dir.join(format!("{prefix}-stdin"));
+        mkfifo(&path)?;
+        self.open_stdin(&path).await?;
+        Ok(path)
+    }
+
+    async fn open_stdin(&self, path: &Path) -> std::io::Result<()> {
+        // Read-write so opening does not wait for the shim to open its end.
+        *self.stdin.lock().await = Some(pipe::OpenOptions::new().read_write(true).open_sender(path)?);
+        Ok(())
+    }
+
+    /// After a daemon restart, our end of a running task's stdin FIFO again
+    /// (the shim held its end open meanwhile).
+    pub async fn reopen_stdin(&self, fifos: &Fifos) -> std::io::Result<()> {
+        match fifos.stdin.as_ref().filter(|p| p.exists()) {
+            Some(p) => self.open_stdin(p).await,
+            None => Ok(()),
+        }
     }
 
     /// Take the live output from the copier process the shim started
@@ -188,6 +212,7 @@ impl ContainerIo {
                 io.publish(Output::Data(stream, Bytes::from(data)));
             }
             // The copier exits once the task's output is closed and written.
+            *io.stdin.lock().await = None;
             io.publish(Output::End);
         });
         Ok(())
@@ -197,6 +222,9 @@ impl ContainerIo {
     pub fn abandon(&self, fifos: &Fifos) {
         if !fifos.stdout.exists() {
             // The task's output went to a copier process (or nowhere yet).
+            if let Ok(mut stdin) = self.stdin.try_lock() {
+                *stdin = None;
+            }
             self.publish(Output::End);
             return;
         }
@@ -300,9 +328,7 @@ impl ContainerIo {
     pub async fn reattach(self: &Arc<Self>, fifos: &Fifos, log: Option<&LogFile>) -> std::io::Result<()> {
         let stdout = pipe::OpenOptions::new().open_receiver(&fifos.stdout)?;
         let stderr = fifos.stderr.as_ref().map(|p| pipe::OpenOptions::new().open_receiver(p)).transpose()?;
-        if let Some(stdin) = fifos.stdin.as_ref().filter(|p| p.exists()) {
-            *self.stdin.lock().await = Some(pipe::OpenOptions::new().read_write(true).open_sender(stdin)?);
-        }
+        self.reopen_stdin(fifos).await?;
         let log = log.map(JsonFileWriter::open).transpose()?;
         tokio::spawn(self.clone().copy_output(stdout, stderr, log));
         Ok(())

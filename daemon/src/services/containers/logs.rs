@@ -101,12 +101,13 @@ impl ContainerService {
     }
 
     /// How a container's output is kept when it goes to a copier process
-    /// (see `copier.rs`): containers with a log file and neither a TTY nor
-    /// stdin. (The shim's binary logging takes no stdin, and terminals
-    /// stay on berthd's FIFOs with their resize and detach plumbing.)
+    /// (see `copier.rs`): containers with a log file, except those with
+    /// stdin and no TTY (the shim's binary logging gives their process no
+    /// stdin; with a TTY its console copy reads a stdin FIFO).
     /// Writes the copier's configuration next to the task's FIFOs.
     pub(super) fn log_copier(&self, record: &Container, log: Option<&LogFile>) -> std::io::Result<Option<CopierPlan>> {
-        let Some(log) = log.filter(|_| !record.config.tty && !record.config.open_stdin) else { return Ok(None) };
+        let tty = record.config.tty;
+        let Some(log) = log.filter(|_| tty || !record.config.open_stdin) else { return Ok(None) };
         // Our binary replaced or removed under us (a package upgrade):
         // nothing for the shim to start, so berthd copies the output itself.
         let Some(exe) = std::env::current_exe().ok().filter(|p| p.is_file()) else { return Ok(None) };
@@ -119,7 +120,7 @@ impl ContainerService {
         }
         let socket = dir.join(COPIER_SOCKET);
         let config = dir.join("init-copier.json");
-        let text = serde_json::to_vec(&CopierConfig { log: log.clone(), socket: socket.clone() }).map_err(std::io::Error::other)?;
+        let text = serde_json::to_vec(&CopierConfig { log: log.clone(), socket: socket.clone(), tty }).map_err(std::io::Error::other)?;
         std::fs::write(&config, text)?;
         Ok(Some(CopierPlan { uri: copier::uri(&exe, &config), socket }))
     }

@@ -151,7 +151,10 @@ pub async fn recover(service: &Arc<ContainerService>) {
                 let fifos = Fifos::at(&service.fifo_dir(&id), "init", record.config.tty, record.config.open_stdin);
                 let reattached = match copier.exists() {
                     // The copier kept writing the log meanwhile: only the live view comes back.
-                    true => entry.io.follow_copier(&copier).await,
+                    true => match entry.io.follow_copier(&copier).await {
+                        Ok(()) => entry.io.reopen_stdin(&fifos).await,
+                        Err(e) => Err(e),
+                    },
                     false => entry.io.reattach(&fifos, service.log_file(&record).ok().flatten().as_ref()).await,
                 };
                 if let Err(e) = reattached {

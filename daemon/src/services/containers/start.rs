@@ -56,17 +56,30 @@ impl ContainerService {
         let log = self.log_file(record)?;
         let stdio_error = |e: std::io::Error| ServiceError::Internal(format!("setting up container stdio: {e}"));
         let copier = self.log_copier(record, log.as_ref()).map_err(stdio_error)?;
+        let dir = self.fifo_dir(&record.id);
         let fifos = match &copier {
-            Some(_) => Fifos::at(&self.fifo_dir(&record.id), "init", false, false),
+            Some(_) => Fifos {
+                // The shim's console copy reads a stdin FIFO (TTY only, see `log_copier`).
+                stdin: match record.config.open_stdin {
+                    true => Some(entry.io.wire_stdin(&dir, "init").await.map_err(stdio_error)?),
+                    false => None,
+                },
+                ..Fifos::at(&dir, "init", false, false)
+            },
             None => entry
                 .io
-                .wire(&self.fifo_dir(&record.id), "init", record.config.tty, record.config.open_stdin, log.as_ref())
+                .wire(&dir, "init", record.config.tty, record.config.open_stdin, log.as_ref())
                 .await
                 .map_err(stdio_error)?,
         };
         let io = match &copier {
             // (A URI, not a path: containerd passes it through as text.)
-            Some(c) => TaskIo { stdin: None, stdout: Some(Path::new(&c.uri)), stderr: None, terminal: false },
+            Some(c) => TaskIo {
+                stdin: fifos.stdin.as_deref(),
+                stdout: Some(Path::new(&c.uri)),
+                stderr: None,
+                terminal: record.config.tty,
+            },
             None => TaskIo {
                 stdin: fifos.stdin.as_deref(),
                 stdout: Some(&fifos.stdout),

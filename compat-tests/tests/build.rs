@@ -155,17 +155,24 @@ fn multi_stage_with_target_and_copy_from() {
 fn dockerignore_and_build_args() {
     let daemon = Berthd::start_with_busybox();
     let ctx = context(&[
-        ("Dockerfile", "FROM busybox\nARG WHO=nobody\nARG UNSET\nCOPY . /ctx/\nRUN echo \"hi $WHO ${UNSET:-dflt}\" > /who\n"),
-        (".dockerignore", "*.log\nsecret\n!keep.log\n"),
+        ("Dockerfile", "FROM busybox\nARG WHO=nobody\nARG UNSET\nCOPY . /ctx/\nRUN echo \"hi $WHO ${UNSET:-dflt}${WHO:+ (set)}${UNSET:+never}\" > /who\n"),
+        (".dockerignore", "*.log\nsecret\n!keep.log\n**/*.tmp\n"),
         ("a.log", "x"),
         ("keep.log", "kept"),
         ("secret/key", "k"),
         ("src/main.txt", "m"),
+        ("src/deep/er/scratch.tmp", "t"),
+        ("top.tmp", "t"),
     ]);
-    let out = build(&daemon, ctx.path(), &["--build-arg", "WHO=you", "--build-arg", "EXTRA=1", "-t", "args"]).success();
+    let out = build(&daemon, ctx.path(), &["--build-arg", "WHO=you", "--build-arg", "EXTRA=1", "--label", "via=option", "--label", "note=a $B 'c'", "-t", "args"]).success();
     assert!(out.stdout.contains("[Warning] One or more build-args [EXTRA] were not consumed"), "{}", out.stdout);
+    // Each `--label` is one more LABEL step at the end, sorted, taken literally.
+    assert!(out.stdout.contains("Step 6/7 : LABEL note=a $B 'c'\n"), "{}", out.stdout);
+    assert!(out.stdout.contains("Step 7/7 : LABEL via=option\n"), "{}", out.stdout);
+    assert_eq!(inspect(&daemon, "args")["Config"]["Labels"]["via"], "option");
+    assert_eq!(inspect(&daemon, "args")["Config"]["Labels"]["note"], "a $B 'c'");
     let files = daemon.docker(&["run", "--rm", "args", "sh", "-c", "cd /ctx && find . -type f | sort && cat /who"]).success();
-    assert_eq!(files.stdout, "./.dockerignore\n./Dockerfile\n./keep.log\n./src/main.txt\nhi you dflt\n");
+    assert_eq!(files.stdout, "./.dockerignore\n./Dockerfile\n./keep.log\n./src/main.txt\nhi you dflt (set)\n");
 }
 
 #[test]

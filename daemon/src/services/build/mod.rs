@@ -282,9 +282,13 @@ impl BuildService {
                 .ok_or_else(|| invalid(format!("failed to reach build target {} in Dockerfile", opts.target)))?
         };
         stages.truncate(last + 1);
-        if !opts.labels.is_empty() {
-            let text = opts.labels.iter().map(|(k, v)| format!("{}={}", quote(k), quote(v))).collect::<Vec<_>>().join(" ");
-            let mut extra = dockerfile::parse(&format!("LABEL {text}"))?.instructions;
+        // `labels`: one LABEL step each, sorted, shown unquoted and taken
+        // literally (dockerd's buildLabelOptions).
+        for (k, v) in &opts.labels {
+            let mut extra = dockerfile::parse(&format!("LABEL {}={}", literal(k), literal(v)))?.instructions;
+            for ins in &mut extra {
+                ins.original = format!("LABEL {k}={v}");
+            }
             stages[last].append(&mut extra);
         }
         let total: usize = stages.iter().map(Vec::len).sum();
@@ -940,11 +944,15 @@ fn arg_decls(ins: &Instruction, vars: &Vars, escape: char) -> Result<Vec<(String
         .collect()
 }
 
-fn quote(s: &str) -> String {
+/// `s` as one Dockerfile word that expands to itself: single quotes
+/// keep `$` and the escape character literal.
+fn literal(s: &str) -> String {
     if s.chars().all(|c| c.is_ascii_alphanumeric() || "._-/:".contains(c)) && !s.is_empty() {
         s.to_string()
+    } else if !s.contains('\'') {
+        format!("'{s}'")
     } else {
-        format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+        format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\"").replace('$', "\\$"))
     }
 }
 

@@ -209,6 +209,12 @@ fn tty_output_is_logged_while_the_daemon_is_down_and_the_writer_never_blocks() {
     logged_while_the_daemon_is_down(&["-t"]);
 }
 
+/// With stdin and no TTY, berthd starts the copier on the task's FIFOs.
+#[test]
+fn open_stdin_output_is_logged_while_the_daemon_is_down_and_the_writer_never_blocks() {
+    logged_while_the_daemon_is_down(&["-i"]);
+}
+
 /// `docker run -d -t|-i …` writing a counter; berthd killed -9 (live-restore),
 /// far more than a pipe holds written while it is down, then restarted:
 /// every line once in `docker logs`, and the live view is back.

@@ -342,3 +342,29 @@ fn attach_after_a_daemon_restart_carries_a_tty_containers_output_and_input() {
     let logs = second.docker(&["logs", "tty"]).success();
     assert!(logs.stdout.contains("mark-42\r\n"), "{:?}", logs.stdout);
 }
+
+/// With stdin and no TTY, berthd's own copier keeps the output while berthd
+/// is away; after a restart, `docker attach` feeds stdin and shows output.
+#[test]
+fn attach_after_a_daemon_restart_feeds_an_open_stdin_container() {
+    use bollard::query_parameters::AttachContainerOptionsBuilder;
+    use tokio::io::AsyncWriteExt;
+    let live = serde_json::json!({"live-restore": true});
+    let mut first = Berthd::builder().daemon_json(live.clone()).start_with_busybox();
+    first.docker(&["run", "-di", "--name", "cat", "busybox", "cat"]).success();
+    first.signal(libc::SIGKILL);
+    first.stop();
+    let second = first.successor(live);
+    assert_eq!(second.inspect_format("{{.State.Status}}", "cat"), "running");
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let docker = second.client();
+        let opts = AttachContainerOptionsBuilder::default().stdin(true).stdout(true).stream(true).build();
+        let mut attached = docker.attach_container("cat", Some(opts)).await.unwrap();
+        attached.input.write_all(b"after the restart\n").await.unwrap();
+        attached.input.flush().await.unwrap();
+        read_until(&mut attached.output, "after the restart\n").await;
+    });
+    let logs = second.docker(&["logs", "cat"]).success();
+    assert_eq!(logs.stdout, "after the restart\n");
+}

@@ -49,6 +49,47 @@ pub struct CopierConfig {
     /// and fd 4 is an unused pipe whose write end may never close.
     #[serde(default)]
     pub tty: bool,
+    /// Read the output from these FIFOs (stdout, stderr) rather than from
+    /// the shim's pipes: berthd starts such a copier itself (`spawn`), for
+    /// containers with stdin and no TTY, which binary:// cannot serve.
+    #[serde(default)]
+    pub fifos: Option<(PathBuf, PathBuf)>,
+}
+
+/// Start a copier for a config with `fifos` as a process of its own
+/// session, so it outlives berthd (killed, restarted, or stopped with
+/// systemd's KillMode=process); returns once it serves its socket.
+pub async fn spawn(program: &Path, config: &Path) -> std::io::Result<()> {
+    let mut fds = [0; 2];
+    // SAFETY: fds is a valid array of two ints.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: both fds were just created and are owned here once.
+    let (mut ready, ready_w) = unsafe { (File::from_raw_fd(fds[0]), std::os::fd::OwnedFd::from_raw_fd(fds[1])) };
+    let w = ready_w.as_raw_fd();
+    let mut cmd = tokio::process::Command::new(program);
+    cmd.arg(SUBCOMMAND).arg(config).stdin(std::process::Stdio::null()).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::setsid() < 0 || libc::dup2(w, 5) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn()?;
+    drop(ready_w);
+    // Reaped here while berthd lives; after a restart, by init.
+    tokio::spawn(async move {
+        let _ = child.wait().await;
+    });
+    let mut byte = [0u8; 1];
+    match tokio::task::spawn_blocking(move || ready.read(&mut byte)).await.map_err(std::io::Error::other)?? {
+        1 => Ok(()),
+        _ => Err(std::io::Error::other("the log copier exited before it was ready")),
+    }
 }
 
 /// The stdout URI that makes the shim start `exe` as this copier.
@@ -142,19 +183,35 @@ fn run(config: Option<&std::ffi::OsStr>) -> std::io::Result<()> {
     flushed
 }
 
-/// The output pipes to copy and the ready pipe.
-fn open_streams(config: &CopierConfig) -> (Vec<(File, Stream)>, File) {
-    // SAFETY: fds 3, 4 and 5 are the pipes the shim passed (ExtraFiles);
-    // each is owned here once.
-    let (stdout, stderr, ready) = unsafe { (File::from_raw_fd(3), File::from_raw_fd(4), File::from_raw_fd(5)) };
-    let mut streams = vec![(stdout, Stream::Stdout)];
+/// Opens one output stream (a FIFO's open waits for its writer).
+type Opener = Box<dyn FnOnce() -> std::io::Result<File> + Send>;
+
+/// The output streams to copy and the ready pipe.
+fn open_streams(config: &CopierConfig) -> (Vec<(Opener, Stream)>, File) {
+    // SAFETY: fd 5 is the ready pipe (the shim's ExtraFiles, or `spawn`'s);
+    // fds 3 and 4 are the shim's output pipes when there are no FIFOs.
+    // Each is owned here once.
+    let ready = unsafe { File::from_raw_fd(5) };
+    if let Some((stdout, stderr)) = config.fifos.clone() {
+        // Opened by the copying threads: the shim opens its ends only
+        // after we are ready, and our blocking open returns then, so an
+        // early read cannot mistake "no writer yet" for the end.
+        let open = |p: PathBuf| -> Opener { Box::new(move || File::open(p)) };
+        return (vec![(open(stdout), Stream::Stdout), (open(stderr), Stream::Stderr)], ready);
+    }
+    let (stdout, stderr) = unsafe { (File::from_raw_fd(3), File::from_raw_fd(4)) };
+    let mut streams: Vec<(Opener, Stream)> = vec![(Box::new(move || Ok(stdout)), Stream::Stdout)];
     if !config.tty {
-        streams.push((stderr, Stream::Stderr));
+        streams.push((Box::new(move || Ok(stderr)), Stream::Stderr));
     }
     (streams, ready)
 }
 
-fn copy(mut pipe: File, stream: Stream, writer: &Mutex<JsonFileWriter>, live: &SyncSender<(Stream, Vec<u8>)>) {
+fn copy(open: Opener, stream: Stream, writer: &Mutex<JsonFileWriter>, live: &SyncSender<(Stream, Vec<u8>)>) {
+    let mut pipe = match open() {
+        Ok(pipe) => pipe,
+        Err(e) => return eprintln!("berthd log-copier: opening the {stream:?} stream: {e}"),
+    };
     let mut buf = vec![0u8; 32 * 1024];
     let mut failing = false;
     loop {

@@ -135,15 +135,8 @@ impl ContainerIo {
         open_stdin: bool,
         log: Option<&LogFile>,
     ) -> std::io::Result<Fifos> {
-        std::fs::create_dir_all(dir)?;
-        let fifos = Fifos::at(dir, prefix, tty, open_stdin);
+        let fifos = self.make_fifos(dir, prefix, tty, open_stdin).await?;
         self.progress.send_modify(|p| p.ended = false);
-        for path in [Some(&fifos.stdout), fifos.stderr.as_ref(), fifos.stdin.as_ref()].into_iter().flatten() {
-            mkfifo(path)?;
-        }
-        if let Some(p) = &fifos.stdin {
-            self.open_stdin(p).await?;
-        }
         let log = log.map(JsonFileWriter::open).transpose()?;
         let io = self.clone();
         let (stdout, stderr) = (fifos.stdout.clone(), fifos.stderr.clone());
@@ -162,6 +155,20 @@ impl ContainerIo {
                 }
             }
         });
+        Ok(fifos)
+    }
+
+    /// Create the FIFOs for a new task and open our end of stdin; the
+    /// output is read by `wire` or by a copier process.
+    pub async fn make_fifos(&self, dir: &Path, prefix: &str, tty: bool, open_stdin: bool) -> std::io::Result<Fifos> {
+        std::fs::create_dir_all(dir)?;
+        let fifos = Fifos::at(dir, prefix, tty, open_stdin);
+        for path in [Some(&fifos.stdout), fifos.stderr.as_ref(), fifos.stdin.as_ref()].into_iter().flatten() {
+            mkfifo(path)?;
+        }
+        if let Some(p) = &fifos.stdin {
+            self.open_stdin(p).await?;
+        }
         Ok(fifos)
     }
 

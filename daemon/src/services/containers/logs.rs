@@ -12,7 +12,7 @@ use futures_util::Stream as FutureStream;
 use tokio::sync::watch;
 use tokio::sync::mpsc;
 
-use super::io::Progress;
+use super::io::{Fifos, Progress};
 use super::record::Container;
 use super::{ContainerService, Entry};
 use crate::backends::logging::attrs::{details, extra_attributes, LogInfo};
@@ -41,6 +41,9 @@ pub struct LogsOptions {
 pub(super) struct CopierPlan {
     pub uri: String,
     pub socket: PathBuf,
+    /// berthd starts the copier on the task's FIFOs (`Some(program,
+    /// config)`), rather than the shim through `uri`.
+    pub spawn: Option<(PathBuf, PathBuf)>,
 }
 
 /// The copier's live-output socket in the container's FIFO directory;
@@ -101,13 +104,14 @@ impl ContainerService {
     }
 
     /// How a container's output is kept when it goes to a copier process
-    /// (see `copier.rs`): containers with a log file, except those with
-    /// stdin and no TTY (the shim's binary logging gives their process no
-    /// stdin; with a TTY its console copy reads a stdin FIFO).
+    /// (see `copier.rs`): containers with a log file. The shim starts it
+    /// (binary://), except for containers with stdin and no TTY (binary://
+    /// gives their process no stdin; with a TTY the shim's console copy
+    /// reads a stdin FIFO): berthd starts theirs on the task's FIFOs.
     /// Writes the copier's configuration next to the task's FIFOs.
     pub(super) fn log_copier(&self, record: &Container, log: Option<&LogFile>) -> std::io::Result<Option<CopierPlan>> {
         let tty = record.config.tty;
-        let Some(log) = log.filter(|_| tty || !record.config.open_stdin) else { return Ok(None) };
+        let Some(log) = log else { return Ok(None) };
         // Our binary replaced or removed under us (a package upgrade):
         // nothing for the shim to start, so berthd copies the output itself.
         let Some(exe) = std::env::current_exe().ok().filter(|p| p.is_file()) else { return Ok(None) };
@@ -120,9 +124,15 @@ impl ContainerService {
         }
         let socket = dir.join(COPIER_SOCKET);
         let config = dir.join("init-copier.json");
-        let text = serde_json::to_vec(&CopierConfig { log: log.clone(), socket: socket.clone(), tty }).map_err(std::io::Error::other)?;
-        std::fs::write(&config, text)?;
-        Ok(Some(CopierPlan { uri: copier::uri(&exe, &config), socket }))
+        let on_fifos = !tty && record.config.open_stdin;
+        let fifos = on_fifos.then(|| {
+            let streams = Fifos::at(&dir, "init", false, true);
+            (streams.stdout, streams.stderr.unwrap_or_default())
+        });
+        let copier_config = CopierConfig { log: log.clone(), socket: socket.clone(), tty, fifos };
+        std::fs::write(&config, serde_json::to_vec(&copier_config).map_err(std::io::Error::other)?)?;
+        let uri = copier::uri(&exe, &config);
+        Ok(Some(CopierPlan { uri, socket, spawn: on_fifos.then_some((exe, config)) }))
     }
 
     /// The container's TTY flag (raw vs multiplexed) and its log lines.

@@ -149,13 +149,18 @@ pub async fn recover(service: &Arc<ContainerService>) {
                 service.drop_stray_endpoints(&record).await;
                 let copier = service.fifo_dir(&id).join(super::logs::COPIER_SOCKET);
                 let fifos = Fifos::at(&service.fifo_dir(&id), "init", record.config.tty, record.config.open_stdin);
-                let reattached = match copier.exists() {
+                let followed = match copier.exists() {
                     // The copier kept writing the log meanwhile: only the live view comes back.
-                    true => match entry.io.follow_copier(&copier).await {
-                        Ok(()) => entry.io.reopen_stdin(&fifos).await,
-                        Err(e) => Err(e),
-                    },
-                    false => entry.io.reattach(&fifos, service.log_file(&record).ok().flatten().as_ref()).await,
+                    true => entry.io.follow_copier(&copier).await,
+                    false => Err(std::io::ErrorKind::NotFound.into()),
+                };
+                let reattached = match followed {
+                    Ok(()) => entry.io.reopen_stdin(&fifos).await,
+                    // No copier (or berthd's own on FIFOs died): the FIFOs held what came meanwhile.
+                    Err(_) if fifos.stdout.exists() => {
+                        entry.io.reattach(&fifos, service.log_file(&record).ok().flatten().as_ref()).await
+                    }
+                    Err(e) => Err(e),
                 };
                 if let Err(e) = reattached {
                     tracing::warn!(container.id = %id, error = %e, "cannot reattach container output");

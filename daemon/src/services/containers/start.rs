@@ -7,6 +7,7 @@ use super::io::Fifos;
 use super::record::{Container, Status};
 use super::{ContainerService, Entry};
 use crate::backends::containerd::{ContainerdError, ErrorKind, TaskIo};
+use crate::backends::logging::copier;
 use crate::services::ServiceError;
 
 fn now() -> String {
@@ -58,6 +59,10 @@ impl ContainerService {
         let copier = self.log_copier(record, log.as_ref()).map_err(stdio_error)?;
         let dir = self.fifo_dir(&record.id);
         let fifos = match &copier {
+            // berthd's own copier on FIFOs (stdin, no TTY).
+            Some(c) if c.spawn.is_some() => {
+                entry.io.make_fifos(&dir, "init", false, true).await.map_err(stdio_error)?
+            }
             Some(_) => Fifos {
                 // The shim's console copy reads a stdin FIFO (TTY only, see `log_copier`).
                 stdin: match record.config.open_stdin {
@@ -72,15 +77,21 @@ impl ContainerService {
                 .await
                 .map_err(stdio_error)?,
         };
+        if let Some((program, config)) = copier.as_ref().and_then(|c| c.spawn.as_ref()) {
+            if let Err(e) = copier::spawn(program, config).await {
+                entry.io.abandon(&fifos);
+                return Err(stdio_error(e));
+            }
+        }
         let io = match &copier {
             // (A URI, not a path: containerd passes it through as text.)
-            Some(c) => TaskIo {
+            Some(c) if c.spawn.is_none() => TaskIo {
                 stdin: fifos.stdin.as_deref(),
                 stdout: Some(Path::new(&c.uri)),
                 stderr: None,
                 terminal: record.config.tty,
             },
-            None => TaskIo {
+            _ => TaskIo {
                 stdin: fifos.stdin.as_deref(),
                 stdout: Some(&fifos.stdout),
                 stderr: fifos.stderr.as_deref(),

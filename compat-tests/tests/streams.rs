@@ -368,3 +368,38 @@ fn attach_after_a_daemon_restart_feeds_an_open_stdin_container() {
     let logs = second.docker(&["logs", "cat"]).success();
     assert_eq!(logs.stdout, "after the restart\n");
 }
+
+/// attach logs=1&stream=1 to a container writing all along: each line
+/// once, in order, none lost or repeated where the replay meets the live
+/// output (dockerd has a gap there).
+#[test]
+fn attach_with_logs_and_stream_neither_loses_nor_repeats_a_line() {
+    use bollard::query_parameters::AttachContainerOptionsBuilder;
+    use futures_util::StreamExt;
+    let daemon = Berthd::start_with_busybox();
+    // A long history first (the replay takes a while), then a line every 2 ms.
+    let script = "i=0; while true; do echo n $i; i=$((i+1)); [ $i -gt 5000 ] && usleep 2000; done";
+    daemon.docker(&["run", "-d", "--name", "counter", "busybox", "sh", "-c", script]).success();
+    compat_tests::eventually(60, "the history", || {
+        daemon.docker(&["logs", "--tail", "1", "counter"]).stdout.trim().strip_prefix("n ")?.parse::<u64>().ok().filter(|n| *n > 5000)
+    });
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let seen = rt.block_on(async {
+        let docker = daemon.client();
+        let opts = AttachContainerOptionsBuilder::default().stdout(true).logs(true).stream(true).build();
+        let mut attached = docker.attach_container("counter", Some(opts)).await.unwrap();
+        let mut text = String::new();
+        let enough = async {
+            // Well past the end of the history: the live part has begun.
+            while text.lines().count() < 5500 {
+                let chunk = attached.output.next().await.expect("attach ended").unwrap();
+                text.push_str(&String::from_utf8_lossy(&chunk.into_bytes()));
+            }
+        };
+        tokio::time::timeout(std::time::Duration::from_secs(120), enough).await.expect("the attach stalled");
+        text
+    });
+    let numbers: Vec<u64> = seen.lines().filter_map(|l| l.strip_prefix("n ")?.parse().ok()).collect();
+    let gap = numbers.iter().enumerate().find(|(i, n)| **n != *i as u64);
+    assert!(gap.is_none(), "first gap or repeat at {gap:?} of {} lines", numbers.len());
+}

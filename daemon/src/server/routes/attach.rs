@@ -93,6 +93,9 @@ struct Session {
     streams: AttachStreams,
     history: Option<ByteStream>,
     live: bool,
+    /// The history follows the log and is the live output too: a line
+    /// written during the replay comes once, neither lost nor repeated.
+    follow: bool,
     /// Output as it comes, without Docker's frames.
     raw: bool,
 }
@@ -100,8 +103,9 @@ struct Session {
 impl Session {
     async fn new(svc: &Services, id: &str, query: &QueryPairs, streams: AttachStreams, raw: bool) -> Session {
         let mut live = query.bool("stream");
+        let mut follow = live && streams.running;
         let history = if query.bool("logs") {
-            let opts = LogsOptions { stdout: streams.want_stdout, stderr: streams.want_stderr, ..Default::default() };
+            let opts = LogsOptions { stdout: streams.want_stdout, stderr: streams.want_stderr, follow, ..Default::default() };
             if !opts.stdout && !opts.stderr {
                 None
             } else {
@@ -110,6 +114,7 @@ impl Session {
                     // As dockerd: the reason goes to the client's stdout and the attach ends.
                     Err(e) => {
                         live = false;
+                        follow = false;
                         let text = Bytes::from(format!("Error attaching: {e}\n"));
                         let text = if raw { text } else { frame(Stream::Stdout, &text) };
                         Some(futures_util::stream::iter([Ok(text)]).boxed())
@@ -117,14 +122,15 @@ impl Session {
                 }
             }
         } else {
+            follow = false;
             None
         };
-        Session { streams, history, live, raw }
+        Session { streams, history, live, follow, raw }
     }
 
     /// The history, then (when live) the output, as one body.
     fn into_output(self, opts: AttachOptions) -> ByteStream {
-        let output = match self.live {
+        let output = match self.live && !self.follow {
             true => output_stream(self.streams.output, self.raw, opts),
             false => futures_util::stream::empty().boxed(),
         };
@@ -250,7 +256,7 @@ async fn pump_input<R: AsyncRead + Unpin>(mut reader: R, streams: &mut AttachStr
 pub(super) async fn pump(conn: Hijacked, streams: AttachStreams, exited: Option<watch::Receiver<bool>>) {
     let (reader, writer) = tokio::io::split(conn);
     let raw = streams.tty;
-    pump_io(reader, writer, Session { streams, history: None, live: true, raw }, exited).await
+    pump_io(reader, writer, Session { streams, history: None, live: true, follow: false, raw }, exited).await
 }
 
 /// Output to the client until the process's output ends, the client's
@@ -268,8 +274,8 @@ async fn pump_io<R, W>(
     R: AsyncRead + Unpin + Send + 'static,
     W: AsyncWrite + Unpin,
 {
-    let Session { mut streams, history, live, raw } = session;
-    if let Some(mut history) = history {
+    let Session { mut streams, mut history, live, follow, raw } = session;
+    if let Some(mut history) = history.take_if(|_| !follow) {
         while let Some(Ok(bytes)) = history.next().await {
             if writer.write_all(&bytes).await.is_err() {
                 return;
@@ -284,7 +290,10 @@ async fn pump_io<R, W>(
     let opts = AttachOptions { stdin: streams.stdin.is_some(), stdout: streams.want_stdout, stderr: streams.want_stderr };
     let spare = streams.output.resubscribe();
     let rx = std::mem::replace(&mut streams.output, spare);
-    let mut output = output_stream(rx, raw, opts);
+    let mut output = match history {
+        Some(followed) => followed,
+        None => output_stream(rx, raw, opts),
+    };
     let (end_tx, end_rx) = oneshot::channel();
     let input = tokio::spawn(async move {
         if pump_input(reader, &mut streams).await {

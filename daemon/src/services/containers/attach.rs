@@ -22,6 +22,8 @@ pub struct AttachOptions {
 /// What the HTTP layer pumps between the client and the container.
 pub struct AttachStreams {
     pub tty: bool,
+    /// The container was running when the client attached.
+    pub running: bool,
     pub output: broadcast::Receiver<Output>,
     /// Present when the client asked for stdin and the container has one.
     pub stdin: Option<Arc<ContainerIo>>,
@@ -65,6 +67,7 @@ impl ContainerService {
         });
         Ok(AttachStreams {
             tty: record.config.tty,
+            running: record.state.status.is_live(),
             output: entry.io.subscribe(),
             stdin,
             stdin_once: record.config.stdin_once,

@@ -189,6 +189,7 @@ impl ContainerService {
             .map_err(|e| ServiceError::Internal(format!("setting up exec stdio: {e}")))?;
         let attach = AttachStreams {
             tty: req.tty,
+            running: true,
             output: exec.io.subscribe(),
             stdin: req.attach_stdin.then(|| exec.io.clone()),
             stdin_once: true,

@@ -190,3 +190,27 @@ fn a_glob_filter_with_many_stars_is_answered_promptly() {
     assert!(started.elapsed() < Duration::from_secs(10), "answered in {:?}", started.elapsed());
     still_serves(&daemon);
 }
+
+#[test]
+fn a_deeply_nested_dockerfile_substitution_is_refused_and_the_daemon_lives() {
+    let daemon = Berthd::start_with_busybox();
+    // 20,000 levels of `${a:-…}`: each was a level of recursion, and the
+    // stack of the worker running the build overflowed.
+    let dockerfile = format!("FROM busybox\nENV v={}x{}\n", "${a:-".repeat(20_000), "}".repeat(20_000));
+    let mut context = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_size(dockerfile.len() as u64);
+    h.set_mode(0o644);
+    context.append_data(&mut h, "Dockerfile", dockerfile.as_bytes()).unwrap();
+    let resp = compat_tests::client::try_raw_request(
+        &socket(&daemon),
+        "POST",
+        "/v1.51/build?t=nested",
+        &[("Content-Type", "application/x-tar")],
+        Some(&context.into_inner().unwrap()),
+    );
+    let resp = resp.unwrap_or_else(|e| panic!("the build request failed ({e:#}); berthd log:\n{}", daemon.log()));
+    let body = String::from_utf8_lossy(&resp.body);
+    assert!(body.contains("errorDetail") && body.contains("nested too deeply"), "{}: {}", resp.status, &body[..body.len().min(2000)]);
+    still_serves(&daemon);
+}

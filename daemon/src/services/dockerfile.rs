@@ -234,6 +234,15 @@ pub fn env_vars(env: &[String]) -> Vars {
 /// Shell-style processing of `text`: quotes removed, escapes applied,
 /// variables expanded; with `split`, unquoted whitespace separates words.
 pub fn process(text: &str, vars: &Vars, escape: char, split: bool) -> Result<Vec<String>, ServiceError> {
+    process_in(text, vars, escape, split, 0)
+}
+
+/// How deep `${a:-${b:-…}}` may nest. Each level recurses: 20,000 levels in
+/// one ENV overflowed a worker's stack and took the daemon down.
+const MAX_NESTING: usize = 64;
+
+/// `process` inside `nesting` enclosing substitutions.
+fn process_in(text: &str, vars: &Vars, escape: char, split: bool, nesting: usize) -> Result<Vec<String>, ServiceError> {
     let chars: Vec<char> = text.chars().collect();
     let mut words = Vec::new();
     let mut word = String::new();
@@ -282,14 +291,14 @@ pub fn process(text: &str, vars: &Vars, escape: char, split: bool) -> Result<Vec
                     word.push(chars[i + 1]);
                     i += 2;
                 } else if d == '$' {
-                    i = expand(&chars, i, vars, escape, &mut word)?;
+                    i = expand(&chars, i, vars, escape, &mut word, nesting)?;
                 } else {
                     word.push(d);
                     i += 1;
                 }
             }
         } else if c == '$' {
-            i = expand(&chars, i, vars, escape, &mut word)?;
+            i = expand(&chars, i, vars, escape, &mut word, nesting)?;
         } else {
             word.push(c);
             i += 1;
@@ -303,13 +312,22 @@ pub fn process(text: &str, vars: &Vars, escape: char, split: bool) -> Result<Vec
 
 /// One word, processed without splitting.
 pub fn process_word(text: &str, vars: &Vars, escape: char) -> Result<String, ServiceError> {
-    Ok(process(text, vars, escape, false)?.into_iter().next().unwrap_or_default())
+    process_word_in(text, vars, escape, 0)
+}
+
+fn process_word_in(text: &str, vars: &Vars, escape: char, nesting: usize) -> Result<String, ServiceError> {
+    Ok(process_in(text, vars, escape, false, nesting)?.into_iter().next().unwrap_or_default())
 }
 
 /// Expand the variable at `chars[i] == '$'`; answers the index after it.
-fn expand(chars: &[char], i: usize, vars: &Vars, escape: char, out: &mut String) -> Result<usize, ServiceError> {
+fn expand(chars: &[char], i: usize, vars: &Vars, escape: char, out: &mut String, nesting: usize) -> Result<usize, ServiceError> {
     let mut j = i + 1;
     if chars.get(j) == Some(&'{') {
+        if nesting >= MAX_NESTING {
+            return Err(ServiceError::InvalidParameter(format!(
+                "failed to process a variable substitution: nested too deeply (more than {MAX_NESTING} levels)"
+            )));
+        }
         j += 1;
         let start = j;
         while j < chars.len() && (chars[j].is_ascii_alphanumeric() || chars[j] == '_') {
@@ -362,12 +380,12 @@ fn expand(chars: &[char], i: usize, vars: &Vars, escape: char, out: &mut String)
                         if set {
                             out.push_str(value.map(String::as_str).unwrap_or(""));
                         } else {
-                            out.push_str(&process_word(&word, vars, escape)?);
+                            out.push_str(&process_word_in(&word, vars, escape, nesting + 1)?);
                         }
                     }
                     '+' => {
                         if set {
-                            out.push_str(&process_word(&word, vars, escape)?);
+                            out.push_str(&process_word_in(&word, vars, escape, nesting + 1)?);
                         }
                     }
                     '?' => {
@@ -410,7 +428,7 @@ pub fn expand_vars(text: &str, vars: &Vars, escape: char) -> Result<String, Serv
             out.push('$');
             i += 2;
         } else if chars[i] == '$' {
-            i = expand(&chars, i, vars, escape, &mut out)?;
+            i = expand(&chars, i, vars, escape, &mut out, 0)?;
         } else {
             out.push(chars[i]);
             i += 1;
@@ -738,6 +756,25 @@ pub fn apply_changes(mut config: ContainerConfig, changes: &[String]) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn substitutions_nest_to_a_bound_not_to_a_stack_overflow() {
+        let nested = |levels: usize| format!("{}x{}", "${a:-".repeat(levels), "}".repeat(levels));
+        let vars = Vars::new();
+        assert_eq!(process_word(&nested(MAX_NESTING), &vars, '\\').unwrap(), "x");
+        // The input that crashed the daemon, on a stack as small as a
+        // tokio worker's.
+        let deep = nested(20_000);
+        let result = std::thread::Builder::new()
+            .stack_size(2 << 20)
+            .spawn(move || (process_word(&deep, &vars, '\\'), expand_vars(&deep, &vars, '\\')))
+            .unwrap()
+            .join()
+            .unwrap();
+        for r in [result.0, result.1] {
+            assert!(r.unwrap_err().to_string().contains("nested too deeply"));
+        }
+    }
 
     #[test]
     fn continuations_comments_and_flags() {

@@ -475,6 +475,13 @@ fn volume_subpath_mounts_part_of_a_volume_and_never_leaves_it() {
     let out = daemon.docker(&["run", "--rm", "--mount", &sub("rel", "/data"), "--mount", &sub("file", "/one"), "busybox", "sh", "-c", "ls /data; cat /one"]).success();
     assert_eq!(out.stdout, "in\nw\none\n");
 
+    // A link by its host path back into the volume is followed, as moby
+    // resolves links as the host sees them.
+    let mountpoint = daemon.docker(&["volume", "inspect", "-f", "{{.Mountpoint}}", "vs"]).success().stdout.trim().to_string();
+    daemon.docker(&["run", "--rm", "-v", "vs:/v", "busybox", "ln", "-s", &format!("{mountpoint}/dir/in"), "/v/hostabs"]).success();
+    let out = daemon.docker(&["run", "--rm", "--mount", &sub("hostabs", "/data"), "busybox", "cat", "/data/f"]).success();
+    assert_eq!(out.stdout, "part\n");
+
     // Symlinks out of the volume are refused at start, as moby's safepath.
     for escape in ["abs", "up", "abs/passwd"] {
         let out = daemon.docker(&["run", "--rm", "--mount", &sub(escape, "/data"), "busybox", "true"]).failure();
@@ -503,4 +510,33 @@ fn volume_subpath_mounts_part_of_a_volume_and_never_leaves_it() {
     let out = daemon.docker(&["run", "--rm", "-v", "vs:/v", "busybox", "cat", "/v/dir/in/f", "/v/file"]).success();
     assert_eq!(out.stdout, "part\none\n");
     assert_eq!(daemon.docker(&["ps", "-aq"]).success().stdout, "");
+}
+
+#[test]
+fn volume_subpath_gets_the_image_content_when_empty_as_dockerd() {
+    let daemon = Berthd::start_with_busybox();
+    let fill = "mkdir -p /v/empty /v/full /v/nocopy && echo mine > /v/full/only && ln -s /etc /v/abs";
+    daemon.docker(&["run", "--rm", "-v", "vc:/v", "busybox", "sh", "-c", fill]).success();
+    let sub = |subpath: &str, dst: &str| format!("type=volume,src=vc,dst={dst},volume-subpath={subpath}");
+
+    // An empty subpath gets the image's directory at create (moby's
+    // populateVolume); one with content, or nocopy, keeps its own.
+    daemon.docker(&["create", "--name", "ce", "--mount", &sub("empty", "/etc"), "busybox"]).success();
+    daemon.docker(&["create", "--name", "cf", "--mount", &sub("full", "/etc"), "busybox"]).success();
+    daemon.docker(&["create", "--name", "cn", "--mount", &format!("{},volume-nocopy", sub("nocopy", "/etc")), "busybox"]).success();
+    let out = daemon.docker(&["run", "--rm", "-v", "vc:/v", "busybox", "sh", "-c", "cat /v/empty/group | head -1; ls /v/full; ls /v/nocopy | wc -l"]).success();
+    assert_eq!(out.stdout, "root:x:0:\nonly\n0\n");
+
+    // A subpath that is not there yet is left to start, which refuses it.
+    daemon.docker(&["create", "--name", "cm", "--mount", &sub("later", "/etc"), "busybox"]).success();
+    let out = daemon.docker(&["start", "cm"]).failure();
+    assert!(out.stderr.contains("/later: no such file or directory"), "{}", out.stderr);
+
+    // Over an image directory, an escaping subpath fails the create itself
+    // (where the image has nothing, only the start does).
+    let out = daemon.docker(&["create", "--name", "cx", "--mount", &sub("abs", "/etc"), "busybox"]).failure();
+    assert!(out.stderr.contains("failed to populate volume: path concatenation escapes the base directory"), "{}", out.stderr);
+    let gone = daemon.docker(&["container", "inspect", "cx"]).failure();
+    assert!(gone.stderr.contains("No such container: cx"), "{}", gone.stderr);
+    daemon.docker(&["create", "--name", "cy", "--mount", &sub("abs", "/nothing-here"), "busybox"]).success();
 }

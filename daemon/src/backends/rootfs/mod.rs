@@ -95,7 +95,15 @@ fn enter(source: &Source) -> std::io::Result<Root> {
                 .map_err(io_err)?;
             Ok(Root { fd })
         }
-        Source::Snapshot { mounts, binds, scratch, writable } => mount_snapshot(mounts, binds, scratch, *writable),
+        Source::Snapshot { mounts, binds, scratch, writable } => {
+            // Nothing to bind over it: a detached mount needs no namespace.
+            if binds.is_empty() {
+                if let Some(fd) = crate::backends::mount::detached_snapshot(mounts, *writable) {
+                    return Ok(Root { fd });
+                }
+            }
+            mount_snapshot(mounts, binds, scratch, *writable)
+        }
     }
 }
 

@@ -115,8 +115,7 @@ pub fn plan(config: &ContainerConfig, hc: &HostConfig, inherited: &HashSet<Strin
             anonymous,
             read_only: m.read_only,
             mode: "z".into(),
-            // The image's content goes into a whole new volume, not a part.
-            copy_up: !options.no_copy && options.subpath.is_empty(),
+            copy_up: !options.no_copy,
             labels: options.labels.unwrap_or_default(),
             driver_opts,
             subpath: options.subpath.clone(),
@@ -184,21 +183,19 @@ impl ContainerService {
             .cloned()
             .collect();
         for (i, mount) in record.volumes.iter().enumerate() {
-            let (path, _) = self.volumes.acquire(&mount.name, mount.anonymous, &mount.labels, mount.driver_opts.as_ref(), &record.id)?;
+            let (volume_path, _) = self.volumes.acquire(&mount.name, mount.anonymous, &mount.labels, mount.driver_opts.as_ref(), &record.id)?;
             // A subpath is resolved at each start and bound here (see
             // `mount_volumes`), so the spec never names a path in the volume.
-            let path = if mount.subpath.is_empty() { path } else { self.subpath_mountpoint(&record.id, i) };
+            let path = if mount.subpath.is_empty() { volume_path.clone() } else { self.subpath_mountpoint(&record.id, i) };
             if mount.copy_up {
                 // Into the volume's own filesystem when it has one (mounted
                 // for the copy only, as dockerd's CopyImagePathToVolume).
                 self.volumes.mount(&mount.name)?;
                 let layers = files.layers().to_vec();
-                let (dest, target) = (mount.destination.clone(), path.clone());
-                let copied = tokio::task::spawn_blocking(move || copy_up(&layers, &dest, &target)).await;
+                let (dest, name, volume, subpath) = (mount.destination.clone(), mount.name.clone(), volume_path.clone(), mount.subpath.clone());
+                let copied = tokio::task::spawn_blocking(move || copy_up_into(&layers, &dest, &name, &volume, &subpath)).await;
                 self.volumes.unmount(&mount.name);
-                copied
-                    .map_err(|e| ServiceError::Internal(format!("copying image content into volume {}: {e}", mount.name)))?
-                    .map_err(|e| ServiceError::Internal(format!("copying image content into volume {}: {e}", mount.name)))?;
+                copied.map_err(|e| ServiceError::Internal(format!("copying image content into volume {}: {e}", mount.name)))??;
             }
             let access = if mount.read_only { "ro" } else { "rw" };
             binds.push(format!("{}:{}:{access}", path.display(), mount.destination));
@@ -292,6 +289,43 @@ impl ContainerService {
     }
 }
 
+/// Copy-up for a volume mount, as moby's `populateVolume`: only for a
+/// directory in the image; with a subpath, into that part of the volume
+/// (resolved as at start) when it exists, and a subpath that leaves the
+/// volume fails the create. Blocking.
+fn copy_up_into(layers: &[PathBuf], dest: &str, name: &str, volume: &Path, subpath: &str) -> Result<(), ServiceError> {
+    use crate::backends::mount::{open_beneath, BeneathError};
+    let failed = |e: std::io::Error| ServiceError::Internal(format!("copying image content into volume {name}: {e}"));
+    if subpath.is_empty() {
+        return copy_up(layers, dest, volume).map_err(failed);
+    }
+    if !image_has_dir(layers, dest) {
+        return Ok(());
+    }
+    let held = match open_beneath(volume, subpath) {
+        Ok(fd) => fd,
+        // Made later, or never: start reports it.
+        Err(BeneathError::NotAccessible(_)) => return Ok(()),
+        Err(BeneathError::Escapes(m)) => return Err(ServiceError::InvalidParameter(format!("failed to populate volume: {m}"))),
+        Err(BeneathError::Other(m)) => return Err(ServiceError::Internal(format!("failed to populate volume: {m}"))),
+    };
+    // Through the handle: exactly the directory that was checked.
+    let target = PathBuf::from(format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&held)));
+    copy_up(layers, dest, &target).map_err(failed)
+}
+
+/// Whether the image (its layers, top first) has a directory at `dest`.
+fn image_has_dir(layers: &[PathBuf], dest: &str) -> bool {
+    let rel = dest.trim_start_matches('/');
+    for layer in layers {
+        match std::fs::symlink_metadata(layer.join(rel)) {
+            Ok(m) => return m.is_dir(),
+            Err(_) => continue,
+        }
+    }
+    false
+}
+
 /// Copy the image's directory at `dest` into the volume directory `target`
 /// when the volume is empty, merging the layers (top first) as overlayfs
 /// would: whiteouts hide, opaque directories stop the merge. Ownership and
@@ -334,7 +368,12 @@ fn copy_dir(layers: &[PathBuf], rel: &Path, target: &Path, is_root: bool) -> std
             Ok(m) if m.is_dir() => {
                 if contributing.is_empty() {
                     std::fs::set_permissions(target, std::fs::Permissions::from_mode(m.mode() & 0o7777))?;
-                    std::os::unix::fs::lchown(target, Some(m.uid()), Some(m.gid()))?;
+                    if is_root {
+                        // The top may be a handle's /proc/self/fd path: followed.
+                        std::os::unix::fs::chown(target, Some(m.uid()), Some(m.gid()))?;
+                    } else {
+                        std::os::unix::fs::lchown(target, Some(m.uid()), Some(m.gid()))?;
+                    }
                 }
                 contributing.push(i);
                 if is_opaque(&path) {

@@ -6,7 +6,7 @@
 //! Every daemon runs in a network namespace of its own; the upstream
 //! resolvers the tests start listen on loopback addresses in there.
 
-use std::net::{Ipv4Addr, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::path::Path;
 
@@ -127,11 +127,12 @@ fn containers_find_each_other_by_name_alias_and_id_on_their_networks_only() {
 /// A one-name DNS server on a loopback address in the daemon's
 /// namespace: `external.test` is `answer`, any other name is NXDOMAIN.
 struct Upstream {
-    address: Ipv4Addr,
+    address: IpAddr,
 }
 
 impl Upstream {
-    fn start(netns: &Path, address: Ipv4Addr, answer: Ipv4Addr) -> Self {
+    fn start(netns: &Path, address: impl Into<IpAddr>, answer: Ipv4Addr) -> Self {
+        let address = address.into();
         let netns = netns.to_path_buf();
         let (tx, rx) = std::sync::mpsc::channel();
         // A thread of its own enters the namespace and serves from there.
@@ -229,8 +230,8 @@ fn resolv_conf_follows_dns_options_and_the_default_bridge_has_no_embedded_dns() 
     args.extend(with_options);
     args.extend(["busybox", "cat", "/etc/resolv.conf"]);
     let user = daemon.docker(&args).success().stdout;
-    // As dockerd: IPv6 servers stay listed after the embedded one.
-    assert_eq!(user, "search a.test b.test\nnameserver 127.0.0.11\nnameserver 2001:db8::53\noptions ndots:3 timeout:2\n");
+    // As dockerd 28: the embedded server forwards to the IPv6 ones too.
+    assert_eq!(user, "search a.test b.test\nnameserver 127.0.0.11\noptions ndots:3 timeout:2\n");
 
     let mut args = vec!["run", "--rm"];
     args.extend(with_options);
@@ -396,4 +397,33 @@ fn a_default_bridge_container_connected_to_a_user_network_gets_the_embedded_reso
     let both = daemon.docker(&["exec", "both", "cat", "/etc/resolv.conf"]).success().stdout;
     assert!(both.starts_with("nameserver 127.0.0.11\n"), "{both}");
     resolves(&daemon, "both", "peer", &["10.197.21.2"]);
+}
+
+#[test]
+fn ipv6_upstreams_are_forwarded_and_ipv6_addresses_answer_ptr() {
+    let daemon = with_busybox(Berthd::builder().daemon_json(serde_json::json!({"dns": ["::1"]})).start());
+    let netns = daemon.netns().expect("the daemon's namespace").path();
+    // Two IPv6 resolvers in the daemon's namespace: on ::1 (daemon.json)
+    // and on an address of its loopback (a container's `--dns`).
+    daemon.in_netns(&["ip", "-6", "addr", "add", "fd00:53::53/128", "dev", "lo", "nodad"]).success();
+    let _daemon_wide = Upstream::start(&netns, std::net::Ipv6Addr::LOCALHOST, Ipv4Addr::new(192, 0, 2, 30));
+    let own = Upstream::start(&netns, "fd00:53::53".parse::<std::net::Ipv6Addr>().unwrap(), Ipv4Addr::new(192, 0, 2, 40));
+    daemon.docker(&["network", "create", "--ipv6", "--subnet", "10.197.20.0/24", "--subnet", "fd00:197:20::/64", "v6dns"]).success();
+    daemon.docker(&["run", "-d", "--name", "p6-a", "--network", "v6dns", "busybox", "sleep", "300"]).success();
+    let own_dns = own.address.to_string();
+    daemon
+        .docker(&["run", "-d", "--name", "p6-b", "--network", "v6dns", "--dns", &own_dns, "busybox", "sleep", "300"])
+        .success();
+    resolves(&daemon, "p6-a", "external.test", &["192.0.2.30"]);
+    resolves(&daemon, "p6-b", "external.test", &["192.0.2.40"]);
+    let resolv = daemon.docker(&["exec", "p6-b", "cat", "/etc/resolv.conf"]).success().stdout;
+    assert!(resolv.contains("nameserver 127.0.0.11\n") && !resolv.contains("fd00:53::53"), "{resolv}");
+
+    // PTR for an IPv6 address on the network: `name.network`, as for IPv4.
+    let b6 = inspect(&daemon, "{{.NetworkSettings.Networks.v6dns.GlobalIPv6Address}}", "p6-b");
+    assert_eq!(b6, "fd00:197:20::3");
+    let ptr = daemon.docker(&["exec", "p6-a", "nslookup", &b6, "127.0.0.11"]).success();
+    assert!(ptr.stdout.contains("name = p6-b.v6dns"), "{ptr:?}");
+    let ptr4 = daemon.docker(&["exec", "p6-a", "nslookup", "10.197.20.3", "127.0.0.11"]).success();
+    assert!(ptr4.stdout.contains("name = p6-b.v6dns"), "{ptr4:?}");
 }

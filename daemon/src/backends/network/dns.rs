@@ -7,7 +7,7 @@
 //! namespace, so a resolver on the host's loopback still works.
 //!
 //! The wire format is written by hand rather than with `hickory-proto`:
-//! the server reads a header and one question and writes A and PTR
+//! the server reads a header and one question and writes A, AAAA and PTR
 //! records, and relays everything else as bytes. That is a couple of
 //! hundred lines against a library that brings a dozen crates along.
 
@@ -180,6 +180,17 @@ pub fn reverse_v4(name: &str) -> Option<Ipv4Addr> {
     let octets: Vec<u8> = rest.split('.').map(|o| o.parse().ok()).collect::<Option<_>>()?;
     let [d, c, b, a] = octets.try_into().ok()?;
     Some(Ipv4Addr::new(a, b, c, d))
+}
+
+/// The IPv6 address a `b.a.9.8….ip6.arpa` name stands for: 32 nibbles,
+/// the last first.
+pub fn reverse_v6(name: &str) -> Option<Ipv6Addr> {
+    let rest = name.strip_suffix(".ip6.arpa")?;
+    let nibbles: Vec<u32> = rest.split('.').map(|n| if n.len() == 1 { n.chars().next()?.to_digit(16) } else { None }).collect::<Option<_>>()?;
+    if nibbles.len() != 32 {
+        return None;
+    }
+    Some(Ipv6Addr::from(nibbles.iter().rev().fold(0u128, |acc, n| (acc << 4) | u128::from(*n))))
 }
 
 /// What one container's server needs to answer.
@@ -443,6 +454,10 @@ mod tests {
         assert_eq!(reverse_v4("2.0.18.172.in-addr.arpa"), Some(Ipv4Addr::new(172, 18, 0, 2)));
         assert_eq!(reverse_v4("0.18.172.in-addr.arpa"), None);
         assert_eq!(reverse_v4("example.com"), None);
+        let v6 = "3.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.6.0.0.0.0.d.f.ip6.arpa";
+        assert_eq!(reverse_v6(v6), Some("fd00:60::3".parse().unwrap()));
+        assert_eq!(reverse_v6("3.0.ip6.arpa"), None);
+        assert_eq!(reverse_v6(&v6.replacen('3', "g", 1)), None);
     }
 
     #[test]

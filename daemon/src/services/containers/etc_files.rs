@@ -119,10 +119,9 @@ pub fn resolv_conf_for_container(host: &str, host_network: bool, r: &Resolv) -> 
         if !options.iter().any(|o| o.starts_with("ndots:")) {
             options.push("ndots:0".to_string());
         }
-        // The embedded server forwards to IPv4 servers; IPv6 ones stay
-        // listed after it, as dockerd does.
-        servers.retain(|s| s.contains(':'));
-        servers.insert(0, crate::backends::network::dns::ADDRESS.to_string());
+        // The embedded server forwards to every server, IPv6 ones too, as
+        // dockerd 28 (20.10 listed those after it).
+        servers = vec![crate::backends::network::dns::ADDRESS.to_string()];
     }
     let mut out = String::new();
     let search = search.join(" ");
@@ -168,7 +167,7 @@ mod tests {
         };
         assert_eq!(
             resolv_conf_for_container(host, false, &own),
-            "search a.test b.test\nnameserver 127.0.0.11\nnameserver 2001:db8::1\noptions ndots:2\n"
+            "search a.test b.test\nnameserver 127.0.0.11\noptions ndots:2\n"
         );
         let bridge = Resolv { embedded: false, ..own };
         assert_eq!(

@@ -32,7 +32,7 @@ struct NetworkNames {
     name: String,
     addresses: HashMap<String, Vec<IpAddr>>,
     /// Address → container name, for PTR.
-    owners: HashMap<Ipv4Addr, String>,
+    owners: HashMap<IpAddr, String>,
 }
 
 #[derive(Default)]
@@ -74,7 +74,10 @@ impl NameTable {
                         }
                     }
                 }
-                names.owners.insert(ip, e.container_name.clone());
+                names.owners.insert(IpAddr::V4(ip), e.container_name.clone());
+                if let Some(ip6) = ip6 {
+                    names.owners.insert(IpAddr::V6(ip6), e.container_name.clone());
+                }
                 snapshot.memberships.entry(container_id.clone()).or_default().push(n.id.clone());
             }
             snapshot.networks.insert(n.id.clone(), names);
@@ -136,7 +139,10 @@ impl dns::Names for NameTable {
                 if ips.is_empty() { Lookup::Forward } else { Lookup::Answer(records.collect()) }
             }
             dns::TYPE_PTR => {
-                let owner = dns::reverse_v4(&question.name).and_then(|ip| {
+                let ip = dns::reverse_v4(&question.name)
+                    .map(IpAddr::V4)
+                    .or_else(|| dns::reverse_v6(&question.name).map(IpAddr::V6));
+                let owner = ip.and_then(|ip| {
                     snapshot.networks_of(container_id).find_map(|n| n.owners.get(&ip).map(|c| format!("{c}.{}", n.name)))
                 });
                 match owner {
@@ -157,8 +163,8 @@ pub(super) struct Servers {
 
 /// Upstream resolvers for a container: its own `--dns`, else daemon.json
 /// `dns`, else the host's nameservers — loopback ones too, since the
-/// server forwards from berthd's namespace. IPv4 only, as dockerd: IPv6
-/// servers are listed in the container's resolv.conf instead.
+/// server forwards from berthd's namespace. IPv6 servers too, as dockerd
+/// 28 (20.10 listed them in the container's resolv.conf instead).
 pub fn upstreams(container_dns: &[String], defaults: &DnsDefaults, host_resolv_conf: &str) -> Vec<SocketAddr> {
     let host: Vec<String>;
     let servers = if !container_dns.is_empty() {
@@ -177,9 +183,10 @@ pub fn upstreams(container_dns: &[String], defaults: &DnsDefaults, host_resolv_c
     };
     servers
         .iter()
-        // A scoped IPv6 address (`fe80::1%eth0`) cannot be reached from here.
-        .filter_map(|s| s.parse::<Ipv4Addr>().ok())
-        .map(|ip| SocketAddr::new(IpAddr::V4(ip), 53))
+        // A scoped IPv6 address (`fe80::1%eth0`) does not parse: it cannot
+        // be reached from here.
+        .filter_map(|s| s.parse::<IpAddr>().ok())
+        .map(|ip| SocketAddr::new(ip, 53))
         .collect()
 }
 
@@ -399,6 +406,8 @@ mod tests {
         let d = DnsDefaults { servers: vec!["9.9.9.9".into()], ..Default::default() };
         assert_eq!(upstreams(&["1.1.1.1".into()], &d, host), vec!["1.1.1.1:53".parse().unwrap()]);
         assert_eq!(upstreams(&[], &d, host), vec!["9.9.9.9:53".parse().unwrap()]);
-        assert_eq!(upstreams(&[], &DnsDefaults::default(), host), vec!["127.0.0.53:53".parse().unwrap()]);
+        let host_ones: Vec<SocketAddr> = vec!["127.0.0.53:53".parse().unwrap(), "[2001:db8::1]:53".parse().unwrap()];
+        assert_eq!(upstreams(&[], &DnsDefaults::default(), host), host_ones);
+        assert_eq!(upstreams(&["fe80::1%eth0".into(), "::1".into()], &d, host), vec!["[::1]:53".parse().unwrap()]);
     }
 }

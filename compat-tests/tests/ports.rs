@@ -13,7 +13,7 @@ fn inspect(daemon: &Berthd, format: &str, name: &str) -> String {
 /// `curl` from the daemon's namespace (the host, as the container sees it).
 fn fetch(daemon: &Berthd, url: &str) -> String {
     eventually(10, url, || {
-        let got = daemon.in_netns(&["curl", "-sS", "--max-time", "3", url]);
+        let got = daemon.in_netns(&["curl", "-sS", "-g", "--max-time", "3", url]);
         (got.code == 0).then_some(got.stdout)
     })
 }
@@ -38,13 +38,15 @@ fn published_port_is_reached_on_loopback_bridge_and_from_outside() {
     let from_outside = outside.run(&["curl", "-sS", "--max-time", "3", "http://10.252.0.1:8080/hostname"]);
     assert_eq!(from_outside.stdout, "w1\n", "{from_outside:?}");
 
-    assert_eq!(daemon.docker(&["port", "w1"]).success().stdout, "80/tcp -> 0.0.0.0:8080\n");
-    assert_eq!(daemon.docker(&["port", "w1", "80"]).success().stdout, "0.0.0.0:8080\n");
+    // An IPv4-only container is on [::] too, through the proxy, as dockerd.
+    assert_eq!(fetch(&daemon, "http://[::1]:8080/hostname"), "w1\n");
+    assert_eq!(daemon.docker(&["port", "w1"]).success().stdout, "80/tcp -> 0.0.0.0:8080\n80/tcp -> [::]:8080\n");
+    assert_eq!(daemon.docker(&["port", "w1", "80"]).success().stdout, "0.0.0.0:8080\n[::]:8080\n");
     let ps = daemon.docker(&["ps", "--format", "{{.Names}} {{.Ports}}"]).success().stdout;
-    assert_eq!(ps.trim(), "w1 0.0.0.0:8080->80/tcp");
+    assert_eq!(ps.trim(), "w1 0.0.0.0:8080->80/tcp, [::]:8080->80/tcp");
     assert_eq!(
         inspect(&daemon, "{{json .NetworkSettings.Ports}} {{json .HostConfig.PortBindings}}", "w1"),
-        r#"{"80/tcp":[{"HostIp":"0.0.0.0","HostPort":"8080"}]} {"80/tcp":[{"HostIp":"","HostPort":"8080"}]}"#
+        r#"{"80/tcp":[{"HostIp":"0.0.0.0","HostPort":"8080"},{"HostIp":"::","HostPort":"8080"}]} {"80/tcp":[{"HostIp":"","HostPort":"8080"}]}"#
     );
 
     // Stopped: no ports, and the host port is free for another container.
@@ -140,7 +142,8 @@ fn live_restore_keeps_addresses_and_published_ports() {
     let second = first.successor(live);
     assert_eq!(inspect(&second, "{{.NetworkSettings.IPAddress}}", "kept"), ip);
     assert_eq!(fetch(&second, "http://127.0.0.1:8090/hostname"), "kept\n");
-    assert_eq!(second.docker(&["port", "kept"]).success().stdout, "80/tcp -> 0.0.0.0:8090\n");
+    assert_eq!(fetch(&second, "http://[::1]:8090/hostname"), "kept\n");
+    assert_eq!(second.docker(&["port", "kept"]).success().stdout, "80/tcp -> 0.0.0.0:8090\n80/tcp -> [::]:8090\n");
     // No address is handed out twice.
     second.docker(&["run", "-d", "--name", "next", "busybox", "sleep", "300"]).success();
     assert_ne!(inspect(&second, "{{.NetworkSettings.IPAddress}}", "next"), ip);
@@ -168,4 +171,15 @@ fn without_the_userland_proxy_published_ports_take_hairpin_nat() {
     let out = daemon.docker(&["run", "-d", "--name", "hp2", "-p", "8090:80", "busybox", "httpd", "-f", "-p", "80"]).failure();
     assert!(out.stderr.contains("Bind for 0.0.0.0:8090 failed: port is already allocated"), "{}", out.stderr);
     assert_eq!(daemon.docker(&["port", "hp"]).success().stdout, "80/tcp -> 0.0.0.0:8090\n");
+
+    // A container with IPv6: `[::]` by ip6tables DNAT; `[::1]` cannot be
+    // DNATed (no route_localnet in IPv6), so berthd's `[::]` socket serves
+    // it (dockerd 28 leaves it to a socket nobody accepts on).
+    daemon.docker(&["network", "create", "--ipv6", "--subnet", "10.199.66.0/24", "--subnet", "fd00:66::/64", "hp6"]).success();
+    web(&daemon, "hp6", &["--network", "hp6", "-p", "8097:80"]);
+    assert_eq!(daemon.docker(&["port", "hp6"]).success().stdout, "80/tcp -> 0.0.0.0:8097\n80/tcp -> [::]:8097\n");
+    assert_eq!(fetch(&daemon, "http://[fd00:66::1]:8097/hostname"), "hp6\n");
+    assert_eq!(fetch(&daemon, "http://[::1]:8097/hostname"), "hp6\n");
+    let nat6 = daemon.in_netns(&["ip6tables", "-t", "nat", "-S", "OUTPUT"]).success().stdout;
+    assert!(nat6.contains("-A OUTPUT ! -d ::1/128 -m addrtype --dst-type LOCAL -j BERTHD"), "{nat6}");
 }

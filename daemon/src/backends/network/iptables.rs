@@ -91,13 +91,15 @@ impl Family {
     }
 
     /// The jumps into our chains: (table, built-in chain, match and
-    /// target). With `hairpin` (no userland proxy) the host's loopback
-    /// traffic is DNATed too, as dockerd's.
+    /// target). With `hairpin` (no userland proxy) the host's IPv4
+    /// loopback traffic is DNATed too (route_localnet), as dockerd's; IPv6
+    /// has no route_localnet, so `::1` is never DNATed (as dockerd 28) and
+    /// berthd's `[::]` socket serves it instead.
     fn jumps(self, hairpin: bool) -> [(&'static str, &'static str, &'static str); 4] {
         let output = match (self, hairpin) {
-            (_, true) => LOCAL_OUTPUT,
+            (Family::V4, true) => LOCAL_OUTPUT,
             (Family::V4, false) => "! -d 127.0.0.0/8 -m addrtype --dst-type LOCAL -j BERTHD",
-            (Family::V6, false) => "! -d ::1/128 -m addrtype --dst-type LOCAL -j BERTHD",
+            (Family::V6, _) => "! -d ::1/128 -m addrtype --dst-type LOCAL -j BERTHD",
         };
         [
             ("nat", "PREROUTING", "-m addrtype --dst-type LOCAL -j BERTHD"),
@@ -226,6 +228,10 @@ pub async fn apply(family: Family, hairpin: Hairpin, bridges: &[BridgeRules], po
     run(family.restore(), &["--noflush", "-w"], Some(&rules)).await?;
     // The other mode's OUTPUT jump, left by a previous run, goes.
     let (_, _, stale) = family.jumps(!hairpin.0)[1];
+    let (_, _, current) = family.jumps(hairpin.0)[1];
+    // IPv6 has one OUTPUT jump for both modes; an older berthd's hairpin
+    // one (without the `::1` exception) goes too.
+    let stale = if stale == current { LOCAL_OUTPUT } else { stale };
     let stale: Vec<&str> = stale.split(' ').collect();
     let mut delete = vec!["-w", "-t", "nat", "-D", "OUTPUT"];
     delete.extend(&stale);

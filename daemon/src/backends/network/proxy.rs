@@ -41,6 +41,12 @@ pub async fn bind(proto: &str, host: SocketAddr) -> std::io::Result<Bound> {
     }
 }
 
+/// Whether this namespace can listen on IPv6 at all (dockerd's
+/// `IsV6Listenable`): without it, no `[::]` twins are made.
+pub fn ipv6_listenable() -> bool {
+    std::net::UdpSocket::bind((std::net::Ipv6Addr::LOCALHOST, 0)).is_ok()
+}
+
 /// Bind `[addr]:port` for IPv6 only, beside the same port on 0.0.0.0 (as
 /// Go's listeners, which dockerd's proxy uses).
 pub fn bind_v6only(proto: &str, host: SocketAddr) -> std::io::Result<Bound> {

@@ -161,7 +161,11 @@ impl NetworkService {
         let bound = ports::bind_all(publish, &self.config.default_bind_ip, &taken_ports, &self.ephemeral)
             .await
             .and_then(|mut bound| {
-                if v6.is_some() {
+                // With the proxy, an IPv4-only container's ports are on
+                // `[::]` too, forwarded to its IPv4 address, as dockerd's
+                // docker-proxy; hairpin NAT cannot do that.
+                let proxied_6to4 = v6.is_none() && self.config.userland_proxy && proxy::ipv6_listenable();
+                if v6.is_some() || proxied_6to4 {
                     let twins = ports::bind_v6_twins(&bound)?;
                     bound.extend(twins);
                 }
@@ -248,8 +252,16 @@ impl NetworkService {
                     };
                     proxy::serve(b, SocketAddr::new(target, m.container_port))
                 }
-                // Hairpin NAT carries the traffic; the socket only holds the port.
-                false => proxy::hold(b),
+                // `[::1]` cannot be DNATed (IPv6 has no route_localnet):
+                // the `[::]` socket serves what reaches it, loopback only,
+                // since NAT takes every other address first.
+                false => match (m.host_ip.parse::<std::net::IpAddr>(), ip6) {
+                    (Ok(std::net::IpAddr::V6(host)), Some(ip6)) if host.is_unspecified() || host.is_loopback() => {
+                        proxy::serve(b, SocketAddr::new(std::net::IpAddr::V6(ip6), m.container_port))
+                    }
+                    // Hairpin NAT carries the traffic; the socket only holds the port.
+                    _ => proxy::hold(b),
+                },
             })
             .collect();
         if !tasks.is_empty() {

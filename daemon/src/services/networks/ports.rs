@@ -175,7 +175,8 @@ pub async fn bind_all(
 }
 
 /// dockerd publishes a port of the unspecified address on both families:
-/// for a container with IPv6, the `[::]` twin of each `0.0.0.0` port.
+/// the `[::]` twin of each `0.0.0.0` port (for a container without IPv6,
+/// only with the userland proxy, which forwards it to the IPv4 address).
 pub fn bind_v6_twins(bound: &[(PortMapping, proxy::Bound)]) -> Result<Vec<(PortMapping, proxy::Bound)>, String> {
     let mut twins = Vec::new();
     for (m, _) in bound.iter().filter(|(m, _)| m.host_ip == "0.0.0.0") {

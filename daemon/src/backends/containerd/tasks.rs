@@ -1,15 +1,27 @@
 //! containerd tasks: the running process of a container.
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use containerd_client::services::v1::{
     tasks_client::TasksClient, CreateTaskRequest, DeleteTaskRequest, GetRequest, KillRequest,
-    ListPidsRequest, PauseTaskRequest, ResumeTaskRequest, StartRequest, UpdateTaskRequest,
+    ListPidsRequest, ListTasksRequest, PauseTaskRequest, ResumeTaskRequest, StartRequest, UpdateTaskRequest,
 };
-use containerd_client::types::v1::Status;
+use containerd_client::types::v1::{Process, Status};
 use containerd_client::types::Mount as ProtoMount;
 
 use super::{Containerd, ContainerdError, ErrorKind};
+
+fn state_of(p: &Process) -> (TaskState, u32) {
+    let state = match Status::try_from(p.status).unwrap_or(Status::Unknown) {
+        Status::Created => TaskState::Created,
+        Status::Running => TaskState::Running,
+        Status::Paused | Status::Pausing => TaskState::Paused,
+        Status::Stopped => TaskState::Stopped { exit_status: p.exit_status },
+        Status::Unknown => TaskState::Unknown,
+    };
+    (state, p.pid)
+}
 
 const RESOURCES_TYPE_URL: &str = "types.containerd.io/opencontainers/runtime-spec/1/LinuxResources";
 
@@ -147,16 +159,20 @@ impl Containerd {
             Err(s) if s.code() == tonic::Code::NotFound => return Ok(None),
             Err(s) => return Err(ContainerdError::from_status("tasks.get", s)),
         };
-        Ok(process.map(|p| {
-            let state = match Status::try_from(p.status).unwrap_or(Status::Unknown) {
-                Status::Created => TaskState::Created,
-                Status::Running => TaskState::Running,
-                Status::Paused | Status::Pausing => TaskState::Paused,
-                Status::Stopped => TaskState::Stopped { exit_status: p.exit_status },
-                Status::Unknown => TaskState::Unknown,
-            };
-            (state, p.pid)
-        }))
+        Ok(process.as_ref().map(state_of))
+    }
+
+    /// Every task of the namespace with its state and PID, by container ID:
+    /// one call where a `task_state` per container would be as many (the
+    /// start-up of a daemon with many containers).
+    pub async fn task_states(&self) -> Result<HashMap<String, (TaskState, u32)>, ContainerdError> {
+        let tasks = TasksClient::new(self.channel.clone())
+            .list(self.request(ListTasksRequest { filter: String::new() }))
+            .await
+            .map_err(|s| ContainerdError::from_status("tasks.list", s))?
+            .into_inner()
+            .tasks;
+        Ok(tasks.iter().map(|p| (p.id.clone(), state_of(p))).collect())
     }
 
     /// The PIDs (host view) of every process in the container's task.

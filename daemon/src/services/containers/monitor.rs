@@ -64,6 +64,14 @@ async fn run(service: Arc<ContainerService>, mut events: mpsc::Receiver<TaskEven
 /// Bring records in line with containerd: tasks that ended while we were
 /// not listening are recorded as exits.
 pub async fn reconcile(service: &Arc<ContainerService>) {
+    // One listing for all: a call per container made start-up with many
+    // containers slow. The listing ages while we go (starts and exits go
+    // on meanwhile), so whatever it says needs doing is asked again, under
+    // the container's lock, before it is done.
+    let tasks = match service.containerd.task_states().await {
+        Ok(tasks) => tasks,
+        Err(e) => return tracing::warn!(error = %e, "cannot list tasks to reconcile containers"),
+    };
     for entry in service.entries() {
         let (id, live) = {
             let record = entry.record.lock().await;
@@ -72,7 +80,7 @@ pub async fn reconcile(service: &Arc<ContainerService>) {
                 // answer was lost (containerd or berthd went down mid-call)
                 // and that went through after all. The client was told it
                 // failed, so it goes. The lock keeps a `start` out meanwhile.
-                if let Ok(Some(_)) = service.containerd.task_state(&record.id).await {
+                if tasks.contains_key(&record.id) && matches!(service.containerd.task_state(&record.id).await, Ok(Some(_))) {
                     tracing::info!(container.id = %record.id, "removing the task of a container that is not running");
                     if let Err(e) = service.discard_task(&record.id).await {
                         tracing::warn!(container.id = %record.id, error = %e, "removing a stray task");
@@ -83,6 +91,9 @@ pub async fn reconcile(service: &Arc<ContainerService>) {
             (record.id.clone(), record.state.status.is_live() && record.state.status != Status::Restarting)
         };
         if !live {
+            continue;
+        }
+        if let Some((TaskState::Running, _)) = tasks.get(&id) {
             continue;
         }
         match service.containerd.task_state(&id).await {
@@ -111,6 +122,13 @@ pub async fn recover(service: &Arc<ContainerService>) {
             return;
         }
     };
+    let tasks = match service.containerd.task_states().await {
+        Ok(tasks) => tasks,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot list containerd tasks; skipping crash recovery");
+            return;
+        }
+    };
     let mut known = HashSet::new();
     for entry in service.entries() {
         let (id, status, unfinished) = {
@@ -129,10 +147,22 @@ pub async fn recover(service: &Arc<ContainerService>) {
             }
             continue;
         }
-        let task = service.containerd.task_state(&id).await;
+        let listed = tasks.get(&id).copied();
+        // What the listing says of a container whose record says otherwise
+        // is asked again: the event consumer may have seen it exit since.
+        let expected = match entry.record.lock().await.state.status {
+            Status::Running => Some(TaskState::Running),
+            Status::Paused => Some(TaskState::Paused),
+            _ => None,
+        };
+        let task = match (listed, expected) {
+            (Some((state, _)), Some(want)) if state == want => listed,
+            (None, None) => None,
+            _ => service.containerd.task_state(&id).await.ok().flatten(),
+        };
         let mut record = entry.record.lock().await;
         match task {
-            Ok(Some((state @ (TaskState::Running | TaskState::Paused), pid))) => {
+            Some((state @ (TaskState::Running | TaskState::Paused), pid)) => {
                 let status = if state == TaskState::Paused { Status::Paused } else { Status::Running };
                 if record.state.status != status {
                     // Started (or restarted) just before a crash, before the
@@ -171,7 +201,7 @@ pub async fn recover(service: &Arc<ContainerService>) {
             }
             // Created but never started when we crashed: nobody reads its
             // output, so it goes; the container stays as it was recorded.
-            Ok(Some((TaskState::Created, _))) if !record.state.status.is_live() => {
+            Some((TaskState::Created, _)) if !record.state.status.is_live() => {
                 drop(record);
                 if let Err(e) = service.discard_task(&id).await {
                     tracing::warn!(container.id = %id, error = %e, "deleting a task left by a crash");

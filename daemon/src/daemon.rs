@@ -87,6 +87,7 @@ async fn serve_until_signal(
     if !containerd.snapshotter_available().await.context("asking containerd for its snapshotters")? {
         anyhow::bail!("error initializing graphdriver: driver not supported: {}", config.snapshotter);
     }
+    let begun = std::time::Instant::now();
     let engine_id = store::engine_id(&config.data_root)
         .with_context(|| format!("reading engine ID under {}", config.data_root.display()))?;
     let config = Arc::new(config.clone());
@@ -110,6 +111,7 @@ async fn serve_until_signal(
                 options: config.dns_opts.clone(),
             }),
     );
+    tracing::debug!(took_ms = begun.elapsed().as_millis() as u64, "images, volumes and networks loaded");
     let containers = ContainerService::load(containerd.clone(), images.clone(), config.data_root.clone(), config.exec_root.clone(), events.clone(), volumes.clone(), networks.clone(), container_defaults(&config))
         .await
         .context("loading containers")?;

@@ -46,8 +46,10 @@ pub struct RegistryClient {
 }
 
 struct ClientInner {
-    verified: reqwest::Client,
-    unverified: reqwest::Client,
+    // Built on first use: building loads the system's CA store (hundreds
+    // of files), which a daemon start that pulls nothing should not pay.
+    verified: tokio::sync::OnceCell<reqwest::Client>,
+    unverified: tokio::sync::OnceCell<reqwest::Client>,
     endpoints: EndpointConfig,
     /// `/etc/docker/certs.d`: per-host CAs and client certificates.
     certs_dir: Option<PathBuf>,
@@ -123,6 +125,18 @@ fn build_error(e: reqwest::Error) -> RegistryError {
     RegistryError::new(ErrorKind::Other, format!("building the registry HTTP client: {e}"))
 }
 
+/// Building loads the system's CA store from disk: off the runtime.
+async fn build(builder: reqwest::ClientBuilder) -> Result<reqwest::Client, RegistryError> {
+    tokio::task::spawn_blocking(move || builder.build().map_err(build_error))
+        .await
+        .map_err(|e| RegistryError::new(ErrorKind::Other, format!("building the registry HTTP client: {e}")))?
+}
+
+/// The daemon-wide client with (or without) TLS verification, built once.
+async fn shared(cell: &tokio::sync::OnceCell<reqwest::Client>, verify: bool) -> Result<reqwest::Client, RegistryError> {
+    cell.get_or_try_init(|| build(http_builder(verify))).await.cloned()
+}
+
 fn user_agent() -> String {
     format!("berthd/{} ({}; {})", env!("CARGO_PKG_VERSION"), std::env::consts::OS, std::env::consts::ARCH)
 }
@@ -140,8 +154,8 @@ impl RegistryClient {
     pub fn with_endpoints(endpoints: EndpointConfig, certs_dir: Option<PathBuf>) -> Result<Self, RegistryError> {
         Ok(Self {
             inner: Arc::new(ClientInner {
-                verified: http_builder(true).build().map_err(build_error)?,
-                unverified: http_builder(false).build().map_err(build_error)?,
+                verified: tokio::sync::OnceCell::new(),
+                unverified: tokio::sync::OnceCell::new(),
                 endpoints,
                 certs_dir,
             }),
@@ -158,14 +172,14 @@ impl RegistryClient {
     /// directory is read on each call, so changes apply without restart).
     async fn http(&self, endpoint: &Endpoint) -> Result<reqwest::Client, RegistryError> {
         if !endpoint.tls_verify {
-            return Ok(self.inner.unverified.clone());
+            return shared(&self.inner.unverified, false).await;
         }
         let official = !endpoint.mirror && endpoint.host == DOCKER_HUB_REGISTRY;
         let Some(dir) = self.inner.certs_dir.as_deref().filter(|_| endpoint.is_https() && !official) else {
-            return Ok(self.inner.verified.clone());
+            return shared(&self.inner.verified, true).await;
         };
         let Some(certs) = read_host_certs(dir, &endpoint.host).await? else {
-            return Ok(self.inner.verified.clone());
+            return shared(&self.inner.verified, true).await;
         };
         let mut builder = http_builder(true);
         for pem in &certs.roots {
@@ -181,10 +195,7 @@ impl RegistryClient {
             })?;
             builder = builder.identity(identity);
         }
-        // Building loads the system's CA store from disk: off the runtime.
-        tokio::task::spawn_blocking(move || builder.build().map_err(build_error))
-            .await
-            .map_err(|e| RegistryError::new(ErrorKind::Other, format!("building the registry HTTP client: {e}")))?
+        build(builder).await
     }
 
     /// A repository handle on one given endpoint (no request sent yet).

@@ -199,9 +199,15 @@ impl ContainerService {
         }
         let events = service.containerd.task_events();
         tokio::spawn(monitor::supervise(service.clone(), events));
-        monitor::recover(&service).await;
-        monitor::reconcile(&service).await;
+        let begun = std::time::Instant::now();
+        monitor::restore(&service).await;
+        let restored = begun.elapsed();
         service.start_on_boot().await;
+        tracing::debug!(
+            restore_ms = restored.as_millis() as u64,
+            start_on_boot_ms = (begun.elapsed() - restored).as_millis() as u64,
+            "containers restored"
+        );
         Ok(service)
     }
 

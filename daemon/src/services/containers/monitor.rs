@@ -1,7 +1,7 @@
 //! Task exits from containerd's event stream: record them, wake waiters,
 //! auto-remove; and reconcile with containerd after missed events.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -12,6 +12,9 @@ use super::create::{OWNER, OWNER_LABEL};
 use super::io::Fifos;
 use super::ContainerService;
 use crate::backends::containerd::{ContainerdError, ErrorKind, TaskEvent, TaskState};
+
+/// containerd's tasks by container ID, with their state and PID.
+type Tasks = HashMap<String, (TaskState, u32)>;
 
 /// Follow containerd's task events for the daemon's whole life. The stream
 /// never ends by itself, so if it or its consumer stops (a panic in either)
@@ -64,14 +67,17 @@ async fn run(service: Arc<ContainerService>, mut events: mpsc::Receiver<TaskEven
 /// Bring records in line with containerd: tasks that ended while we were
 /// not listening are recorded as exits.
 pub async fn reconcile(service: &Arc<ContainerService>) {
-    // One listing for all: a call per container made start-up with many
-    // containers slow. The listing ages while we go (starts and exits go
-    // on meanwhile), so whatever it says needs doing is asked again, under
-    // the container's lock, before it is done.
-    let tasks = match service.containerd.task_states().await {
-        Ok(tasks) => tasks,
-        Err(e) => return tracing::warn!(error = %e, "cannot list tasks to reconcile containers"),
-    };
+    match service.containerd.task_states().await {
+        Ok(tasks) => reconcile_with(service, &tasks).await,
+        Err(e) => tracing::warn!(error = %e, "cannot list tasks to reconcile containers"),
+    }
+}
+
+/// Reconcile against a listing of the tasks. One listing serves all: a
+/// call per container made start-up with many containers slow. The
+/// listing ages while we go (starts and exits go on meanwhile), so
+/// whatever it says needs doing is asked again before it is done.
+async fn reconcile_with(service: &Arc<ContainerService>, tasks: &Tasks) {
     for entry in service.entries() {
         let (id, live) = {
             let record = entry.record.lock().await;
@@ -111,21 +117,26 @@ pub async fn reconcile(service: &Arc<ContainerService>) {
     }
 }
 
-/// At start-up, before anything else touches the containers: finish what a
-/// crash interrupted (a create or remove half done on either side), and
-/// take up the output of tasks that kept running while we were down.
-pub async fn recover(service: &Arc<ContainerService>) {
+/// At start-up, before anything else touches the containers: `recover`,
+/// then `reconcile`, on one listing of the tasks.
+pub async fn restore(service: &Arc<ContainerService>) {
+    match service.containerd.task_states().await {
+        Ok(tasks) => {
+            recover(service, &tasks).await;
+            reconcile_with(service, &tasks).await;
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot list containerd tasks; skipping crash recovery"),
+    }
+}
+
+/// Finish what a crash interrupted (a create or remove half done on either
+/// side), and take up the output of tasks that kept running while we were
+/// down.
+async fn recover(service: &Arc<ContainerService>, tasks: &Tasks) {
     let in_containerd: HashSet<String> = match service.containerd.container_ids_owned_by(OWNER_LABEL, OWNER).await {
         Ok(ids) => ids.into_iter().collect(),
         Err(e) => {
             tracing::warn!(error = %e, "cannot list containerd containers; skipping crash recovery");
-            return;
-        }
-    };
-    let tasks = match service.containerd.task_states().await {
-        Ok(tasks) => tasks,
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot list containerd tasks; skipping crash recovery");
             return;
         }
     };

@@ -507,5 +507,25 @@ impl Drop for Berthd {
         containerd::kill_tasks_at(&self.containerd, &self.namespace);
         self.stop();
         containerd::remove_namespace_at(&self.containerd, &self.namespace);
+        // A daemon killed (or one whose containers kept a namespace) leaves
+        // mounts in its directory: they would outlive the test, and every
+        // mount the host keeps slows the next overlay mount down.
+        unmount_under(self.dir.path());
+    }
+}
+
+/// Detach every mount at or under `dir`, deepest first.
+fn unmount_under(dir: &Path) {
+    let Ok(table) = std::fs::read_to_string("/proc/self/mountinfo") else { return };
+    let mut points: Vec<&str> = table
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|p| Path::new(p).starts_with(dir))
+        .collect();
+    points.sort_by_key(|p| std::cmp::Reverse(p.len()));
+    for point in points {
+        let Ok(c) = std::ffi::CString::new(point) else { continue };
+        // SAFETY: a valid NUL-terminated path that outlives the call.
+        unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
     }
 }

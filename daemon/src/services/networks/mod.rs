@@ -555,6 +555,13 @@ impl NetworkService {
         for id in all {
             self.stop_proxies(&id);
         }
+        // Host-mode tasks hold the namespace itself; the pin is only for
+        // starting them, and the next start pins it again.
+        if let Some(pin) = &self.host_netns {
+            if let Err(e) = bridge::delete_netns(pin) {
+                tracing::warn!(error = %e, "unpinning the daemon's network namespace");
+            }
+        }
         if self.config.iptables && !keep_rules {
             use crate::backends::network::iptables::{remove_all, Family};
             if let Err(e) = remove_all(Family::V4).await {

@@ -170,6 +170,26 @@ impl Bench {
         });
         let [rb, rd] = rss;
         self.rows.push(Row::new(&format!("RSS with {n} running containers"), "MiB", Better::Lower, rb, rd));
+        // Each logged berthd container has a copier process of its own
+        // (its logging survives the daemon); dockerd has no such process.
+        let total = [0, 1].map(|i| match &skip[i] {
+            Some(reason) => Outcome::Skipped { reason: reason.clone() },
+            None => {
+                let d = &self.daemons[i];
+                match (self.rss_samples(d), d.helpers_pss_kib()) {
+                    (Ok(rss), Ok(helpers)) => Outcome::from_samples(&[rss + helpers as f64 / 1024.0], None),
+                    (Err(e), _) | (_, Err(e)) => Outcome::Failed { error: format!("{e:#}") },
+                }
+            }
+        });
+        let [tb, td] = total;
+        self.rows.push(Row::new(
+            &format!("RSS + per-container log copiers' PSS with {n} running containers"),
+            "MiB",
+            Better::Lower,
+            tb,
+            td,
+        ));
 
         let series = self.alternate("docker ps", self.plan.listing, skip.clone(), |d, p| {
             p.start()?;

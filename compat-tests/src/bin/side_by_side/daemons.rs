@@ -319,6 +319,31 @@ impl Daemon {
             .context("no VmRSS in /proc/PID/status")
     }
 
+    /// PSS (KiB) of the processes the daemon keeps per container beside
+    /// containerd's shims: berthd's log copiers (their command line names
+    /// a config under the daemon's directory). dockerd has none.
+    pub fn helpers_pss_kib(&self) -> Result<u64> {
+        let Inner::Berthd(berthd, _) = &self.inner else { return Ok(0) };
+        let dir = berthd.dir().display().to_string();
+        let mut total = 0;
+        for entry in std::fs::read_dir("/proc")?.flatten() {
+            let path = entry.path();
+            let Ok(cmdline) = std::fs::read(path.join("cmdline")) else { continue };
+            let cmdline = String::from_utf8_lossy(&cmdline);
+            if !(cmdline.contains("log-copier") && cmdline.contains(&dir)) {
+                continue;
+            }
+            let Ok(rollup) = std::fs::read_to_string(path.join("smaps_rollup")) else { continue };
+            total += rollup
+                .lines()
+                .find_map(|l| l.strip_prefix("Pss:"))
+                .and_then(|v| v.split_whitespace().next())
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0);
+        }
+        Ok(total)
+    }
+
     /// utime + stime of the daemon process (all threads), in ms.
     pub fn cpu_ms(&self) -> Result<f64> {
         let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid))?;

@@ -3,7 +3,7 @@
 
 use anyhow::Result;
 
-use crate::report::Better;
+use crate::report::{Better, Outcome, Row};
 use crate::{remove_all, Bench};
 
 /// Published ports of the port workload: a contiguous range.
@@ -21,6 +21,21 @@ impl Bench {
             p.stop()
         })?;
         self.push("`docker run --rm --network <user bridge> busybox true` (CLI)", "ms", Better::Lower, &series, |ms| ms);
+        let none = self.alternate("run --rm without a network", self.plan.run_rm, [None, None], |d, p| {
+            p.start()?;
+            d.docker(&["run", "--rm", "--network", "none", "busybox", "true"])?;
+            p.stop()
+        })?;
+        self.push("`docker run --rm --network none busybox true` (CLI)", "ms", Better::Lower, &none, |ms| ms);
+        // What joining a network adds to a start: the medians' difference.
+        let share = [0, 1].map(|i| {
+            match (series[i].outcome(|ms| ms).median(), none[i].outcome(|ms| ms).median()) {
+                (Some(user), Some(none)) => Outcome::from_samples(&[user - none], None),
+                _ => Outcome::Failed { error: "a run failed".into() },
+            }
+        });
+        let [sb, sd] = share;
+        self.rows.push(Row::new("networking's share of run --rm (user bridge minus none, medians)", "ms", Better::Lower, sb, sd));
 
         let ports = format!("{FIRST_PORT}-{}:{FIRST_PORT}-{}", FIRST_PORT + PORTS - 1, FIRST_PORT + PORTS - 1);
         let rt = &self.rt;
@@ -31,6 +46,23 @@ impl Bench {
             rt.block_on(remove_all(&d.client()))
         })?;
         self.push(&format!("`docker run -d -p {ports}` ({PORTS} published ports) (CLI)"), "ms", Better::Lower, &series, |ms| ms);
+        // Memory with those ports published: it should stay flat.
+        let rss = [0, 1].map(|i| {
+            let d = &self.daemons[i];
+            let measured = d
+                .docker(&["run", "-d", "-p", &ports, "busybox", "sleep", "300"])
+                .and_then(|_| {
+                    std::thread::sleep(std::time::Duration::from_secs(1));
+                    self.rss_samples(d)
+                });
+            let _ = self.rt.block_on(remove_all(&d.client()));
+            match measured {
+                Ok(v) => Outcome::from_samples(&[v], None),
+                Err(e) => Outcome::Failed { error: format!("{e:#}") },
+            }
+        });
+        let [rb, rd] = rss;
+        self.rows.push(Row::new(&format!("RSS with a container publishing {PORTS} ports"), "MiB", Better::Lower, rb, rd));
         for d in &self.daemons {
             d.docker(&["network", "rm", "bench-net"])?;
         }

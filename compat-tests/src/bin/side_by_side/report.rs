@@ -65,7 +65,7 @@ impl Outcome {
         }
     }
 
-    fn median(&self) -> Option<f64> {
+    pub fn median(&self) -> Option<f64> {
         match self {
             Outcome::Measured(s) => Some(s.median),
             _ => None,

@@ -6,16 +6,15 @@ use std::time::Duration;
 use containerd_client::services::v1::{
     containers_client::ContainersClient, content_client::ContentClient,
     images_client::ImagesClient, namespaces_client::NamespacesClient,
-    tasks_client::TasksClient, version_client::VersionClient, CreateNamespaceRequest,
-    ListContainersRequest, ListContentRequest, ListImagesRequest,
-    ListTasksRequest, Namespace,
+    version_client::VersionClient, CreateNamespaceRequest,
+    ListContainersRequest, ListContentRequest, ListImagesRequest, Namespace,
 };
-use containerd_client::types::v1::Status as TaskStatus;
 use hyper_util::rt::TokioIo;
 use tonic::transport::{Channel, Endpoint};
 use tonic::Request;
 
 use super::error::{ContainerdError, ErrorKind};
+use super::TaskState;
 
 /// A handle on containerd: cheap to clone, all clones share one channel.
 #[derive(Clone)]
@@ -152,27 +151,17 @@ impl Containerd {
             .map_err(|s| ContainerdError::from_status("containers.list", s))?
             .into_inner()
             .containers;
-        let tasks = TasksClient::new(self.channel.clone())
-            .list(self.request(ListTasksRequest { filter: String::new() }))
-            .await
-            .map_err(|s| ContainerdError::from_status("tasks.list", s))?
-            .into_inner()
-            .tasks;
+        let tasks = self.task_states().await?;
         let images = ImagesClient::new(self.channel.clone())
             .list(self.request(ListImagesRequest { filters: vec![] }))
             .await
             .map_err(|s| ContainerdError::from_status("images.list", s))?
             .into_inner()
             .images;
-        let count = |wanted: &[TaskStatus]| {
-            tasks
-                .iter()
-                .filter(|t| wanted.iter().any(|w| *w as i32 == t.status))
-                .count() as u64
-        };
+        let count = |wanted: TaskState| tasks.values().filter(|(state, _)| *state == wanted).count() as u64;
         let total = containers.len() as u64;
-        let running = count(&[TaskStatus::Running]);
-        let paused = count(&[TaskStatus::Paused, TaskStatus::Pausing]);
+        let running = count(TaskState::Running);
+        let paused = count(TaskState::Paused);
         Ok(ContainerdSummary {
             containers: total,
             running,

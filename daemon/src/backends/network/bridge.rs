@@ -65,12 +65,6 @@ pub async fn ensure_bridge(
     run("ip", &["link", "set", "dev", name, "up"], None).await
 }
 
-/// Write `net.*` sysctls inside the namespace at `netns` (`key` relative
-/// to /proc/sys/net), from a short-lived thread that enters it.
-pub async fn netns_sysctls(netns: &Path, values: Vec<(String, &'static str)>) -> Result<(), NetworkError> {
-    in_netns(Some(netns), move || write_sysctls(&values)).await.map_err(NetworkError)
-}
-
 /// `/proc/sys/net` shows the namespace of the thread that opens it.
 fn write_sysctls(values: &[(String, &'static str)]) -> Result<(), String> {
     for (key, value) in values {

@@ -16,6 +16,14 @@ pub mod tls;
 pub use berthd::{Berthd, BerthdBuilder};
 pub use cli::CmdOutput;
 
+/// Now as `seconds.nanoseconds`, for `docker events --until`: the CLI
+/// turns durations like `0s` into whole seconds, which cuts off whatever
+/// happened earlier in the current second.
+pub fn now_stamp() -> String {
+    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+    format!("{}.{:09}", t.as_secs(), t.subsec_nanos())
+}
+
 /// Poll `f` every 50 ms until it gives a value, for up to `secs` seconds
 /// (servers inside containers take a moment); panics naming `what`.
 #[track_caller]

@@ -67,7 +67,7 @@ fn commit_of_a_running_container_pauses_it_and_untagged_commit_is_dangling() {
     let daemon = Berthd::start_with_busybox();
     daemon.docker(&["run", "-d", "--name", "live", "busybox", "sh", "-c", "echo x > /made; sleep 300"]).success();
     eventually(30, "the container's file", || (daemon.docker(&["exec", "live", "cat", "/made"]).code == 0).then_some(()));
-    let since = chrono_now(&daemon);
+    let since = compat_tests::now_stamp();
     let id = daemon.docker(&["commit", "live"]).success().stdout.trim().to_string();
     // Still running afterwards.
     let state = daemon.docker(&["inspect", "-f", "{{.State.Status}}", "live"]).success();
@@ -77,7 +77,7 @@ fn commit_of_a_running_container_pauses_it_and_untagged_commit_is_dangling() {
     let cat = daemon.docker(&["run", "--rm", &id, "cat", "/made"]).success();
     assert_eq!(cat.stdout, "x\n");
     let events = daemon
-        .docker(&["events", "--since", &since, "--until", &chrono_now(&daemon), "--filter", "container=live", "--format", "{{.Action}}"])
+        .docker(&["events", "--since", &since, "--until", &compat_tests::now_stamp(), "--filter", "container=live", "--format", "{{.Action}}"])
         .success();
     let actions: Vec<&str> = events.stdout.lines().collect();
     let commit_at = actions.iter().position(|a| *a == "commit").unwrap_or_else(|| panic!("{actions:?}"));
@@ -87,11 +87,6 @@ fn commit_of_a_running_container_pauses_it_and_untagged_commit_is_dangling() {
 }
 
 /// The daemon's clock as `docker events --since` takes it.
-fn chrono_now(daemon: &Berthd) -> String {
-    let _ = daemon;
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
-    format!("{}.{:09}", now.as_secs(), now.subsec_nanos())
-}
 
 #[test]
 fn commit_errors_have_dockerd_text() {

@@ -24,10 +24,6 @@ const SETUP: &str = "mkdir -p /d/sub && echo hi > /d/sub/f && chmod 750 /d/sub &
                      && ln -s /d/sub /d/link && ln -s ../etc/passwd /d/rel";
 
 /// Now, to the nanosecond, for `docker events --until`.
-fn now() -> String {
-    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
-    format!("{}.{:09}", t.as_secs(), t.subsec_nanos())
-}
 
 #[test]
 fn cp_out_of_running_and_stopped_containers_keeps_modes_owners_and_links() {
@@ -128,7 +124,7 @@ fn cp_into_running_and_stopped_containers_and_volumes() {
     daemon.docker(&["cp", "-a", &single, "owned:/tmp/"]).success();
     assert_eq!(daemon.docker(&["start", "-a", "owned"]).success().stdout, "1234:5678\n");
     let events = daemon
-        .docker(&["events", "--since", "0", "--until", &now(), "--filter", "type=container", "--format", "{{.Action}}"])
+        .docker(&["events", "--since", "0", "--until", &compat_tests::now_stamp(), "--filter", "type=container", "--format", "{{.Action}}"])
         .success();
     assert!(events.stdout.contains("extract-to-dir\n"), "{}", events.stdout);
 }
@@ -225,7 +221,7 @@ fn export_and_diff_show_the_container_filesystem() {
     }
     assert!(passwd.ends_with("x\n"), "{passwd}");
     let events = daemon
-        .docker(&["events", "--since", "0", "--until", &now(), "--filter", "event=export", "--format", "{{.Actor.Attributes.name}}"])
+        .docker(&["events", "--since", "0", "--until", &compat_tests::now_stamp(), "--filter", "event=export", "--format", "{{.Actor.Attributes.name}}"])
         .success();
     assert_eq!(events.stdout, "changed\n");
 }

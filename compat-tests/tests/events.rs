@@ -4,16 +4,12 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use compat_tests::{cli, Berthd};
 use serde_json::Value;
 
 /// Now as `seconds.nanoseconds`, the form `--since`/`--until` take.
-fn now_stamp() -> String {
-    let t = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
-    format!("{}.{:09}", t.as_secs(), t.subsec_nanos())
-}
 
 /// `docker events --format '{{json .}}' ARGS` running in the background,
 /// its stdout read line by line.
@@ -86,7 +82,7 @@ fn live_events_follow_a_scripted_sequence_with_dockers_attributes() {
     let daemon = Berthd::start_with_busybox();
     // From a moment before the script: whatever happens before the stream
     // is connected is replayed, so nothing waits on timing.
-    let since = now_stamp();
+    let since = compat_tests::now_stamp();
     let stream = EventStream::spawn(&daemon, &["--since", &since, "--filter", "label=suite=events"]);
 
     let id = daemon
@@ -147,12 +143,12 @@ fn live_events_follow_a_scripted_sequence_with_dockers_attributes() {
 #[test]
 fn since_and_until_replay_past_events_with_filters() {
     let daemon = Berthd::start_with_busybox();
-    let since = now_stamp();
+    let since = compat_tests::now_stamp();
     daemon.docker(&["run", "--name", "ev-a", "busybox", "true"]).success();
     daemon.docker(&["run", "-d", "--name", "ev-b", "--label", "team=blue", "busybox", "sleep", "300"]).success();
     daemon.docker(&["stop", "-t", "0", "ev-b"]).success();
     daemon.docker(&["tag", "busybox", "ev-tagged:1"]).success();
-    let until = now_stamp();
+    let until = compat_tests::now_stamp();
     // Nothing after `until` may appear.
     daemon.docker(&["start", "ev-a"]).success();
 
@@ -208,9 +204,9 @@ fn bollard_reads_the_event_stream() {
     use futures_util::StreamExt;
 
     let daemon = Berthd::start_with_busybox();
-    let since = now_stamp();
+    let since = compat_tests::now_stamp();
     daemon.docker(&["create", "--name", "ev-bollard", "--label", "a=b", "busybox", "true"]).success();
-    let until = now_stamp();
+    let until = compat_tests::now_stamp();
     let client = daemon.client();
     let events: Vec<_> = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
         let filters = std::collections::HashMap::from([("container", vec!["ev-bollard"])]);

@@ -6,10 +6,6 @@ use std::time::Duration;
 use compat_tests::{eventually, Berthd};
 
 /// Now as `seconds.nanoseconds`, the form `--since`/`--until` take.
-fn now_stamp() -> String {
-    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
-    format!("{}.{:09}", t.as_secs(), t.subsec_nanos())
-}
 
 fn inspect(daemon: &Berthd, format: &str, name: &str) -> String {
     daemon.docker(&["inspect", "-f", format, name]).success().stdout.trim().to_string()
@@ -77,7 +73,7 @@ fn top_of_a_stopped_container_conflicts_and_top_is_an_event() {
     daemon.docker(&["run", "-d", "--name", "topped", "busybox", "sleep", "304"]).success();
     daemon.docker(&["top", "topped"]).success();
     let events = daemon
-        .docker(&["events", "--since", "1", "--until", &now_stamp(), "--filter", "event=top", "--format", "{{.Actor.Attributes.name}}"])
+        .docker(&["events", "--since", "1", "--until", &compat_tests::now_stamp(), "--filter", "event=top", "--format", "{{.Actor.Attributes.name}}"])
         .success();
     assert_eq!(events.stdout.trim(), "topped");
 }
@@ -180,10 +176,13 @@ fn stats_json_shapes_for_running_stopped_and_one_shot() {
     let isolated = daemon.request("GET", "/containers/isolated/stats?stream=false&one-shot=true", None).json();
     assert!(isolated.get("networks").is_none(), "{isolated}");
 
-    // The next answer measures from the previous one instead of waiting
-    // for a new pair of samples (kept samples count from 100 ms on).
-    std::thread::sleep(Duration::from_millis(150));
-    let next = daemon.request("GET", "/containers/runner/stats?stream=false", None).json();
+    // Asked again within half a second, the same answer is shared; the
+    // next fresh one measures from it instead of waiting for a new pair
+    // of samples.
+    let next = eventually(10, "a fresh stats sample", || {
+        let next = daemon.request("GET", "/containers/runner/stats?stream=false", None).json();
+        (next["read"] != v["read"]).then_some(next)
+    });
     assert_eq!(next["preread"], v["read"], "{next}");
     assert_eq!(next["precpu_stats"], v["cpu_stats"], "{next}");
 
@@ -237,7 +236,7 @@ fn streaming_stats_over_bollard_sends_a_sample_a_second() {
 /// Events since the daemon started, up to now, as (action, name) pairs.
 fn past_events(daemon: &Berthd) -> Vec<(String, String)> {
     let out = daemon
-        .docker(&["events", "--since", "1", "--until", &now_stamp(), "--format", "{{.Action}}|{{.Actor.Attributes.name}}"])
+        .docker(&["events", "--since", "1", "--until", &compat_tests::now_stamp(), "--format", "{{.Action}}|{{.Actor.Attributes.name}}"])
         .success();
     out.stdout
         .lines()
@@ -312,7 +311,7 @@ fn health_goes_starting_healthy_unhealthy_with_events_ps_and_filters() {
         assert!(events.iter().any(|(a, n)| n == "svc" && a == action), "{action} in {events:?}");
     }
     let filtered = daemon
-        .docker(&["events", "--since", "1", "--until", &now_stamp(), "--filter", "event=health_status", "--format", "{{.Action}}"])
+        .docker(&["events", "--since", "1", "--until", &compat_tests::now_stamp(), "--filter", "event=health_status", "--format", "{{.Action}}"])
         .success();
     assert_eq!(filtered.stdout.lines().count(), 2, "{}", filtered.stdout);
 }

@@ -94,10 +94,6 @@ fn exec_in_a_stopped_container_is_refused() {
     assert!(out.stderr.contains("is not running"), "{}", out.stderr);
 }
 
-fn now() -> String {
-    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
-    format!("{}.{:09}", t.as_secs(), t.subsec_nanos())
-}
 
 /// Read an attach's output until `needle` shows; panics after 20 s.
 async fn read_until(
@@ -157,7 +153,7 @@ fn api_detach_keys_end_the_attach_and_leave_the_container_running() {
     let logs = daemon.docker(&["logs", "tty"]).success();
     assert!(logs.stdout.contains("one\r\ntwo\r\n"), "{:?}", logs.stdout);
     let events = daemon
-        .docker(&["events", "--since", "0", "--until", &now(), "--filter", "container=tty", "--format", "{{.Action}}"])
+        .docker(&["events", "--since", "0", "--until", &compat_tests::now_stamp(), "--filter", "container=tty", "--format", "{{.Action}}"])
         .success();
     assert_eq!(events.stdout.matches("detach\n").count(), 2, "{}", events.stdout);
 }

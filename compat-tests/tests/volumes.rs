@@ -346,8 +346,7 @@ fn volume_events_follow_create_mount_unmount_destroy_and_prune() {
     daemon.docker(&["rm", "user"]).success();
     daemon.docker(&["volume", "rm", "evvol"]).success();
     daemon.docker(&["volume", "prune", "-f"]).success();
-    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
-    let until = format!("{}.{:09}", t.as_secs(), t.subsec_nanos());
+    let until = compat_tests::now_stamp();
     // `docker run` returns once the exit (and so the unmount) is recorded.
     let out = daemon
         .docker(&["events", "--since", "0", "--until", &until, "--filter", "type=volume",

@@ -337,11 +337,12 @@ fn open_rotated(file: &Path) -> Option<Box<dyn BufRead + Send>> {
     })
 }
 
-fn first_time(file: &Path) -> Option<String> {
-    let line = open_rotated(file)?.lines().next()?.ok()?;
-    let mut time = serde_json::from_str::<LogEntry>(&line).ok()?.time;
-    fixed_time(&mut time);
-    Some(time)
+/// The time of the first entry in an open live file (read without
+/// moving the handle: reads of the live file seek to their own offset).
+fn first_time_of(file: &std::fs::File) -> Option<String> {
+    let mut first = String::new();
+    std::io::BufReader::new(file.try_clone().ok()?).read_line(&mut first).ok()?;
+    parse_line(first.as_bytes()).map(|e| e.time)
 }
 
 /// Bytes of the live file read at a time: a log is never loaded whole.
@@ -430,9 +431,13 @@ impl LogReader {
         let current = std::fs::metadata(&self.path).ok();
         match current {
             Some(m) if m.ino() != self.inode || self.file.is_none() => {
-                self.catch_up_rotated(out);
-                self.file = std::fs::File::open(&self.path).ok();
-                self.inode = self.file.as_ref().and_then(|f| f.metadata().ok()).map_or(m.ino(), |m| m.ino());
+                // The new live file is held before the rotated ones are
+                // read: a writer that rotates again meanwhile moves it
+                // among them, and this handle still reads it whole.
+                let file = std::fs::File::open(&self.path).ok();
+                self.inode = file.as_ref().and_then(|f| f.metadata().ok()).map_or(m.ino(), |m| m.ino());
+                self.catch_up_rotated(file.as_ref(), out);
+                self.file = file;
                 self.pos = 0;
                 while self.drain_some(out, usize::MAX) {}
             }
@@ -451,28 +456,40 @@ impl LogReader {
         }
     }
 
-    /// Entries newer than the last one read, from rotated files (newest is
-    /// `.1`; stop at the first file that starts at or before it).
-    fn catch_up_rotated(&mut self, out: &mut Vec<LogEntry>) {
-        if self.last_time.is_empty() {
-            return;
-        }
-        let mut newer = Vec::new();
+    /// Entries newer than the last one read and older than the held live
+    /// file's first (taken after the scan: a live file still empty then
+    /// gave nothing to it), from the rotated files (newest is `.1`; the
+    /// scan stops at the first file that starts at or before the last
+    /// entry read).
+    /// Each file is opened as it is found, so later renames do not change
+    /// what is read; a file seen twice while the writer shifts the names
+    /// gives its entries once.
+    fn catch_up_rotated(&mut self, live: Option<&std::fs::File>, out: &mut Vec<LogEntry>) {
+        let mut entries = Vec::new();
+        let mut missing = 0;
         for n in 1.. {
-            let Some(file) = rotated(&self.path, n) else { break };
-            let starts = first_time(&file);
-            newer.push(file);
-            if starts.is_none_or(|t| t <= self.last_time) {
+            // Mid-rotation, the index just vacated is missing for a moment.
+            let Some(mut reader) = rotated(&self.path, n).and_then(|f| open_rotated(&f)) else {
+                missing += 1;
+                if missing == 2 {
+                    break;
+                }
+                continue;
+            };
+            missing = 0;
+            let mut file_entries = Vec::new();
+            parse_lines(&mut reader, &mut file_entries);
+            let starts_before = file_entries.first().is_none_or(|e| e.time <= self.last_time);
+            entries.extend(file_entries);
+            if starts_before {
                 break;
             }
         }
-        for file in newer.iter().rev() {
-            let mut entries = Vec::new();
-            if let Some(r) = open_rotated(file) {
-                parse_lines(r, &mut entries);
-            }
-            out.extend(entries.into_iter().filter(|e| e.time > self.last_time));
-        }
+        let live_starts = live.and_then(first_time_of);
+        entries.retain(|e| e.time > self.last_time && live_starts.as_ref().is_none_or(|t| e.time < *t));
+        entries.sort_by(|a, b| a.time.cmp(&b.time));
+        entries.dedup();
+        out.extend(entries);
         self.note_last(out);
     }
 
@@ -663,6 +680,39 @@ mod tests {
             }
             let expected: Vec<String> = (0..10).map(|i| format!("n{i}\n")).collect();
             assert_eq!(texts(&seen), expected, "max_files={max_files}");
+        }
+    }
+
+    /// A writer rotating as fast as it can while a follower reads: every
+    /// line once, in order (the follower once skipped the file rotated
+    /// between its scan of the rotated files and its opening of the new
+    /// live one).
+    #[test]
+    fn a_follower_racing_a_fast_writer_misses_and_repeats_nothing() {
+        for compress in [false, true] {
+            let dir = tempfile::tempdir().unwrap();
+            let log = log(dir.path(), Rotation { max_size: 300, max_files: 200, compress });
+            let mut w = JsonFileWriter::open(&log).unwrap();
+            w.write(Stream::Stdout, b"line 0\n").unwrap();
+            w.flush().unwrap();
+            let (mut reader, mut seen) = LogReader::open(&log.path);
+            const LINES: usize = 600;
+            let writer = std::thread::spawn(move || {
+                for i in 1..LINES {
+                    w.write(Stream::Stdout, format!("line {i}\n").as_bytes()).unwrap();
+                    w.flush().unwrap();
+                }
+            });
+            while !writer.is_finished() || seen.len() < LINES {
+                let before = seen.len();
+                reader.read_new(&mut seen);
+                if writer.is_finished() && seen.len() == before {
+                    break;
+                }
+            }
+            writer.join().unwrap();
+            let expected: Vec<String> = (0..LINES).map(|i| format!("line {i}\n")).collect();
+            assert_eq!(texts(&seen), expected, "compress={compress}");
         }
     }
 

@@ -311,7 +311,7 @@ impl Bench {
 
 /// A floor line under the table: `timed(rep)` answers how long one
 /// repetition took; the warm-up ones are not kept.
-fn floor(warmup: usize, reps: usize, workload: &str, mut timed: impl FnMut(usize) -> Result<Duration>) -> Result<Floor> {
+pub(crate) fn floor(warmup: usize, reps: usize, workload: &str, mut timed: impl FnMut(usize) -> Result<Duration>) -> Result<Floor> {
     let mut samples = Vec::new();
     for rep in 0..warmup + reps {
         check_stop()?;
@@ -323,18 +323,41 @@ fn floor(warmup: usize, reps: usize, workload: &str, mut timed: impl FnMut(usize
     Ok(Floor { workload: workload.into(), unit: "ms".into(), stats: Outcome::from_samples(&samples, None) })
 }
 
-/// A containerd namespace for the `ctr run` floors, emptied and removed on drop.
-struct CtrNamespace(String);
+/// A containerd namespace for the `ctr` floors, emptied and removed on drop.
+pub(crate) struct CtrNamespace(String);
 
 impl CtrNamespace {
+    pub(crate) fn empty() -> CtrNamespace {
+        CtrNamespace(compat_tests::berthd::unique_name("berth-bench-ctr"))
+    }
+
     fn with_busybox(busybox_tar: &Path) -> Result<CtrNamespace> {
-        let ns = CtrNamespace(compat_tests::berthd::unique_name("berth-bench-ctr"));
+        let ns = CtrNamespace::empty();
         ns.ctr(&["images", "import", &busybox_tar.display().to_string()])?;
         Ok(ns)
     }
 
-    fn ctr(&self, args: &[&str]) -> Result<String> {
-        daemons::run_checked(Command::new("ctr").args(["--address", containerd::SOCKET, "-n", &self.0]).args(args))
+    pub(crate) fn ctr(&self, args: &[&str]) -> Result<String> {
+        daemons::run_checked(&mut self.command(args))
+    }
+
+    /// `ctr` on this namespace, to be run as is or inside a network namespace.
+    pub(crate) fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new("ctr");
+        cmd.args(["--address", containerd::SOCKET, "-n", &self.0]).args(args);
+        cmd
+    }
+
+    /// Removes every image, waiting for containerd to collect their
+    /// content and snapshots (so the next repetition starts from nothing).
+    pub(crate) fn remove_images(&self) -> Result<()> {
+        let names = self.ctr(&["images", "ls", "-q"])?;
+        let mut args = vec!["images", "rm", "--sync"];
+        args.extend(names.lines().filter(|l| !l.is_empty()));
+        if args.len() > 3 {
+            self.ctr(&args)?;
+        }
+        Ok(())
     }
 }
 

@@ -2,12 +2,14 @@
 //! a local registry.
 
 use std::path::Path;
+use std::process::Command;
 use std::sync::Arc;
 
 use anyhow::{ensure, Context, Result};
 use compat_tests::images::BuiltImage;
 use compat_tests::registry::Registry;
 
+use crate::containers::{floor, CtrNamespace};
 use crate::daemons::{self, Kind};
 use crate::report::Better;
 use crate::Bench;
@@ -26,6 +28,17 @@ impl Bench {
             Ok(())
         })?;
         self.push(&format!("`docker load` busybox + {size}"), "ms", Better::Lower, &series, |ms| ms);
+        // The floor: containerd itself importing and unpacking the archive.
+        let ns = CtrNamespace::empty();
+        let tar = multi_tar.display().to_string();
+        let load_floor = floor(self.plan.warmup, self.plan.load_save, &format!("ctr images import busybox + {size} (same containerd, unpacked)"), |_| {
+            let t0 = std::time::Instant::now();
+            ns.ctr(&["images", "import", &tar])?;
+            let elapsed = t0.elapsed();
+            ns.remove_images()?;
+            Ok(elapsed)
+        })?;
+        self.floors.push(load_floor);
 
         let mut skip: [Option<String>; 2] = [None, None];
         for (i, d) in self.daemons.iter().enumerate() {
@@ -105,6 +118,20 @@ impl Bench {
             Ok(())
         })?;
         self.push(&format!("`docker pull` busybox + {size}, local registry"), "ms", Better::Lower, &series, |ms| ms);
+        // The floor: containerd's own client pulling and unpacking from the
+        // same registry (inside berthd's network namespace).
+        let ns = CtrNamespace::empty();
+        let netns = format!("--net={}", self.daemons[0].netns_path().display());
+        let pull_floor = floor(self.plan.warmup, self.plan.pull, &format!("ctr images pull busybox + {size} (same containerd and registry, unpacked)"), |_| {
+            let mut cmd = Command::new("nsenter");
+            cmd.arg(&netns).arg("--").arg("ctr").args(ns.command(&["images", "pull", "--plain-http", &refs[0]]).get_args());
+            let t0 = std::time::Instant::now();
+            daemons::run_checked(&mut cmd)?;
+            let elapsed = t0.elapsed();
+            ns.remove_images()?;
+            Ok(elapsed)
+        })?;
+        self.floors.push(pull_floor);
         drop(registries);
         Ok(())
     }

@@ -620,3 +620,48 @@ fn load_with_a_stalled_reader_keeps_serving_in_bounded_memory() {
     assert_eq!(loaded.len(), 1000);
     assert!(peak < rss_before + 200 * 1024, "berthd grew from {rss_before} KiB to {peak} KiB");
 }
+
+/// The shims of a namespace's containers (`containerd-shim-runc-v2
+/// -namespace NS`), by PID.
+fn shims_of(namespace: &str) -> Vec<u32> {
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else { continue };
+        let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+        let is_shim = args.first().is_some_and(|a| a.ends_with(b"containerd-shim-runc-v2"));
+        if is_shim && args.windows(2).any(|w| w[0] == b"-namespace" && w[1] == namespace.as_bytes()) {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+/// A container that exits just as the daemon stops: the task delete the
+/// exit starts runs to its end, so no shim is left behind with its task
+/// gone (containerd abandons a delete cancelled midway that way).
+#[test]
+fn a_container_exiting_as_the_daemon_stops_leaves_no_shim() {
+    let live = serde_json::json!({"live-restore": true});
+    let socket = std::path::Path::new(compat_tests::containerd::SOCKET);
+    // Each round's daemon is a successor on the same state; the earlier
+    // ones stay (stopped) until the end, as their drop cleans that state.
+    let mut daemons = vec![Berthd::builder().daemon_json(live.clone()).start_with_busybox()];
+    let namespace = daemons[0].namespace.clone();
+    for round in 0..3 {
+        if round > 0 {
+            let next = daemons[round - 1].successor(live.clone());
+            daemons.push(next);
+        }
+        let daemon = &mut daemons[round];
+        let name = format!("exiting-{round}");
+        daemon.docker(&["run", "-dit", "--name", &name, "busybox", "sh"]).success();
+        let id = daemon.docker(&["inspect", "-f", "{{.Id}}", &name]).success().stdout.trim().to_string();
+        compat_tests::containerd::ctr_lines_at(socket, &namespace, &["tasks", "kill", "-s", "SIGKILL", &id]);
+        daemon.signal(libc::SIGTERM);
+        daemon.stop();
+        // What the next daemon (or an operator) does with a stopped task.
+        compat_tests::containerd::ctr_lines_at(socket, &namespace, &["tasks", "rm", "-f", &id]);
+        eventually(10, "the container's shim to exit", || shims_of(&namespace).is_empty().then_some(()));
+    }
+}

@@ -163,6 +163,7 @@ async fn serve_until_signal(
     containers.shutdown(config.live_restore, config.shutdown_timeout).await;
     networks.shutdown(config.live_restore).await;
     in_flight.wait().await;
+    containerd.settle(std::time::Duration::from_secs(10)).await;
     listeners::remove_sockets(&sockets);
     Ok(())
 }

@@ -28,6 +28,9 @@ pub struct Containerd {
     /// Where images are unpacked and containers get their rootfs
     /// (`storage-driver`).
     pub(super) snapshotter: String,
+    /// Calls that must run to their end (see `to_completion`); shared by
+    /// every clone of this handle.
+    uninterruptible: tokio_util::task::TaskTracker,
 }
 
 /// containerd's own version, as `/version` reports it.
@@ -64,7 +67,27 @@ impl Containerd {
             address: address.to_path_buf(),
             lease: None,
             snapshotter: super::DEFAULT_SNAPSHOTTER.to_string(),
+            uninterruptible: tokio_util::task::TaskTracker::new(),
         })
+    }
+
+    /// Runs `call` to its end even when the caller goes away (a client
+    /// that hangs up, the daemon stopping): containerd abandons a task
+    /// delete cancelled midway with the runc container gone but its shim
+    /// left running, for good. `settle` waits for these calls.
+    pub(super) async fn to_completion<T: Send + 'static>(
+        &self,
+        call: impl std::future::Future<Output = T> + Send + 'static,
+    ) -> Result<T, tokio::task::JoinError> {
+        self.uninterruptible.spawn(call).await
+    }
+
+    /// At shutdown: wait (up to `within`) for calls that must not be cut.
+    pub async fn settle(&self, within: Duration) {
+        self.uninterruptible.close();
+        if tokio::time::timeout(within, self.uninterruptible.wait()).await.is_err() {
+            tracing::warn!(calls = self.uninterruptible.len(), "containerd calls still running at shutdown");
+        }
     }
 
     /// A handle on another snapshotter (from `storage-driver`).

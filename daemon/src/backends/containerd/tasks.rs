@@ -137,10 +137,13 @@ impl Containerd {
     /// Delete a stopped task; a missing one is not an error. Returns the exit
     /// status when there was a task.
     pub async fn task_delete(&self, id: &str) -> Result<Option<u32>, ContainerdError> {
-        match TasksClient::new(self.channel.clone())
-            .delete(self.request(DeleteTaskRequest { container_id: id.to_string() }))
+        let mut client = TasksClient::new(self.channel.clone());
+        let request = self.request(DeleteTaskRequest { container_id: id.to_string() });
+        let answer = self
+            .to_completion(async move { client.delete(request).await })
             .await
-        {
+            .unwrap_or_else(|e| Err(tonic::Status::internal(e.to_string())));
+        match answer {
             Ok(r) => Ok(Some(r.into_inner().exit_status)),
             Err(s) => match ContainerdError::from_status("tasks.delete", s) {
                 e if e.kind() == ErrorKind::NotFound => Ok(None),

@@ -217,24 +217,28 @@ pub fn build(services: Services) -> Router {
 async fn trace_request(req: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = req.method().clone();
-    let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string());
-    let version = req.extensions().get::<Version>().map(|v| v.0.to_string());
-    let path = req.uri().path().to_string();
-    let query = req.uri().query().map(redact_query);
+    let route = req.extensions().get::<MatchedPath>().cloned();
+    // What only the debug log shows is copied only when it is on.
+    let logged = tracing::enabled!(tracing::Level::DEBUG).then(|| {
+        let version = req.extensions().get::<Version>().map(|v| v.0.to_string());
+        (req.uri().path().to_string(), req.uri().query().map(redact_query), version)
+    });
     let response = next.run(req).await;
     let elapsed = started.elapsed();
-    let route = route.as_deref().unwrap_or("-");
+    let route = route.as_ref().map_or("-", MatchedPath::as_str);
     crate::services::metrics::METRICS.request(method.as_str(), route, response.status().as_u16(), elapsed);
-    tracing::debug!(
-        http.method = %method,
-        http.path = %path,
-        http.query = query.as_deref().unwrap_or(""),
-        http.route = route,
-        api.version = version.as_deref().unwrap_or("-"),
-        http.status = response.status().as_u16(),
-        duration_ms = elapsed.as_millis() as u64,
-        "request"
-    );
+    if let Some((path, query, version)) = logged {
+        tracing::debug!(
+            http.method = %method,
+            http.path = %path,
+            http.query = query.as_deref().unwrap_or(""),
+            http.route = route,
+            api.version = version.as_deref().unwrap_or("-"),
+            http.status = response.status().as_u16(),
+            duration_ms = elapsed.as_millis() as u64,
+            "request"
+        );
+    }
     response
 }
 

@@ -47,13 +47,16 @@ pub async fn negotiate(mut req: Request, next: Next) -> Response {
     headers.insert(HeaderName::from_static("api-version"), HeaderValue::from_static(MAX_VERSION_TEXT));
     headers.insert(HeaderName::from_static("docker-experimental"), HeaderValue::from_static("false"));
     headers.insert(HeaderName::from_static("ostype"), HeaderValue::from_static("linux"));
-    if let Ok(server) = HeaderValue::from_str(&format!("Docker/{} (linux)", release::VERSION)) {
-        headers.insert(SERVER, server);
-    }
+    headers.insert(SERVER, SERVER_HEADER.clone());
     response
 }
 
 const MAX_VERSION_TEXT: &str = "1.51";
+
+/// `Server`, as dockerd sends it, built once.
+static SERVER_HEADER: std::sync::LazyLock<HeaderValue> = std::sync::LazyLock::new(|| {
+    HeaderValue::from_str(&format!("Docker/{} (linux)", release::VERSION)).unwrap_or(HeaderValue::from_static("Docker"))
+});
 
 /// `/v1.47/containers/json` → ("1.47", `/containers/json`). A first segment
 /// of `v` and digits and dots is a version, as in dockerd's router; anything

@@ -33,12 +33,18 @@ impl Histogram {
 /// The daemon's metrics. One per process ([`METRICS`]), as the daemon is.
 #[derive(Default)]
 pub struct Metrics {
-    /// (method, route, status) → count.
-    requests: Mutex<BTreeMap<(String, String, u16), u64>>,
-    /// (method, route) → latency.
-    latencies: Mutex<BTreeMap<(String, String), Histogram>>,
+    /// route → method → counts and latency: one lock per request, and no
+    /// allocation once a route and method have been seen.
+    requests: Mutex<BTreeMap<String, BTreeMap<String, RouteMethod>>>,
     /// result (`success`, `failure`) → count.
     pulls: Mutex<BTreeMap<&'static str, u64>>,
+}
+
+#[derive(Default, Clone)]
+struct RouteMethod {
+    /// status → count.
+    statuses: BTreeMap<u16, u64>,
+    latency: Histogram,
 }
 
 pub static METRICS: std::sync::LazyLock<Metrics> = std::sync::LazyLock::new(Metrics::default);
@@ -55,10 +61,16 @@ impl Metrics {
     /// the number of series does not grow with the number of objects.
     pub fn request(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
         let mut requests = self.requests.lock().unwrap_or_else(|e| e.into_inner());
-        *requests.entry((method.to_string(), route.to_string(), status)).or_default() += 1;
-        drop(requests);
-        let mut latencies = self.latencies.lock().unwrap_or_else(|e| e.into_inner());
-        latencies.entry((method.to_string(), route.to_string())).or_default().observe(elapsed.as_secs_f64());
+        let methods = match requests.get_mut(route) {
+            Some(methods) => methods,
+            None => requests.entry(route.to_string()).or_default(),
+        };
+        let stats = match methods.get_mut(method) {
+            Some(stats) => stats,
+            None => methods.entry(method.to_string()).or_default(),
+        };
+        *stats.statuses.entry(status).or_default() += 1;
+        stats.latency.observe(elapsed.as_secs_f64());
     }
 
     pub fn pull(&self, ok: bool) {
@@ -83,19 +95,29 @@ impl Metrics {
         for result in ["success", "failure"] {
             let _ = writeln!(out, "berthd_image_pulls_total{{result=\"{result}\"}} {}", pulls.get(result).copied().unwrap_or(0));
         }
+        // Series ordered by method, then route, then status.
+        let mut series: Vec<(String, String, RouteMethod)> = {
+            let requests = self.requests.lock().unwrap_or_else(|e| e.into_inner());
+            requests
+                .iter()
+                .flat_map(|(route, methods)| methods.iter().map(|(m, stats)| (m.clone(), route.clone(), stats.clone())))
+                .collect()
+        };
+        series.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
         header(&mut out, "berthd_http_requests_total", "counter", "API requests by method, route and status");
-        let requests = self.requests.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        for ((method, route, status), n) in &requests {
-            let _ = writeln!(
-                out,
-                "berthd_http_requests_total{{method=\"{}\",route=\"{}\",status=\"{status}\"}} {n}",
-                escape(method),
-                escape(route)
-            );
+        for (method, route, stats) in &series {
+            for (status, n) in &stats.statuses {
+                let _ = writeln!(
+                    out,
+                    "berthd_http_requests_total{{method=\"{}\",route=\"{}\",status=\"{status}\"}} {n}",
+                    escape(method),
+                    escape(route)
+                );
+            }
         }
         header(&mut out, "berthd_http_request_duration_seconds", "histogram", "Time to answer API requests (until the response head)");
-        let latencies = self.latencies.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        for ((method, route), h) in &latencies {
+        for (method, route, stats) in &series {
+            let h = &stats.latency;
             let labels = format!("method=\"{}\",route=\"{}\"", escape(method), escape(route));
             for (bound, n) in BUCKETS.iter().zip(h.counts) {
                 let _ = writeln!(out, "berthd_http_request_duration_seconds_bucket{{{labels},le=\"{bound}\"}} {n}");

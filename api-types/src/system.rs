@@ -198,14 +198,13 @@ pub struct ContainerdNamespaces {
     pub plugins: String,
 }
 
-/// `GET /system/df`. The object lists are filled by the images, containers,
-/// volumes and build areas as they land; until then they hold what exists.
+/// `GET /system/df`. A kind not asked for (`type=`) is `null`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct SystemDataUsage {
     pub layers_size: i64,
-    pub images: Vec<serde_json::Value>,
-    pub containers: Vec<serde_json::Value>,
-    pub volumes: Vec<serde_json::Value>,
-    pub build_cache: Vec<serde_json::Value>,
+    pub images: Option<Vec<serde_json::Value>>,
+    pub containers: Option<Vec<serde_json::Value>>,
+    pub volumes: Option<Vec<serde_json::Value>>,
+    pub build_cache: Option<Vec<serde_json::Value>>,
 }

@@ -934,6 +934,70 @@ fn system_df_with_an_unknown_type_is_a_bad_request() {
     );
 }
 
+#[test]
+fn system_df_computes_only_the_asked_kinds() {
+    let daemon = Berthd::start_with_busybox();
+    daemon.docker(&["volume", "create", "asked"]).success();
+    daemon.docker(&["create", "--name", "counted", "-v", "asked:/a", "busybox", "true"]).success();
+    let only_volumes = daemon.request("GET", "/v1.51/system/df?type=volume", None);
+    assert_eq!(only_volumes.status, 200, "{}", only_volumes.text());
+    let body = only_volumes.json();
+    assert_eq!(body["Volumes"][0]["Name"], "asked", "{body}");
+    for key in ["Images", "Containers", "BuildCache"] {
+        assert!(body[key].is_null(), "{key} not asked: {body}");
+    }
+    assert_eq!(body["LayersSize"], 0, "{body}");
+    // Images still count their containers when containers are not asked.
+    let only_images = daemon.request("GET", "/v1.51/system/df?type=image", None).json();
+    assert_eq!(only_images["Images"][0]["Containers"], 1, "{only_images}");
+    assert!(only_images["LayersSize"].as_i64().unwrap() > 0, "{only_images}");
+    assert!(only_images["Containers"].is_null() && only_images["Volumes"].is_null(), "{only_images}");
+    // Before API 1.42 `type` is not read: everything, even for an unknown type.
+    let old = daemon.request("GET", "/v1.41/system/df?type=bogus", None);
+    assert_eq!(old.status, 200, "{}", old.text());
+    let old = old.json();
+    for key in ["Images", "Containers", "Volumes", "BuildCache"] {
+        assert!(old[key].is_array(), "{key} in {old}");
+    }
+}
+
+#[test]
+fn system_df_sizes_match_inspect_size() {
+    let daemon = Berthd::start_with_busybox();
+    daemon
+        .docker(&["run", "-d", "--name", "grower", "busybox", "sh", "-c",
+            "mkdir -p /d/e && head -c 5000 /dev/zero > /d/e/f && ln /d/e/f /d/g && ln -s /nowhere /d/l && exec sleep 600"])
+        .success();
+    daemon.docker(&["run", "--name", "stopped", "busybox", "sh", "-c", "head -c 70000 /dev/zero > /x"]).success();
+    let df_sizes = |name: &str| {
+        let df = daemon.request("GET", "/system/df", None).json();
+        let c = df["Containers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["Names"][0] == format!("/{name}"))
+            .unwrap_or_else(|| panic!("{name} in {df}"))
+            .clone();
+        (c["SizeRw"].as_i64().unwrap(), c["SizeRootFs"].as_i64().unwrap())
+    };
+    let inspect_sizes = |name: &str| {
+        let c = daemon.request("GET", &format!("/containers/{name}/json?size=1"), None).json();
+        (c["SizeRw"].as_i64().unwrap(), c["SizeRootFs"].as_i64().unwrap())
+    };
+    // The writer's files are in place once /d/l exists.
+    wait_until("grower wrote its files", || daemon.docker(&["exec", "grower", "test", "-L", "/d/l"]).code == 0);
+    for name in ["grower", "stopped"] {
+        assert_eq!(df_sizes(name), inspect_sizes(name), "{name}");
+    }
+    assert!(df_sizes("stopped").0 >= 70000, "{:?}", df_sizes("stopped"));
+    // A second listing sees the layer as it is now, not as first measured.
+    let before = df_sizes("grower").0;
+    daemon.docker(&["exec", "grower", "sh", "-c", "head -c 100000 /dev/zero > /more"]).success();
+    let after = df_sizes("grower");
+    assert!(after.0 >= before + 100000, "{before} then {after:?}");
+    assert_eq!(after, inspect_sizes("grower"));
+}
+
 // ------------------------------------------------------------ command line
 
 #[test]

@@ -2,6 +2,7 @@
 
 pub mod cgroups;
 pub mod containerd;
+pub mod disk_usage;
 pub mod host;
 pub mod logging;
 pub mod mount;

@@ -211,34 +211,90 @@ impl SystemService {
         })
     }
 
-    pub async fn data_usage(&self) -> Result<SystemDataUsage, ServiceError> {
-        let volumes = match &self.volumes {
-            Some(v) => v.usage().await.into_iter().map(|v| serde_json::to_value(v).unwrap_or_default()).collect(),
-            None => vec![],
+    /// `GET /system/df`: the asked kinds only (`type=`), each computed side
+    /// by side; a kind not asked is `null`, as dockerd answers.
+    pub async fn data_usage(&self, kinds: DataUsageKinds) -> Result<SystemDataUsage, ServiceError> {
+        let volumes = async {
+            match (&self.volumes, kinds.volumes) {
+                (_, false) => None,
+                (Some(v), true) => Some(v.usage().await.into_iter().map(|v| serde_json::to_value(v).unwrap_or_default()).collect()),
+                (None, true) => Some(vec![]),
+            }
         };
+        let build_cache = kinds.build_cache.then(Vec::new);
         let Some(images) = &self.images else {
-            return Ok(SystemDataUsage { layers_size: self.containerd.content_size().await?, volumes, ..Default::default() });
+            let layers_size = if kinds.images { self.containerd.content_size().await? } else { 0 };
+            return Ok(SystemDataUsage {
+                layers_size,
+                images: kinds.images.then(Vec::new),
+                containers: kinds.containers.then(Vec::new),
+                volumes: volumes.await,
+                build_cache,
+            });
         };
-        let summaries = images.list(&Default::default()).await?;
-        let containers = match &self.containers {
-            Some(c) => c.disk_usage().await?,
-            None => vec![],
+        let image_usage = async {
+            if !kinds.images {
+                return Ok((vec![], 0));
+            }
+            let all = Default::default();
+            let (list, layers) = tokio::join!(images.list(&all), images.layers_size());
+            Ok::<_, ServiceError>((list?, layers?))
         };
+        // Images count their containers: listed without sizes when only
+        // images are asked.
+        let containers = async {
+            match &self.containers {
+                Some(c) if kinds.containers || kinds.images => c.disk_usage(kinds.containers).await,
+                _ => Ok(vec![]),
+            }
+        };
+        let (volumes, image_usage, containers) = tokio::join!(volumes, image_usage, containers);
+        let ((summaries, layers_size), containers) = (image_usage?, containers?);
         Ok(SystemDataUsage {
-            layers_size: images.layers_size().await?,
-            images: summaries
-                .into_iter()
-                .map(|mut s| {
-                    s.shared_size = 0;
-                    // How many containers use it (dockerd counts them here only).
-                    s.containers = containers.iter().filter(|c| c.image_id == s.id).count() as i64;
-                    serde_json::to_value(s).unwrap_or_default()
-                })
-                .collect(),
-            containers: containers.into_iter().map(|c| serde_json::to_value(c).unwrap_or_default()).collect(),
+            layers_size,
+            images: kinds.images.then(|| {
+                summaries
+                    .into_iter()
+                    .map(|mut s| {
+                        s.shared_size = 0;
+                        // How many containers use it (dockerd counts them here only).
+                        s.containers = containers.iter().filter(|c| c.image_id == s.id).count() as i64;
+                        serde_json::to_value(s).unwrap_or_default()
+                    })
+                    .collect()
+            }),
+            containers: kinds
+                .containers
+                .then(|| containers.into_iter().map(|c| serde_json::to_value(c).unwrap_or_default()).collect()),
             volumes,
-            ..Default::default()
+            build_cache,
         })
+    }
+}
+
+/// The object kinds `/system/df` computes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DataUsageKinds {
+    pub containers: bool,
+    pub images: bool,
+    pub volumes: bool,
+    pub build_cache: bool,
+}
+
+impl DataUsageKinds {
+    pub const ALL: Self = Self { containers: true, images: true, volumes: true, build_cache: true };
+    pub const NONE: Self = Self { containers: false, images: false, volumes: false, build_cache: false };
+
+    /// Add a kind by its `type=` name; false for an unknown one.
+    pub fn add(&mut self, kind: &str) -> bool {
+        match kind {
+            "container" => self.containers = true,
+            "image" => self.images = true,
+            "volume" => self.volumes = true,
+            "build-cache" => self.build_cache = true,
+            _ => return false,
+        }
+        true
     }
 }
 

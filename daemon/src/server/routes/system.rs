@@ -7,9 +7,12 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 
 use api_types::system::{SystemDataUsage, SystemInfo, SystemVersion};
+use api_types::version::ApiVersion;
 
 use crate::server::error::{ApiError, ApiResult};
 use crate::server::extract::QueryPairs;
+use crate::server::version::Version;
+use crate::services::system::DataUsageKinds;
 use crate::services::Services;
 
 /// The classic builder; BuildKit ("2") is not served.
@@ -45,18 +48,25 @@ pub async fn system_info(State(svc): State<Services>) -> ApiResult<Json<SystemIn
     Ok(Json(svc.system.info().await?))
 }
 
-const DATA_USAGE_KINDS: &[&str] = &["container", "image", "volume", "build-cache"];
-
 /// `GET /system/df` (SystemDataUsage).
 pub async fn system_data_usage(
     State(svc): State<Services>,
+    Version(v): Version,
     query: QueryPairs,
 ) -> ApiResult<Json<SystemDataUsage>> {
     // `type=` may repeat (API 1.42+): which object kinds to compute.
-    if let Some(bad) = query.all("type").find(|k| !DATA_USAGE_KINDS.contains(k)) {
-        return Err(ApiError::BadRequest(format!("unknown object type: {bad}")));
+    let mut kinds = DataUsageKinds::NONE;
+    if v >= ApiVersion::new(1, 42) {
+        for kind in query.all("type") {
+            if !kinds.add(kind) {
+                return Err(ApiError::BadRequest(format!("unknown object type: {kind}")));
+            }
+        }
     }
-    Ok(Json(svc.system.data_usage().await?))
+    if kinds == DataUsageKinds::NONE {
+        kinds = DataUsageKinds::ALL;
+    }
+    Ok(Json(svc.system.data_usage(kinds).await?))
 }
 
 /// `GET /plugins` (PluginList): berthd runs no managed plugins.

@@ -133,8 +133,8 @@ pub struct ContainerService {
     shutting_down: AtomicBool,
     /// This service, for the tasks it spawns (health monitors).
     me: Weak<Self>,
-    /// Where each writable layer lives, for sizes (size.rs).
-    upper_dirs: size::UpperDirs,
+    /// Where each writable layer lives and what is under it (size.rs).
+    layer_cache: size::LayerCache,
 }
 
 pub fn no_such_container(name: &str) -> ServiceError {
@@ -181,7 +181,7 @@ impl ContainerService {
             defaults: RwLock::new(Arc::new(defaults)),
             shutting_down: AtomicBool::new(false),
             me: me.clone(),
-            upper_dirs: Default::default(),
+            layer_cache: Default::default(),
         });
         {
             let mut reg = service.registry.write().unwrap_or_else(|e| e.into_inner());

@@ -1,7 +1,7 @@
-//! `SizeRw` and `SizeRootFs` (`docker ps -s`, `inspect --size`): the
-//! snapshotter's usage of the container's writable layer and of the image
-//! layers under it (cached per layer by the image service), not a walk of
-//! the merged filesystem.
+//! `SizeRw` and `SizeRootFs` (`docker ps -s`, `inspect --size`, `system
+//! df`): the usage of the container's writable layer as containerd's
+//! snapshotter counts it, plus the image layers under it (cached per layer
+//! by the image service), not a walk of the merged filesystem.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -15,8 +15,17 @@ use crate::services::ServiceError;
 /// Writable layers walked per blocking task (a few tasks share the cores).
 const WALK_CHUNK: usize = 32;
 
-/// Container ID → its writable snapshot's upper directory.
-pub(super) type UpperDirs = std::sync::Mutex<HashMap<String, PathBuf>>;
+/// What does not change about a container's writable layer while its
+/// snapshot exists: where its files are (when the snapshotter keeps them
+/// in a directory) and the size of the image layers under it.
+#[derive(Debug, Clone)]
+pub(super) struct LayerFacts {
+    upper: Option<PathBuf>,
+    below: i64,
+}
+
+/// Container ID → its layer's facts, learnt on first sizing.
+pub(super) type LayerCache = std::sync::Mutex<HashMap<String, LayerFacts>>;
 
 impl ContainerService {
     /// (SizeRw, SizeRootFs) of a container.
@@ -26,86 +35,94 @@ impl ContainerService {
     }
 
     /// The sizes of many containers (`ps -s`, `system df`) in a few
-    /// milliseconds: one snapshot listing gives every container's parent
-    /// and the image layers' chains (their sizes cached per layer), and
-    /// the writable layers are walked here, side by side on blocking
-    /// threads, as containerd's Usage would walk them. `None` for a
-    /// container whose snapshot is gone (one being removed).
+    /// milliseconds: each writable layer's directory is walked here, side
+    /// by side on blocking threads, as containerd's Usage would walk it;
+    /// where it is and the image layers' size under it are asked of
+    /// containerd once per container. `None` for a container whose
+    /// snapshot is gone (one being removed).
     pub(super) async fn sizes_of(&self, records: &[&Container]) -> Vec<Option<(i64, i64)>> {
-        let parents: HashMap<String, String> = match self.containerd.snapshot_list(self.containerd.snapshotter()).await {
-            Ok(all) => all.into_iter().map(|s| (s.name, s.parent)).collect(),
-            Err(e) => {
-                tracing::warn!(error = %e, "listing snapshots for container sizes");
-                return vec![None; records.len()];
-            }
-        };
-        let rw = self.writable_sizes(records, &parents).await;
-        let mut below: HashMap<&str, i64> = HashMap::new();
-        let mut out = Vec::with_capacity(records.len());
-        for (r, rw) in records.iter().zip(rw) {
-            let (Some(rw), Some(parent)) = (rw, parents.get(&r.id)) else {
-                out.push(None);
-                continue;
-            };
-            if !below.contains_key(parent.as_str()) {
-                let mut total = 0;
-                let mut layer = parent;
-                while !layer.is_empty() {
-                    total += self.images.layer_size(layer).await.unwrap_or(0);
-                    let Some(next) = parents.get(layer) else { break };
-                    layer = next;
-                }
-                below.insert(parent, total);
-            }
-            out.push(Some((rw, rw + below[parent.as_str()])));
-        }
-        out
-    }
-
-    /// Usage of each container's writable layer: its upper directory
-    /// (known once per snapshot: it never moves) walked in-process;
-    /// containerd's Usage when the directory is not known or has gone.
-    async fn writable_sizes(&self, records: &[&Container], parents: &HashMap<String, String>) -> Vec<Option<i64>> {
-        let mut dirs: Vec<Option<PathBuf>> = {
-            let mut cache = self.upper_dirs.lock().unwrap_or_else(|e| e.into_inner());
-            cache.retain(|id, _| parents.contains_key(id));
-            records.iter().map(|r| cache.get(&r.id).cloned()).collect()
-        };
-        let missing: Vec<usize> =
-            (0..records.len()).filter(|&i| dirs[i].is_none() && parents.contains_key(&records[i].id)).collect();
-        for chunk in missing.chunks(16) {
-            let found = futures_util::future::join_all(chunk.iter().map(|&i| self.containerd.rootfs_mounts(&records[i].id))).await;
-            let mut cache = self.upper_dirs.lock().unwrap_or_else(|e| e.into_inner());
-            for (&i, mounts) in chunk.iter().zip(found) {
-                dirs[i] = mounts.ok().as_deref().and_then(upper_dir);
-                if let Some(dir) = &dirs[i] {
-                    cache.insert(records[i].id.clone(), dir.clone());
-                }
-            }
-        }
-        let walks = dirs.chunks(WALK_CHUNK).map(|chunk| {
-            let (chunk, len) = (chunk.to_vec(), chunk.len());
+        let facts = self.layer_facts(records).await;
+        let walks = facts.chunks(WALK_CHUNK).map(|chunk| {
+            let dirs: Vec<Option<PathBuf>> = chunk.iter().map(|f| f.as_ref().and_then(|f| f.upper.clone())).collect();
+            let len = dirs.len();
             async move {
-                let walked = tokio::task::spawn_blocking(move || chunk.iter().map(|d| d.as_deref().map(disk_usage)).collect());
+                let walked = tokio::task::spawn_blocking(move || dirs.iter().map(|d| d.as_deref().map(disk_usage)).collect());
                 walked.await.unwrap_or_else(|_| (0..len).map(|_| None).collect::<Vec<_>>())
             }
         });
         let walked: Vec<Option<std::io::Result<i64>>> =
             futures_util::future::join_all(walks).await.into_iter().flatten().collect();
         let mut out = Vec::with_capacity(records.len());
-        for (r, walked) in records.iter().zip(walked) {
-            out.push(match walked {
+        for ((r, facts), walked) in records.iter().zip(facts).zip(walked) {
+            let Some(facts) = facts else {
+                out.push(None);
+                continue;
+            };
+            let rw = match walked {
                 Some(Ok(size)) => Some(size),
-                _ if !parents.contains_key(&r.id) => None,
                 other => {
+                    // Gone (removed, or prepared anew elsewhere): learn again next time.
                     if other.is_some() {
-                        self.upper_dirs.lock().unwrap_or_else(|e| e.into_inner()).remove(&r.id);
+                        self.layer_cache.lock().unwrap_or_else(|e| e.into_inner()).remove(&r.id);
                     }
                     self.containerd.snapshot_usage(self.containerd.snapshotter(), &r.id).await.ok().map(|u| u.size)
                 }
-            });
+            };
+            out.push(rw.map(|rw| (rw, rw + facts.below)));
         }
         out
+    }
+
+    /// The cached facts of each container's layer; the missing ones
+    /// learnt from one snapshot listing (parents) and their mounts.
+    async fn layer_facts(&self, records: &[&Container]) -> Vec<Option<LayerFacts>> {
+        let mut facts: Vec<Option<LayerFacts>> = {
+            let registry = self.registry.read().unwrap_or_else(|e| e.into_inner());
+            let mut cache = self.layer_cache.lock().unwrap_or_else(|e| e.into_inner());
+            cache.retain(|id, _| registry.by_id.contains_key(id));
+            records.iter().map(|r| cache.get(&r.id).cloned()).collect()
+        };
+        let missing: Vec<usize> = (0..records.len()).filter(|&i| facts[i].is_none()).collect();
+        if missing.is_empty() {
+            return facts;
+        }
+        let parents: HashMap<String, String> = match self.containerd.snapshot_list(self.containerd.snapshotter()).await {
+            Ok(all) => all.into_iter().map(|s| (s.name, s.parent)).collect(),
+            Err(e) => {
+                tracing::warn!(error = %e, "listing snapshots for container sizes");
+                return facts;
+            }
+        };
+        let known: Vec<usize> = missing.into_iter().filter(|&i| parents.contains_key(&records[i].id)).collect();
+        // Image layers' size under each parent, and whether every layer's
+        // size was had (a partial sum is not kept).
+        let mut below: HashMap<&str, (i64, bool)> = HashMap::new();
+        for chunk in known.chunks(16) {
+            let mounts = futures_util::future::join_all(chunk.iter().map(|&i| self.containerd.rootfs_mounts(&records[i].id))).await;
+            for (&i, mounts) in chunk.iter().zip(mounts) {
+                let Ok(mounts) = mounts else { continue };
+                let parent = parents[&records[i].id].as_str();
+                if !below.contains_key(parent) {
+                    let (mut total, mut whole) = (0, true);
+                    let mut layer = parent;
+                    while !layer.is_empty() {
+                        let size = self.images.layer_size(layer).await;
+                        whole &= size.is_some();
+                        total += size.unwrap_or(0);
+                        let Some(next) = parents.get(layer) else { break };
+                        layer = next;
+                    }
+                    below.insert(parent, (total, whole));
+                }
+                let (size, whole) = below[parent];
+                let learnt = LayerFacts { upper: upper_dir(&mounts), below: size };
+                if whole {
+                    self.layer_cache.lock().unwrap_or_else(|e| e.into_inner()).insert(records[i].id.clone(), learnt.clone());
+                }
+                facts[i] = Some(learnt);
+            }
+        }
+        facts
     }
 
     /// The container's own layer: its usage, and the snapshot it sits on.

@@ -12,8 +12,9 @@ use crate::backends::disk_usage::disk_usage;
 use crate::backends::rootfs::upper_dir;
 use crate::services::ServiceError;
 
-/// Writable layers walked per blocking task (a few tasks share the cores).
-const WALK_CHUNK: usize = 32;
+/// Blocking tasks the walks are shared among: as many as the cores a
+/// small machine has; more only wait for a core (each a wake-up).
+const WALK_TASKS: usize = 2;
 
 /// What does not change about a container's writable layer while its
 /// snapshot exists: where its files are (when the snapshotter keeps them
@@ -42,7 +43,8 @@ impl ContainerService {
     /// snapshot is gone (one being removed).
     pub(super) async fn sizes_of(&self, records: &[&Container]) -> Vec<Option<(i64, i64)>> {
         let facts = self.layer_facts(records).await;
-        let walks = facts.chunks(WALK_CHUNK).map(|chunk| {
+        let per_task = records.len().div_ceil(WALK_TASKS).max(1);
+        let walks = facts.chunks(per_task).map(|chunk| {
             let dirs: Vec<Option<PathBuf>> = chunk.iter().map(|f| f.as_ref().and_then(|f| f.upper.clone())).collect();
             let len = dirs.len();
             async move {

@@ -49,6 +49,11 @@ impl Filters {
         }
     }
 
+    /// No filter given at all.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     pub fn get(&self, key: &str) -> &[String] {
         self.0.get(key).map(Vec::as_slice).unwrap_or_default()
     }

@@ -524,3 +524,106 @@ fn run_by_short_image_id() {
     let out = daemon.docker(&["run", "--rm", id.trim(), "echo", "by id"]).success();
     assert_eq!(out.stdout, "by id\n");
 }
+
+/// `docker ps -a`'s row for one container name: status, networks, ports.
+fn ps_row(daemon: &Berthd, name: &str) -> Option<String> {
+    let out = daemon.docker(&["ps", "-a", "--format", "{{.Names}}|{{.Status}}|{{.Networks}}|{{.Ports}}"]).success();
+    out.stdout.lines().find(|l| l.split('|').next() == Some(name)).map(str::to_string)
+}
+
+/// Whether plain `docker ps` (running only) lists the name.
+fn ps_running_has(daemon: &Berthd, name: &str) -> bool {
+    daemon.docker(&["ps", "--format", "{{.Names}}"]).success().stdout.lines().any(|l| l == name)
+}
+
+/// The listing is served from a rendering shared between requests: every
+/// change a summary shows must be in the very next listing (read your
+/// writes), while other clients list and change containers at once.
+#[test]
+fn ps_shows_each_change_right_after_it_from_concurrent_clients() {
+    let daemon = Berthd::start_with_busybox();
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        // Keeps listings (and so renderings) going between the changes.
+        s.spawn(|| {
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                daemon.docker(&["ps", "-a", "-q"]).success();
+            }
+        });
+        let workers: Vec<_> = (0..3)
+            .map(|i| {
+                let daemon = &daemon;
+                s.spawn(move || {
+                    let (first, renamed, net) = (format!("ps-c{i}"), format!("ps-r{i}"), format!("ps-net{i}"));
+                    daemon.docker(&["network", "create", &net]).success();
+                    daemon.docker(&["run", "-d", "--name", &first, "busybox", "sleep", "300"]).success();
+                    let row = ps_row(daemon, &first).expect("listed after run");
+                    assert!(row.starts_with(&format!("{first}|Up ")), "{row}");
+                    assert!(ps_running_has(daemon, &first));
+
+                    daemon.docker(&["rename", &first, &renamed]).success();
+                    assert_eq!(ps_row(daemon, &first), None, "old name still listed");
+                    let row = ps_row(daemon, &renamed).expect("listed under the new name");
+                    assert!(row.contains("|bridge|"), "{row}");
+
+                    daemon.docker(&["network", "connect", &net, &renamed]).success();
+                    let row = ps_row(daemon, &renamed).unwrap();
+                    assert!(row.split('|').nth(2).unwrap().split(',').any(|n| n == net), "{row}");
+                    daemon.docker(&["network", "disconnect", &net, &renamed]).success();
+                    let row = ps_row(daemon, &renamed).unwrap();
+                    assert!(!row.split('|').nth(2).unwrap().split(',').any(|n| n == net), "{row}");
+
+                    daemon.docker(&["pause", &renamed]).success();
+                    let row = ps_row(daemon, &renamed).unwrap();
+                    assert!(row.contains("(Paused)"), "{row}");
+                    daemon.docker(&["unpause", &renamed]).success();
+                    let row = ps_row(daemon, &renamed).unwrap();
+                    assert!(!row.contains("(Paused)") && row.contains("|Up "), "{row}");
+
+                    daemon.docker(&["stop", "-t", "0", &renamed]).success();
+                    assert!(!ps_running_has(daemon, &renamed), "stopped container in plain ps");
+                    let row = ps_row(daemon, &renamed).unwrap();
+                    assert!(row.contains("|Exited (137) "), "{row}");
+
+                    daemon.docker(&["start", &renamed]).success();
+                    assert!(ps_running_has(daemon, &renamed), "started container missing from plain ps");
+
+                    daemon.docker(&["rm", "-f", &renamed]).success();
+                    assert_eq!(ps_row(daemon, &renamed), None, "removed container still listed");
+                    daemon.docker(&["network", "rm", &net]).success();
+                })
+            })
+            .collect();
+        let publisher = s.spawn(|| {
+            daemon.docker(&["run", "-d", "--name", "ps-pub", "-p", "80", "busybox", "sleep", "300"]).success();
+            let row = ps_row(&daemon, "ps-pub").unwrap();
+            assert!(row.contains("->80/tcp"), "{row}");
+            daemon.docker(&["stop", "-t", "0", "ps-pub"]).success();
+            let row = ps_row(&daemon, "ps-pub").unwrap();
+            assert!(row.ends_with('|'), "ports still shown after stop: {row}");
+        });
+        let checker = s.spawn(|| {
+            daemon
+                .docker(&[
+                    "run", "-d", "--name", "ps-health", "--health-cmd", "test -e /tmp/ok", "--health-interval", "200ms",
+                    "--health-retries", "1", "busybox", "sleep", "300",
+                ])
+                .success();
+            for want in ["unhealthy", "healthy"] {
+                if want == "healthy" {
+                    daemon.docker(&["exec", "ps-health", "touch", "/tmp/ok"]).success();
+                }
+                eventually(30, want, || (daemon.inspect_format("{{.State.Health.Status}}", "ps-health") == want).then_some(()));
+                let row = ps_row(&daemon, "ps-health").unwrap();
+                assert!(row.contains(&format!("({want})")), "{row}");
+            }
+        });
+        let results: Vec<_> = workers.into_iter().map(|w| w.join()).chain([publisher.join(), checker.join()]).collect();
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        for r in results {
+            if let Err(e) = r {
+                std::panic::resume_unwind(e);
+            }
+        }
+    });
+}

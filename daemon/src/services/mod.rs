@@ -10,6 +10,7 @@ pub mod images;
 pub mod metrics;
 pub mod networks;
 pub mod system;
+pub mod versioned;
 pub mod volumes;
 
 use std::sync::Arc;

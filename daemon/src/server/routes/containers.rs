@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use futures_util::StreamExt;
 
-use api_types::container::{ContainerCreateRequest, ContainerCreateResponse, ContainerInspect, ContainerSummary};
+use api_types::container::{ContainerCreateRequest, ContainerCreateResponse, ContainerInspect};
 use api_types::filters::Filters;
 use api_types::version::ApiVersion;
 
@@ -41,12 +41,13 @@ pub async fn container_create(
 }
 
 /// `GET /containers/json` (ContainerList).
-pub async fn container_list(State(svc): State<Services>, query: QueryPairs) -> ApiResult<Json<Vec<ContainerSummary>>> {
+pub async fn container_list(State(svc): State<Services>, query: QueryPairs) -> ApiResult<Response> {
     let filters = Filters::parse(query.get("filters").unwrap_or_default())
         .map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let limit = query.int("limit")?.filter(|l| *l > 0).map(|l| l as usize);
     let opts = ListOptions { all: query.bool("all"), limit, filters, size: query.bool("size") };
-    Ok(Json(svc.containers.list(opts).await?))
+    let body = svc.containers.list_json(opts).await?;
+    Ok(([(axum::http::header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
 /// `GET /containers/{id}/json` (ContainerInspect).

@@ -135,7 +135,7 @@ impl ContainerService {
     /// Claim the name and register the container; the record is on disk
     /// before anything is created in containerd.
     fn reserve(&self, mut record: Container, name: Option<String>) -> Result<Container, ServiceError> {
-        let mut reg = self.registry.write().unwrap_or_else(|e| e.into_inner());
+        let mut reg = self.registry_mut();
         record.name = match name {
             Some(name) => {
                 if let Some(holder) = reg.names.get(&name) {
@@ -150,12 +150,12 @@ impl ContainerService {
         };
         self.save(&record)?;
         reg.names.insert(record.name.clone(), record.id.clone());
-        reg.by_id.insert(record.id.clone(), Entry::new(record.clone()));
+        reg.by_id.insert(record.id.clone(), Entry::new(record.clone(), &self.version));
         Ok(record)
     }
 
     pub(super) fn forget(&self, id: &str, name: &str) {
-        let mut reg = self.registry.write().unwrap_or_else(|e| e.into_inner());
+        let mut reg = self.registry_mut();
         reg.by_id.remove(id);
         if reg.names.get(name).is_some_and(|holder| holder == id) {
             reg.names.remove(name);

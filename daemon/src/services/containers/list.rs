@@ -1,12 +1,18 @@
-//! `docker ps`: summaries, filtered and ordered newest first.
+//! `docker ps`: summaries, filtered and ordered newest first. The common
+//! listing (no filters, limit or sizes: what `docker ps`, compose and
+//! monitors poll) is rendered once and reused while nothing it shows
+//! changed; only the clock-dependent `Status` text is written per request.
 
+use std::sync::Arc;
 use std::time::Duration;
+
+use chrono::{DateTime, Utc};
 
 use api_types::container::{ContainerSummary, SummaryHostConfig, SummaryNetworkSettings};
 use api_types::filters::Filters;
 
 use super::record::{Container, Status};
-use super::{health, ContainerService};
+use super::{health, ContainerService, Entry};
 use crate::services::ServiceError;
 
 #[derive(Debug, Clone, Default)]
@@ -24,7 +30,98 @@ const FILTERS: &[&str] = &[
 ];
 const STATUSES: &[&str] = &["created", "restarting", "running", "removing", "paused", "exited", "dead"];
 
+/// The last rendering of the common listing.
+#[derive(Default)]
+pub(super) struct Cache(tokio::sync::Mutex<Option<Arc<Rendered>>>);
+
+struct Rendered {
+    /// The container and network versions it was rendered at.
+    version: (u64, u64),
+    /// Newest first.
+    items: Vec<Item>,
+}
+
+/// One summary's JSON around its `Status` string's contents.
+struct Item {
+    live: bool,
+    head: Vec<u8>,
+    tail: Vec<u8>,
+    clock: Clock,
+}
+
 impl ContainerService {
+    /// `GET /containers/json` as the JSON body.
+    pub async fn list_json(&self, opts: ListOptions) -> Result<Vec<u8>, ServiceError> {
+        if !opts.filters.is_empty() || opts.limit.is_some() || opts.size {
+            let list = self.list(opts).await?;
+            return serde_json::to_vec(&list).map_err(|e| ServiceError::Internal(format!("rendering the container list: {e}")));
+        }
+        let rendered = self.rendered().await?;
+        let now = Utc::now();
+        let mut out = Vec::with_capacity(2 + rendered.items.iter().map(|i| i.head.len() + i.tail.len() + 40).sum::<usize>());
+        out.push(b'[');
+        for item in rendered.items.iter().filter(|i| opts.all || i.live) {
+            if out.len() > 1 {
+                out.push(b',');
+            }
+            out.extend_from_slice(&item.head);
+            // Our own text: letters, digits, spaces, parentheses, colons.
+            out.extend_from_slice(item.clock.text(now).as_bytes());
+            out.extend_from_slice(&item.tail);
+        }
+        out.push(b']');
+        Ok(out)
+    }
+
+    /// The cached rendering, or a new one when a record, the registry or a
+    /// network changed since. Concurrent callers share one rendering.
+    async fn rendered(&self) -> Result<Arc<Rendered>, ServiceError> {
+        let mut cached = self.list_cache.0.lock().await;
+        // Read before rendering: a change made during it moves the version
+        // past this one, and the next call renders again.
+        let version = (self.version.get(), self.networks.version());
+        if let Some(rendered) = cached.as_ref().filter(|r| r.version == version) {
+            return Ok(rendered.clone());
+        }
+        let mut items = Vec::new();
+        for entry in self.entries() {
+            items.push(self.render(&entry).await?);
+        }
+        items.sort_by(|a, b| b.0.cmp(&a.0));
+        let rendered = Arc::new(Rendered { version, items: items.into_iter().map(|(_, item)| item).collect() });
+        *cached = Some(rendered.clone());
+        Ok(rendered)
+    }
+
+    /// One container's summary, split around its `Status`, with its
+    /// creation time for the order.
+    async fn render(&self, entry: &Entry) -> Result<(String, Item), ServiceError> {
+        let record = entry.record.lock().await;
+        let shown = self.summary_of(&record).await;
+        let failed = |e: serde_json::Error| ServiceError::Internal(format!("rendering the container list: {e}"));
+        // Two renderings that differ only in the status text: the first
+        // byte where they part is where the text goes.
+        let empty = serde_json::to_vec(&ContainerSummary { status: String::new(), ..shown.clone() }).map_err(failed)?;
+        let marked = serde_json::to_vec(&ContainerSummary { status: "x".into(), ..shown }).map_err(failed)?;
+        let at = empty.iter().zip(&marked).position(|(a, b)| a != b).unwrap_or(empty.len());
+        let item = Item {
+            live: record.state.status.is_live(),
+            head: empty[..at].to_vec(),
+            tail: empty[at..].to_vec(),
+            clock: Clock::of(&record),
+        };
+        Ok((record.created.clone(), item))
+    }
+
+    /// A record's summary with its ports, mounts and networks.
+    async fn summary_of(&self, record: &Container) -> ContainerSummary {
+        let mut shown = summary(record);
+        shown.ports = self.summary_ports(record).await;
+        shown.mounts = self.mount_points(record);
+        shown.network_settings.networks = self.summary_networks(record).await;
+        shown
+    }
+
     pub async fn list(&self, opts: ListOptions) -> Result<Vec<ContainerSummary>, ServiceError> {
         let f = &opts.filters;
         f.only(FILTERS).map_err(|e| ServiceError::InvalidParameter(e.to_string()))?;
@@ -59,11 +156,7 @@ impl ContainerService {
                 continue;
             }
             if matches(record, f) {
-                let mut shown = summary(record);
-                shown.ports = self.summary_ports(record).await;
-                shown.mounts = self.mount_points(record);
-                shown.network_settings.networks = self.summary_networks(record).await;
-                out.push(shown);
+                out.push(self.summary_of(record).await);
                 shown_records.push(record);
             }
             if opts.limit.is_some_and(|l| l > 0 && out.len() >= l) {
@@ -129,7 +222,7 @@ fn summary(r: &Container) -> ContainerSummary {
         image: r.image_name.clone(),
         image_id: r.image_id.clone(),
         command,
-        created: chrono::DateTime::parse_from_rfc3339(&r.created).map(|t| t.timestamp()).unwrap_or(0),
+        created: DateTime::parse_from_rfc3339(&r.created).map(|t| t.timestamp()).unwrap_or(0),
         ports: vec![],
         size_rw: None,
         size_root_fs: None,
@@ -142,33 +235,52 @@ fn summary(r: &Container) -> ContainerSummary {
     }
 }
 
-fn since(rfc3339: &str) -> Duration {
-    chrono::DateTime::parse_from_rfc3339(rfc3339)
-        .ok()
-        .and_then(|t| (chrono::Utc::now() - t.with_timezone(&chrono::Utc)).to_std().ok())
-        .unwrap_or_default()
+/// What `docker ps`'s STATUS column is made of: the text changes with
+/// the clock, so it is written per request.
+struct Clock {
+    status: Status,
+    started: Option<DateTime<Utc>>,
+    finished: Option<DateTime<Utc>>,
+    exit_code: i64,
+    health: Option<String>,
+}
+
+impl Clock {
+    fn of(r: &Container) -> Self {
+        let parse = |t: &str| DateTime::parse_from_rfc3339(t).ok().map(|t| t.with_timezone(&Utc));
+        Self {
+            status: r.state.status,
+            started: parse(&r.state.started_at),
+            finished: parse(&r.state.finished_at),
+            exit_code: r.state.exit_code,
+            health: r.state.health.as_ref().map(|h| health::status_of(h).to_string()),
+        }
+    }
+
+    fn text(&self, now: DateTime<Utc>) -> String {
+        let since = |t: Option<DateTime<Utc>>| human_duration(t.and_then(|t| (now - t).to_std().ok()).unwrap_or_default());
+        match self.status {
+            Status::Created => "Created".into(),
+            Status::Running => {
+                let up = since(self.started);
+                match self.health.as_deref() {
+                    Some(health::STARTING) => format!("Up {up} (health: starting)"),
+                    Some(status) => format!("Up {up} ({status})"),
+                    None => format!("Up {up}"),
+                }
+            }
+            Status::Paused => format!("Up {} (Paused)", since(self.started)),
+            Status::Restarting => format!("Restarting ({}) {} ago", self.exit_code, since(self.finished)),
+            Status::Removing => "Removal In Progress".into(),
+            Status::Exited => format!("Exited ({}) {} ago", self.exit_code, since(self.finished)),
+            Status::Dead => "Dead".into(),
+        }
+    }
 }
 
 /// `docker ps`'s STATUS column.
 pub fn status_text(r: &Container) -> String {
-    match r.state.status {
-        Status::Created => "Created".into(),
-        Status::Running => {
-            let up = human_duration(since(&r.state.started_at));
-            match r.state.health.as_ref().map(health::status_of) {
-                Some(health::STARTING) => format!("Up {up} (health: starting)"),
-                Some(status) => format!("Up {up} ({status})"),
-                None => format!("Up {up}"),
-            }
-        }
-        Status::Paused => format!("Up {} (Paused)", human_duration(since(&r.state.started_at))),
-        Status::Restarting => {
-            format!("Restarting ({}) {} ago", r.state.exit_code, human_duration(since(&r.state.finished_at)))
-        }
-        Status::Removing => "Removal In Progress".into(),
-        Status::Exited => format!("Exited ({}) {} ago", r.state.exit_code, human_duration(since(&r.state.finished_at))),
-        Status::Dead => "Dead".into(),
-    }
+    Clock::of(r).text(Utc::now())
 }
 
 /// Go's `units.HumanDuration`.

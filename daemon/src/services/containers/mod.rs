@@ -45,7 +45,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, RwLock, Weak};
 
-use tokio::sync::{watch, Mutex};
+use tokio::sync::watch;
 
 use crate::backends::containerd::Containerd;
 use crate::backends::store::containers::ContainerStore;
@@ -54,6 +54,7 @@ use crate::services::events::EventBus;
 use crate::services::volumes::VolumeService;
 use crate::config::container_defaults::ContainerDefaults;
 use crate::services::networks::NetworkService;
+use crate::services::versioned::{Version, Versioned};
 use crate::services::ServiceError;
 
 pub use archive::{ExtractToDirOptions, TarStream};
@@ -73,7 +74,8 @@ pub use wait::WaitCondition;
 
 /// One container: its record, its stdio and a change signal for waiters.
 pub struct Entry {
-    pub record: Mutex<Container>,
+    /// Every mutable access bumps the service's version (list cache).
+    pub record: Versioned<Container>,
     pub io: Arc<io::ContainerIo>,
     changed: watch::Sender<u64>,
     /// Bumped on every task exit, for `wait?condition=next-exit`.
@@ -89,9 +91,9 @@ pub struct Entry {
 }
 
 impl Entry {
-    fn new(record: Container) -> Arc<Self> {
+    fn new(record: Container, version: &Version) -> Arc<Self> {
         Arc::new(Self {
-            record: Mutex::new(record),
+            record: Versioned::new(record, version.clone()),
             io: Arc::default(),
             changed: watch::channel(0).0,
             exits: AtomicU64::new(0),
@@ -123,6 +125,10 @@ pub struct ContainerService {
     exec_root: PathBuf,
     images: Arc<ImageService>,
     registry: RwLock<Registry>,
+    /// Bumped by every change to a record and to the registry.
+    version: Version,
+    /// The rendered common listing, while `version` holds.
+    list_cache: list::Cache,
     execs: exec::ExecRegistry,
     events: EventBus,
     volumes: Arc<VolumeService>,
@@ -174,6 +180,8 @@ impl ContainerService {
             data_root,
             exec_root,
             registry: RwLock::default(),
+            version: Version::default(),
+            list_cache: Default::default(),
             execs: Default::default(),
             events,
             volumes,
@@ -184,7 +192,7 @@ impl ContainerService {
             layer_cache: Default::default(),
         });
         {
-            let mut reg = service.registry.write().unwrap_or_else(|e| e.into_inner());
+            let mut reg = service.registry_mut();
             for record in records {
                 for mount in &record.volumes {
                     service.volumes.add_ref(&mount.name, &record.id);
@@ -197,7 +205,7 @@ impl ContainerService {
                     }
                 }
                 reg.names.insert(record.name.clone(), record.id.clone());
-                reg.by_id.insert(record.id.clone(), Entry::new(record));
+                reg.by_id.insert(record.id.clone(), Entry::new(record, &service.version));
             }
         }
         let events = service.containerd.task_events();
@@ -240,6 +248,13 @@ impl ContainerService {
 
     fn is_shutting_down(&self) -> bool {
         self.shutting_down.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// The registry for a change (bumps the version for the list cache).
+    fn registry_mut(&self) -> std::sync::RwLockWriteGuard<'_, Registry> {
+        let reg = self.registry.write().unwrap_or_else(|e| e.into_inner());
+        self.version.bump();
+        reg
     }
 
     fn entries(&self) -> Vec<Arc<Entry>> {

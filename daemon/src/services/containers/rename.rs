@@ -17,7 +17,7 @@ impl ContainerService {
             ));
         }
         let old_name = {
-            let mut reg = self.registry.write().unwrap_or_else(|e| e.into_inner());
+            let mut reg = self.registry_mut();
             if let Some(holder) = reg.names.get(&new_name) {
                 return Err(super::create::name_conflict(&new_name, holder));
             }

@@ -17,13 +17,13 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
-use tokio::sync::Mutex;
 
 use crate::backends::network::{bridge, ipam, ipam6};
 use crate::backends::store;
 use crate::backends::store::networks::NetworkStore;
 use crate::config::NetworkConfig;
 use crate::services::events::EventBus;
+use crate::services::versioned::{Version, Versioned};
 use crate::services::ServiceError;
 
 pub use dns::DnsDefaults;
@@ -190,7 +190,9 @@ pub struct NetworkService {
     /// berthd's own namespace, pinned for `host` mode.
     host_netns: Option<PathBuf>,
     /// By ID. One lock: network changes are rare and short.
-    networks: Mutex<HashMap<String, Network>>,
+    /// Every mutable access bumps `version` (the container list cache).
+    networks: Versioned<HashMap<String, Network>>,
+    version: Version,
     /// Container ID → the tasks serving its published ports.
     proxies: std::sync::Mutex<HashMap<String, Vec<tokio::task::JoinHandle<()>>>>,
     /// The ephemeral host ports handed out in turn (`-P`).
@@ -448,13 +450,15 @@ impl NetworkService {
                 None
             }
         };
+        let version = Version::default();
         let service = Self {
             store,
             exec_root,
             config,
             pools6,
             host_netns,
-            networks: Mutex::new(networks),
+            networks: Versioned::new(networks, version.clone()),
+            version,
             proxies: Default::default(),
             ephemeral: Default::default(),
             names: Default::default(),
@@ -504,6 +508,12 @@ impl NetworkService {
     }
 
     /// The namespace `host` mode joins: berthd's own, when pinned.
+    /// Moves on every change to networks and their endpoints (addresses,
+    /// published ports), for the container list cache.
+    pub fn version(&self) -> u64 {
+        self.version.get()
+    }
+
     pub fn host_netns(&self) -> Option<&std::path::Path> {
         self.host_netns.as_deref()
     }

@@ -328,6 +328,14 @@ fn parse_lines(reader: impl BufRead, out: &mut Vec<LogEntry>) {
     }
 }
 
+/// `<path>.<n>` opened, plain or gzipped: tried in that order, as the
+/// writer creates the `.gz` before it removes the plain file, so a file
+/// being compressed is never missed.
+fn open_rotated_at(path: &Path, n: u32) -> Option<Box<dyn BufRead + Send>> {
+    let plain = PathBuf::from(format!("{}.{n}", path.display()));
+    open_rotated(&plain).or_else(|| open_rotated(&PathBuf::from(format!("{}.gz", plain.display()))))
+}
+
 fn open_rotated(file: &Path) -> Option<Box<dyn BufRead + Send>> {
     let f = std::fs::File::open(file).ok()?;
     Some(if file.extension().is_some_and(|e| e == "gz") {
@@ -469,7 +477,7 @@ impl LogReader {
         let mut missing = 0;
         for n in 1.. {
             // Mid-rotation, the index just vacated is missing for a moment.
-            let Some(mut reader) = rotated(&self.path, n).and_then(|f| open_rotated(&f)) else {
+            let Some(mut reader) = open_rotated_at(&self.path, n) else {
                 missing += 1;
                 if missing == 2 {
                     break;
@@ -703,10 +711,13 @@ mod tests {
                     w.flush().unwrap();
                 }
             });
-            while !writer.is_finished() || seen.len() < LINES {
+            // Done once a read that began after the writer finished finds
+            // nothing new.
+            loop {
+                let finished = writer.is_finished();
                 let before = seen.len();
                 reader.read_new(&mut seen);
-                if writer.is_finished() && seen.len() == before {
+                if finished && seen.len() == before {
                     break;
                 }
             }

@@ -344,18 +344,23 @@ impl Daemon {
         Ok(total)
     }
 
-    /// utime + stime of the daemon process (all threads), in ms.
+    /// utime + stime of the daemon process (all threads) and of the
+    /// children it has waited for (dockerd unpacks `docker cp` archives in
+    /// a child; both daemons run iptables and the like), in ms.
     pub fn cpu_ms(&self) -> Result<f64> {
         let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid))?;
         // Fields after the command name, which is in parentheses and may hold spaces.
         let rest = stat.rsplit_once(')').map(|(_, r)| r).context("bad /proc/PID/stat")?;
         let fields: Vec<&str> = rest.split_whitespace().collect();
-        // rest[0] is field 3 (state); utime is field 14, stime 15.
-        let utime: f64 = fields.get(11).context("no utime")?.parse()?;
-        let stime: f64 = fields.get(12).context("no stime")?.parse()?;
+        // rest[0] is field 3 (state); utime is field 14, stime 15,
+        // cutime 16, cstime 17.
+        let mut ticks_used = 0.0;
+        for (i, name) in [(11, "utime"), (12, "stime"), (13, "cutime"), (14, "cstime")] {
+            ticks_used += fields.get(i).with_context(|| format!("no {name}"))?.parse::<f64>()?;
+        }
         // SAFETY: sysconf has no preconditions.
         let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
-        Ok((utime + stime) * 1000.0 / ticks)
+        Ok(ticks_used * 1000.0 / ticks)
     }
 
     /// Checks the daemon is still alive (a crash under load is a finding).

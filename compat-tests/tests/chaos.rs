@@ -98,7 +98,11 @@ impl Ctx {
 }
 
 /// An error a user can act on: the CLI's "Error…"/"error…" lines naming
-/// what failed (the daemon not answering included). Also the stock CLI's
+/// what failed (the daemon not answering included), and a stream's error
+/// naming containerd (as `docker pull -q` prints a pull cut by a containerd
+/// restart: "containerd: content.write: write session closed by
+/// containerd"; issue 12 asks for outage errors that name containerd).
+/// Also the stock CLI's
 /// own words for a connection cut by `kill -9` ("unexpected EOF",
 /// "connection reset"), for a
 /// hijack refused with a status ("unable to upgrade to tcp, received 503")
@@ -107,7 +111,9 @@ impl Ctx {
 fn clear(stderr: &str) -> bool {
     let text = stderr.to_lowercase();
     !text.trim().is_empty()
-        && ["error", "cannot", "failed", "unexpected eof", "connection reset", "received 503", "no such directory"].iter().any(|w| text.contains(w))
+        && ["error", "cannot", "failed", "containerd", "unexpected eof", "connection reset", "received 503", "no such directory"]
+            .iter()
+            .any(|w| text.contains(w))
 }
 
 fn run_worker(ctx: &Ctx, w: usize) {

@@ -324,3 +324,20 @@ fn cp_keeps_capabilities_xattrs_and_subsecond_mtimes_as_dockerd() {
     let time = daemon.docker(&["run", "--rm", "me/xattrs", "stat", "-c", "%y", "/f"]).success();
     assert_eq!(time.stdout, "2020-01-02 03:04:05.000000000 +0000\n");
 }
+
+/// A refused upload much bigger than what the daemon reads of it before
+/// answering: the CLI still gets dockerd's error, not a broken pipe (the
+/// daemon lingers on close instead of resetting the connection).
+#[test]
+fn a_big_copy_to_a_missing_container_gets_the_error_not_a_broken_pipe() {
+    let daemon = Berthd::start();
+    let dir = tempfile::tempdir().unwrap();
+    let big = dir.path().join("big.bin");
+    std::fs::write(&big, vec![7u8; 96 << 20]).unwrap();
+    let source = big.display().to_string();
+    for _ in 0..3 {
+        let out = daemon.docker(&["cp", &source, "nosuch:/big.bin"]).failure();
+        assert!(out.stderr.contains("No such container: nosuch"), "{}", out.stderr);
+        assert!(!out.stderr.contains("broken pipe"), "{}", out.stderr);
+    }
+}

@@ -3,6 +3,7 @@
 
 pub mod error;
 pub mod extract;
+mod linger;
 pub mod listeners;
 pub mod metrics;
 pub mod router;
@@ -121,6 +122,7 @@ fn spawn_connection<I: Io>(io: I, app: Router, shutdown: watch::Receiver<bool>, 
 }
 
 async fn serve_connection<I: Io>(io: I, app: Router, mut shutdown: watch::Receiver<bool>) {
+    let io = linger::Lingering::new(io);
     let service = TowerToHyperService::new(app);
     let conn = http1::Builder::new()
         .timer(hyper_util::rt::TokioTimer::new())

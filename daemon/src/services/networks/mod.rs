@@ -507,13 +507,13 @@ impl NetworkService {
         pools(&self.config)
     }
 
-    /// The namespace `host` mode joins: berthd's own, when pinned.
     /// Moves on every change to networks and their endpoints (addresses,
     /// published ports), for the container list cache.
     pub fn version(&self) -> u64 {
         self.version.get()
     }
 
+    /// The namespace `host` mode joins: berthd's own, when pinned.
     pub fn host_netns(&self) -> Option<&std::path::Path> {
         self.host_netns.as_deref()
     }

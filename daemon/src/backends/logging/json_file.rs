@@ -328,21 +328,17 @@ fn parse_lines(reader: impl BufRead, out: &mut Vec<LogEntry>) {
     }
 }
 
-/// `<path>.<n>` opened, plain or gzipped: tried in that order, as the
-/// writer creates the `.gz` before it removes the plain file, so a file
-/// being compressed is never missed.
-fn open_rotated_at(path: &Path, n: u32) -> Option<Box<dyn BufRead + Send>> {
-    let plain = PathBuf::from(format!("{}.{n}", path.display()));
-    open_rotated(&plain).or_else(|| open_rotated(&PathBuf::from(format!("{}.gz", plain.display()))))
-}
-
+/// A rotated file opened for reading. A plain one that is gone by now
+/// is read from its `.gz`: the writer creates the `.gz` before it removes
+/// the plain file, so a file being compressed is never missed.
 fn open_rotated(file: &Path) -> Option<Box<dyn BufRead + Send>> {
-    let f = std::fs::File::open(file).ok()?;
-    Some(if file.extension().is_some_and(|e| e == "gz") {
-        Box::new(std::io::BufReader::new(flate2::read::GzDecoder::new(f)))
-    } else {
-        Box::new(std::io::BufReader::new(f))
-    })
+    let gzipped = file.extension().is_some_and(|e| e == "gz");
+    match std::fs::File::open(file) {
+        Ok(f) if gzipped => Some(Box::new(std::io::BufReader::new(flate2::read::GzDecoder::new(f)))),
+        Ok(f) => Some(Box::new(std::io::BufReader::new(f))),
+        Err(_) if !gzipped => open_rotated(&PathBuf::from(format!("{}.gz", file.display()))),
+        Err(_) => None,
+    }
 }
 
 /// The time of the first entry in an open live file (read without
@@ -477,7 +473,7 @@ impl LogReader {
         let mut missing = 0;
         for n in 1.. {
             // Mid-rotation, the index just vacated is missing for a moment.
-            let Some(mut reader) = open_rotated_at(&self.path, n) else {
+            let Some(mut reader) = open_rotated(&PathBuf::from(format!("{}.{n}", self.path.display()))) else {
                 missing += 1;
                 if missing == 2 {
                     break;

@@ -282,16 +282,25 @@ impl Drop for PrivateContainerd {
 /// SIGKILL the shims started by the containerd at `socket` (their
 /// `-address` names it).
 fn kill_shims_of(socket: &Path) {
-    let Ok(procs) = std::fs::read_dir("/proc") else { return };
+    for pid in shims_with("-address", socket.as_os_str().as_encoded_bytes()) {
+        // SAFETY: kill has no memory-safety preconditions.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
+}
+
+/// PIDs of the `containerd-shim-runc-v2` processes started with `flag
+/// value` (`-namespace NS`, `-address SOCKET`).
+pub fn shims_with(flag: &str, value: &[u8]) -> Vec<i32> {
+    let Ok(procs) = std::fs::read_dir("/proc") else { return vec![] };
+    let mut pids = Vec::new();
     for entry in procs.flatten() {
         let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
         let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else { continue };
         let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
         let is_shim = args.first().is_some_and(|a| a.ends_with(b"containerd-shim-runc-v2"));
-        let ours = args.windows(2).any(|w| w[0] == b"-address" && w[1] == socket.as_os_str().as_encoded_bytes());
-        if is_shim && ours {
-            // SAFETY: kill has no memory-safety preconditions.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
+        if is_shim && args.windows(2).any(|w| w[0] == flag.as_bytes() && w[1] == value) {
+            pids.push(pid);
         }
     }
+    pids
 }

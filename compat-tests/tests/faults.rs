@@ -621,22 +621,6 @@ fn load_with_a_stalled_reader_keeps_serving_in_bounded_memory() {
     assert!(peak < rss_before + 200 * 1024, "berthd grew from {rss_before} KiB to {peak} KiB");
 }
 
-/// The shims of a namespace's containers (`containerd-shim-runc-v2
-/// -namespace NS`), by PID.
-fn shims_of(namespace: &str) -> Vec<u32> {
-    let mut pids = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
-        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else { continue };
-        let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
-        let is_shim = args.first().is_some_and(|a| a.ends_with(b"containerd-shim-runc-v2"));
-        if is_shim && args.windows(2).any(|w| w[0] == b"-namespace" && w[1] == namespace.as_bytes()) {
-            pids.push(pid);
-        }
-    }
-    pids
-}
-
 /// A container that exits just as the daemon stops: the task delete the
 /// exit starts runs to its end, so no shim is left behind with its task
 /// gone (containerd abandons a delete cancelled midway that way).
@@ -662,6 +646,7 @@ fn a_container_exiting_as_the_daemon_stops_leaves_no_shim() {
         daemon.stop();
         // What the next daemon (or an operator) does with a stopped task.
         compat_tests::containerd::ctr_lines_at(socket, &namespace, &["tasks", "rm", "-f", &id]);
-        eventually(10, "the container's shim to exit", || shims_of(&namespace).is_empty().then_some(()));
+        let shims = || compat_tests::containerd::shims_with("-namespace", namespace.as_bytes());
+        eventually(10, "the container's shim to exit", || shims().is_empty().then_some(()));
     }
 }

@@ -235,8 +235,12 @@ impl ContainerService {
     /// An exec's process ended (from containerd's event stream).
     pub(super) async fn exec_exited(&self, container_id: &str, exec_id: &str, exit_status: u32) {
         let Ok(exec) = self.exec_lookup(exec_id) else { return };
-        let _ = self.containerd.exec_delete(container_id, exec_id).await;
+        // `exec_start` holds the state while it launches: a process that
+        // exits before containerd's start call has answered is deleted
+        // only after it (deleting it first made that call fail with "process
+        // does not exist"), and is not marked running after it ended.
         let mut state = exec.state.lock().await;
+        let _ = self.containerd.exec_delete(container_id, exec_id).await;
         state.running = false;
         state.exit_code = Some(i64::from(exit_status));
         if let Ok(entry) = self.lookup(container_id) {

@@ -34,6 +34,8 @@ const LISTERS: usize = 200;
 const STREAMS: usize = 50;
 /// How long the load runs before the probe starts.
 const RAMP: Duration = Duration::from_secs(3);
+/// The interval between a probe's requests.
+const PROBE_GAP: Duration = Duration::from_millis(2);
 /// A paced lister's interval.
 const PACE: Duration = Duration::from_millis(100);
 
@@ -174,9 +176,11 @@ impl Bench {
     }
 }
 
-/// `requests` sequential GETs of `path` on one keep-alive connection, from
-/// a thread of its own (the load's tasks must not delay the probe's);
-/// their latencies in ms, sorted.
+/// `requests` GETs of `path` on one keep-alive connection, one every
+/// `PROBE_GAP`, from a thread of its own (the load's tasks must not delay
+/// the probe's); their latencies in ms, sorted. Spacing the probes spreads
+/// them over the load's ups and downs (back to back, 200 probes would see
+/// 30 ms of it) and makes the probe an ordinary client, not more load.
 fn probe(socket: &Path, path: &str, requests: usize) -> Result<Vec<f64>> {
     let (socket, path) = (socket.to_owned(), path.to_owned());
     std::thread::spawn(move || -> Result<Vec<f64>> {
@@ -186,7 +190,10 @@ fn probe(socket: &Path, path: &str, requests: usize) -> Result<Vec<f64>> {
             let request = format!("GET {path} HTTP/1.1\r\nHost: docker\r\nUser-Agent: berth-bench\r\n\r\n");
             let mut buf = Vec::with_capacity(8192);
             let mut times = Vec::with_capacity(requests);
+            let mut ticks = tokio::time::interval(PROBE_GAP);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             for _ in 0..requests {
+                ticks.tick().await;
                 let t = Instant::now();
                 stream.write_all(request.as_bytes()).await?;
                 read_response(&mut stream, &mut buf).await.with_context(|| format!("probe GET {path}"))?;

@@ -184,24 +184,25 @@ impl Report {
         }
         out.push_str("✓ = berthd better (lower time/memory/CPU, higher throughput); ✗ = dockerd better or equal.\n");
         let mut notes = Vec::new();
+        let mut failures = Vec::new();
         for row in &self.rows {
             for note in &row.notes {
                 notes.push(format!("- {}: {}", row.workload, first_lines(note, 6)));
             }
             for (who, outcome) in [("berthd", &row.berthd), ("dockerd", &row.dockerd)] {
                 match outcome {
-                    Outcome::Skipped { reason } => notes.push(format!("- {}: {who} skipped: {reason}", row.workload)),
+                    Outcome::Skipped { reason } => failures.push(format!("- {}: {who} skipped: {reason}", row.workload)),
                     Outcome::Failed { error } => {
-                        notes.push(format!("- {}: {who} FAILED: {}", row.workload, first_lines(error, 6)))
+                        failures.push(format!("- {}: {who} FAILED: {}", row.workload, first_lines(error, 6)))
                     }
                     Outcome::Measured(_) => {}
                 }
             }
         }
-        if !notes.is_empty() {
-            out.push_str("\nNot measured, or measured with failures:\n");
-            out.push_str(&notes.join("\n"));
-            out.push('\n');
+        for (heading, lines) in [("Notes:", notes), ("Not measured, or measured with failures:", failures)] {
+            if !lines.is_empty() {
+                out.push_str(&format!("\n{heading}\n{}\n", lines.join("\n")));
+            }
         }
         out
     }

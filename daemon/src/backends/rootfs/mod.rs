@@ -63,7 +63,9 @@ fn io_err(e: Errno) -> std::io::Error {
 
 /// Run `f` on a thread of its own with the container's root open; the
 /// answer is `f`'s. The thread ends, and any mounts with it, when `f`
-/// returns.
+/// returns: after the answer is sent, since unmounting a writable overlay
+/// syncs its upper filesystem (tens of ms after a `docker cp` in) and the
+/// answer does not depend on it.
 pub async fn open<R, F>(source: Source, f: F) -> std::io::Result<R>
 where
     R: Send + 'static,
@@ -77,8 +79,12 @@ where
     std::thread::Builder::new()
         .name("rootfs".into())
         .spawn(move || {
-            let result = enter(&source).and_then(|root| f(&root));
+            let (result, root) = match enter(&source) {
+                Ok(root) => (f(&root), Some(root)),
+                Err(e) => (Err(e), None),
+            };
             let _ = tx.send(result);
+            drop(root);
         })?;
     let result = rx.await.unwrap_or_else(|_| Err(std::io::Error::other("container filesystem thread ended")));
     if let Some(dir) = scratch {

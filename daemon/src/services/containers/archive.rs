@@ -128,8 +128,10 @@ impl ContainerService {
         let binds = if with_binds { self.bind_mounts(r) } else { vec![] };
         // Volumes need their mountpoints, which a container that never ran
         // may lack: the snapshot is mounted writable to make them, as the
-        // runtime would on start.
-        Ok(Source::Snapshot { mounts, binds, scratch, writable: writable || with_binds })
+        // runtime would on start. Without any, a read is mounted read-only:
+        // a writable overlay syncs its whole upper filesystem when unmounted.
+        let writable = writable || !binds.is_empty();
+        Ok(Source::Snapshot { mounts, binds, scratch, writable })
     }
 
     /// `HEAD /containers/{id}/archive`: stat of a path.

@@ -142,7 +142,7 @@ impl ContainerService {
         let record = self.lookup(name)?.record.lock().await.clone();
         let source = self.fs_source(&record, false, true).await?;
         let p = path.to_string();
-        rootfs::open(source, move |root| root.stat(&p)).await.map_err(|e| fs_error(e, path, name))
+        rootfs::open_unmount_later(source, move |root| root.stat(&p)).await.map_err(|e| fs_error(e, path, name))
     }
 
     /// `GET /containers/{id}/archive`: the path's stat, then its tar as
@@ -156,7 +156,7 @@ impl ContainerService {
         let (stat_tx, stat_rx) = oneshot::channel();
         let (tx, rx) = mpsc::channel(8);
         let p = path.to_string();
-        let work = rootfs::open(source, move |root| {
+        let work = rootfs::open_unmount_later(source, move |root| {
             let stat = root.stat(&p);
             let ok = stat.is_ok();
             let _ = stat_tx.send(stat);
@@ -203,7 +203,7 @@ impl ContainerService {
         };
         let mut reader = tokio_util::io::SyncIoBridge::new_with_handle(tokio_util::io::StreamReader::new(body), tokio::runtime::Handle::current());
         let p = path.to_string();
-        rootfs::open(source, move |root| {
+        rootfs::open_unmount_later(source, move |root| {
             let result = root.extract(&p, &mut reader, extract);
             if result.is_err() {
                 let _ = std::io::copy(&mut std::io::Read::take(&mut reader, DRAIN_LIMIT), &mut std::io::sink());
@@ -257,7 +257,7 @@ impl ContainerService {
         let source = self.fs_source(&record, false, false).await?;
         let (ready_tx, ready_rx) = oneshot::channel();
         let (tx, rx) = mpsc::channel(8);
-        let work = rootfs::open(source, move |root| {
+        let work = rootfs::open_unmount_later(source, move |root| {
             let _ = ready_tx.send(());
             let mut out = ChannelWriter::new(tx.clone());
             if let Err(e) = root.export(&mut out).and_then(|()| std::io::Write::flush(&mut out)) {

@@ -10,7 +10,7 @@ use axum::response::Response;
 use bytes::{BufMut, Bytes, BytesMut};
 use hyper_util::rt::TokioIo;
 
-use crate::services::containers::Stream;
+use crate::services::containers::{LogLine, Stream};
 
 pub const RAW_STREAM: &str = "application/vnd.docker.raw-stream";
 pub const MULTIPLEXED_STREAM: &str = "application/vnd.docker.multiplexed-stream";
@@ -19,6 +19,11 @@ pub const MULTIPLEXED_STREAM: &str = "application/vnd.docker.multiplexed-stream"
 /// big-endian length, the payload.
 pub fn frame(stream: Stream, payload: &[u8]) -> Bytes {
     let mut out = BytesMut::with_capacity(8 + payload.len());
+    put_frame(&mut out, stream, payload);
+    out.freeze()
+}
+
+fn put_frame(out: &mut BytesMut, stream: Stream, payload: &[u8]) {
     out.put_u8(match stream {
         Stream::Stdout => 1,
         Stream::Stderr => 2,
@@ -26,6 +31,19 @@ pub fn frame(stream: Stream, payload: &[u8]) -> Bytes {
     out.put_bytes(0, 3);
     out.put_u32(payload.len() as u32);
     out.put_slice(payload);
+}
+
+/// A batch of log lines as one chunk of the body: framed, or as they are
+/// for a TTY's raw stream.
+pub fn log_chunk(lines: Vec<LogLine>, raw: bool) -> Bytes {
+    let header = if raw { 0 } else { 8 };
+    let mut out = BytesMut::with_capacity(lines.iter().map(|l| header + l.data.len()).sum());
+    for line in lines {
+        match raw {
+            true => out.put_slice(&line.data),
+            false => put_frame(&mut out, line.stream, &line.data),
+        }
+    }
     out.freeze()
 }
 

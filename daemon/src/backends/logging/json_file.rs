@@ -419,15 +419,21 @@ impl LogReader {
         more
     }
 
-    /// Complete lines appended since the last read; after rotations, the
-    /// rest of the old file, the rotated files written since, and the new
-    /// live file.
-    pub fn read_new(&mut self, out: &mut Vec<LogEntry>) {
+    /// Up to about `max` complete lines appended since the last read
+    /// (after rotations, the rest of the old file, the rotated files
+    /// written since and the new live file come whole); whether more may
+    /// be read right away. Bounded, so that a follower that was held up
+    /// does not read all the output written meanwhile at once.
+    pub fn read_new(&mut self, out: &mut Vec<LogEntry>, max: usize) -> bool {
         let start = out.len();
-        while self.drain_some(out, usize::MAX) {}
+        if self.drain_some(out, max) {
+            self.note_last(&out[start..]);
+            return true;
+        }
         self.note_last(&out[start..]);
         self.follow_rotation(out);
         self.note_last(&out[start..]);
+        false
     }
 
     /// At the end of the live file: continue past a rotation or truncation.
@@ -503,11 +509,16 @@ impl LogReader {
     fn drain_some(&mut self, out: &mut Vec<LogEntry>, max: usize) -> bool {
         let Some(file) = self.file.as_mut() else { return false };
         let mut taken = 0;
-        let mut want = READ_CHUNK;
+        let mut limit = READ_CHUNK;
         loop {
             if file.seek(SeekFrom::Start(self.pos)).is_err() {
                 return false;
             }
+            // Sized to what is there (a follower reads a few lines at a
+            // time; a megabyte per read kept the allocator consolidating),
+            // plus one byte: reading less than asked says this is the end.
+            let available = file.metadata().map_or(limit as u64, |m| m.len().saturating_sub(self.pos));
+            let want = usize::try_from(available).unwrap_or(usize::MAX).saturating_add(1).min(limit);
             let mut data = Vec::with_capacity(want);
             if (&mut *file).take(want as u64).read_to_end(&mut data).is_err() {
                 return false;
@@ -518,7 +529,7 @@ impl LogReader {
                     return false;
                 }
                 // A line longer than the chunk: read more of it at once.
-                want *= 2;
+                limit *= 2;
                 continue;
             };
             for line in data[..=last_newline].split_inclusive(|b| *b == b'\n') {
@@ -534,7 +545,7 @@ impl LogReader {
             if at_end {
                 return false;
             }
-            want = READ_CHUNK;
+            limit = READ_CHUNK;
         }
     }
 }
@@ -593,7 +604,7 @@ mod tests {
         w.write(Stream::Stdout, b"later\n").unwrap();
         w.flush().unwrap();
         let mut fresh = Vec::new();
-        reader.read_new(&mut fresh);
+        reader.read_new(&mut fresh, usize::MAX);
         assert_eq!(texts(&fresh), ["later\n"]);
     }
 
@@ -680,7 +691,7 @@ mod tests {
             let mut seen = Vec::new();
             for i in 0..10 {
                 w.write(Stream::Stdout, format!("n{i}\n").as_bytes()).unwrap();
-                reader.read_new(&mut seen);
+                reader.read_new(&mut seen, usize::MAX);
             }
             let expected: Vec<String> = (0..10).map(|i| format!("n{i}\n")).collect();
             assert_eq!(texts(&seen), expected, "max_files={max_files}");
@@ -712,7 +723,7 @@ mod tests {
             loop {
                 let finished = writer.is_finished();
                 let before = seen.len();
-                reader.read_new(&mut seen);
+                reader.read_new(&mut seen, usize::MAX);
                 if finished && seen.len() == before {
                     break;
                 }
@@ -735,7 +746,7 @@ mod tests {
                 w.write(Stream::Stdout, format!("n{i}\n").as_bytes()).unwrap();
             }
             let mut seen = Vec::new();
-            reader.read_new(&mut seen);
+            reader.read_new(&mut seen, usize::MAX);
             let expected: Vec<String> = (0..30).map(|i| format!("n{i}\n")).collect();
             assert_eq!(texts(&seen), expected, "compress={compress}");
         }

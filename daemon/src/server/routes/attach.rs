@@ -19,7 +19,7 @@ use tokio::sync::{oneshot, watch};
 
 use crate::server::error::{ApiError, ApiResult};
 use crate::server::extract::QueryPairs;
-use crate::server::stream::{frame, hijack, wants_upgrade, Hijacked, MULTIPLEXED_STREAM, RAW_STREAM};
+use crate::server::stream::{frame, hijack, log_chunk, wants_upgrade, Hijacked, MULTIPLEXED_STREAM, RAW_STREAM};
 use crate::server::version::Version;
 use crate::services::containers::{AttachOptions, AttachStreams, EscapeProxy, LogsOptions, Output, Stream};
 use crate::services::{ServiceError, Services};
@@ -110,7 +110,7 @@ impl Session {
                 None
             } else {
                 match svc.containers.logs(id, opts).await {
-                    Ok((_, lines)) => Some(lines.map(move |l| Ok(if raw { l.data } else { frame(l.stream, &l.data) })).boxed()),
+                    Ok((_, lines)) => Some(lines.map(move |batch| Ok(log_chunk(batch, raw))).boxed()),
                     // As dockerd: the reason goes to the client's stdout and the attach ends.
                     Err(e) => {
                         live = false;

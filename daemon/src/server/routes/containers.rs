@@ -13,7 +13,7 @@ use api_types::version::ApiVersion;
 
 use crate::server::error::{ApiError, ApiResult};
 use crate::server::extract::{DockerJson, QueryPairs};
-use crate::server::stream::{frame, MULTIPLEXED_STREAM, RAW_STREAM};
+use crate::server::stream::{log_chunk, MULTIPLEXED_STREAM, RAW_STREAM};
 use crate::server::version::Version;
 use crate::services::containers::{
     CommitOptions,
@@ -149,9 +149,7 @@ pub async fn container_logs(State(svc): State<Services>, Path(id): Path<String>,
         tail: query.get("tail").and_then(|n| n.parse::<i64>().ok()).and_then(|n| usize::try_from(n).ok()),
     };
     let (tty, lines) = svc.containers.logs(&id, opts).await?;
-    let body = lines.map(move |line| {
-        Ok::<_, std::io::Error>(if tty { line.data } else { frame(line.stream, &line.data) })
-    });
+    let body = lines.map(move |batch| Ok::<_, std::io::Error>(log_chunk(batch, tty)));
     let content_type = if tty { RAW_STREAM } else { MULTIPLEXED_STREAM };
     Ok(([(axum::http::header::CONTENT_TYPE, content_type)], Body::from_stream(body)).into_response())
 }

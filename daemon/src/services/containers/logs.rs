@@ -21,7 +21,7 @@ use crate::backends::logging::driver::LogDriver;
 use crate::backends::logging::json_file::{LogEntry, LogFile, LogReader, Stream};
 use crate::services::ServiceError;
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct LogsOptions {
     pub stdout: bool,
     pub stderr: bool,
@@ -135,12 +135,14 @@ impl ContainerService {
         Ok(Some(CopierPlan { uri, socket, spawn: on_fifos.then_some((exe, config)) }))
     }
 
-    /// The container's TTY flag (raw vs multiplexed) and its log lines.
+    /// The container's TTY flag (raw vs multiplexed) and its log lines, in
+    /// batches as they are read (one message and one write per batch, not
+    /// per line: a follower's cost is per burst of output).
     pub async fn logs(
         &self,
         name: &str,
         opts: LogsOptions,
-    ) -> Result<(bool, impl FutureStream<Item = LogLine> + Send + 'static), ServiceError> {
+    ) -> Result<(bool, impl FutureStream<Item = Vec<LogLine>> + Send + 'static), ServiceError> {
         if !opts.stdout && !opts.stderr {
             return Err(ServiceError::InvalidParameter(
                 "Bad parameters: you must choose at least one stream".into(),
@@ -152,13 +154,13 @@ impl ContainerService {
             (r.config.tty, self.log_file(&r).ok().flatten())
         };
         let log = log.ok_or_else(|| ServiceError::NotImplemented("configured logging driver does not support reading".into()))?;
-        let (tx, rx) = mpsc::channel(256);
+        let (tx, rx) = mpsc::channel(4);
         tokio::spawn(follow_log(entry, log, opts, tx));
         Ok((tty, tokio_stream_from(rx)))
     }
 }
 
-fn tokio_stream_from(rx: mpsc::Receiver<LogLine>) -> impl FutureStream<Item = LogLine> + Send + 'static {
+fn tokio_stream_from(rx: mpsc::Receiver<Vec<LogLine>>) -> impl FutureStream<Item = Vec<LogLine>> + Send + 'static {
     futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|line| (line, rx)) })
 }
 
@@ -173,9 +175,11 @@ fn render(entry: LogEntry, opts: &LogsOptions) -> Option<LogLine> {
         "stderr" if opts.stderr => Stream::Stderr,
         _ => return None,
     };
-    let at = nanos(&entry.time);
-    if opts.since.is_some_and(|s| at < s) || opts.until.is_some_and(|u| at > u) {
-        return None;
+    if opts.since.is_some() || opts.until.is_some() {
+        let at = nanos(&entry.time);
+        if opts.since.is_some_and(|s| at < s) || opts.until.is_some_and(|u| at > u) {
+            return None;
+        }
     }
     let mut data = String::with_capacity(entry.log.len() + 40);
     if opts.timestamps {
@@ -193,29 +197,29 @@ fn render(entry: LogEntry, opts: &LogsOptions) -> Option<LogLine> {
 /// Stored entries read at a time by `docker logs`.
 const HISTORY_BATCH: usize = 1024;
 
-async fn follow_log(entry: Arc<Entry>, log: LogFile, opts: LogsOptions, tx: mpsc::Sender<LogLine>) {
+async fn follow_log(entry: Arc<Entry>, log: LogFile, opts: LogsOptions, tx: mpsc::Sender<Vec<LogLine>>) {
     // Watch before reading, so nothing written meanwhile is missed; the
     // files are the source of truth, the watch only wakes us.
     let mut progress = entry.io.watch_progress();
     // The history in batches: sent as read, or only the last `tail` kept.
     let mut reader = LogReader::start(&log.path);
     let mut last: VecDeque<LogLine> = VecDeque::new();
-    let mut batch = Vec::new();
     loop {
-        let more = reader.read_history(&mut batch, HISTORY_BATCH);
-        for line in batch.drain(..).filter_map(|e| render(e, &opts)) {
-            match opts.tail {
-                Some(0) => {}
-                Some(n) => {
+        let Some((back, lines, more)) = next_batch(reader, opts, Read::History).await else { return };
+        reader = back;
+        match opts.tail {
+            Some(0) => {}
+            Some(n) => {
+                for line in lines {
                     if last.len() == n {
                         last.pop_front();
                     }
                     last.push_back(line);
                 }
-                None => {
-                    if tx.send(line).await.is_err() {
-                        return;
-                    }
+            }
+            None => {
+                if !send(&tx, lines).await {
+                    return;
                 }
             }
         }
@@ -223,10 +227,13 @@ async fn follow_log(entry: Arc<Entry>, log: LogFile, opts: LogsOptions, tx: mpsc
             break;
         }
     }
-    for line in last {
-        if tx.send(line).await.is_err() {
+    let mut last = Vec::from(last);
+    while !last.is_empty() {
+        let rest = last.split_off(last.len().min(HISTORY_BATCH));
+        if !send(&tx, last).await {
             return;
         }
+        last = rest;
     }
     if !opts.follow {
         return;
@@ -234,17 +241,49 @@ async fn follow_log(entry: Arc<Entry>, log: LogFile, opts: LogsOptions, tx: mpsc
     loop {
         let live = entry.record.lock().await.state.status.is_live();
         let ended = !live || output_ended(&mut progress).await;
-        let mut fresh = Vec::new();
-        reader.read_new(&mut fresh);
-        for line in fresh.into_iter().filter_map(|e| render(e, &opts)) {
-            if tx.send(line).await.is_err() {
+        loop {
+            let Some((back, lines, more)) = next_batch(reader, opts, Read::New).await else { return };
+            reader = back;
+            if !send(&tx, lines).await {
                 return;
+            }
+            if !more {
+                break;
             }
         }
         if ended || opts.until.is_some_and(|u| u < chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0)) {
             return;
         }
     }
+}
+
+#[derive(Clone, Copy)]
+enum Read {
+    History,
+    New,
+}
+
+/// The next batch of rendered lines and whether more can be read right
+/// away; the reader comes back with them. The file reads and the parsing
+/// run on the blocking pool: a burst of output read by many followers at
+/// once then does not hold up the workers that answer other requests.
+async fn next_batch(mut reader: LogReader, opts: LogsOptions, read: Read) -> Option<(LogReader, Vec<LogLine>, bool)> {
+    tokio::task::spawn_blocking(move || {
+        let mut entries = Vec::new();
+        let more = match read {
+            Read::History => reader.read_history(&mut entries, HISTORY_BATCH),
+            Read::New => reader.read_new(&mut entries, HISTORY_BATCH),
+        };
+        let lines = entries.into_iter().filter_map(|e| render(e, &opts)).collect();
+        (reader, lines, more)
+    })
+    .await
+    .ok()
+}
+
+/// Sends a non-empty batch; whether the reader is still there.
+async fn send(tx: &mpsc::Sender<Vec<LogLine>>, lines: Vec<LogLine>) -> bool {
+    lines.is_empty() || tx.send(lines).await.is_ok()
 }
 
 /// Waits until more output was written or it ended; whether it ended.

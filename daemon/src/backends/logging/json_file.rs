@@ -564,9 +564,65 @@ fn parse_some(reader: &mut Box<dyn BufRead + Send>, out: &mut Vec<LogEntry>, max
 }
 
 fn parse_line(line: &[u8]) -> Option<LogEntry> {
-    let mut entry = serde_json::from_slice::<LogEntry>(line).ok()?;
+    let mut entry = parse_written(line).or_else(|| serde_json::from_slice::<LogEntry>(line).ok())?;
     fixed_time(&mut entry.time);
     Some(entry)
+}
+
+/// A line exactly as `entry` writes it without attrs, parsed without
+/// serde: followers parse every line they send, and this is most of their
+/// work. Anything else (attrs, another field order, escapes `entry` never
+/// writes) is left to serde_json.
+fn parse_written(line: &[u8]) -> Option<LogEntry> {
+    let rest = line.strip_prefix(b"{\"log\":\"")?;
+    let (log, rest) = unescape_string(rest)?;
+    let rest = rest.strip_prefix(b",\"stream\":\"")?;
+    let (stream, rest) = match rest.strip_prefix(b"stdout\"") {
+        Some(rest) => ("stdout", rest),
+        None => ("stderr", rest.strip_prefix(b"stderr\"")?),
+    };
+    let rest = rest.strip_prefix(b",\"time\":\"")?;
+    let end = rest.iter().position(|b| *b == b'"')?;
+    let time = std::str::from_utf8(&rest[..end]).ok()?;
+    if !matches!(&rest[end + 1..], b"}" | b"}\n") || time.contains('\\') {
+        return None;
+    }
+    Some(LogEntry { log, stream: stream.to_owned(), attrs: BTreeMap::new(), time: time.to_owned() })
+}
+
+/// The JSON string body starting at `s` (after its opening quote), with the
+/// escapes `write_string` uses, and the bytes after its closing quote.
+fn unescape_string(s: &[u8]) -> Option<(String, &[u8])> {
+    let mut out = Vec::with_capacity(s.len());
+    let mut i = 0;
+    loop {
+        let run = s[i..].iter().position(|b| matches!(b, b'"' | b'\\') || *b < 0x20)?;
+        out.extend_from_slice(&s[i..i + run]);
+        i += run;
+        match s[i] {
+            b'"' => return Some((String::from_utf8(out).ok()?, &s[i + 1..])),
+            b'\\' => {
+                match *s.get(i + 1)? {
+                    c @ (b'"' | b'\\' | b'/') => out.push(c),
+                    b'n' => out.push(b'\n'),
+                    b'r' => out.push(b'\r'),
+                    b't' => out.push(b'\t'),
+                    b'u' => {
+                        let hex = std::str::from_utf8(s.get(i + 2..i + 6)?).ok()?;
+                        // Surrogate pairs are left to serde: `char::from_u32` refuses halves.
+                        let c = char::from_u32(u32::from_str_radix(hex, 16).ok()?)?;
+                        out.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes());
+                        i += 6;
+                        continue;
+                    }
+                    _ => return None,
+                }
+                i += 2;
+            }
+            // A raw control byte: not JSON.
+            _ => return None,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -606,6 +662,33 @@ mod tests {
         let mut fresh = Vec::new();
         reader.read_new(&mut fresh, usize::MAX);
         assert_eq!(texts(&fresh), ["later\n"]);
+    }
+
+    #[test]
+    fn the_fast_parse_agrees_with_serde() {
+        let lines: [&[u8]; 9] = [
+            br#"{"log":"plain line\n","stream":"stdout","time":"2026-11-28T17:00:00.123456789Z"}"#,
+            br#"{"log":"tab\t quote\" back\\ slash\/ cr\r\n","stream":"stderr","time":"2026-11-28T17:00:00Z"}"#,
+            br#"{"log":"\u003chtml\u003e \u0026 \u0001 \ufffd \u2028 \u00e9","stream":"stdout","time":"2026-11-28T17:00:00.5Z"}"#,
+            br#"{"log":"caf\u00e9 \ud83d\ude00","stream":"stdout","time":"2026-11-28T17:00:00.5Z"}"#,
+            br#"{"log":"x","stream":"stdout","attrs":{"a":"b"},"time":"2026-11-28T17:00:00.5Z"}"#,
+            br#"{"stream":"stdout","log":"reordered","time":"2026-11-28T17:00:00.5Z"}"#,
+            b"{\"log\":\"raw \x01 control\",\"stream\":\"stdout\",\"time\":\"2026-11-28T17:00:00Z\"}",
+            br#"{"log":"x","stream":"stdin","time":"2026-11-28T17:00:00Z"}"#,
+            br#"{"log":"truncated"#,
+        ];
+        for line in lines {
+            let mut with_newline = line.to_vec();
+            with_newline.push(b'\n');
+            for line in [line, &with_newline[..]] {
+                let slow = serde_json::from_slice::<LogEntry>(line).ok();
+                if let Some(fast) = parse_written(line) {
+                    assert_eq!(Some(&fast), slow.as_ref(), "{}", String::from_utf8_lossy(line));
+                }
+                assert_eq!(parse_line(line).is_some(), slow.is_some(), "{}", String::from_utf8_lossy(line));
+            }
+        }
+        assert!(parse_written(lines[0]).is_some() && parse_written(lines[1]).is_some() && parse_written(lines[2]).is_some());
     }
 
     #[test]

@@ -12,9 +12,11 @@ pub mod routes;
 pub mod tls;
 pub mod version;
 
+use std::convert::Infallible;
 use std::time::Duration;
 
-use axum::Router;
+use axum::response::Response;
+use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
@@ -22,6 +24,17 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, watch};
 
 pub use listeners::Listener;
+
+/// What answers the requests: [`router::Api`] (a test's plain router too).
+pub trait App:
+    tower::Service<hyper::Request<Incoming>, Response = Response, Error = Infallible, Future: Send> + Clone + Send + 'static
+{
+}
+
+impl<S> App for S where
+    S: tower::Service<hyper::Request<Incoming>, Response = Response, Error = Infallible, Future: Send> + Clone + Send + 'static
+{
+}
 
 /// How long in-flight requests may run after shutdown begins.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -39,7 +52,7 @@ const MAX_HEAD_BYTES: usize = (1 << 20) + 4096;
 /// Serve on every listener until `shutdown` flips to true, then stop
 /// accepting and return what waits for in-flight requests. The caller
 /// stops containers first: attached streams end when their container does.
-pub async fn serve(listeners: Vec<Listener>, app: Router, shutdown: watch::Receiver<bool>) -> Drain {
+pub async fn serve(listeners: Vec<Listener>, app: impl App, shutdown: watch::Receiver<bool>) -> Drain {
     // Every connection holds a sender; when all are dropped, the receiver
     // reports that the drain is complete.
     let (alive, drained) = mpsc::channel::<()>(1);
@@ -67,7 +80,7 @@ impl Drain {
     }
 }
 
-async fn accept_loop(listener: Listener, app: Router, mut shutdown: watch::Receiver<bool>, alive: mpsc::Sender<()>) {
+async fn accept_loop(listener: Listener, app: impl App, mut shutdown: watch::Receiver<bool>, alive: mpsc::Sender<()>) {
     loop {
         tokio::select! {
             _ = shutdown.changed() => return,
@@ -114,14 +127,14 @@ async fn accept(listener: &Listener) -> std::io::Result<Accepted> {
     }
 }
 
-fn spawn_connection<I: Io>(io: I, app: Router, shutdown: watch::Receiver<bool>, alive: mpsc::Sender<()>) {
+fn spawn_connection<I: Io>(io: I, app: impl App, shutdown: watch::Receiver<bool>, alive: mpsc::Sender<()>) {
     tokio::spawn(async move {
         let _alive = alive;
         serve_connection(io, app, shutdown).await;
     });
 }
 
-async fn serve_connection<I: Io>(io: I, app: Router, mut shutdown: watch::Receiver<bool>) {
+async fn serve_connection<I: Io>(io: I, app: impl App, mut shutdown: watch::Receiver<bool>) {
     let io = linger::Lingering::new(io);
     let service = TowerToHyperService::new(app);
     let conn = http1::Builder::new()
@@ -147,6 +160,7 @@ async fn serve_connection<I: Io>(io: I, app: Router, mut shutdown: watch::Receiv
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::Router;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     fn app() -> Router {

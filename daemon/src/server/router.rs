@@ -1,16 +1,21 @@
 //! The route table: every Docker Engine endpoint, with what serves it.
 
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request};
-use axum::middleware::{self, Next};
+use axum::http::Method;
 use axum::response::Response;
 use axum::routing::{on, MethodFilter};
 use axum::Router;
+use tower::Service;
 
 use super::error::ApiError;
 use super::routes::{archive, attach, auth, build, containers, events, exec, images, networks, swarm, system, unimplemented::not_implemented_yet, volumes};
-use super::version::{self, Version};
+use super::version::{Negotiate, Version};
 use crate::services::Services;
 
 /// How a route is answered: by a handler that does the work, or by one of
@@ -187,8 +192,11 @@ fn method_filter(method: &str) -> MethodFilter {
     }
 }
 
+/// The API service [`build`] makes.
+pub type Api = Negotiate<Router>;
+
 /// The whole API as one service: version negotiation around routing.
-pub fn build(services: Services) -> Router {
+pub fn build(services: Services) -> Api {
     let mut router = add_served(Router::new());
     for (method, path, answer) in routes() {
         let refusal = match answer {
@@ -203,43 +211,87 @@ pub fn build(services: Services) -> Router {
     let api = router
         .fallback(|| async { ApiError::RouteNotFound })
         .method_not_allowed_fallback(|| async { ApiError::RouteNotFound })
-        .layer(middleware::from_fn(trace_request))
+        .layer(tower::layer::layer_fn(|inner| Traced { inner }))
         .with_state(services);
     // Negotiation must see the path before routing does, so it wraps the
     // finished router instead of being one of its layers.
-    Router::new().fallback_service(api).layer(middleware::from_fn(version::negotiate))
+    Negotiate::new(api)
 }
 
 /// Every request: counted and timed for the metrics endpoint, and logged at
 /// debug level (method, path, query with secret-bearing values hidden,
 /// route, API version, status, time). Bodies and headers, where
-/// credentials and environment values travel, are never logged.
-async fn trace_request(req: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let method = req.method().clone();
-    let route = req.extensions().get::<MatchedPath>().cloned();
-    // What only the debug log shows is copied only when it is on.
-    let logged = tracing::enabled!(tracing::Level::DEBUG).then(|| {
-        let version = req.extensions().get::<Version>().map(|v| v.0.to_string());
-        (req.uri().path().to_string(), req.uri().query().map(redact_query), version)
-    });
-    let response = next.run(req).await;
-    let elapsed = started.elapsed();
-    let route = route.as_ref().map_or("-", MatchedPath::as_str);
-    crate::services::metrics::METRICS.request(method.as_str(), route, response.status().as_u16(), elapsed);
-    if let Some((path, query, version)) = logged {
-        tracing::debug!(
-            http.method = %method,
-            http.path = %path,
-            http.query = query.as_deref().unwrap_or(""),
-            http.route = route,
-            api.version = version.as_deref().unwrap_or("-"),
-            http.status = response.status().as_u16(),
-            duration_ms = elapsed.as_millis() as u64,
-            "request"
-        );
+/// credentials and environment values travel, are never logged. A plain
+/// service around each route (it needs the matched route), not
+/// `middleware::from_fn`, which boxes and clones per request.
+#[derive(Clone)]
+struct Traced<S> {
+    inner: S,
+}
+
+impl<S> Service<Request> for Traced<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible>,
+    S::Future: Unpin,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = TracedFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
     }
-    response
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        let started = Instant::now();
+        let method = req.method().clone();
+        let route = req.extensions().get::<MatchedPath>().cloned();
+        // What only the debug log shows is copied only when it is on.
+        let logged = tracing::enabled!(tracing::Level::DEBUG).then(|| {
+            let version = req.extensions().get::<Version>().map(|v| v.0.to_string());
+            (req.uri().path().to_string(), req.uri().query().map(redact_query), version)
+        });
+        TracedFuture { inner: self.inner.call(req), started, method, route, logged }
+    }
+}
+
+struct TracedFuture<F> {
+    inner: F,
+    started: Instant,
+    method: Method,
+    route: Option<MatchedPath>,
+    /// Path, redacted query and API version, when debug logging is on.
+    logged: Option<(String, Option<String>, Option<String>)>,
+}
+
+impl<F: Future<Output = Result<Response, Infallible>> + Unpin> Future for TracedFuture<F> {
+    type Output = Result<Response, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let response = match Pin::new(&mut this.inner).poll(cx) {
+            Poll::Ready(Ok(response)) => response,
+            Poll::Ready(Err(never)) => match never {},
+            Poll::Pending => return Poll::Pending,
+        };
+        let elapsed = this.started.elapsed();
+        let route = this.route.as_ref().map_or("-", MatchedPath::as_str);
+        let status = response.status().as_u16();
+        crate::services::metrics::METRICS.request(this.method.as_str(), route, status, elapsed);
+        if let Some((path, query, version)) = this.logged.take() {
+            tracing::debug!(
+                http.method = %this.method,
+                http.path = %path,
+                http.query = query.as_deref().unwrap_or(""),
+                http.route = route,
+                api.version = version.as_deref().unwrap_or("-"),
+                http.status = status,
+                duration_ms = elapsed.as_millis() as u64,
+                "request"
+            );
+        }
+        Poll::Ready(Ok(response))
+    }
 }
 
 /// Query parameters that can carry secrets: build arguments (often tokens)

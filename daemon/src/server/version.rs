@@ -1,12 +1,17 @@
 //! The `/vX.Y` path prefix: strip it, check it against the served range,
 //! hand the version to handlers, and set dockerd's response headers.
 
-use axum::extract::{FromRequestParts, Request};
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use axum::extract::FromRequestParts;
 use axum::http::header::{HeaderValue, SERVER};
 use axum::http::request::Parts;
-use axum::http::{HeaderName, Uri};
-use axum::middleware::Next;
+use axum::http::{HeaderName, Request, Uri};
 use axum::response::{IntoResponse, Response};
+use tower::Service;
 
 use api_types::version::{ApiVersion, MAX_API_VERSION, MIN_API_VERSION};
 
@@ -26,29 +31,80 @@ impl<S: Send + Sync> FromRequestParts<S> for Version {
     }
 }
 
-/// Middleware run before routing.
-pub async fn negotiate(mut req: Request, next: Next) -> Response {
-    let mut response = match strip_prefix(req.uri()) {
-        Ok(None) => {
-            req.extensions_mut().insert(Version(MAX_API_VERSION));
-            next.run(req).await
-        }
-        Ok(Some((version, uri))) => match check_range(&version) {
-            Ok(v) => {
+/// Version negotiation around the router: the prefix is stripped and
+/// checked before routing sees the path, and every answer gets dockerd's
+/// headers. A plain service rather than `middleware::from_fn`, which boxes
+/// the inner service and the future and clones the service per request:
+/// this runs for every request, `/_ping` floods included.
+#[derive(Clone)]
+pub struct Negotiate<S> {
+    inner: S,
+}
+
+impl<S> Negotiate<S> {
+    pub fn new(inner: S) -> Self {
+        Self { inner }
+    }
+}
+
+impl<S, B> Service<Request<B>> for Negotiate<S>
+where
+    S: Service<Request<B>, Response = Response, Error = Infallible>,
+    S::Future: Unpin,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Negotiated<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<B>) -> Self::Future {
+        let version = match strip_prefix(req.uri()) {
+            Ok(None) => Ok(MAX_API_VERSION),
+            Ok(Some((version, uri))) => check_range(&version).map(|v| {
                 *req.uri_mut() = uri;
+                v
+            }),
+            Err(e) => Err(e),
+        };
+        match version {
+            Ok(v) => {
                 req.extensions_mut().insert(Version(v));
-                next.run(req).await
+                Negotiated::Routed(self.inner.call(req))
             }
-            Err(e) => e.into_response(),
-        },
-        Err(e) => e.into_response(),
-    };
-    let headers = response.headers_mut();
-    headers.insert(HeaderName::from_static("api-version"), HeaderValue::from_static(MAX_VERSION_TEXT));
-    headers.insert(HeaderName::from_static("docker-experimental"), HeaderValue::from_static("false"));
-    headers.insert(HeaderName::from_static("ostype"), HeaderValue::from_static("linux"));
-    headers.insert(SERVER, SERVER_HEADER.clone());
-    response
+            Err(e) => Negotiated::Refused(Some(e.into_response())),
+        }
+    }
+}
+
+/// The answer of [`Negotiate`]: routed, or refused for its version.
+pub enum Negotiated<F> {
+    Routed(F),
+    Refused(Option<Response>),
+}
+
+impl<F: Future<Output = Result<Response, Infallible>> + Unpin> Future for Negotiated<F> {
+    type Output = Result<Response, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut response = match self.get_mut() {
+            Negotiated::Routed(routed) => match Pin::new(routed).poll(cx) {
+                Poll::Ready(Ok(response)) => response,
+                Poll::Ready(Err(never)) => match never {},
+                Poll::Pending => return Poll::Pending,
+            },
+            // Polled once: hyper does not poll a finished future again.
+            Negotiated::Refused(refusal) => refusal.take().unwrap_or_default(),
+        };
+        let headers = response.headers_mut();
+        headers.insert(HeaderName::from_static("api-version"), HeaderValue::from_static(MAX_VERSION_TEXT));
+        headers.insert(HeaderName::from_static("docker-experimental"), HeaderValue::from_static("false"));
+        headers.insert(HeaderName::from_static("ostype"), HeaderValue::from_static("linux"));
+        headers.insert(SERVER, SERVER_HEADER.clone());
+        Poll::Ready(Ok(response))
+    }
 }
 
 const MAX_VERSION_TEXT: &str = "1.51";

@@ -85,6 +85,52 @@ impl std::io::Write for ChannelWriter {
     }
 }
 
+/// Chunks of an upload read ahead of the filesystem thread: a few MiB, so
+/// the client keeps sending while a replaced file is unlinked (ms for a
+/// big one) or a write stalls, instead of waiting on a full socket.
+const READ_AHEAD_CHUNKS: usize = 32;
+
+/// The request body as a blocking reader for the filesystem thread, fed
+/// by a task that reads it ahead.
+struct ChannelReader {
+    rx: mpsc::Receiver<std::io::Result<Bytes>>,
+    chunk: Bytes,
+}
+
+impl ChannelReader {
+    fn spawn<S>(mut body: S) -> Self
+    where
+        S: Stream<Item = std::io::Result<Bytes>> + Send + Unpin + 'static,
+    {
+        use futures_util::StreamExt;
+        let (tx, rx) = mpsc::channel(READ_AHEAD_CHUNKS);
+        tokio::spawn(async move {
+            while let Some(chunk) = body.next().await {
+                let failed = chunk.is_err();
+                // The reader is gone (done or failed): stop reading.
+                if tx.send(chunk).await.is_err() || failed {
+                    break;
+                }
+            }
+        });
+        Self { rx, chunk: Bytes::new() }
+    }
+}
+
+impl std::io::Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.chunk.is_empty() {
+            match self.rx.blocking_recv() {
+                Some(chunk) => self.chunk = chunk?,
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.chunk.len());
+        buf[..n].copy_from_slice(&self.chunk.split_to(n));
+        Ok(n)
+    }
+}
+
 /// How much of a refused upload is read before answering: a client still
 /// writing its body would otherwise see a broken pipe instead of the
 /// error (Go's server reads some of it too).
@@ -201,7 +247,7 @@ impl ContainerService {
                 return Err(e);
             }
         };
-        let mut reader = tokio_util::io::SyncIoBridge::new_with_handle(tokio_util::io::StreamReader::new(body), tokio::runtime::Handle::current());
+        let mut reader = ChannelReader::spawn(body);
         let p = path.to_string();
         rootfs::open_unmount_later(source, move |root| {
             let result = root.extract(&p, &mut reader, extract);

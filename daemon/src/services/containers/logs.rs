@@ -3,14 +3,14 @@
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use api_types::container::HostConfig;
 
 use bytes::Bytes;
 use futures_util::Stream as FutureStream;
 use tokio::sync::watch;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Semaphore};
 
 use super::io::{Fifos, Progress};
 use super::record::Container;
@@ -263,11 +263,20 @@ enum Read {
     New,
 }
 
+/// Log reads running on the blocking pool at once, one per core: a burst
+/// read by 50 followers queues here rather than starting 50 threads (and
+/// as many allocator arenas).
+fn read_slots() -> &'static Semaphore {
+    static SLOTS: OnceLock<Semaphore> = OnceLock::new();
+    SLOTS.get_or_init(|| Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get())))
+}
+
 /// The next batch of rendered lines and whether more can be read right
 /// away; the reader comes back with them. The file reads and the parsing
 /// run on the blocking pool: a burst of output read by many followers at
 /// once then does not hold up the workers that answer other requests.
 async fn next_batch(mut reader: LogReader, opts: LogsOptions, read: Read) -> Option<(LogReader, Vec<LogLine>, bool)> {
+    let _slot = read_slots().acquire().await.ok()?;
     tokio::task::spawn_blocking(move || {
         let mut entries = Vec::new();
         let more = match read {

@@ -69,7 +69,7 @@ fn load(socket: &Path, path: &str, total: usize, probe: &mut crate::Probe<'_>) -
         }
         let cpu0 = thread_cpu()?;
         probe.start()?;
-        let request = format!("GET {path} HTTP/1.1\r\nHost: docker\r\nUser-Agent: berth-bench\r\n\r\n");
+        let request = get_request(path);
         let mut tasks = tokio::task::JoinSet::new();
         for (c, stream) in streams.into_iter().enumerate() {
             let share = total / CONNECTIONS + usize::from(c < total % CONNECTIONS);
@@ -100,6 +100,11 @@ fn thread_cpu() -> Result<Duration> {
     let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
     ensure!(rc == 0, "clock_gettime: {}", std::io::Error::last_os_error());
     Ok(Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32))
+}
+
+/// A keep-alive `GET` of `path`, as every bench client sends it.
+pub(crate) fn get_request(path: &str) -> String {
+    format!("GET {path} HTTP/1.1\r\nHost: docker\r\nUser-Agent: berth-bench\r\n\r\n")
 }
 
 /// Reads one response (Content-Length or chunked body) into `buf`, which

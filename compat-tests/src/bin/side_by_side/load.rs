@@ -23,7 +23,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
 use tokio::task::JoinHandle;
 
-use crate::api_load::read_response;
+use crate::api_load::{get_request, read_response};
 use crate::daemons::Daemon;
 use crate::report::{Better, Outcome, Row};
 use crate::Bench;
@@ -187,7 +187,7 @@ fn probe(socket: &Path, path: &str, requests: usize) -> Result<Vec<f64>> {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
         rt.block_on(async {
             let mut stream = UnixStream::connect(&socket).await?;
-            let request = format!("GET {path} HTTP/1.1\r\nHost: docker\r\nUser-Agent: berth-bench\r\n\r\n");
+            let request = get_request(&path);
             let mut buf = Vec::with_capacity(8192);
             let mut times = Vec::with_capacity(requests);
             let mut ticks = tokio::time::interval(PROBE_GAP);
@@ -242,7 +242,7 @@ async fn start_load(
             _ => format!("/containers/{container}/stats?stream=1"),
         };
         let mut stream = UnixStream::connect(socket).await.context("a stream's connection")?;
-        let request = format!("GET {path} HTTP/1.1\r\nHost: docker\r\nUser-Agent: berth-bench\r\n\r\n");
+        let request = get_request(&path);
         stream.write_all(request.as_bytes()).await?;
         if i == 0 {
             // The stalled reader: a follower whose bytes nobody reads.
@@ -273,7 +273,7 @@ async fn start_load(
 /// (phase, interval) once per interval (a late answer delays the next
 /// request rather than bunching the missed ones).
 async fn lister(mut stream: UnixStream, pace: Option<(Duration, Duration)>, listings: &AtomicUsize) -> Result<()> {
-    let request = "GET /containers/json HTTP/1.1\r\nHost: docker\r\nUser-Agent: berth-bench\r\n\r\n";
+    let request = get_request("/containers/json");
     let mut buf = Vec::with_capacity(8192);
     let mut ticks = pace.map(|(phase, period)| {
         let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + phase, period);

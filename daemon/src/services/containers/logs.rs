@@ -161,7 +161,7 @@ impl ContainerService {
 }
 
 fn tokio_stream_from(rx: mpsc::Receiver<Vec<LogLine>>) -> impl FutureStream<Item = Vec<LogLine>> + Send + 'static {
-    futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|line| (line, rx)) })
+    futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|batch| (batch, rx)) })
 }
 
 fn nanos(time: &str) -> i64 {

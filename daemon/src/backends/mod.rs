@@ -5,6 +5,7 @@ pub mod containerd;
 pub mod disk_usage;
 pub mod host;
 pub mod logging;
+pub mod memory;
 pub mod mount;
 pub mod network;
 pub mod oci_spec;

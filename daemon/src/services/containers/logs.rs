@@ -19,6 +19,7 @@ use crate::backends::logging::attrs::{details, extra_attributes, LogInfo};
 use crate::backends::logging::copier::{self, CopierConfig};
 use crate::backends::logging::driver::LogDriver;
 use crate::backends::logging::json_file::{LogEntry, LogFile, LogReader, Stream};
+use crate::backends::memory;
 use crate::services::ServiceError;
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -197,10 +198,26 @@ fn render(entry: LogEntry, opts: &LogsOptions) -> Option<LogLine> {
 /// Stored entries read at a time by `docker logs`.
 const HISTORY_BATCH: usize = 1024;
 
+/// A reader that sent this much leaves as much freed behind it.
+const TRIM_AFTER: usize = 8 << 20;
+
+/// What a reader sent; when a big read ends, the memory its batches
+/// passed through goes back to the system.
+struct Sent(usize);
+
+impl Drop for Sent {
+    fn drop(&mut self) {
+        if self.0 >= TRIM_AFTER {
+            memory::release_freed_soon();
+        }
+    }
+}
+
 async fn follow_log(entry: Arc<Entry>, log: LogFile, opts: LogsOptions, tx: mpsc::Sender<Vec<LogLine>>) {
     // Watch before reading, so nothing written meanwhile is missed; the
     // files are the source of truth, the watch only wakes us.
     let mut progress = entry.io.watch_progress();
+    let mut sent = Sent(0);
     // The history in batches: sent as read, or only the last `tail` kept.
     let mut reader = LogReader::start(&log.path);
     let mut last: VecDeque<LogLine> = VecDeque::new();
@@ -218,7 +235,7 @@ async fn follow_log(entry: Arc<Entry>, log: LogFile, opts: LogsOptions, tx: mpsc
                 }
             }
             None => {
-                if !send(&tx, lines).await {
+                if !send(&tx, lines, &mut sent).await {
                     return;
                 }
             }
@@ -230,7 +247,7 @@ async fn follow_log(entry: Arc<Entry>, log: LogFile, opts: LogsOptions, tx: mpsc
     let mut last = Vec::from(last);
     while !last.is_empty() {
         let rest = last.split_off(last.len().min(HISTORY_BATCH));
-        if !send(&tx, last).await {
+        if !send(&tx, last, &mut sent).await {
             return;
         }
         last = rest;
@@ -244,7 +261,7 @@ async fn follow_log(entry: Arc<Entry>, log: LogFile, opts: LogsOptions, tx: mpsc
         loop {
             let Some((back, lines, more)) = next_batch(reader, opts, Read::New).await else { return };
             reader = back;
-            if !send(&tx, lines).await {
+            if !send(&tx, lines, &mut sent).await {
                 return;
             }
             if !more {
@@ -291,7 +308,8 @@ async fn next_batch(mut reader: LogReader, opts: LogsOptions, read: Read) -> Opt
 }
 
 /// Sends a non-empty batch; whether the reader is still there.
-async fn send(tx: &mpsc::Sender<Vec<LogLine>>, lines: Vec<LogLine>) -> bool {
+async fn send(tx: &mpsc::Sender<Vec<LogLine>>, lines: Vec<LogLine>, sent: &mut Sent) -> bool {
+    sent.0 += lines.iter().map(|l| l.data.len()).sum::<usize>();
     lines.is_empty() || tx.send(lines).await.is_ok()
 }
 

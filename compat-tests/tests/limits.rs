@@ -214,3 +214,23 @@ fn a_deeply_nested_dockerfile_substitution_is_refused_and_the_daemon_lives() {
     assert!(body.contains("errorDetail") && body.contains("nested too deeply"), "{}: {}", resp.status, &body[..body.len().min(2000)]);
     still_serves(&daemon);
 }
+
+#[test]
+fn a_huge_cpuset_range_is_refused_without_expanding_it() {
+    let daemon = Berthd::start_with_busybox();
+    let pid = daemon.pid().unwrap();
+    // Each CPU of the range was pushed into a list before it was checked
+    // against the host's: 16 GiB for this one.
+    let started = Instant::now();
+    let out = daemon.docker(&["create", "--cpuset-cpus", "0-4294967295", "busybox", "true"]).failure();
+    assert!(out.stderr.contains("Invalid value 0-4294967295 for cpuset cpus"), "{}", out.stderr);
+    let id = daemon.docker(&["create", "busybox", "true"]).success().stdout.trim().to_string();
+    let out = daemon.docker(&["update", "--cpuset-cpus", "0-4294967295", &id]).failure();
+    assert!(out.stderr.contains("for cpuset cpus"), "{}", out.stderr);
+    assert!(started.elapsed() < Duration::from_secs(30), "answered in {:?}", started.elapsed());
+    assert!(rss_kib(pid) < 512 * 1024, "RSS {} KiB", rss_kib(pid));
+    // Nothing was created by the refused one.
+    let out = daemon.docker(&["ps", "-aq"]).success();
+    assert_eq!(out.stdout.lines().count(), 1, "{}", out.stdout);
+    still_serves(&daemon);
+}

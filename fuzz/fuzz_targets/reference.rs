@@ -1,5 +1,6 @@
 //! Image references as clients send them (`docker pull NAME`, `fromImage`,
-//! tags) and `--platform` specifiers.
+//! tags), `--platform` specifiers and `docker images -f reference=PATTERN`
+//! (the glob before the first newline, the name after it).
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 
@@ -13,4 +14,7 @@ fuzz_target!(|data: &[u8]| {
     }
     let _ = berthd::services::images::new_image_reference(text, "latest", "tag");
     let _ = berthd::backends::registry::manifest::Platform::parse(text);
+    if let Some((pattern, name)) = text.split_once('\n') {
+        let _ = berthd::services::images::glob_match(pattern, name);
+    }
 });

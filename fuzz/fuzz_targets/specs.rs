@@ -1,5 +1,5 @@
 //! What `-v`, `-p`, `--device-cgroup-rule`, sizes, signals, durations,
-//! `until` and `-H` hand the daemon.
+//! `until`, `-H`, `--tmpfs`, `--mount` and `--health-*` hand the daemon.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 
@@ -15,6 +15,23 @@ fuzz_target!(|data: &[u8]| {
     let _ = berthd::config::hosts::parse(text, true);
     let _ = berthd::backends::network::ipam::Subnet::parse(text);
     let _ = berthd::backends::oci_spec::security_opts(&[text.to_string()]);
+    // `--tmpfs DEST:OPTIONS`.
+    let (dest, opts) = text.split_once(':').unwrap_or((text, ""));
+    let _ = berthd::backends::oci_spec::tmpfs::from_tmpfs_entry(dest, opts);
+    // A create body's HostConfig (`--mount` JSON, binds, tmpfs) and Config
+    // (`--health-*` durations), as the create handler deserialises them.
+    if let Ok(hc) = serde_json::from_str::<api_types::container::HostConfig>(text) {
+        let _ = berthd::services::containers::validate_mounts(&hc);
+        for m in hc.mounts.iter().flatten().filter(|m| m.kind == "tmpfs") {
+            let _ = berthd::backends::oci_spec::tmpfs::from_mount(m);
+        }
+        for (d, o) in hc.tmpfs.iter().flatten() {
+            let _ = berthd::backends::oci_spec::tmpfs::from_tmpfs_entry(d, o);
+        }
+    }
+    if let Ok(config) = serde_json::from_str::<api_types::container::ContainerConfig>(text) {
+        let _ = berthd::services::containers::validate_health(config.healthcheck.as_ref());
+    }
     // `-p`: PortBindings and ExposedPorts as JSON.
     if let Ok(serde_json::Value::Object(hc)) = serde_json::from_str::<serde_json::Value>(text) {
         let hc: std::collections::BTreeMap<String, serde_json::Value> = hc.into_iter().collect();

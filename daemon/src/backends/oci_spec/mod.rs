@@ -7,7 +7,7 @@ pub mod devices;
 pub mod host_extras;
 pub mod namespaces;
 pub mod seccomp;
-mod tmpfs;
+pub mod tmpfs;
 
 use std::path::PathBuf;
 

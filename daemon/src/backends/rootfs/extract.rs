@@ -242,7 +242,9 @@ fn parse_pax_time(value: &str) -> Option<Timespec> {
     let tv_nsec: i64 = digits.parse().ok()?;
     if secs.starts_with('-') && tv_nsec != 0 {
         // "-1.5" is half a second before -1.
-        return Some(Timespec { tv_sec: tv_sec - 1, tv_nsec: (1_000_000_000 - tv_nsec) as _ });
+        // checked: "-9223372036854775808.5" overflowed (a panic with debug
+        // assertions); Go's parsePAXTime refuses it as out of range too.
+        return Some(Timespec { tv_sec: tv_sec.checked_sub(1)?, tv_nsec: (1_000_000_000 - tv_nsec) as _ });
     }
     Some(Timespec { tv_sec, tv_nsec: tv_nsec as _ })
 }
@@ -303,6 +305,8 @@ mod tests {
         assert_eq!(t("1577934245"), Some((1577934245, 0)));
         assert_eq!(t("-1.5"), Some((-2, 500000000)));
         assert_eq!(t("1.x"), None);
+        // Found by reading: the borrow of a second below i64::MIN overflowed.
+        assert_eq!(t("-9223372036854775808.5"), None);
     }
 
     fn root(dir: &std::path::Path) -> Root {

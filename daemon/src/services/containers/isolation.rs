@@ -241,7 +241,7 @@ pub(super) fn check_cpuset(cpus: &str) -> Result<(), ServiceError> {
     let online = online.trim();
     let available = parse_cpu_list(online);
     match parse_cpu_list(cpus) {
-        Some(wanted) if available.as_ref().is_none_or(|a| wanted.iter().all(|c| a.contains(c))) => Ok(()),
+        Some(wanted) if available.as_ref().is_none_or(|a| wanted.iter().all(|&r| covered(r, a))) => Ok(()),
         Some(_) => Err(ServiceError::InvalidParameter(format!(
             "Requested CPUs are not available - requested {cpus}, available: {online}"
         ))),
@@ -249,22 +249,34 @@ pub(super) fn check_cpuset(cpus: &str) -> Result<(), ServiceError> {
     }
 }
 
-/// `0-2,5` → [0, 1, 2, 5].
-fn parse_cpu_list(text: &str) -> Option<Vec<u32>> {
+/// moby's maxCPUs: the highest CPU number a list may name.
+const MAX_CPU: u32 = 8192;
+
+/// `0-2,5` → [(0, 2), (5, 5)], inclusive ranges as written. Kept as ranges:
+/// expanded, `--cpuset-cpus 0-4294967295` asked for 16 GiB of CPU numbers.
+fn parse_cpu_list(text: &str) -> Option<Vec<(u32, u32)>> {
     let mut out = Vec::new();
     for part in text.split(',').filter(|p| !p.is_empty()) {
-        match part.split_once('-') {
-            Some((a, b)) => {
-                let (a, b): (u32, u32) = (a.trim().parse().ok()?, b.trim().parse().ok()?);
-                if a > b {
-                    return None;
-                }
-                out.extend(a..=b);
-            }
-            None => out.push(part.trim().parse().ok()?),
+        let (a, b) = part.split_once('-').unwrap_or((part, part));
+        let (a, b): (u32, u32) = (a.trim().parse().ok()?, b.trim().parse().ok()?);
+        if a > b || b > MAX_CPU {
+            return None;
         }
+        out.push((a, b));
     }
     Some(out)
+}
+
+/// Whether every CPU of `(from, to)` is in one of `available`'s ranges:
+/// one step per available range, whatever the width.
+fn covered((mut from, to): (u32, u32), available: &[(u32, u32)]) -> bool {
+    while let Some(&(_, end)) = available.iter().find(|&&(a, b)| a <= from && from <= b) {
+        if end >= to {
+            return true;
+        }
+        from = end + 1;
+    }
+    false
 }
 
 #[cfg(test)]
@@ -273,9 +285,16 @@ mod tests {
 
     #[test]
     fn cpu_lists() {
-        assert_eq!(parse_cpu_list("0-2,5"), Some(vec![0, 1, 2, 5]));
+        assert_eq!(parse_cpu_list("0-2,5"), Some(vec![(0, 2), (5, 5)]));
         assert_eq!(parse_cpu_list("x"), None);
         assert_eq!(parse_cpu_list("3-1"), None);
+        // Found by reading: the range was expanded whatever its size.
+        assert_eq!(parse_cpu_list("0-4294967295"), None);
+        assert_eq!(parse_cpu_list("8193"), None);
+        let online = parse_cpu_list("0-3,8-9").unwrap();
+        assert!(covered((1, 3), &online) && covered((8, 9), &online) && covered((2, 2), &online));
+        assert!(!covered((3, 8), &online) && !covered((10, 10), &online));
+        assert!(covered((0, 3), &parse_cpu_list("0-1,2-3").unwrap()));
     }
 
     #[test]

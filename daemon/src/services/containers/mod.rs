@@ -67,6 +67,9 @@ pub use io::Output;
 pub use crate::backends::logging::json_file::Stream;
 pub use list::ListOptions;
 pub use stop::parse_signal;
+// For the `specs` fuzz target: `--health-*` durations and `--mount` fields.
+pub use health::validate as validate_health;
+pub use mounts::validate as validate_mounts;
 pub use logs::{LogLine, LogsOptions};
 pub use record::{Container, Status};
 pub use stats::StatsOptions;

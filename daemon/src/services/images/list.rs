@@ -17,7 +17,7 @@ pub struct ImageListOptions {
 }
 
 /// Docker's glob (`path.Match`): `*` and `?` within one path element.
-pub(crate) fn glob_match(pattern: &str, text: &str) -> bool {
+pub fn glob_match(pattern: &str, text: &str) -> bool {
     // Neither `*` nor `?` matches `/`, so elements pair up one to one.
     let (mut p, mut t) = (pattern.split('/'), text.split('/'));
     loop {

@@ -33,7 +33,7 @@ use super::ServiceError;
 use crate::backends::containerd::{Containerd, ImageRecord, OciDescriptor};
 
 pub use commit::{NewImage, WorkSnapshot};
-pub(crate) use list::glob_match;
+pub use list::glob_match;
 pub use distribution::Progress;
 pub use import::ImportOptions;
 pub use list::ImageListOptions;

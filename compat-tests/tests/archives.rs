@@ -424,3 +424,27 @@ fn imported_layers_and_build_contexts_keep_links_and_devices_inside() {
     assert!(answer.0 == 200 && answer.1.contains("Successfully built") && !answer.1.contains("errorDetail"), "{answer:?}");
     target.assert_untouched();
 }
+
+#[test]
+fn a_pax_time_at_the_edge_of_the_range_is_extracted_and_the_daemon_lives() {
+    let daemon = Berthd::start_with_busybox();
+    let name = unique_name("paxtime");
+    daemon.docker(&["create", "--name", &name, "busybox", "true"]).success();
+    // Half a second before i64::MIN seconds: borrowing the second
+    // overflowed (a panic in a debug build). Go wraps it; berthd keeps the
+    // header's time.
+    let mut b = tar::Builder::new(Vec::new());
+    b.append_pax_extensions([("mtime", &b"-9223372036854775808.5"[..])]).unwrap();
+    let mut h = tar::Header::new_ustar();
+    h.set_size(2);
+    h.set_mode(0o644);
+    h.set_mtime(1_577_934_245);
+    h.set_uid(0);
+    h.set_gid(0);
+    b.append_data(&mut h, "edge", &b"ok"[..]).unwrap();
+    let (status, body) = put_archive(&daemon, &name, "/tmp", &b.into_inner().unwrap());
+    assert_eq!(status, 200, "{body}");
+    let out = daemon.docker(&["cp", &format!("{name}:/tmp/edge"), "-"]).success();
+    assert!(out.stdout.contains("ok"), "{}", out.stdout);
+    daemon.docker(&["rm", "-f", &name]).success();
+}

@@ -10,9 +10,11 @@ pub mod router;
 pub mod stream;
 pub mod routes;
 pub mod tls;
+mod turns;
 pub mod version;
 
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::response::Response;
@@ -57,9 +59,11 @@ pub async fn serve(listeners: Vec<Listener>, app: impl App, shutdown: watch::Rec
     // reports that the drain is complete.
     let (alive, drained) = mpsc::channel::<()>(1);
     let mut accept_loops = Vec::new();
+    let turns = turns::Turns::start();
     for listener in listeners {
         tracing::info!(listener = %listener.describe(), "API listen");
-        accept_loops.push(tokio::spawn(accept_loop(listener, app.clone(), shutdown.clone(), alive.clone())));
+        let connections = Connections { app: app.clone(), turns: turns.clone(), shutdown: shutdown.clone(), alive: alive.clone() };
+        accept_loops.push(tokio::spawn(accept_loop(listener, connections)));
     }
     drop(alive);
     for task in accept_loops {
@@ -80,17 +84,28 @@ impl Drain {
     }
 }
 
-async fn accept_loop(listener: Listener, app: impl App, mut shutdown: watch::Receiver<bool>, alive: mpsc::Sender<()>) {
+/// What each connection of a listener is served with.
+#[derive(Clone)]
+struct Connections<A> {
+    app: A,
+    turns: Arc<turns::Turns>,
+    shutdown: watch::Receiver<bool>,
+    /// Held by every connection until it ends.
+    alive: mpsc::Sender<()>,
+}
+
+async fn accept_loop(listener: Listener, connections: Connections<impl App>) {
+    let mut shutdown = connections.shutdown.clone();
     loop {
         tokio::select! {
             _ = shutdown.changed() => return,
             accepted = accept(&listener) => match accepted {
-                Ok(Accepted::Plain(io)) => spawn_connection(io, app.clone(), shutdown.clone(), alive.clone()),
+                Ok(Accepted::Plain(io)) => spawn_connection(io, connections.clone()),
                 Ok(Accepted::Tcp(stream, tls)) => {
-                    let (app, shutdown, alive) = (app.clone(), shutdown.clone(), alive.clone());
+                    let connections = connections.clone();
                     tokio::spawn(async move {
                         match tls.accept(stream).await {
-                            Ok(io) => spawn_connection(io, app, shutdown, alive),
+                            Ok(io) => spawn_connection(io, connections),
                             Err(e) => tracing::debug!(error = %e, "TLS handshake failed"),
                         }
                     });
@@ -127,16 +142,16 @@ async fn accept(listener: &Listener) -> std::io::Result<Accepted> {
     }
 }
 
-fn spawn_connection<I: Io>(io: I, app: impl App, shutdown: watch::Receiver<bool>, alive: mpsc::Sender<()>) {
+fn spawn_connection<I: Io>(io: I, connections: Connections<impl App>) {
     tokio::spawn(async move {
-        let _alive = alive;
-        serve_connection(io, app, shutdown).await;
+        let Connections { app, turns, shutdown, alive: _alive } = connections;
+        serve_connection(io, app, turns, shutdown).await;
     });
 }
 
-async fn serve_connection<I: Io>(io: I, app: impl App, mut shutdown: watch::Receiver<bool>) {
-    let io = linger::Lingering::new(io);
-    let service = TowerToHyperService::new(app);
+async fn serve_connection<I: Io>(io: I, app: impl App, turns: Arc<turns::Turns>, mut shutdown: watch::Receiver<bool>) {
+    let (io, conn) = turns::InTurn::new(linger::Lingering::new(io), turns);
+    let service = TowerToHyperService::new(turns::Noting { inner: app, conn });
     let conn = http1::Builder::new()
         .timer(hyper_util::rt::TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT)
@@ -173,7 +188,7 @@ mod tests {
     async fn slow_request_heads_are_cut_off_after_five_minutes() {
         let (mut client, server) = tokio::io::duplex(4096);
         let (_tx, rx) = watch::channel(false);
-        let served = tokio::spawn(serve_connection(server, app(), rx));
+        let served = tokio::spawn(serve_connection(server, app(), turns::Turns::start(), rx));
         client.write_all(b"GET /_ping HTTP/1.1\r\nHost: x\r\n").await.unwrap();
         tokio::time::sleep(HEADER_READ_TIMEOUT - Duration::from_secs(1)).await;
         assert!(!served.is_finished());
@@ -183,13 +198,44 @@ mod tests {
         client.read_to_end(&mut rest).await.unwrap();
     }
 
+    /// A connection that keeps listing is still answered, request after
+    /// request, with every other connection's requests in between.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn connections_that_keep_listing_are_answered_in_turn() {
+        let app = Router::new()
+            .route("/_ping", axum::routing::get(|| async { "OK" }))
+            .route("/v1.41/containers/json", axum::routing::get(|| async { "[]" }));
+        let turns = turns::Turns::start();
+        let (_tx, rx) = watch::channel(false);
+        let mut clients = Vec::new();
+        for _ in 0..8 {
+            let (client, server) = tokio::io::duplex(4096);
+            tokio::spawn(serve_connection(server, app.clone(), turns.clone(), rx.clone()));
+            clients.push(tokio::spawn(async move {
+                let mut client = client;
+                let mut answer = [0u8; 4096];
+                for i in 0..50 {
+                    let path = if i % 10 == 9 { "/_ping" } else { "/v1.41/containers/json" };
+                    client.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes()).await.unwrap();
+                    let n = client.read(&mut answer).await.unwrap();
+                    let text = String::from_utf8_lossy(&answer[..n]);
+                    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+                    assert!(text.ends_with(if path == "/_ping" { "OK" } else { "[]" }), "{text}");
+                }
+            }));
+        }
+        for c in clients {
+            tokio::time::timeout(Duration::from_secs(10), c).await.expect("answered").unwrap();
+        }
+    }
+
     /// Heads up to Go's 1 MiB are read; bigger ones get a 431.
     #[tokio::test]
     async fn oversize_heads_get_431() {
         for (size, status) in [(900 * 1024, "200"), (2 << 20, "431")] {
             let (mut client, server) = tokio::io::duplex(1 << 16);
             let (_tx, rx) = watch::channel(false);
-            tokio::spawn(serve_connection(server, app(), rx));
+            tokio::spawn(serve_connection(server, app(), turns::Turns::start(), rx));
             let head = format!("GET /_ping HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\nConnection: close\r\n\r\n", "a".repeat(size));
             let writer = tokio::spawn(async move {
                 let _ = client.write_all(head.as_bytes()).await;

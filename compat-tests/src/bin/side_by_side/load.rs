@@ -7,10 +7,11 @@
 //!
 //! The listers run two ways. Back to back (a closed loop): each sends its
 //! next request as soon as the answer arrives, so the load grows until the
-//! 2 cores are saturated by the daemon and the generator together; a probe
-//! then queues behind up to 200 requests like its own whatever the daemon
-//! does (Little's law: 200 in flight / listings per second), and the faster
-//! daemon is the one facing more load. Paced: each lister sends one
+//! 2 cores are saturated by the daemon and the generator together, and the
+//! faster daemon is the one facing more load. A listing probe then queues
+//! behind up to 200 requests like its own whatever the daemon does
+//! (Little's law: 200 in flight / listings per second); other requests
+//! need not, if the daemon serves them ahead of the listings. Paced: each lister sends one
 //! request every `PACE` (2,000 listings/s in all), with the same 200
 //! connections and streams open; this is the load both daemons face alike.
 

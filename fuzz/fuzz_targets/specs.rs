@@ -1,5 +1,6 @@
 //! What `-v`, `-p`, `--device-cgroup-rule`, sizes, signals, durations,
-//! `until`, `-H`, `--tmpfs`, `--mount` and `--health-*` hand the daemon.
+//! `until`, `-H`, `--tmpfs`, `--mount`, `--health-*` and `--log-opt` hand
+//! the daemon.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 
@@ -31,6 +32,26 @@ fuzz_target!(|data: &[u8]| {
     }
     if let Ok(config) = serde_json::from_str::<api_types::container::ContainerConfig>(text) {
         let _ = berthd::services::containers::validate_health(config.healthcheck.as_ref());
+    }
+    // `--log-opt key=value`, one a line (short inputs only: the regexp
+    // options compile what they are given).
+    if text.len() <= 4096 {
+        let opts: std::collections::BTreeMap<String, String> =
+            text.lines().filter_map(|l| l.split_once('=')).map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        for driver in ["json-file", "local"] {
+            let _ = berthd::backends::logging::driver::LogDriver::parse(driver, &opts);
+        }
+        let (labels, env) = (std::collections::BTreeMap::from([("a".to_string(), "1".to_string())]), ["A=1".to_string()]);
+        let info = berthd::backends::logging::attrs::LogInfo {
+            id: "7497c943fbec0123456789",
+            name: "c",
+            image_name: "busybox",
+            image_id: "sha256:119d2752236d",
+            command: vec!["sh", "-c"],
+            labels: &labels,
+            env: &env,
+        };
+        let _ = berthd::backends::logging::attrs::extra_attributes(&opts, &info);
     }
     // `-p`: PortBindings and ExposedPorts as JSON.
     if let Ok(serde_json::Value::Object(hc)) = serde_json::from_str::<serde_json::Value>(text) {

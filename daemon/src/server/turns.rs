@@ -24,6 +24,8 @@ use hyper::body::Incoming;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::Notify;
 
+use super::version::split_version;
+
 /// How much of a waiting request is read ahead of its turn; the rest is
 /// read in turn.
 const READ_AHEAD: usize = 8 * 1024;
@@ -35,10 +37,7 @@ fn is_listing(method: &hyper::Method, path: &str) -> bool {
         return false;
     }
     // The version prefix (`/v1.41`) is optional.
-    let path = match path.strip_prefix("/v") {
-        Some(rest) if rest.starts_with(|c: char| c.is_ascii_digit()) => rest.find('/').map_or("", |slash| &rest[slash..]),
-        _ => path,
-    };
+    let path = split_version(path).map_or(path, |(_, tail)| tail);
     matches!(path, "/containers/json" | "/images/json" | "/networks" | "/volumes")
 }
 

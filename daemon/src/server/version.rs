@@ -114,19 +114,23 @@ static SERVER_HEADER: std::sync::LazyLock<HeaderValue> = std::sync::LazyLock::ne
     HeaderValue::from_str(&format!("Docker/{} (linux)", release::VERSION)).unwrap_or(HeaderValue::from_static("Docker"))
 });
 
-/// `/v1.47/containers/json` → ("1.47", `/containers/json`). A first segment
-/// of `v` and digits and dots is a version, as in dockerd's router; anything
-/// else is left for routing (and usually ends in 404).
-fn strip_prefix(uri: &Uri) -> Result<Option<(String, Uri)>, ApiError> {
-    let path = uri.path();
-    let Some(rest) = path.strip_prefix("/v") else { return Ok(None) };
+/// `/v1.47/containers/json` → ("1.47", "/containers/json"). A first
+/// segment of `v` and digits and dots is a version, as in dockerd's router;
+/// anything else is no version.
+pub(super) fn split_version(path: &str) -> Option<(&str, &str)> {
+    let rest = path.strip_prefix("/v")?;
     let (segment, tail) = match rest.find('/') {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, ""),
     };
-    if segment.is_empty() || !segment.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
-        return Ok(None);
-    }
+    let is_version = !segment.is_empty() && segment.bytes().all(|b| b.is_ascii_digit() || b == b'.');
+    is_version.then_some((segment, tail))
+}
+
+/// `/v1.47/containers/json` → ("1.47", `/containers/json`), query kept.
+/// A path without a version is left for routing (and usually ends in 404).
+fn strip_prefix(uri: &Uri) -> Result<Option<(String, Uri)>, ApiError> {
+    let Some((segment, tail)) = split_version(uri.path()) else { return Ok(None) };
     if tail.is_empty() || tail == "/" {
         return Err(ApiError::RouteNotFound);
     }

@@ -153,6 +153,38 @@ fn tag_and_rmi_untag_or_delete_as_dockerd() {
     assert!(missing.stderr.contains("No such image: berth-test/rm:1"), "{}", missing.stderr);
 }
 
+/// berthd keeps the image records between changes. Another containerd
+/// client's changes (here `ctr`'s) still show: a lookup by name at once,
+/// the listing as soon as containerd's image event has arrived.
+#[test]
+fn images_tagged_and_removed_through_containerd_are_seen() {
+    let daemon = Berthd::start();
+    let img = image("berth-test/seen:1");
+    load(&daemon, &img.docker_archive().unwrap());
+    let tags = || {
+        let out = daemon.docker(&["images", "--format", "{{.Repository}}:{{.Tag}}"]).success();
+        let mut tags: Vec<String> = out.stdout.lines().map(str::to_string).collect();
+        tags.sort();
+        tags
+    };
+    assert_eq!(tags(), ["berth-test/seen:1"]);
+
+    let ns = daemon.namespace.as_str();
+    ctr(ns, &["images", "tag", "docker.io/berth-test/seen:1", "docker.io/berth-test/seen:2"]).success();
+    assert_eq!(inspect(&daemon, "berth-test/seen:2")["Id"], img.id());
+    compat_tests::eventually(10, "the tag made through containerd to be listed", || {
+        (tags() == ["berth-test/seen:1", "berth-test/seen:2"]).then_some(())
+    });
+
+    ctr(ns, &["images", "rm", "docker.io/berth-test/seen:1"]).success();
+    compat_tests::eventually(10, "the name removed through containerd to leave the listing", || {
+        (tags() == ["berth-test/seen:2"]).then_some(())
+    });
+    let gone = daemon.docker(&["image", "inspect", "berth-test/seen:1"]).failure();
+    assert!(gone.stderr.contains("No such image: berth-test/seen:1"), "{}", gone.stderr);
+    assert_eq!(inspect(&daemon, "berth-test/seen:2")["RepoTags"], serde_json::json!(["berth-test/seen:2"]));
+}
+
 #[test]
 fn rmi_conflicts_with_containers_as_dockerd() {
     let daemon = Berthd::start();

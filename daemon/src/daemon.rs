@@ -87,6 +87,7 @@ async fn serve_until_signal(
     if !containerd.snapshotter_available().await.context("asking containerd for its snapshotters")? {
         anyhow::bail!("error initializing graphdriver: driver not supported: {}", config.snapshotter);
     }
+    containerd.watch_images();
     let begun = std::time::Instant::now();
     let engine_id = store::engine_id(&config.data_root)
         .with_context(|| format!("reading engine ID under {}", config.data_root.display()))?;

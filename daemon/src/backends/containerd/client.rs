@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use containerd_client::services::v1::{
     containers_client::ContainersClient, content_client::ContentClient,
-    images_client::ImagesClient, namespaces_client::NamespacesClient,
+    namespaces_client::NamespacesClient,
     version_client::VersionClient, CreateNamespaceRequest,
-    ListContainersRequest, ListContentRequest, ListImagesRequest, Namespace,
+    ListContainersRequest, ListContentRequest, Namespace,
 };
 use hyper_util::rt::TokioIo;
 use tonic::transport::{Channel, Endpoint};
@@ -31,6 +31,8 @@ pub struct Containerd {
     /// Calls that must run to their end (see `to_completion`); shared by
     /// every clone of this handle.
     uninterruptible: tokio_util::task::TaskTracker,
+    /// The image records between changes (`image_cache.rs`); shared too.
+    pub(super) image_cache: std::sync::Arc<super::image_cache::ImageCache>,
 }
 
 /// containerd's own version, as `/version` reports it.
@@ -68,6 +70,7 @@ impl Containerd {
             lease: None,
             snapshotter: super::DEFAULT_SNAPSHOTTER.to_string(),
             uninterruptible: tokio_util::task::TaskTracker::new(),
+            image_cache: Default::default(),
         })
     }
 
@@ -175,12 +178,7 @@ impl Containerd {
             .into_inner()
             .containers;
         let tasks = self.task_states().await?;
-        let images = ImagesClient::new(self.channel.clone())
-            .list(self.request(ListImagesRequest { filters: vec![] }))
-            .await
-            .map_err(|s| ContainerdError::from_status("images.list", s))?
-            .into_inner()
-            .images;
+        let images = self.image_records().await?;
         let count = |wanted: TaskState| tasks.values().filter(|(state, _)| *state == wanted).count() as u64;
         let total = containers.len() as u64;
         let running = count(TaskState::Running);

@@ -98,8 +98,15 @@ pub fn quote_filter_value(value: &str) -> String {
 
 impl Containerd {
     /// Image records matching any of `filters` (containerd filter syntax;
-    /// none means all).
+    /// none means all, kept between changes: `image_cache.rs`).
     pub async fn image_list(&self, filters: &[String]) -> Result<Vec<ImageRecord>, ContainerdError> {
+        if filters.is_empty() {
+            return Ok(self.image_records().await?.as_ref().clone());
+        }
+        self.image_list_uncached(filters).await
+    }
+
+    pub(super) async fn image_list_uncached(&self, filters: &[String]) -> Result<Vec<ImageRecord>, ContainerdError> {
         let images = ImagesClient::new(self.channel.clone())
             .list(self.request(ListImagesRequest { filters: filters.to_vec() }))
             .await
@@ -125,9 +132,11 @@ impl Containerd {
 
     /// Create a record; `AlreadyExists` when the name is taken.
     pub async fn image_create(&self, record: &ImageRecord) -> Result<ImageRecord, ContainerdError> {
-        let image = ImagesClient::new(self.channel.clone())
+        let created = ImagesClient::new(self.channel.clone())
             .create(self.request(CreateImageRequest { image: Some(to_proto(record)), source_date_epoch: None }))
-            .await
+            .await;
+        self.image_cache.changed();
+        let image = created
             .map_err(|s| ContainerdError::from_status("images.create", s))?
             .into_inner()
             .image;
@@ -137,13 +146,15 @@ impl Containerd {
     /// Replace the target (and labels) of an existing record.
     pub async fn image_update(&self, record: &ImageRecord) -> Result<ImageRecord, ContainerdError> {
         let mask = prost_types::FieldMask { paths: vec!["target".into(), "labels".into()] };
-        let image = ImagesClient::new(self.channel.clone())
+        let updated = ImagesClient::new(self.channel.clone())
             .update(self.request(UpdateImageRequest {
                 image: Some(to_proto(record)),
                 update_mask: Some(mask),
                 source_date_epoch: None,
             }))
-            .await
+            .await;
+        self.image_cache.changed();
+        let image = updated
             .map_err(|s| ContainerdError::from_status("images.update", s))?
             .into_inner()
             .image;
@@ -153,10 +164,11 @@ impl Containerd {
     /// Delete a record; `sync` waits for the garbage collection it triggers.
     /// A record already gone is not an error.
     pub async fn image_delete(&self, name: &str, sync: bool) -> Result<(), ContainerdError> {
-        match ImagesClient::new(self.channel.clone())
+        let deleted = ImagesClient::new(self.channel.clone())
             .delete(self.request(DeleteImageRequest { name: name.to_string(), sync, target: None }))
-            .await
-        {
+            .await;
+        self.image_cache.changed();
+        match deleted {
             Ok(_) => Ok(()),
             Err(s) => match ContainerdError::from_status("images.delete", s) {
                 e if e.kind() == ErrorKind::NotFound => Ok(()),

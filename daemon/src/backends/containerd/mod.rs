@@ -7,6 +7,7 @@ mod diff;
 mod containers;
 mod error;
 mod events;
+mod image_cache;
 pub mod images;
 pub mod leases;
 mod processes;

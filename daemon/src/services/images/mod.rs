@@ -512,6 +512,17 @@ impl ImageService {
     /// Find an image by full or short ID, `name`, `name:tag` or
     /// `name@digest`, as dockerd does.
     pub async fn find(&self, input: &str) -> Result<Found, ServiceError> {
+        match self.find_in_records(input).await {
+            Err(ServiceError::NotFound(_)) => {
+                // Another client's new image may not have been heard of yet.
+                self.containerd.forget_image_records();
+                self.find_in_records(input).await
+            }
+            found => found,
+        }
+    }
+
+    async fn find_in_records(&self, input: &str) -> Result<Found, ServiceError> {
         let parsed = match Reference::parse_normalized(input) {
             Ok(r) => Some(r),
             Err(InvalidReference::Identifier(_)) => None,

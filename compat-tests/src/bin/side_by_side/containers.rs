@@ -10,7 +10,7 @@ use bollard::models::ContainerCreateBody;
 use compat_tests::containerd;
 use futures_util::StreamExt;
 
-use crate::daemons::{self, Kind};
+use crate::daemons::{self, Daemon, Kind};
 use crate::report::{Better, Floor, Outcome, Row};
 use crate::{check_stop, for_each_concurrently, remove_all, Bench};
 
@@ -191,32 +191,40 @@ impl Bench {
             td,
         ));
 
-        let series = self.alternate("docker ps", self.plan.listing, skip.clone(), |d, p| {
+        let series = self.alternate("docker ps", self.plan.cli, skip.clone(), |d, p| {
             p.start()?;
             d.docker_discard(&["ps"])?;
             p.stop()
         })?;
         self.push(&format!("`docker ps` with {n} running (CLI)"), "ms", Better::Lower, &series, |ms| ms);
 
-        let series = self.alternate("GET /containers/json", self.plan.list_api, skip.clone(), |d, p| {
-            p.start()?;
-            let resp = compat_tests::http::unix_request(&d.socket, "GET", "/v1.41/containers/json", &[], &[])?;
-            p.stop()?;
-            ensure!(resp.status == 200, "status {}: {}", resp.status, resp.text());
-            let count = resp.json().as_array().map_or(0, Vec::len);
+        let listed = |_: &Daemon, body: &serde_json::Value| {
+            let count = body.as_array().map_or(0, Vec::len);
             ensure!(count == n, "listed {count} containers, expected {n}");
             Ok(())
-        })?;
+        };
+        let series = self.raw_get("GET /containers/json", skip.clone(), |_| "/v1.41/containers/json".into(), listed)?;
         self.push(&format!("GET /containers/json with {n} running (raw HTTP)"), "ms", Better::Lower, &series, |ms| ms);
 
         let ids = first_ids.clone();
-        let series = self.alternate("docker inspect", self.plan.listing, skip.clone(), |d, p| {
+        let series = self.alternate("docker inspect", self.plan.cli, skip.clone(), |d, p| {
             let id = &ids[usize::from(d.kind == Kind::Dockerd)];
             p.start()?;
             d.docker_discard(&["inspect", id])?;
             p.stop()
         })?;
         self.push(&format!("`docker inspect` of one of {n} (CLI)"), "ms", Better::Lower, &series, |ms| ms);
+        let id_of = |d: &Daemon| ids[usize::from(d.kind == Kind::Dockerd)].clone();
+        let series = self.raw_get(
+            "GET /containers/{id}/json",
+            skip.clone(),
+            |d| format!("/v1.41/containers/{}/json", id_of(d)),
+            |d, body| {
+                ensure!(body["Id"].as_str() == Some(id_of(d).as_str()), "inspected {}", body["Id"]);
+                Ok(())
+            },
+        )?;
+        self.push(&format!("GET /containers/{{id}}/json of one of {n} (raw HTTP)"), "ms", Better::Lower, &series, |ms| ms);
         self.cli_floor()?;
         self.system_df_with_volumes(n, &skip)?;
         self.restart_with_running(n, &skip)
@@ -226,7 +234,7 @@ impl Bench {
     /// CLI listing rows.
     fn cli_floor(&mut self) -> Result<()> {
         let d = &self.daemons[0];
-        let floor = floor(self.plan.warmup, self.plan.listing, "docker --version (the CLI's own start, no daemon)", |_| {
+        let floor = floor(self.plan.warmup, self.plan.cli, "docker --version (the CLI's own start, no daemon)", |_| {
             let t0 = Instant::now();
             daemons::run_checked(&mut d.docker_command(&["--version"]))?;
             Ok(t0.elapsed())
@@ -252,12 +260,19 @@ impl Bench {
                 d.docker(&args)?;
             }
         }
-        let series = self.alternate("docker system df", self.plan.listing, skip.clone(), |d, p| {
+        let series = self.alternate("docker system df", self.plan.cli, skip.clone(), |d, p| {
             p.start()?;
             d.docker_discard(&["system", "df"])?;
             p.stop()
         })?;
         self.push(&format!("`docker system df` with {n} running and {VOLUMES} volumes (CLI)"), "ms", Better::Lower, &series, |ms| ms);
+        let series = self.raw_get("GET /system/df", skip.clone(), |_| "/v1.41/system/df".into(), |_, body| {
+            let volumes = body["Volumes"].as_array().map_or(0, Vec::len);
+            let containers = body["Containers"].as_array().map_or(0, Vec::len);
+            ensure!(volumes >= VOLUMES && containers >= n, "system df counted {volumes} volumes, {containers} containers");
+            Ok(())
+        })?;
+        self.push(&format!("GET /system/df with {n} running and {VOLUMES} volumes (raw HTTP)"), "ms", Better::Lower, &series, |ms| ms);
         for (i, d) in self.daemons.iter().enumerate() {
             if skip[i].is_none() {
                 let mut args = vec!["volume", "rm"];

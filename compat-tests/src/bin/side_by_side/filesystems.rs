@@ -48,7 +48,7 @@ impl Bench {
         })?;
         self.push(&format!("`docker export` of a container ({size} + busybox) to a pipe"), "ms", Better::Lower, &series, |ms| ms);
 
-        let series = self.alternate("docker system df", self.plan.fs, [None, None], |d, p| {
+        let series = self.alternate("docker system df", self.plan.cli, [None, None], |d, p| {
             p.start()?;
             d.docker_discard(&["system", "df"])?;
             p.stop()

@@ -67,12 +67,20 @@ impl Bench {
                 eprintln!("  NOTE: docker images on {} lists {tags} rows ({listed} with -q), expected > 100", d.label());
             }
         }
-        let series = self.alternate("docker images", self.plan.listing, [None, None], |d, p| {
+        let series = self.alternate("docker images", self.plan.cli, [None, None], |d, p| {
             p.start()?;
             d.docker_discard(&["images"])?;
             p.stop()
         })?;
         self.push("`docker images` with 100+ tags (CLI)", "ms", Better::Lower, &series, |ms| ms);
+        let series = self.raw_get("GET /images/json", [None, None], |_| "/v1.41/images/json".into(), |_, body| {
+            let tags: usize = body.as_array().map_or(0, |images| {
+                images.iter().map(|i| i["RepoTags"].as_array().map_or(0, Vec::len)).sum()
+            });
+            ensure!(tags > 100, "images/json listed {tags} tags");
+            Ok(())
+        })?;
+        self.push("GET /images/json with 100+ tags (raw HTTP)", "ms", Better::Lower, &series, |ms| ms);
 
         self.pull(pulled, &size)
     }

@@ -57,6 +57,9 @@ struct Plan {
     lifecycle: usize,
     parallel: usize,
     listing: usize,
+    /// The rows bound by the CLI's own start (15-20 ms of a 20 ms row):
+    /// enough repetitions that the medians' noise is below the gaps.
+    cli: usize,
     list_api: usize,
     load_save: usize,
     pull: usize,
@@ -81,6 +84,7 @@ impl Plan {
             lifecycle: 7,
             parallel: 7,
             listing: 30,
+            cli: 60,
             list_api: 60,
             load_save: 7,
             pull: 7,
@@ -117,6 +121,7 @@ impl Plan {
             lifecycle: 2,
             parallel: 2,
             listing: 5,
+            cli: 21,
             list_api: 10,
             load_save: 2,
             pull: 2,
@@ -482,6 +487,25 @@ impl Bench {
 
     /// Pushes the workload's row (`map` turns elapsed ms into the unit) and
     /// its daemon-CPU row.
+    /// One GET per repetition on a fresh unix-socket connection, checked
+    /// by `check`: the daemon's own share of a CLI row.
+    fn raw_get(
+        &self,
+        name: &str,
+        skip: [Option<String>; 2],
+        path: impl Fn(&Daemon) -> String,
+        check: impl Fn(&Daemon, &serde_json::Value) -> Result<()>,
+    ) -> Result<[Series; 2]> {
+        self.alternate(name, self.plan.list_api, skip, |d, p| {
+            let path = path(d);
+            p.start()?;
+            let resp = compat_tests::http::unix_request(&d.socket, "GET", &path, &[], &[])?;
+            p.stop()?;
+            ensure!(resp.status == 200, "GET {path}: status {}: {}", resp.status, resp.text());
+            check(d, &resp.json())
+        })
+    }
+
     fn push(&mut self, name: &str, unit: &str, better: Better, series: &[Series; 2], map: impl Fn(f64) -> f64) {
         let mut row = Row::new(name, unit, better, series[0].outcome(&map), series[1].outcome(&map));
         row.notes.extend(series[0].note("berthd"));

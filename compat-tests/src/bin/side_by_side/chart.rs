@@ -118,8 +118,10 @@ pub fn write_png(rows: &[Row], path: &Path) -> Result<()> {
         let y = TOP + i * ROW_H;
         c.text(10, y + (ROW_H - 5 * SCALE) / 2, &format!("#{}", i + 1), BLACK);
         let (y0, y1) = (y + 4, y + ROW_H - 4);
-        let Some(ratio) = row.ratio else {
-            // Not measured on one side: a grey dash at 1.0.
+        // A log axis has no place for a ratio at or below 0 (a difference
+        // of medians, such as networking's share, can be negative).
+        let Some(ratio) = row.ratio.filter(|r| *r > 0.0) else {
+            // Not measured on one side, or no ratio to draw: a grey dash at 1.0.
             let x = x_of(1.0);
             c.rect(x.saturating_sub(12), y + ROW_H / 2 - 2, x + 12, y + ROW_H / 2 + 2, GREY);
             continue;

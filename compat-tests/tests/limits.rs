@@ -215,6 +215,37 @@ fn a_deeply_nested_dockerfile_substitution_is_refused_and_the_daemon_lives() {
     still_serves(&daemon);
 }
 
+/// dockerd's words (compared with the reference dockerd 20.10) for cpuset
+/// lists it cannot read or the host lacks, for CPUs and memory nodes, on
+/// create and on update; a refused update leaves the container as it was.
+#[test]
+fn cpuset_lists_are_checked_as_dockerd_checks_them() {
+    let daemon = Berthd::start_with_busybox();
+    let id = daemon.docker(&["create", "busybox", "true"]).success().stdout.trim().to_string();
+    let cases = [
+        ("--cpuset-cpus", "0-4294967295", "Invalid value 0-4294967295 for cpuset cpus: value of out range, maximum is 8192"),
+        ("--cpuset-cpus", "0,,1", "Invalid value 0,,1 for cpuset cpus: invalid format: 0,,1"),
+        ("--cpuset-cpus", "3-1", "Invalid value 3-1 for cpuset cpus: invalid format: 3-1"),
+        ("--cpuset-cpus", "8000", "Requested CPUs are not available - requested 8000, available: "),
+        ("--cpuset-mems", "0-4294967295", "Invalid value 0-4294967295 for cpuset mems: value of out range, maximum is 8192"),
+        ("--cpuset-mems", "x", "Invalid value x for cpuset mems: invalid format: x"),
+        ("--cpuset-mems", "8000", "Requested memory nodes are not available - requested 8000, available: "),
+    ];
+    for (flag, value, words) in cases {
+        let created = daemon.docker(&["create", flag, value, "busybox", "true"]).failure();
+        assert!(created.stderr.contains(words), "create {flag} {value}: {}", created.stderr);
+        let updated = daemon.docker(&["update", flag, value, &id]).failure();
+        assert!(updated.stderr.contains(words), "update {flag} {value}: {}", updated.stderr);
+    }
+    let kept = daemon.docker(&["inspect", "--format", "[{{.HostConfig.CpusetCpus}}] [{{.HostConfig.CpusetMems}}]", &id]).success();
+    assert_eq!(kept.stdout.trim(), "[] []");
+    let all = daemon.docker(&["ps", "-aq"]).success();
+    assert_eq!(all.stdout.lines().count(), 1, "{}", all.stdout);
+    // What the host has is taken.
+    daemon.docker(&["create", "--cpuset-cpus", "0", "--cpuset-mems", "0", "busybox", "true"]).success();
+    daemon.docker(&["update", "--cpuset-mems", "0", &id]).success();
+}
+
 #[test]
 fn a_huge_cpuset_range_is_refused_without_expanding_it() {
     let daemon = Berthd::start_with_busybox();

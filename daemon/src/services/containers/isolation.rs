@@ -54,7 +54,10 @@ impl ContainerService {
             }
         }
         if let Some(cpus) = extras.cpuset_cpus.as_deref().filter(|c| !c.is_empty()) {
-            check_cpuset(cpus)?;
+            check_cpuset(Cpuset::Cpus, cpus)?;
+        }
+        if let Some(mems) = extras.cpuset_mems.as_deref().filter(|m| !m.is_empty()) {
+            check_cpuset(Cpuset::Mems, mems)?;
         }
         let mut warnings = Vec::new();
         if let Some(warning) = discard_unsupported_blkio_weight(hc) {
@@ -235,41 +238,88 @@ fn check_sysctls(extras: &HostExtras, network_mode: &str) -> Result<(), ServiceE
     Ok(())
 }
 
-/// dockerd refuses CPUs the host does not have.
-pub(super) fn check_cpuset(cpus: &str) -> Result<(), ServiceError> {
-    let online = std::fs::read_to_string("/sys/devices/system/cpu/online").unwrap_or_default();
-    let online = online.trim();
-    let available = parse_cpu_list(online);
-    match parse_cpu_list(cpus) {
-        Some(wanted) if available.as_ref().is_none_or(|a| wanted.iter().all(|&r| covered(r, a))) => Ok(()),
-        Some(_) => Err(ServiceError::InvalidParameter(format!(
-            "Requested CPUs are not available - requested {cpus}, available: {online}"
-        ))),
-        None => Err(ServiceError::InvalidParameter(format!("Invalid value {cpus} for cpuset cpus"))),
+/// Which cpuset list a value is: its words in dockerd's errors and where
+/// the host's own list is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Cpuset {
+    Cpus,
+    Mems,
+}
+
+impl Cpuset {
+    fn noun(self) -> &'static str {
+        match self {
+            Cpuset::Cpus => "cpus",
+            Cpuset::Mems => "mems",
+        }
+    }
+
+    fn unavailable(self) -> &'static str {
+        match self {
+            Cpuset::Cpus => "Requested CPUs are not available",
+            Cpuset::Mems => "Requested memory nodes are not available",
+        }
+    }
+
+    /// What containers may use, as dockerd reads it: the root cpuset
+    /// cgroup (v1, then v2), else what the kernel has online.
+    fn available(self) -> Option<String> {
+        let (file, online) = match self {
+            Cpuset::Cpus => ("cpus", "/sys/devices/system/cpu/online"),
+            Cpuset::Mems => ("mems", "/sys/devices/system/node/online"),
+        };
+        [format!("/sys/fs/cgroup/cpuset/cpuset.{file}"), format!("/sys/fs/cgroup/cpuset.{file}.effective"), online.to_string()]
+            .iter()
+            .filter_map(|path| std::fs::read_to_string(path).ok())
+            .map(|text| text.trim().to_string())
+            .find(|text| !text.is_empty())
     }
 }
 
-/// moby's maxCPUs: the highest CPU number a list may name.
-const MAX_CPU: u32 = 8192;
+/// dockerd refuses a cpuset list it cannot read, and CPUs or memory nodes
+/// the host does not have.
+pub(super) fn check_cpuset(kind: Cpuset, value: &str) -> Result<(), ServiceError> {
+    let wanted = parse_cpu_list(value, Some(MAX_CPU))
+        .map_err(|e| ServiceError::InvalidParameter(format!("Invalid value {value} for cpuset {}: {e}", kind.noun())))?;
+    let Some(available) = kind.available() else { return Ok(()) };
+    match parse_cpu_list(&available, None) {
+        Ok(ranges) if !wanted.iter().all(|&r| covered(r, &ranges)) => Err(ServiceError::InvalidParameter(format!(
+            "{} - requested {value}, available: {available}",
+            kind.unavailable()
+        ))),
+        _ => Ok(()),
+    }
+}
 
-/// `0-2,5` → [(0, 2), (5, 5)], inclusive ranges as written. Kept as ranges:
-/// expanded, `--cpuset-cpus 0-4294967295` asked for 16 GiB of CPU numbers.
-fn parse_cpu_list(text: &str) -> Option<Vec<(u32, u32)>> {
+/// moby's maxCPUs: the highest number a list may name.
+const MAX_CPU: i64 = 8192;
+
+/// `0-2,5` → [(0, 2), (5, 5)], inclusive ranges as written, by moby's
+/// rules (parseUintList: each number as Go's `strconv.Atoi` reads it, no
+/// empty parts) and in its words. Kept as ranges: expanded,
+/// `--cpuset-cpus 0-4294967295` asked for 16 GiB of CPU numbers.
+fn parse_cpu_list(text: &str, maximum: Option<i64>) -> Result<Vec<(i64, i64)>, String> {
+    let invalid = || format!("invalid format: {text}");
+    let out_of_range = |n: i64| match maximum {
+        Some(max) if n > max => Err(format!("value of out range, maximum is {max}")),
+        _ => Ok(()),
+    };
     let mut out = Vec::new();
-    for part in text.split(',').filter(|p| !p.is_empty()) {
+    for part in text.split(',').filter(|_| !text.is_empty()) {
         let (a, b) = part.split_once('-').unwrap_or((part, part));
-        let (a, b): (u32, u32) = (a.trim().parse().ok()?, b.trim().parse().ok()?);
-        if a > b || b > MAX_CPU {
-            return None;
+        let (a, b): (i64, i64) = (a.parse().map_err(|_| invalid())?, b.parse().map_err(|_| invalid())?);
+        if b < a {
+            return Err(invalid());
         }
+        out_of_range(b)?;
         out.push((a, b));
     }
-    Some(out)
+    Ok(out)
 }
 
-/// Whether every CPU of `(from, to)` is in one of `available`'s ranges:
+/// Whether every number of `(from, to)` is in one of `available`'s ranges:
 /// one step per available range, whatever the width.
-fn covered((mut from, to): (u32, u32), available: &[(u32, u32)]) -> bool {
+fn covered((mut from, to): (i64, i64), available: &[(i64, i64)]) -> bool {
     while let Some(&(_, end)) = available.iter().find(|&&(a, b)| a <= from && from <= b) {
         if end >= to {
             return true;
@@ -285,16 +335,23 @@ mod tests {
 
     #[test]
     fn cpu_lists() {
-        assert_eq!(parse_cpu_list("0-2,5"), Some(vec![(0, 2), (5, 5)]));
-        assert_eq!(parse_cpu_list("x"), None);
-        assert_eq!(parse_cpu_list("3-1"), None);
+        let max = Some(MAX_CPU);
+        assert_eq!(parse_cpu_list("0-2,5", max), Ok(vec![(0, 2), (5, 5)]));
+        // strconv.Atoi takes a sign.
+        assert_eq!(parse_cpu_list("+1", max), Ok(vec![(1, 1)]));
+        for bad in ["x", "3-1", "0,,1", "0,", " 1", "1-", "0-1-2", "1--2", "99999999999999999999"] {
+            assert_eq!(parse_cpu_list(bad, max), Err(format!("invalid format: {bad}")), "{bad}");
+        }
         // Found by reading: the range was expanded whatever its size.
-        assert_eq!(parse_cpu_list("0-4294967295"), None);
-        assert_eq!(parse_cpu_list("8193"), None);
-        let online = parse_cpu_list("0-3,8-9").unwrap();
+        for big in ["0-4294967295", "8193", "4294967296"] {
+            assert_eq!(parse_cpu_list(big, max), Err("value of out range, maximum is 8192".into()), "{big}");
+        }
+        assert_eq!(parse_cpu_list("0-8192", max), Ok(vec![(0, 8192)]));
+        assert_eq!(parse_cpu_list("0-99999", None), Ok(vec![(0, 99999)]));
+        let online = parse_cpu_list("0-3,8-9", None).unwrap();
         assert!(covered((1, 3), &online) && covered((8, 9), &online) && covered((2, 2), &online));
         assert!(!covered((3, 8), &online) && !covered((10, 10), &online));
-        assert!(covered((0, 3), &parse_cpu_list("0-1,2-3").unwrap()));
+        assert!(covered((0, 3), &parse_cpu_list("0-1,2-3", None).unwrap()));
     }
 
     #[test]

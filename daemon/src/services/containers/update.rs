@@ -3,6 +3,7 @@
 
 use api_types::container::{ContainerUpdateRequest, ContainerUpdateResponse, HostConfig};
 
+use super::isolation::Cpuset;
 use super::ContainerService;
 use crate::backends::oci_spec::linux_resources;
 use crate::services::ServiceError;
@@ -76,8 +77,10 @@ fn apply(hc: &mut HostConfig, req: &ContainerUpdateRequest) -> Result<bool, Serv
         hc.pids_limit = Some(limit);
         changed = true;
     }
-    if !req.cpuset_cpus.is_empty() {
-        super::isolation::check_cpuset(&req.cpuset_cpus)?;
+    for (kind, value) in [(Cpuset::Cpus, &req.cpuset_cpus), (Cpuset::Mems, &req.cpuset_mems)] {
+        if !value.is_empty() {
+            super::isolation::check_cpuset(kind, value)?;
+        }
     }
     for (key, value) in [("CpusetCpus", &req.cpuset_cpus), ("CpusetMems", &req.cpuset_mems)] {
         if !value.is_empty() {

@@ -20,6 +20,10 @@ use super::Containerd;
 /// The topic of the marker berthd publishes to learn that its subscription
 /// is in place: containerd answers a subscribe only with its first event.
 const WATCH_MARKER_TOPIC: &str = "/berthd/images-watch";
+/// Markers one subscription attempt publishes before it is given up.
+const MARKERS: usize = 50;
+const RETRY_FIRST: Duration = Duration::from_millis(500);
+const RETRY_MAX: Duration = Duration::from_secs(30);
 
 #[derive(Default)]
 pub(super) struct ImageCache {
@@ -94,18 +98,22 @@ impl Containerd {
     pub fn watch_images(&self) {
         let containerd = self.clone();
         tokio::spawn(async move {
+            // Quick retries while containerd restarts; slower ones while a
+            // subscription never takes (each attempt publishes markers).
+            let mut pause = RETRY_FIRST;
             loop {
-                containerd.follow_image_events().await;
+                let heard = containerd.follow_image_events().await;
                 containerd.image_cache.set_watched(false);
-                tokio::time::sleep(Duration::from_millis(500)).await;
+                pause = if heard { RETRY_FIRST } else { (pause * 2).min(RETRY_MAX) };
+                tokio::time::sleep(pause).await;
             }
         });
     }
 
-    /// One subscription, until its stream ends.
-    async fn follow_image_events(&self) {
+    /// One subscription, until its stream ends; false if it never took.
+    async fn follow_image_events(&self) -> bool {
         let Some(mut stream) = self.subscribe_image_events().await else {
-            return;
+            return false;
         };
         self.image_cache.set_watched(true);
         tracing::debug!("watching containerd's image events: image records are kept between changes");
@@ -115,6 +123,7 @@ impl Containerd {
             }
         }
         tracing::debug!("containerd image event stream ended; re-subscribing");
+        true
     }
 
     /// A subscription to the namespace's image events, once it is known to
@@ -152,9 +161,10 @@ impl Containerd {
         }
     }
 
-    /// Publish the marker every 100 ms; returns only if publishing fails.
+    /// Publish the marker every 100 ms, at most `MARKERS` times; returns
+    /// early if publishing fails.
     async fn publish_watch_markers(&self) {
-        loop {
+        for _ in 0..MARKERS {
             let marker = PublishRequest {
                 topic: WATCH_MARKER_TOPIC.to_string(),
                 event: Some(prost_types::Any { type_url: "type.googleapis.com/google.protobuf.Empty".into(), value: vec![] }),

@@ -468,4 +468,51 @@ mod tests {
         assert_eq!(out[3] & 0x0F, RCODE_FORMERR);
         assert!(format_error(&[1, 2, 3]).is_none());
     }
+
+    /// What a container sends is untrusted: random messages and random
+    /// changes to a good query must get an answer or nothing, never a
+    /// panic, and every answer must fit its limit and echo the query's ID.
+    /// (The parser has no cargo-fuzz target; this runs with every test.)
+    #[test]
+    fn random_messages_never_panic() {
+        let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let good = query("web.example.internal", TYPE_A);
+        let records = [Record::A(Ipv4Addr::LOCALHOST), Record::Aaaa(Ipv6Addr::LOCALHOST), Record::Ptr("a.b".into())];
+        for round in 0..200_000 {
+            let bytes: Vec<u8> = if round % 2 == 0 {
+                (0..next() % 300).map(|_| next() as u8).collect()
+            } else {
+                let mut mutated = good.clone();
+                for _ in 0..1 + next() % 4 {
+                    let at = (next() as usize) % mutated.len();
+                    mutated[at] = next() as u8;
+                }
+                if next() % 4 == 0 {
+                    mutated.truncate(next() as usize % good.len());
+                }
+                mutated
+            };
+            match parse_query(&bytes) {
+                Some(q) => {
+                    assert!(q.end <= bytes.len());
+                    let name = &q.question.name;
+                    let _ = (reverse_v4(name), reverse_v6(name), encode_name(name));
+                    let out = reply(&q, 0, &records, Some(UDP_LIMIT));
+                    assert!(out.len() <= UDP_LIMIT.max(q.end), "{} bytes", out.len());
+                    assert_eq!(out[..2], bytes[..2]);
+                }
+                None => {
+                    if let Some(out) = format_error(&bytes) {
+                        assert_eq!((out.len(), &out[..2]), (12, &bytes[..2]));
+                    }
+                }
+            }
+        }
+    }
 }

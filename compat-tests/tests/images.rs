@@ -313,6 +313,51 @@ fn save_then_load_keeps_the_id_and_ctr_imports_the_archive() {
     assert!(listed.stdout.contains("docker.io/berth-test/save:1"), "{}", listed.stdout);
 }
 
+/// berthd unpacks a docker-archive's layers ahead of its manifest, trusting
+/// each layer directory's legacy `json` for the parent. Links that lie (here
+/// each layer claims the one above it as parent) must not end up in the
+/// image: it loads with the manifest's order, and runs with every layer.
+#[test]
+fn a_docker_archive_whose_parent_links_lie_loads_in_the_manifests_order() {
+    let daemon = Berthd::start();
+    let img = BusyboxImage::new("berth-test/lying:1")
+        .layer_with_file("/first", b"1\n")
+        .layer_with_file("/second", b"2\n")
+        .build()
+        .expect("building test image");
+    let mut entries: Vec<(String, Vec<u8>)> = Vec::new();
+    let archive = img.docker_archive().unwrap();
+    for entry in tar::Archive::new(&archive[..]).entries().unwrap() {
+        let mut entry = entry.unwrap();
+        if !entry.header().entry_type().is_file() {
+            continue;
+        }
+        let path = entry.path().unwrap().to_string_lossy().into_owned();
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(&mut entry, &mut data).unwrap();
+        entries.push((path, data));
+    }
+    let dirs: Vec<String> = entries.iter().filter_map(|(p, _)| p.strip_suffix("/json").map(str::to_string)).collect();
+    assert_eq!(dirs.len(), 3, "{dirs:?}");
+    // The archive lists them bottom up; each now names the next as parent.
+    for (path, data) in &mut entries {
+        if let Some(dir) = path.strip_suffix("/json") {
+            let i = dirs.iter().position(|d| d == dir).unwrap();
+            let mut json = serde_json::json!({ "id": dir });
+            if let Some(above) = dirs.get(i + 1) {
+                json["parent"] = serde_json::json!(above);
+            }
+            *data = serde_json::to_vec(&json).unwrap();
+        }
+    }
+    let refs: Vec<(&str, &[u8])> = entries.iter().map(|(p, d)| (p.as_str(), d.as_slice())).collect();
+    let out = load(&daemon, &tar_of(&refs));
+    assert_eq!(out.trim(), "Loaded image: berth-test/lying:1");
+    assert_eq!(inspect(&daemon, "berth-test/lying:1")["Id"], img.id());
+    let seen = daemon.docker(&["run", "--rm", "berth-test/lying:1", "cat", "/first", "/second"]).success();
+    assert_eq!(seen.stdout, "1\n2\n");
+}
+
 fn tar_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
     let mut out = Vec::new();
     for (path, data) in entries {

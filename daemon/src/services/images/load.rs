@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
 use super::unpack::Ingestion;
+use super::unpack_ahead::UnpackAhead;
 use super::{
     short_id, ImageService, Index, WireDescriptor, ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME,
     MAX_METADATA_BLOB, MEDIA_TYPE_DOCKER_CONFIG, MEDIA_TYPE_DOCKER_LAYER, MEDIA_TYPE_DOCKER_LAYER_GZIP,
@@ -167,6 +168,13 @@ impl Archive {
     }
 }
 
+/// A legacy `<dir>/layer.tar` is in: tell the applier ahead.
+fn archive_layer(ahead: &mut UnpackAhead, path: &str, blob: &ArchiveBlob) {
+    if let Some(dir) = path.strip_suffix("/layer.tar") {
+        ahead.layer_blob(dir, &blob.digest, blob.size);
+    }
+}
+
 /// `blobs/sha256/<hex>`: the digest the path promises.
 fn layout_digest(path: &str) -> Option<String> {
     let hex = path.strip_prefix("blobs/sha256/")?;
@@ -302,72 +310,100 @@ impl ImageService {
     {
         let (tx, mut rx) = mpsc::channel(8);
         let reader = tokio_util::io::SyncIoBridge::new(tokio_util::io::StreamReader::new(body));
-        let reading = tokio::task::spawn_blocking(move || read_archive(reader, tx));
+        let reading_task = tokio::task::spawn_blocking(move || read_archive(reader, tx));
         let mut archive = Archive::default();
         let mut sink: Option<Sink> = None;
-        let result: Result<(), ServiceError> = async {
-            loop {
-                let event = match rx.recv().await {
-                    Some(Ok(ev)) => ev,
-                    Some(Err(message)) => return Err(bad_archive(message)),
-                    None => return Err(ServiceError::Internal("the archive reader stopped unexpectedly".into())),
-                };
-                match event {
-                    TarEvent::File { path, size } => {
-                        let base = path.rsplit('/').next().unwrap_or_default();
-                        sink = Some(if METADATA_FILES.contains(&path.as_str()) {
-                            if size as usize > MAX_METADATA_BLOB {
-                                return Err(bad_archive(format!("{path} is too large")));
-                            }
-                            Sink::Memory { path, data: Vec::with_capacity(size as usize) }
-                        } else if path.contains('/') && (base == "VERSION" || base == "json") {
-                            // Legacy per-layer metadata of old docker-archives: unused.
-                            Sink::Memory { path: String::new(), data: Vec::new() }
-                        } else if let Some(digest) = layout_digest(&path) {
-                            let blob = ArchiveBlob { digest: digest.clone(), size: size as i64 };
-                            if ingest.has_blob(&digest).await? {
-                                Sink::Known { path, blob }
-                            } else {
-                                Sink::Blob { path, writer: ingest.blob_writer(Some((&digest, size as i64))).await? }
-                            }
-                        } else {
-                            Sink::Blob { path, writer: ingest.blob_writer(None).await? }
-                        });
-                    }
-                    TarEvent::Data(bytes) => match sink.as_mut() {
-                        Some(Sink::Memory { path, data }) if !path.is_empty() => data.extend_from_slice(&bytes),
-                        Some(Sink::Blob { writer, .. }) => writer.write(&bytes).await?,
-                        _ => {}
-                    },
-                    TarEvent::EndFile => match sink.take() {
-                        Some(Sink::Memory { path, data }) if !path.is_empty() => {
-                            archive.metadata.insert(path, data);
-                        }
-                        Some(Sink::Blob { path, writer }) => {
-                            let committed = writer.commit(&BTreeMap::new()).await.map_err(|e| {
-                                bad_archive(format!("archive entry {path}: {e}"))
-                            })?;
-                            archive.blobs.insert(path, ArchiveBlob { digest: committed.digest, size: committed.size });
-                        }
-                        Some(Sink::Known { path, blob }) => {
-                            archive.blobs.insert(path, blob);
-                        }
-                        _ => {}
-                    },
-                    TarEvent::Link { path, target } => {
-                        archive.links.insert(path, target);
-                    }
-                    TarEvent::Finished => return Ok(()),
-                }
+        let (mut ahead, applier) = UnpackAhead::new();
+        let reading = async {
+            let read = self.read_entries(ingest, &mut rx, &mut archive, &mut sink, &mut ahead).await;
+            if read.is_err() {
+                ahead.cancel();
             }
-        }
-        .await;
+            // Dropped: the applier ends once it has applied what it has.
+            drop(ahead);
+            read
+        };
+        let (result, ()) = tokio::join!(reading, applier.run(ingest));
         if let Some(Sink::Blob { writer, .. }) = sink.take() {
             writer.abort().await;
         }
         drop(rx);
-        let _ = reading.await;
+        let _ = reading_task.await;
         result.map(|()| archive)
+    }
+
+    /// The archive's entries, from the blocking reader, into `archive`.
+    async fn read_entries(
+        &self,
+        ingest: &Ingestion,
+        rx: &mut mpsc::Receiver<Result<TarEvent, String>>,
+        archive: &mut Archive,
+        sink: &mut Option<Sink>,
+        ahead: &mut UnpackAhead,
+    ) -> Result<(), ServiceError> {
+        loop {
+            let event = match rx.recv().await {
+                Some(Ok(ev)) => ev,
+                Some(Err(message)) => return Err(bad_archive(message)),
+                None => return Err(ServiceError::Internal("the archive reader stopped unexpectedly".into())),
+            };
+            match event {
+                TarEvent::File { path, size } => {
+                    let base = path.rsplit('/').next().unwrap_or_default();
+                    *sink = Some(if METADATA_FILES.contains(&path.as_str()) {
+                        if size as usize > MAX_METADATA_BLOB {
+                            return Err(bad_archive(format!("{path} is too large")));
+                        }
+                        Sink::Memory { path, data: Vec::with_capacity(size as usize) }
+                    } else if path.contains('/') && base == "json" && size as usize <= MAX_METADATA_BLOB {
+                        // Legacy per-layer metadata: its parent link lets
+                        // layers be unpacked ahead of the manifest.
+                        Sink::Memory { path, data: Vec::with_capacity(size as usize) }
+                    } else if path.contains('/') && (base == "VERSION" || base == "json") {
+                        Sink::Memory { path: String::new(), data: Vec::new() }
+                    } else if let Some(digest) = layout_digest(&path) {
+                        let blob = ArchiveBlob { digest: digest.clone(), size: size as i64 };
+                        if ingest.has_blob(&digest).await? {
+                            Sink::Known { path, blob }
+                        } else {
+                            Sink::Blob { path, writer: ingest.blob_writer(Some((&digest, size as i64))).await? }
+                        }
+                    } else {
+                        Sink::Blob { path, writer: ingest.blob_writer(None).await? }
+                    });
+                }
+                TarEvent::Data(bytes) => match sink.as_mut() {
+                    Some(Sink::Memory { path, data }) if !path.is_empty() => data.extend_from_slice(&bytes),
+                    Some(Sink::Blob { writer, .. }) => writer.write(&bytes).await?,
+                    _ => {}
+                },
+                TarEvent::EndFile => match sink.take() {
+                    Some(Sink::Memory { path, data }) if !path.is_empty() => match path.strip_suffix("/json") {
+                        Some(dir) => ahead.legacy_json(dir, &data),
+                        None => {
+                            archive.metadata.insert(path, data);
+                        }
+                    },
+                    Some(Sink::Blob { path, writer }) => {
+                        let committed = writer.commit(&BTreeMap::new()).await.map_err(|e| {
+                            bad_archive(format!("archive entry {path}: {e}"))
+                        })?;
+                        let blob = ArchiveBlob { digest: committed.digest, size: committed.size };
+                        archive_layer(ahead, &path, &blob);
+                        archive.blobs.insert(path, blob);
+                    }
+                    Some(Sink::Known { path, blob }) => {
+                        archive_layer(ahead, &path, &blob);
+                        archive.blobs.insert(path, blob);
+                    }
+                    _ => {}
+                },
+                TarEvent::Link { path, target } => {
+                    archive.links.insert(path, target);
+                }
+                TarEvent::Finished => return Ok(()),
+            }
+        }
     }
 
     /// Write the docker manifest an archive entry describes; answers its

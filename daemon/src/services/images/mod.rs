@@ -21,6 +21,7 @@ mod remove;
 mod save;
 mod tag;
 pub mod unpack;
+mod unpack_ahead;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};

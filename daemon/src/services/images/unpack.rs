@@ -111,6 +111,52 @@ impl Ingestion {
         }
     }
 
+    /// Apply `layer` (whose uncompressed digest must be `diff_id`) onto
+    /// the snapshot `parent` ("" for none) and commit it as `chain`; a
+    /// snapshot already there is reused.
+    pub async fn apply_layer(&self, layer: &OciDescriptor, diff_id: &str, parent: &str, chain: &str) -> Result<(), ServiceError> {
+        let c = &self.leased;
+        if c.snapshot_stat(c.snapshotter(), chain).await?.is_some() {
+            self.base.lease_add_resource(&self.lease, LeaseResource::Snapshot { snapshotter: self.base.snapshotter(), key: chain }).await?;
+            return Ok(());
+        }
+        let key = format!("extract-{} {chain}", uuid::Uuid::new_v4().simple());
+        let snapshot_labels = [(LABEL_SNAPSHOT_REF, chain)];
+        let mounts = c.snapshot_prepare(c.snapshotter(), &key, parent, &snapshot_labels).await?;
+        let applied = match c.diff_apply(layer, &mounts).await {
+            Ok(a) => a,
+            Err(e) => {
+                let _ = c.snapshot_remove(c.snapshotter(), &key).await;
+                return Err(ServiceError::Internal(format!(
+                    "failed to extract layer ({} {}): {e}",
+                    layer.media_type, layer.digest
+                )));
+            }
+        };
+        if applied.digest != diff_id {
+            let _ = c.snapshot_remove(c.snapshotter(), &key).await;
+            return Err(ServiceError::InvalidParameter(format!(
+                "wrong diff id {} calculated on extraction of {}, expected {diff_id}",
+                applied.digest, layer.digest
+            )));
+        }
+        match c.snapshot_commit(c.snapshotter(), chain, &key, &snapshot_labels).await {
+            Ok(()) => {}
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => {
+                let _ = c.snapshot_remove(c.snapshotter(), &key).await;
+            }
+            Err(e) => {
+                let _ = c.snapshot_remove(c.snapshotter(), &key).await;
+                return Err(e.into());
+            }
+        }
+        if layer.digest != diff_id {
+            let set = BTreeMap::from([(labels::UNCOMPRESSED.to_string(), diff_id.to_string())]);
+            c.content_set_labels(&layer.digest, &set).await?;
+        }
+        Ok(())
+    }
+
     /// Done: the records hold what was written; drop the lease.
     pub async fn finish(self) {
         if let Err(e) = self.base.lease_delete(&self.lease, false).await {
@@ -198,50 +244,8 @@ impl ImageService {
     /// must be unpacked already); a snapshot already there is reused.
     pub async fn unpack_layer(&self, ingest: &Ingestion, image: &ResolvedImage, i: usize) -> Result<(), ServiceError> {
         check_layer_count(image)?;
-        let c = ingest.containerd();
-        let diff_ids = &image.config.rootfs.diff_ids;
-        let layer = &image.layers[i];
-        let chain = &image.chain_ids[i];
-        if c.snapshot_stat(c.snapshotter(), chain).await?.is_some() {
-            ingest.base.lease_add_resource(&ingest.lease, LeaseResource::Snapshot { snapshotter: ingest.base.snapshotter(), key: chain }).await?;
-            return Ok(());
-        }
         let parent = if i == 0 { "" } else { image.chain_ids[i - 1].as_str() };
-        let key = format!("extract-{} {chain}", uuid::Uuid::new_v4().simple());
-        let snapshot_labels = [(LABEL_SNAPSHOT_REF, chain.as_str())];
-        let mounts = c.snapshot_prepare(c.snapshotter(), &key, parent, &snapshot_labels).await?;
-        let applied = match c.diff_apply(layer, &mounts).await {
-            Ok(a) => a,
-            Err(e) => {
-                let _ = c.snapshot_remove(c.snapshotter(), &key).await;
-                return Err(ServiceError::Internal(format!(
-                    "failed to extract layer ({} {}): {e}",
-                    layer.media_type, layer.digest
-                )));
-            }
-        };
-        if applied.digest != diff_ids[i] {
-            let _ = c.snapshot_remove(c.snapshotter(), &key).await;
-            return Err(ServiceError::InvalidParameter(format!(
-                "wrong diff id {} calculated on extraction of {}, expected {}",
-                applied.digest, layer.digest, diff_ids[i]
-            )));
-        }
-        match c.snapshot_commit(c.snapshotter(), chain, &key, &snapshot_labels).await {
-            Ok(()) => {}
-            Err(e) if e.kind() == ErrorKind::AlreadyExists => {
-                let _ = c.snapshot_remove(c.snapshotter(), &key).await;
-            }
-            Err(e) => {
-                let _ = c.snapshot_remove(c.snapshotter(), &key).await;
-                return Err(e.into());
-            }
-        }
-        if layer.digest != diff_ids[i] {
-            let set = BTreeMap::from([(labels::UNCOMPRESSED.to_string(), diff_ids[i].clone())]);
-            c.content_set_labels(&layer.digest, &set).await?;
-        }
-        Ok(())
+        ingest.apply_layer(&image.layers[i], &image.config.rootfs.diff_ids[i], parent, &image.chain_ids[i]).await
     }
 
     /// Prepare `target` and give it `names` (tags and/or digests); with no

@@ -246,6 +246,52 @@ fn cpuset_lists_are_checked_as_dockerd_checks_them() {
     daemon.docker(&["update", "--cpuset-mems", "0", &id]).success();
 }
 
+/// Memory and CPU limits dockerd refuses (moby's
+/// verifyPlatformContainerResources) are refused in its words on create and
+/// on update, and an update may not mix CPUs with a CFS period or quota the
+/// container already has (409); nothing refused is stored.
+#[test]
+fn memory_and_cpu_limits_are_checked_as_dockerd_checks_them() {
+    let daemon = Berthd::start_with_busybox();
+    let cpus = std::thread::available_parallelism().unwrap().get();
+    let range = format!("Range of CPUs is from 0.01 to {cpus}.00, as there are only {cpus} CPUs available");
+    let both: &[(&[&str], &str)] = &[
+        (&["--memory-reservation", "1"], "Minimum memory reservation allowed is 6MB"),
+        (&["--memory", "10m", "--memory-reservation", "20m"], "Minimum memory limit can not be less than memory reservation limit, see usage"),
+        (&["--memory", "10m", "--memory-swap", "5m"], "Minimum memoryswap limit should be larger than memory limit, see usage"),
+        (&["--cpus", "1000"], &range),
+        (&["--cpus", "1", "--cpu-period", "100000"], "Conflicting options: Nano CPUs and CPU Period cannot both be set"),
+        (&["--cpus", "1", "--cpu-quota", "50000"], "Conflicting options: Nano CPUs and CPU Quota cannot both be set"),
+        (&["--cpu-period", "500"], "CPU cfs period can not be less than 1ms (i.e. 1000) or larger than 1s (i.e. 1000000)"),
+        (&["--cpu-period", "2000000"], "CPU cfs period can not be less than 1ms (i.e. 1000) or larger than 1s (i.e. 1000000)"),
+        (&["--cpu-quota", "500"], "CPU cfs quota can not be less than 1ms (i.e. 1000)"),
+    ];
+    let id = daemon.docker(&["create", "--cpus", "1", "busybox", "sleep", "60"]).success().stdout.trim().to_string();
+    let shown = "{{.HostConfig.NanoCpus}} {{.HostConfig.CpuPeriod}} {{.HostConfig.CpuQuota}} {{.HostConfig.Memory}} {{.HostConfig.MemoryReservation}}";
+    let before = daemon.docker(&["inspect", "--format", shown, &id]).success().stdout;
+    for (flags, words) in both {
+        let created = daemon.docker(&[&["create"], *flags, &["busybox", "true"]].concat()).failure();
+        assert!(created.stderr.contains(words), "create {flags:?}: {}", created.stderr);
+        let updated = daemon.docker(&[&["update"], *flags, &[id.as_str()]].concat()).failure();
+        assert!(updated.stderr.contains(words), "update {flags:?}: {}", updated.stderr);
+    }
+    // Only at create: an update may set a swap limit alone.
+    let out = daemon.docker(&["create", "--memory-swap", "10m", "busybox", "true"]).failure();
+    assert!(out.stderr.contains("You should always set the Memory limit when using Memoryswap limit, see usage"), "{}", out.stderr);
+    let out = daemon.docker(&["update", "--cpu-quota", "50000", &id]).failure();
+    let conflict = format!("Cannot update container {id}: Conflicting options: CPU Quota cannot be updated as NanoCPUs has already been set");
+    assert!(out.stderr.contains(&conflict), "{}", out.stderr);
+    daemon.docker(&["start", &id]).success();
+    let out = daemon.docker(&["update", "--cpus", "1000", &id]).failure();
+    assert!(out.stderr.contains(&range), "{}", out.stderr);
+    assert_eq!(daemon.docker(&["inspect", "--format", shown, &id]).success().stdout, before);
+    assert_eq!(daemon.docker(&["ps", "-aq"]).success().stdout.lines().count(), 1);
+    // What dockerd takes is still taken.
+    daemon.docker(&["create", "--memory", "10m", "--memory-swap", "-1", "--cpu-quota", "-1", "busybox", "true"]).success();
+    daemon.docker(&["update", "--cpus", "0.5", &id]).success();
+    daemon.docker(&["rm", "-f", &id]).success();
+}
+
 #[test]
 fn a_huge_cpuset_range_is_refused_without_expanding_it() {
     let daemon = Berthd::start_with_busybox();

@@ -28,9 +28,13 @@ pub async fn container_create(
     query: QueryPairs,
     DockerJson(body): DockerJson<Option<ContainerCreateRequest>>,
 ) -> ApiResult<(StatusCode, Json<ContainerCreateResponse>)> {
-    let body = body.ok_or_else(|| {
+    let mut body = body.ok_or_else(|| {
         ApiError::BadRequest("config cannot be empty in order to create a container".into())
     })?;
+    if v >= ApiVersion::new(1, 42) {
+        // API 1.42 dropped KernelMemory; dockerd ignores what newer clients send.
+        body.host_config.other.remove("KernelMemory");
+    }
     let mounts = body.host_config.mounts.iter().flatten();
     if v < ApiVersion::new(1, 45) && mounts.filter_map(|m| m.volume_options.as_ref()).any(|o| !o.subpath.is_empty()) {
         return Err(ApiError::BadRequest("VolumeOptions.Subpath needs API v1.45 or newer".into()));

@@ -31,10 +31,12 @@ impl ContainerService {
             return Err(ServiceError::InvalidParameter("config cannot be empty in order to create a container".into()));
         }
         validate_host_config(&host_config)?;
+        let resource_warnings = super::resources::Limits::of(&host_config).check(false)?;
         super::mounts::validate(&host_config)?;
         super::mounts::bind_daemon_root(&mut host_config, &self.data_root)?;
         super::health::validate(config.healthcheck.as_ref())?;
-        let warnings = self.check_isolation(&mut host_config)?;
+        let mut warnings = resource_warnings;
+        warnings.extend(self.check_isolation(&mut host_config)?);
         self.settle_log_config(&mut host_config)?;
         if matches!(host_config.network_mode.as_str(), "" | "default") {
             if let Some(network) = endpoints_network(networking_config.as_ref()) {
@@ -296,9 +298,6 @@ pub(super) fn validate_host_config(hc: &HostConfig) -> Result<(), ServiceError> 
         return Err(ServiceError::InvalidParameter(
             "can't create 'AutoRemove' container with restart policy".into(),
         ));
-    }
-    if hc.memory > 0 && hc.memory < 6 * 1024 * 1024 {
-        return Err(ServiceError::InvalidParameter("Minimum memory limit allowed is 6MB".into()));
     }
     // dockerd answers these with a 500; the text is what clients show.
     oci_spec::security_opts(hc.security_opt.as_deref().unwrap_or_default())

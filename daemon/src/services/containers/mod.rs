@@ -27,6 +27,7 @@ mod prune;
 pub mod record;
 mod remove;
 mod rename;
+mod resources;
 mod restart;
 mod shutdown;
 mod size;

@@ -86,6 +86,24 @@ fn stop_sends_the_stop_signal_first() {
     assert_eq!(again.stdout.trim(), "polite");
 }
 
+/// dockerd refuses a stop signal it cannot name at create ("Invalid signal:
+/// BOGUS", 400) and creates nothing; Go's real-time names are signals too.
+#[test]
+fn a_bad_stop_signal_is_refused_at_create() {
+    let daemon = Berthd::start_with_busybox();
+    for signal in ["BOGUS", "0", "RTMIN+16"] {
+        let out = daemon.docker(&["create", "--stop-signal", signal, "busybox", "true"]).failure();
+        assert!(out.stderr.contains(&format!("Error response from daemon: Invalid signal: {signal}")), "{}", out.stderr);
+    }
+    assert_eq!(daemon.docker(&["ps", "-aq"]).success().stdout.trim(), "");
+    let script = "trap 'exit 5' 37; echo ready; while true; do sleep 0.1; done";
+    daemon.docker(&["run", "-d", "--name", "rt", "--stop-signal", "SIGRTMIN+3", "busybox", "sh", "-c", script]).success();
+    eventually(30, "the trap is set", || daemon.docker(&["logs", "rt"]).stdout.contains("ready").then_some(()));
+    daemon.docker(&["stop", "rt"]).success();
+    let state = daemon.docker(&["inspect", "-f", "{{.State.ExitCode}}", "rt"]).success();
+    assert_eq!(state.stdout.trim(), "5");
+}
+
 #[test]
 fn ps_filters_and_inspect_shape() {
     let daemon = Berthd::start_with_busybox();

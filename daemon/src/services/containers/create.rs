@@ -35,6 +35,9 @@ impl ContainerService {
         super::mounts::validate(&host_config)?;
         super::mounts::bind_daemon_root(&mut host_config, &self.data_root)?;
         super::health::validate(config.healthcheck.as_ref())?;
+        if let Some(signal) = &config.stop_signal {
+            super::stop::check_stop_signal(signal)?;
+        }
         let mut warnings = resource_warnings;
         warnings.extend(self.check_isolation(&mut host_config)?);
         self.settle_log_config(&mut host_config)?;

@@ -143,9 +143,30 @@ pub fn parse_signal(text: &str) -> Result<u32, ServiceError> {
         "IO" | "POLL" => libc::SIGIO,
         "PWR" => libc::SIGPWR,
         "SYS" => libc::SIGSYS,
-        _ => return Err(ServiceError::InvalidParameter(format!("Invalid signal: {text}"))),
+        "RTMIN" => SIGRTMIN,
+        "RTMAX" => SIGRTMAX,
+        // Go's table names RTMIN+1..RTMIN+15 and RTMAX-14..RTMAX-1.
+        _ => match (name.strip_prefix("RTMIN+"), name.strip_prefix("RTMAX-")) {
+            (Some(n), _) if n.parse::<i32>().is_ok_and(|n| (1..=15).contains(&n)) => SIGRTMIN + n.parse::<i32>().unwrap_or(0),
+            (_, Some(n)) if n.parse::<i32>().is_ok_and(|n| (1..=14).contains(&n)) => SIGRTMAX - n.parse::<i32>().unwrap_or(0),
+            _ => return Err(ServiceError::InvalidParameter(format!("Invalid signal: {text}"))),
+        },
     };
     Ok(number as u32)
+}
+
+/// Linux's real-time signal range as Go's signal table has it (glibc's
+/// SIGRTMIN is 34, two being kept for threads).
+const SIGRTMIN: i32 = 34;
+const SIGRTMAX: i32 = 64;
+
+/// dockerd's check of a container's stop signal at create (moby's
+/// `signal.ParseSignal`): any number but 0, else a name it knows.
+pub(super) fn check_stop_signal(text: &str) -> Result<(), ServiceError> {
+    if text.is_empty() || text.parse::<i64>().is_ok_and(|n| n != 0) {
+        return Ok(());
+    }
+    parse_signal(text).map(drop)
 }
 
 #[cfg(test)]
@@ -159,5 +180,11 @@ mod tests {
         assert_eq!(parse_signal("1").unwrap(), 1);
         assert!(parse_signal("NOPE").is_err());
         assert!(parse_signal("0").is_err());
+        assert_eq!(parse_signal("SIGRTMIN+3").unwrap(), 37);
+        assert_eq!(parse_signal("rtmax-1").unwrap(), 63);
+        assert!(parse_signal("RTMIN+16").is_err());
+        assert!(check_stop_signal("99").is_ok());
+        assert!(check_stop_signal("0").is_err());
+        assert!(check_stop_signal("BOGUS").is_err());
     }
 }

@@ -338,6 +338,32 @@ fn volumes_from_shares_volumes_and_binds_read_only_on_request() {
     assert!(out.stderr.contains("Error response from daemon: invalid mode: xx"), "{}", out.stderr);
 }
 
+/// `-v` options dockerd refuses (moby's parseMountRaw: unknown or repeated
+/// kinds of option, a bind with `nocopy`, a volume with a propagation, a
+/// relative or `/` destination) are refused in its words, for named volumes
+/// too; no container and no volume is made.
+#[test]
+fn bad_bind_and_volume_specs_are_refused_as_dockerd_refuses_them() {
+    let daemon = Berthd::start_with_busybox();
+    let cases = [
+        ("vol1:/x:bogus", "invalid mode: bogus".to_string()),
+        ("/tmp:/x:ro,rw", "invalid mode: ro,rw".into()),
+        ("vol1:/x:z,Z", "invalid mode: z,Z".into()),
+        ("vol1:/x:cached,delegated", "invalid mode: cached,delegated".into()),
+        ("/tmp:/x:nocopy", r#"invalid volume specification: '/tmp:/x:nocopy': invalid mount config for type "bind": field VolumeOptions must not be specified"#.into()),
+        ("vol1:/x:shared", r#"invalid volume specification: 'vol1:/x:shared': invalid mount config for type "volume": field BindOptions must not be specified"#.into()),
+        ("vol1:/", r#"invalid volume specification: 'vol1:/': invalid mount config for type "volume": invalid specification: destination can't be '/'"#.into()),
+        ("/tmp:relative", r#"invalid volume specification: '/tmp:relative': invalid mount config for type "bind": invalid mount path: 'relative' mount path must be absolute"#.into()),
+    ];
+    for (spec, words) in cases {
+        let out = daemon.docker(&["create", "-v", spec, "busybox", "true"]).failure();
+        assert!(out.stderr.contains(&format!("Error response from daemon: {words}")), "{spec}: {}", out.stderr);
+    }
+    assert_eq!(daemon.docker(&["ps", "-aq"]).success().stdout.trim(), "");
+    assert!(volume_names(&daemon).is_empty());
+    daemon.docker(&["create", "-v", "vol1:/x:nocopy,ro,z,cached", "-v", "/tmp:/y:ro,Z,rshared", "busybox", "true"]).success();
+}
+
 #[test]
 fn volume_events_follow_create_mount_unmount_destroy_and_prune() {
     let daemon = Berthd::start_with_busybox();

@@ -95,6 +95,53 @@ fn duplicate(dest: &str) -> ServiceError {
     ServiceError::InvalidParameter(format!("Duplicate mount point: {dest}"))
 }
 
+/// One `Binds` entry as moby's `parseMountRaw` checks it, in its order and
+/// words, for host paths and named volumes alike; returns the destination.
+fn check_bind_spec(spec: &str) -> Result<&str, ServiceError> {
+    let invalid = || ServiceError::InvalidParameter(format!("invalid volume specification: '{spec}'"));
+    let parts: Vec<&str> = spec.split(':').collect();
+    let (source, destination, mode) = match parts.as_slice() {
+        // `/foo:rw` is a destination and a mode: no volume.
+        [_, d] if valid_mode(d) => return Err(invalid()),
+        [s, d] => (*s, *d, ""),
+        [s, d, m] => (*s, *d, *m),
+        _ => return Err(invalid()),
+    };
+    if !valid_mode(mode) {
+        return Err(ServiceError::InvalidParameter(format!("invalid mode: {mode}")));
+    }
+    let kind = if source.starts_with('/') { "bind" } else { "volume" };
+    let wrapped = |msg: String| {
+        ServiceError::InvalidParameter(format!("invalid volume specification: '{spec}': invalid mount config for type \"{kind}\": {msg}"))
+    };
+    check_destination(destination).map_err(wrapped)?;
+    let opts: Vec<&str> = mode.split(',').collect();
+    // `nocopy` is a volume option, a propagation a bind option.
+    if kind == "bind" && opts.contains(&"nocopy") {
+        return Err(wrapped("field VolumeOptions must not be specified".into()));
+    }
+    if kind == "volume" && opts.iter().any(|o| PROPAGATIONS.contains(o)) {
+        return Err(wrapped("field BindOptions must not be specified".into()));
+    }
+    Ok(destination)
+}
+
+/// moby's `linuxValidMountMode`: known options, at most one of each kind.
+fn valid_mode(mode: &str) -> bool {
+    if mode.is_empty() {
+        return true;
+    }
+    let kinds: [&[&str]; 5] = [&["rw", "ro"], &["z", "Z"], PROPAGATIONS, &["nocopy"], &["consistent", "cached", "delegated"]];
+    let mut counts = [0; 5];
+    for opt in mode.split(',') {
+        match kinds.iter().position(|k| k.contains(&opt)) {
+            Some(i) => counts[i] += 1,
+            None => return false,
+        }
+    }
+    counts.iter().all(|c| *c <= 1)
+}
+
 /// Every destination absolute and not `/`, no two binds or mounts on one
 /// destination (dockerd lets `Tmpfs` share one with `Mounts`, not with
 /// `Binds`), `--mount` fields valid for their type and bind sources present.
@@ -105,12 +152,8 @@ pub fn validate(hc: &HostConfig) -> Result<(), ServiceError> {
     }
     let mut taken = HashSet::new();
     for spec in hc.binds.iter().flatten() {
-        let parts: Vec<&str> = spec.split(':').collect();
-        let destination = match parts.as_slice() {
-            [_, d] | [_, d, _] => *d,
-            _ => return Err(ServiceError::InvalidParameter(format!("invalid volume specification: '{spec}'"))),
-        };
-        if parts[0].starts_with('/') {
+        let destination = check_bind_spec(spec)?;
+        if spec.starts_with('/') {
             parse_bind(spec).map_err(|e| ServiceError::InvalidParameter(e.to_string()))?;
         }
         let dest = clean(destination);
@@ -192,6 +235,25 @@ pub fn inspect_entries(hc: &HostConfig) -> Vec<Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bind_modes_as_moby_counts_them() {
+        for good in ["", "ro", "rw,Z,rshared", "nocopy,ro,z,cached"] {
+            assert!(valid_mode(good), "{good}");
+        }
+        for bad in ["bogus", "ro,rw", "z,Z", "shared,private", "cached,delegated", "ro,"] {
+            assert!(!valid_mode(bad), "{bad}");
+        }
+        let text = |spec| match check_bind_spec(spec) {
+            Err(ServiceError::InvalidParameter(t)) => t,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(text("v:/x:ro,rw"), "invalid mode: ro,rw");
+        assert_eq!(text("/tmp:rw"), "invalid volume specification: '/tmp:rw'");
+        assert!(text("v:/").ends_with("'v:/': invalid mount config for type \"volume\": invalid specification: destination can't be '/'"));
+        assert!(text("/a:/x:nocopy").ends_with("field VolumeOptions must not be specified"));
+        assert!(text("v:/x:shared").ends_with("field BindOptions must not be specified"));
+    }
 
     fn hc(value: Value) -> HostConfig {
         serde_json::from_value(value).unwrap()

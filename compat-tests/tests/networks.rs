@@ -811,3 +811,23 @@ fn bip6_and_default_gateways_shape_the_default_bridge() {
     assert_ne!(out.code, 0, "{}", out.stderr);
     assert!(out.stderr.contains("default gateway ip must be part of the network"), "{}", out.stderr);
 }
+
+/// dockerd checks `--ip`/`--ip6` whatever the network mode, `none` and
+/// `host` included, and reads `::ffff:a.b.c.d` as IPv4, no IPv6 address;
+/// nothing is created.
+#[test]
+fn endpoint_addresses_are_checked_in_every_network_mode() {
+    let daemon = Berthd::start_with_busybox();
+    let cases: [(&[&str], &str); 4] = [
+        (&["--network", "none", "--ip", "bogus"], "invalid IPv4 address: bogus"),
+        (&["--network", "host", "--ip6", "bogus"], "invalid IPv6 address: bogus"),
+        (&["--network", "none", "--ip", "10.0.0.5", "--ip6", "::ffff:1.2.3.4"], "invalid IPv6 address: ::ffff:1.2.3.4"),
+        (&["--ip", "300.1.1.1"], "invalid IPv4 address: 300.1.1.1"),
+    ];
+    for (flags, words) in cases {
+        let out = daemon.docker(&[&["create"], flags, &["busybox", "true"]].concat()).failure();
+        assert!(out.stderr.contains(&format!("Error response from daemon: {words}")), "{flags:?}: {}", out.stderr);
+    }
+    assert_eq!(daemon.docker(&["ps", "-aq"]).success().stdout.trim(), "");
+    daemon.docker(&["create", "--network", "host", "--ip", "10.0.0.5", "--ip6", "fe80::1", "busybox", "true"]).success();
+}

@@ -145,10 +145,15 @@ impl ContainerService {
         mode: &str,
         networking_config: Option<&serde_json::Value>,
     ) -> Result<Option<Vec<EndpointRequest>>, ServiceError> {
+        let endpoints = networking_config.and_then(|c| c.get("EndpointsConfig")).and_then(|e| e.as_object());
+        // dockerd checks every endpoint's addresses whatever the mode
+        // (`none` and `host` included), before it looks networks up.
+        for settings in endpoints.into_iter().flat_map(|e| e.values()) {
+            EndpointRequest::from_api("", Some(settings))?;
+        }
         let Some(primary) = self.networks.bridge_network(mode).await? else {
             return Ok(None);
         };
-        let endpoints = networking_config.and_then(|c| c.get("EndpointsConfig")).and_then(|e| e.as_object());
         let (_, primary_name, primary_predefined) = self.networks.resolve(&primary).await?;
         let mut planned = Vec::new();
         let mut first = None;

@@ -115,7 +115,8 @@ impl EndpointRequest {
             return Err(ServiceError::InvalidParameter(format!("invalid IPv4 address: {ipv4_address}")));
         }
         let ipv6_address = text(settings.and_then(|s| s.get("IPAMConfig")).and_then(|i| i.get("IPv6Address")));
-        if !ipv6_address.is_empty() && ipv6_address.parse::<std::net::Ipv6Addr>().is_err() {
+        // Go's ParseIP reads `::ffff:a.b.c.d` as IPv4, which dockerd refuses here.
+        if !ipv6_address.is_empty() && ipv6_address.parse::<std::net::Ipv6Addr>().map_or(true, |ip| ip.to_ipv4_mapped().is_some()) {
             return Err(ServiceError::InvalidParameter(format!("invalid IPv6 address: {ipv6_address}")));
         }
         let mac_address = text(settings.and_then(|s| s.get("MacAddress")));

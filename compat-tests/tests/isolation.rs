@@ -202,3 +202,18 @@ fn configured_runtimes_run_containers() {
         .run_to_exit();
     assert!(reserved.stderr.contains("runtime name 'runc' is reserved"), "{}", reserved.stderr);
 }
+
+/// Linux has one isolation technology: dockerd refuses the others at create
+/// ("Invalid isolation: \"hyperv\" - linux only supports 'default'") and
+/// takes `default` in any case; nothing is created.
+#[test]
+fn an_isolation_other_than_default_is_refused() {
+    let daemon = Berthd::start_with_busybox();
+    for isolation in ["hyperv", "bogus"] {
+        let out = daemon.docker(&["create", "--isolation", isolation, "busybox", "true"]).failure();
+        let words = format!("Error response from daemon: Invalid isolation: \"{isolation}\" - linux only supports 'default'");
+        assert!(out.stderr.contains(&words), "{}", out.stderr);
+    }
+    assert_eq!(daemon.docker(&["ps", "-aq"]).success().stdout.trim(), "");
+    daemon.docker(&["create", "--isolation", "DEFAULT", "busybox", "true"]).success();
+}

@@ -32,6 +32,13 @@ impl ContainerService {
         let extras = HostExtras::parse(Value::Object(subset))
             .map_err(|e| ServiceError::InvalidParameter(format!("invalid HostConfig: {e}")))?;
         namespaces::check_modes(&extras).map_err(ServiceError::InvalidParameter)?;
+        // Linux has one isolation technology; dockerd names Windows' others invalid.
+        let isolation = hc.other.get("Isolation").and_then(Value::as_str).unwrap_or_default();
+        if !isolation.is_empty() && !isolation.eq_ignore_ascii_case("default") {
+            return Err(ServiceError::InvalidParameter(format!(
+                "Invalid isolation: \"{isolation}\" - linux only supports 'default'"
+            )));
+        }
         self.defaults().runtime_binary(&hc.runtime).map_err(ServiceError::InvalidParameter)?;
         if hc.runtime.is_empty() {
             hc.runtime = self.defaults().default_runtime.clone();

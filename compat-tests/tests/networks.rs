@@ -831,3 +831,25 @@ fn endpoint_addresses_are_checked_in_every_network_mode() {
     assert_eq!(daemon.docker(&["ps", "-aq"]).success().stdout.trim(), "");
     daemon.docker(&["create", "--network", "host", "--ip", "10.0.0.5", "--ip6", "fe80::1", "busybox", "true"]).success();
 }
+
+/// The bridge driver's options are read as dockerd reads them (Go's
+/// strconv, in its words): a bad MTU, boolean or binding address is refused
+/// and no network is made.
+#[test]
+fn bad_bridge_driver_options_are_refused_as_dockerd_refuses_them() {
+    let daemon = Berthd::start_with_busybox();
+    let cases = [
+        ("com.docker.network.driver.mtu=bogus", r#"failed to parse com.docker.network.driver.mtu value: bogus (strconv.Atoi: parsing "bogus": invalid syntax)"#),
+        ("com.docker.network.driver.mtu=-5", "invalid MTU number: -5"),
+        ("com.docker.network.bridge.enable_icc=bogus", r#"failed to parse com.docker.network.bridge.enable_icc value: bogus (strconv.ParseBool: parsing "bogus": invalid syntax)"#),
+        ("com.docker.network.bridge.enable_ip_masquerade=x", r#"failed to parse com.docker.network.bridge.enable_ip_masquerade value: x (strconv.ParseBool: parsing "x": invalid syntax)"#),
+        ("com.docker.network.bridge.host_binding_ipv4=bogus", "failed to parse com.docker.network.bridge.host_binding_ipv4 value: bogus (nil ip)"),
+    ];
+    let before = daemon.docker(&["network", "ls", "-q"]).success().stdout;
+    for (opt, words) in cases {
+        let out = daemon.docker(&["network", "create", "-o", opt, "badopts"]).failure();
+        assert!(out.stderr.contains(&format!("Error response from daemon: {words}")), "{opt}: {}", out.stderr);
+    }
+    assert_eq!(daemon.docker(&["network", "ls", "-q"]).success().stdout, before);
+    daemon.docker(&["network", "create", "-o", "com.docker.network.bridge.enable_icc=0", "-o", "com.docker.network.driver.mtu=1400", "goodopts"]).success();
+}

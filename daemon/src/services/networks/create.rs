@@ -109,6 +109,7 @@ impl NetworkService {
         };
         let (subnet6, gateway6, ip_range6) = self.plan_ipv6(&nets, v6.first().copied(), enable_ipv6)?;
         let aux_addresses = aux_addresses(&requested, &subnet, subnet6.as_ref())?;
+        check_bridge_options(&req.options)?;
         let bridge_name = match req.options.get(BRIDGE_NAME_OPTION) {
             Some(b) if !b.is_empty() => b.clone(),
             _ => format!("br-{}", &id[..12]),
@@ -230,6 +231,52 @@ impl NetworkService {
 
 /// IPAM `AuxiliaryAddresses` of every config entry, each inside its
 /// network's subnet of the same family.
+/// The bridge driver's options as moby's `fromLabels` reads them (Go's
+/// `strconv` rules and words), then its MTU check; the rest are kept as given.
+fn check_bridge_options(options: &BTreeMap<String, String>) -> Result<(), ServiceError> {
+    let parse_err = |label: &str, value: &str, why: String| {
+        ServiceError::InvalidParameter(format!("failed to parse {label} value: {value} ({why})"))
+    };
+    for (label, value) in options {
+        match label.as_str() {
+            "com.docker.network.driver.mtu" => {
+                let mtu = value.parse::<i64>().map_err(|e| {
+                    let why = match e.kind() {
+                        std::num::IntErrorKind::PosOverflow | std::num::IntErrorKind::NegOverflow => "value out of range",
+                        _ => "invalid syntax",
+                    };
+                    parse_err(label, value, format!("strconv.Atoi: parsing {value:?}: {why}"))
+                })?;
+                if mtu < 0 {
+                    return Err(ServiceError::InvalidParameter(format!("invalid MTU number: {mtu}")));
+                }
+            }
+            "com.docker.network.enable_ipv6"
+            | "com.docker.network.bridge.enable_ip_masquerade"
+            | "com.docker.network.bridge.enable_icc"
+            | "com.docker.network.bridge.default_bridge" => {
+                if go_bool(value).is_none() {
+                    return Err(parse_err(label, value, format!("strconv.ParseBool: parsing {value:?}: invalid syntax")));
+                }
+            }
+            "com.docker.network.bridge.host_binding_ipv4" if value.parse::<IpAddr>().is_err() => {
+                return Err(parse_err(label, value, "nil ip".into()));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Go's `strconv.ParseBool`.
+pub(super) fn go_bool(value: &str) -> Option<bool> {
+    match value {
+        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
+        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
+        _ => None,
+    }
+}
+
 fn aux_addresses(
     requested: &[IpamConfig],
     subnet: &ipam::Subnet,
@@ -264,4 +311,21 @@ async fn host_subnets() -> Vec<ipam::Subnet> {
         })
         .filter(|s| s.prefix > 0 && !s.network.is_loopback())
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bridge_options_follow_go_strconv() {
+        assert_eq!(go_bool("F"), Some(false));
+        assert_eq!(go_bool("1"), Some(true));
+        assert_eq!(go_bool("yes"), None);
+        let opts = |k: &str, v: &str| BTreeMap::from([(k.to_string(), v.to_string())]);
+        assert!(check_bridge_options(&opts("com.docker.network.driver.mtu", "+1400")).is_ok());
+        assert!(check_bridge_options(&opts("com.docker.network.driver.mtu", " 1")).is_err());
+        assert!(check_bridge_options(&opts("com.docker.network.bridge.host_binding_ipv4", "::1")).is_ok());
+        assert!(check_bridge_options(&opts("com.example.anything", "x")).is_ok());
+    }
 }

@@ -8,7 +8,7 @@ use crate::backends::network::iptables::{self, BridgeRules, Family, Hairpin, Por
 use crate::services::ServiceError;
 
 fn option_on(n: &Network, key: &str) -> bool {
-    n.options.get(key).is_none_or(|v| v != "false")
+    n.options.get(key).is_none_or(|v| super::create::go_bool(v) != Some(false))
 }
 
 impl NetworkService {

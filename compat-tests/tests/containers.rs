@@ -349,12 +349,19 @@ fn rename_moves_the_name_and_guards_conflicts() {
     assert_eq!(inspect(&daemon, "{{.Name}}", "new"), "/new");
     let gone = daemon.docker(&["container", "inspect", "old"]).failure();
     assert!(gone.stderr.contains("No such container: old"), "{}", gone.stderr);
+    // dockerd's words: the name's refusals are "Error when allocating new
+    // name: …" with the slash; an unknown container is named before a bad name.
     let clash = daemon.docker(&["rename", "new", "taken"]).failure();
-    assert!(clash.stderr.contains("Conflict. The container name \"/taken\" is already in use by container"), "{}", clash.stderr);
-    let same = daemon.docker(&["rename", "new", "new"]).failure();
+    let words = "Error response from daemon: Error when allocating new name: Conflict. The container name \"/taken\" is already in use by container";
+    assert!(clash.stderr.contains(words), "{}", clash.stderr);
+    let same = daemon.docker(&["rename", "new", "/new"]).failure();
     assert!(same.stderr.contains("Renaming a container with the same name as its current name"), "{}", same.stderr);
     let bad = daemon.docker(&["rename", "new", "b@d"]).failure();
-    assert!(bad.stderr.contains("Invalid container name"), "{}", bad.stderr);
+    let words = "Error response from daemon: Error when allocating new name: Invalid container name (/b@d), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed";
+    assert!(bad.stderr.contains(words), "{}", bad.stderr);
+    let missing = daemon.docker(&["rename", "nosuch", "b@d"]).failure();
+    assert!(missing.stderr.contains("Error response from daemon: No such container: nosuch"), "{}", missing.stderr);
+    assert_eq!(inspect(&daemon, "{{.Name}}", "new"), "/new");
     // The old name is free again.
     daemon.docker(&["create", "--name", "old", "busybox", "true"]).success();
 }

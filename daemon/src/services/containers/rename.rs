@@ -8,18 +8,28 @@ impl ContainerService {
         if new_name.trim_start_matches('/').is_empty() {
             return Err(ServiceError::InvalidParameter("Neither old nor new names may be empty".into()));
         }
-        let new_name = naming::validate(new_name)?;
+        // dockerd finds the container first, then compares and reserves the
+        // name, its refusals prefixed "Error when allocating new name: ".
         let entry = self.lookup(name)?;
         let mut record = entry.record.lock().await;
-        if record.name == new_name {
+        let slashed = if new_name.starts_with('/') { new_name.to_string() } else { format!("/{new_name}") };
+        if record.name == slashed {
             return Err(ServiceError::InvalidParameter(
                 "Renaming a container with the same name as its current name".into(),
             ));
         }
+        let allocating = |text: String| format!("Error when allocating new name: {text}");
+        let new_name = naming::validate(&slashed).map_err(|e| match e {
+            ServiceError::InvalidParameter(text) => ServiceError::InvalidParameter(allocating(text)),
+            other => other,
+        })?;
         let old_name = {
             let mut reg = self.registry_mut();
             if let Some(holder) = reg.names.get(&new_name) {
-                return Err(super::create::name_conflict(&new_name, holder));
+                return Err(match super::create::name_conflict(&new_name, holder) {
+                    ServiceError::Conflict(text) => ServiceError::Conflict(allocating(text)),
+                    other => other,
+                });
             }
             let old_name = std::mem::replace(&mut record.name, new_name.clone());
             if let Err(e) = self.save(&record) {

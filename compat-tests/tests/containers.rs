@@ -104,6 +104,22 @@ fn a_bad_stop_signal_is_refused_at_create() {
     assert_eq!(state.stdout.trim(), "5");
 }
 
+/// dockerd reads kill's signal first, then words every other refusal
+/// "Cannot kill container: <name>: …" with its status kept.
+#[test]
+fn kill_refusals_are_worded_as_dockerd_words_them() {
+    let daemon = Berthd::start_with_busybox();
+    daemon.docker(&["create", "--name", "idle", "busybox", "true"]).success();
+    let id = inspect(&daemon, "{{.Id}}", "idle");
+    let out = daemon.docker(&["kill", "idle"]).failure();
+    assert!(out.stderr.contains(&format!("Error response from daemon: Cannot kill container: idle: Container {id} is not running")), "{}", out.stderr);
+    let out = daemon.docker(&["kill", "nosuch"]).failure();
+    assert!(out.stderr.contains("Error response from daemon: Cannot kill container: nosuch: No such container: nosuch"), "{}", out.stderr);
+    let out = daemon.docker(&["kill", "-s", "BOGUS", "nosuch"]).failure();
+    assert!(out.stderr.contains("Error response from daemon: Invalid signal: BOGUS"), "{}", out.stderr);
+    assert_eq!(inspect(&daemon, "{{.State.Status}}", "idle"), "created");
+}
+
 #[test]
 fn ps_filters_and_inspect_shape() {
     let daemon = Berthd::start_with_busybox();

@@ -39,6 +39,24 @@ impl From<ContainerdError> for ServiceError {
     }
 }
 
+impl ServiceError {
+    /// The same error with dockerd's wrapping before its text (Go's
+    /// `errors.Wrapf`, which keeps the category).
+    pub fn wrapped(self, prefix: &str) -> Self {
+        match self {
+            Self::NotFound(t) => Self::NotFound(format!("{prefix}: {t}")),
+            Self::InvalidParameter(t) => Self::InvalidParameter(format!("{prefix}: {t}")),
+            Self::Conflict(t) => Self::Conflict(format!("{prefix}: {t}")),
+            Self::Forbidden(t) => Self::Forbidden(format!("{prefix}: {t}")),
+            Self::Unauthorized(t) => Self::Unauthorized(format!("{prefix}: {t}")),
+            Self::Unavailable(t) => Self::Unavailable(format!("{prefix}: {t}")),
+            Self::NotImplemented(t) => Self::NotImplemented(format!("{prefix}: {t}")),
+            Self::Internal(t) => Self::Internal(format!("{prefix}: {t}")),
+            Self::NotModified => Self::NotModified,
+        }
+    }
+}
+
 /// What a dockerd outside a swarm answers to every swarm endpoint.
 pub fn not_swarm_manager() -> ServiceError {
     ServiceError::Unavailable(

@@ -9,9 +9,15 @@ use crate::services::ServiceError;
 pub(super) const DEFAULT_STOP_TIMEOUT: i64 = 10;
 
 impl ContainerService {
+    /// dockerd reads the signal first, then prefixes every other refusal
+    /// with "Cannot kill container: <name>".
     pub async fn kill(&self, name: &str, signal: Option<&str>) -> Result<(), ServiceError> {
-        let entry = self.lookup(name)?;
         let signal = parse_signal(signal.unwrap_or("KILL"))?;
+        self.signal_container(name, signal).await.map_err(|e| e.wrapped(&format!("Cannot kill container: {name}")))
+    }
+
+    async fn signal_container(&self, name: &str, signal: u32) -> Result<(), ServiceError> {
+        let entry = self.lookup(name)?;
         let mut record = entry.record.lock().await;
         if !record.state.status.is_live() {
             return Err(ServiceError::Conflict(format!("Container {} is not running", record.id)));

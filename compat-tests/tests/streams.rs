@@ -86,6 +86,22 @@ fn exec_runs_in_the_container_with_exit_codes() {
     assert!(made, "detached exec did not run");
 }
 
+/// As dockerd (moby's ReplaceOrAppendEnvValues): `exec -e NAME` with NAME
+/// unset on the client unsets it, `NAME=v` replaces in place; a command that
+/// cannot start is named once, in runc's words.
+#[test]
+fn exec_env_names_alone_unset_and_failures_read_as_dockerd() {
+    let daemon = Berthd::start_with_busybox();
+    daemon.docker(&["run", "-d", "--name", "box", "-e", "B_SWEEP_UNSET=1", "-e", "C=2", "busybox", "sleep", "300"]).success();
+    let out = daemon.docker(&["exec", "-e", "B_SWEEP_UNSET", "-e", "C=3", "-e", "D=4", "box", "env"]).success();
+    let vars: Vec<&str> = out.stdout.lines().filter(|l| !l.starts_with("HOME=") && !l.starts_with("PATH=") && !l.starts_with("HOSTNAME=")).collect();
+    assert_eq!(vars, ["C=3", "D=4"], "{}", out.stdout);
+    let missing = daemon.docker(&["exec", "-d", "box", "nosuchcommand"]).failure();
+    let words = "Error response from daemon: OCI runtime exec failed: exec failed: unable to start container process: exec: \"nosuchcommand\": executable file not found in $PATH";
+    assert!(missing.stderr.contains(words), "{}", missing.stderr);
+    assert_eq!(missing.stderr.matches("OCI runtime exec failed").count(), 1, "{}", missing.stderr);
+}
+
 #[test]
 fn exec_in_a_stopped_container_is_refused() {
     let daemon = Berthd::start_with_busybox();

@@ -160,10 +160,16 @@ impl ContainerService {
             config.working_dir = req.working_dir.clone();
         }
         let mut env = record.config.env.clone().unwrap_or_default();
+        // moby's ReplaceOrAppendEnvValues: replaced in place, appended, or,
+        // for a name alone (`-e A` with A unset in the client), removed.
         for var in req.env.iter().flatten() {
-            let key = var.split('=').next().unwrap_or_default();
-            env.retain(|e| e.split('=').next() != Some(key));
-            env.push(var.clone());
+            match var.split_once('=') {
+                None => env.retain(|e| e.split('=').next() != Some(var.as_str())),
+                Some((key, _)) => match env.iter_mut().find(|e| e.split('=').next() == Some(key)) {
+                    Some(slot) => *slot = var.clone(),
+                    None => env.push(var.clone()),
+                },
+            }
         }
         let spec = oci_spec::generate(&SpecInput {
             id: &record.id,
@@ -220,7 +226,11 @@ impl ContainerService {
             Err(e) => {
                 exec.io.abandon(&fifos);
                 let _ = self.containerd.exec_delete(&record.id, &exec.id).await;
-                let message = format!("OCI runtime exec failed: {}", e.message);
+                // The runc shim's text already starts so; dockerd adds nothing.
+                let message = match e.message.starts_with("OCI runtime exec failed") {
+                    true => e.message.clone(),
+                    false => format!("OCI runtime exec failed: {}", e.message),
+                };
                 Err(match e.kind() {
                     ErrorKind::Unavailable => ServiceError::Unavailable(e.to_string()),
                     // As dockerd: a command that cannot run is the client's

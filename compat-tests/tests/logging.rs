@@ -268,3 +268,25 @@ fn logged_while_the_daemon_is_down(flags: &[&str]) {
         tokio::time::timeout(Duration::from_secs(20), whole_line).await.expect("no live output after the restart");
     });
 }
+
+/// dockerd takes `mode` and `max-buffer-size` for every driver (its
+/// built-in log options) and checks them first; a refused one creates
+/// nothing, an accepted one logs as before.
+#[test]
+fn delivery_mode_options_are_taken_and_checked_as_dockerd_does() {
+    let daemon = Berthd::start_with_busybox();
+    let cases: [(&[&str], &str); 3] = [
+        (&["--log-opt", "mode=bogus"], "logger: logging mode not supported: bogus"),
+        (&["--log-opt", "max-buffer-size=1m"], "logger: max-buffer-size option is only supported with 'mode=non-blocking'"),
+        (&["--log-opt", "mode=non-blocking", "--log-opt", "max-buffer-size=x"], "error parsing option max-buffer-size: invalid size: 'x'"),
+    ];
+    for (flags, words) in cases {
+        let out = daemon.docker(&[&["create"], flags, &["busybox", "true"]].concat()).failure();
+        assert!(out.stderr.contains(&format!("Error response from daemon: {words}")), "{flags:?}: {}", out.stderr);
+    }
+    assert_eq!(daemon.docker(&["ps", "-aq"]).success().stdout.trim(), "");
+    let nb = ["--log-opt", "mode=non-blocking", "--log-opt", "max-buffer-size=1m"];
+    daemon.docker(&[&["run", "--name", "nb"], &nb[..], &["busybox", "echo", "kept"]].concat()).success();
+    assert_eq!(daemon.docker(&["logs", "nb"]).success().stdout, "kept\n");
+    daemon.docker(&[&["create", "--log-driver", "local"], &nb[..], &["busybox", "true"]].concat()).success();
+}

@@ -32,7 +32,11 @@ impl LogDriver {
             "none" => &[],
             other => return Err(format!("error looking up logging plugin {other}: plugin \"{other}\" not found")),
         };
-        if let Some(unknown) = opts.keys().find(|k| !allowed.contains(&k.as_str())) {
+        if kind != "none" {
+            check_delivery_mode(opts)?;
+        }
+        let builtin = |k: &str| BUILTIN_OPTS.contains(&k) && kind != "none";
+        if let Some(unknown) = opts.keys().find(|k| !allowed.contains(&k.as_str()) && !builtin(k)) {
             return Err(format!("unknown log opt '{unknown}' for {kind} log driver"));
         }
         match kind {
@@ -47,6 +51,25 @@ impl LogDriver {
     pub fn reads(&self) -> bool {
         !matches!(self, Self::None)
     }
+}
+
+/// Options dockerd takes for every driver (its `builtInLogOpts`).
+const BUILTIN_OPTS: &[&str] = &["mode", "max-buffer-size"];
+
+/// moby's `ValidateLogOpts` for the delivery mode. berthd's writers keep
+/// the blocking behaviour; the options are taken and shown as dockerd does.
+fn check_delivery_mode(opts: &BTreeMap<String, String>) -> Result<(), String> {
+    let mode = opts.get("mode").map(String::as_str).unwrap_or_default();
+    if !matches!(mode, "" | "blocking" | "non-blocking") {
+        return Err(format!("logger: logging mode not supported: {mode}"));
+    }
+    if let Some(size) = opts.get("max-buffer-size") {
+        if mode != "non-blocking" {
+            return Err("logger: max-buffer-size option is only supported with 'mode=non-blocking'".into());
+        }
+        parse_size(size).map_err(|e| format!("error parsing option max-buffer-size: {e}"))?;
+    }
+    Ok(())
 }
 
 fn rotation(opts: &BTreeMap<String, String>, defaults: Rotation) -> Result<Rotation, String> {
@@ -115,5 +138,16 @@ mod tests {
         );
         assert!(matches!(LogDriver::parse("local", &opts(&[])).unwrap(), LogDriver::Local(r) if r.compress && r.max_files == 5));
         assert!(!LogDriver::parse("none", &opts(&[])).unwrap().reads());
+        let nb = opts(&[("mode", "non-blocking"), ("max-buffer-size", "1m")]);
+        assert!(LogDriver::parse("local", &nb).is_ok());
+        assert_eq!(LogDriver::parse("json-file", &opts(&[("mode", "x")])).unwrap_err(), "logger: logging mode not supported: x");
+        assert_eq!(
+            LogDriver::parse("json-file", &opts(&[("max-buffer-size", "1m")])).unwrap_err(),
+            "logger: max-buffer-size option is only supported with 'mode=non-blocking'"
+        );
+        assert_eq!(
+            LogDriver::parse("json-file", &opts(&[("mode", "non-blocking"), ("max-buffer-size", "x")])).unwrap_err(),
+            "error parsing option max-buffer-size: invalid size: 'x'"
+        );
     }
 }

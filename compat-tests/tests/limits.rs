@@ -292,6 +292,21 @@ fn memory_and_cpu_limits_are_checked_as_dockerd_checks_them() {
     daemon.docker(&["rm", "-f", &id]).success();
 }
 
+/// An --rm container keeps "no" restart policy: dockerd refuses another
+/// with a 409 "Cannot update container <id>: Restart policy cannot be
+/// updated because AutoRemove is enabled for the container", and keeps it.
+#[test]
+fn an_auto_remove_container_keeps_its_restart_policy() {
+    let daemon = Berthd::start_with_busybox();
+    let id = daemon.docker(&["create", "--rm", "busybox", "true"]).success().stdout.trim().to_string();
+    let out = daemon.docker(&["update", "--restart", "always", &id]).failure();
+    let words = format!("Error response from daemon: Cannot update container {id}: Restart policy cannot be updated because AutoRemove is enabled for the container");
+    assert!(out.stderr.contains(&words), "{}", out.stderr);
+    let policy = daemon.docker(&["inspect", "--format", "{{.HostConfig.RestartPolicy.Name}}", &id]).success();
+    assert_eq!(policy.stdout.trim(), "no");
+    daemon.docker(&["update", "--restart", "no", &id]).success();
+}
+
 #[test]
 fn a_huge_cpuset_range_is_refused_without_expanding_it() {
     let daemon = Berthd::start_with_busybox();

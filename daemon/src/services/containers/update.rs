@@ -23,9 +23,11 @@ impl ContainerService {
         let warnings: Vec<String> = super::isolation::discard_unsupported_blkio_weight(&mut hc).into_iter().collect();
         if let Some(policy) = req.restart_policy.filter(|p| !p.name.is_empty()) {
             if hc.auto_remove && policy.name != "no" {
-                return Err(ServiceError::InvalidParameter(
-                    "Restart policy cannot be updated because AutoRemove is enabled for the container".into(),
-                ));
+                // dockerd's UpdateContainer conflict, wrapped as its update wraps it.
+                return Err(ServiceError::Conflict(format!(
+                    "Cannot update container {}: Restart policy cannot be updated because AutoRemove is enabled for the container",
+                    record.id
+                )));
             }
             hc.restart_policy = policy;
             super::create::validate_host_config(&hc)?;

@@ -55,6 +55,31 @@ fn detached_container_lifecycle() {
     assert!(gone.stderr.contains("No such container: sleeper"), "{}", gone.stderr);
 }
 
+/// dockerd's process environment: PATH, HOSTNAME, TERM=xterm with a TTY,
+/// then the container's own variables, which replace those in place; an
+/// exec gets the same, with its own `-e` on top. (runc adds HOME.)
+#[test]
+fn processes_get_dockerds_environment() {
+    let daemon = Berthd::start_with_busybox();
+    let id = daemon.docker(&["create", "-t", "busybox", "env"]).success().stdout.trim().to_string();
+    let out = daemon.docker(&["start", "-a", &id]).success();
+    let short = &id[..12];
+    let path = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+    assert_eq!(out.stdout.replace('\r', ""), format!("{path}\nHOSTNAME={short}\nTERM=xterm\nHOME=/root\n"));
+    let out = daemon.docker(&["run", "--rm", "-h", "hh", "-e", "HOSTNAME=mine", "-e", "A=1", "busybox", "env"]).success();
+    assert_eq!(out.stdout, format!("{path}\nHOSTNAME=mine\nA=1\nHOME=/root\n"));
+    // The stored config keeps only what was asked for.
+    let env = daemon.inspect_format("{{json .Config.Env}}", &id);
+    assert_eq!(env, format!("[\"{path}\"]"));
+
+    daemon.docker(&["run", "-d", "--name", "envx", "-e", "A=1", "-e", "B=2", "busybox", "sleep", "300"]).success();
+    let out = daemon.docker(&["exec", "-e", "B=3", "-e", "C=4", "envx", "env"]).success();
+    let host = daemon.inspect_format("{{.Config.Hostname}}", "envx");
+    assert_eq!(out.stdout, format!("{path}\nHOSTNAME={host}\nA=1\nB=3\nC=4\nHOME=/root\n"));
+    let out = daemon.docker(&["exec", "-t", "envx", "env"]).success();
+    assert!(out.stdout.replace('\r', "").contains(&format!("HOSTNAME={host}\nTERM=xterm\n")), "{}", out.stdout);
+}
+
 #[test]
 fn duplicate_names_conflict() {
     let daemon = Berthd::start_with_busybox();

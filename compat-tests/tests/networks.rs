@@ -326,6 +326,22 @@ fn host_mode_sees_the_hosts_interfaces() {
     );
 }
 
+/// A daemon on the host's own network (as in production, not the tests'
+/// usual namespace of its own): runc refuses `net.*` sysctls in its own
+/// namespace, so host-mode containers must get none. They are named as the
+/// host is, as with dockerd.
+#[test]
+fn host_mode_starts_from_a_daemon_on_the_hosts_network() {
+    let daemon = Berthd::builder().host_network().start_with_busybox();
+    let host_name = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap().trim().to_string();
+    let port_start = std::fs::read_to_string("/proc/sys/net/ipv4/ip_unprivileged_port_start").unwrap();
+    let script = "echo $HOSTNAME; hostname; cat /proc/sys/net/ipv4/ip_unprivileged_port_start";
+    let out = daemon.docker(&["run", "--rm", "--network", "host", "busybox", "sh", "-c", script]).success();
+    assert_eq!(out.stdout, format!("{host_name}\n{host_name}\n{port_start}"));
+    let id = daemon.docker(&["create", "--network", "host", "-h", "custom", "busybox", "hostname"]).success().stdout;
+    assert_eq!(inspect(&daemon, "{{.Config.Hostname}}", id.trim()), "custom");
+}
+
 #[test]
 fn connect_and_disconnect_a_running_and_a_stopped_container() {
     let daemon = Berthd::start_with_busybox();

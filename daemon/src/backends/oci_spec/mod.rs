@@ -43,6 +43,16 @@ pub enum NetworkNamespace {
     Host,
     /// An existing namespace at this path.
     Path(PathBuf),
+    /// The host's network (berthd's own), joined by the path it is pinned
+    /// at: berthd may run in another network namespace than containerd.
+    HostAt(PathBuf),
+}
+
+impl NetworkNamespace {
+    /// The host's network: no sysctls of its own for the container.
+    pub fn is_host(&self) -> bool {
+        matches!(self, NetworkNamespace::Host | NetworkNamespace::HostAt(_))
+    }
 }
 
 /// Per-container files bind-mounted over the image's.
@@ -210,7 +220,9 @@ fn sysctls(extras: &HostExtras, input: &SpecInput<'_>) -> std::collections::BTre
     if !input.config.domainname.is_empty() && extras.uts_mode() != "host" {
         default("kernel.domainname", &input.config.domainname);
     }
-    if input.network != NetworkNamespace::Host {
+    // runc refuses `net.*` sysctls in its own namespace: a daemon on the
+    // host's network could not start a host-mode container.
+    if !input.network.is_host() {
         default("net.ipv4.ip_unprivileged_port_start", "0");
         default("net.ipv4.ping_group_range", "0 2147483647");
     }

@@ -68,7 +68,7 @@ pub fn list(x: &HostExtras, network: &NetworkNamespace, joined: &JoinedNamespace
     match network {
         NetworkNamespace::New => out.push(json!({"type": "network"})),
         NetworkNamespace::Host => {}
-        NetworkNamespace::Path(p) => out.push(json!({"type": "network", "path": p})),
+        NetworkNamespace::Path(p) | NetworkNamespace::HostAt(p) => out.push(json!({"type": "network", "path": p})),
     }
     if private_cgroupns {
         out.push(json!({"type": "cgroup"}));

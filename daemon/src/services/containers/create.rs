@@ -77,7 +77,9 @@ impl ContainerService {
         if let Some(other) = &joined {
             config.hostname = other.config.hostname.clone();
         } else if config.hostname.is_empty() {
-            config.hostname = id[..12].to_string();
+            // On the host's network dockerd names the container as the host.
+            let host = (host_config.network_mode == "host").then(host_name).flatten();
+            config.hostname = host.unwrap_or_else(|| id[..12].to_string());
         }
         let dir = self.container_dir(&id);
         // A container on another's namespace shares its hosts files.
@@ -216,7 +218,12 @@ impl ContainerService {
             config: &record.config,
             host_config: &host_config,
             args,
-            env: record.config.env.clone().unwrap_or_default(),
+            env: super::environment::process_env(
+                &record.config.hostname,
+                record.config.tty,
+                Vec::new(),
+                record.config.env.as_deref().unwrap_or_default(),
+            ),
             user: process_user,
             hostname: record.config.hostname.clone(),
             etc_files: Some(etc),
@@ -308,6 +315,12 @@ pub(super) fn validate_host_config(hc: &HostConfig) -> Result<(), ServiceError> 
     Ok(())
 }
 
+/// The host's name, as `os.Hostname` reads it.
+fn host_name() -> Option<String> {
+    let name = std::fs::read_to_string("/proc/sys/kernel/hostname").ok()?;
+    Some(name.trim().to_string()).filter(|n| !n.is_empty())
+}
+
 /// dockerd's merge of the create config over the image config.
 pub fn merge_image_config(mut user: ContainerConfig, image: &ContainerConfig) -> ContainerConfig {
     if user.user.is_empty() {
@@ -325,9 +338,6 @@ pub fn merge_image_config(mut user: ContainerConfig, image: &ContainerConfig) ->
         if !env.iter().any(|e| e.split('=').next() == Some(key)) {
             env.push(image_env.clone());
         }
-    }
-    if !env.iter().any(|e| e.starts_with("PATH=")) {
-        env.push("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
     }
     user.env = Some(env);
     let mut labels = image.labels.clone();

@@ -159,18 +159,11 @@ impl ContainerService {
         if !req.working_dir.is_empty() {
             config.working_dir = req.working_dir.clone();
         }
-        let mut env = record.config.env.clone().unwrap_or_default();
-        // moby's ReplaceOrAppendEnvValues: replaced in place, appended, or,
-        // for a name alone (`-e A` with A unset in the client), removed.
-        for var in req.env.iter().flatten() {
-            match var.split_once('=') {
-                None => env.retain(|e| e.split('=').next() != Some(var.as_str())),
-                Some((key, _)) => match env.iter_mut().find(|e| e.split('=').next() == Some(key)) {
-                    Some(slot) => *slot = var.clone(),
-                    None => env.push(var.clone()),
-                },
-            }
-        }
+        // The container's environment as its process got it (without the
+        // link variables), then the exec's own.
+        let own = record.config.env.as_deref().unwrap_or_default();
+        let env = super::environment::process_env(&record.config.hostname, req.tty, Vec::new(), own);
+        let env = super::environment::replace_or_append(env, req.env.as_deref().unwrap_or_default());
         let spec = oci_spec::generate(&SpecInput {
             id: &record.id,
             config: &config,

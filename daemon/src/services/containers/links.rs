@@ -260,14 +260,11 @@ impl ContainerService {
         Ok((hosts, rules))
     }
 
-    /// The process environment: link variables the container does not set
-    /// itself, then its own.
+    /// The process environment with the link variables (see
+    /// `environment.rs`), into the stored spec.
     async fn set_link_env(&self, record: &Container, links: Vec<String>) -> Result<(), ServiceError> {
-        let own = record.config.env.clone().unwrap_or_default();
-        let key = |v: &String| v.split('=').next().unwrap_or_default().to_string();
-        let own_keys: std::collections::HashSet<String> = own.iter().map(key).collect();
-        let mut env: Vec<String> = links.into_iter().filter(|v| !own_keys.contains(&key(v))).collect();
-        env.extend(own);
+        let own = record.config.env.as_deref().unwrap_or_default();
+        let env = super::environment::process_env(&record.config.hostname, record.config.tty, links, own);
         self.containerd
             .container_edit_spec(&record.id, |spec| spec["process"]["env"] = serde_json::json!(env))
             .await

@@ -6,6 +6,7 @@ mod attach;
 mod commit;
 mod create;
 mod detach;
+mod environment;
 mod etc_files;
 mod events;
 mod exec;

@@ -310,7 +310,7 @@ impl ContainerService {
     /// makes), and whether it is the host's.
     pub(super) async fn spec_namespace(&self, record: &Container) -> Result<(NetworkNamespace, bool), ServiceError> {
         let host = || match self.networks.host_netns() {
-            Some(path) => (NetworkNamespace::Path(path.to_path_buf()), true),
+            Some(path) => (NetworkNamespace::HostAt(path.to_path_buf()), true),
             None => (NetworkNamespace::Host, true),
         };
         let mode = record.host_config.network_mode.as_str();

@@ -292,6 +292,37 @@ fn memory_and_cpu_limits_are_checked_as_dockerd_checks_them() {
     daemon.docker(&["rm", "-f", &id]).success();
 }
 
+/// dockerd stores twice the memory as the swap limit when only a memory
+/// limit is given, and an update may then not raise the memory above the
+/// stored swap without a swap of its own (a 409), whatever the swap is.
+#[test]
+fn a_memory_limit_gets_twice_as_much_swap_and_updates_respect_it() {
+    let daemon = Berthd::start_with_busybox();
+    let limits = |id: &str| daemon.inspect_format("{{.HostConfig.Memory}} {{.HostConfig.MemorySwap}}", id);
+    let mib = |n: u64| (n << 20).to_string();
+    let limited = daemon.docker(&["create", "--memory", "10m", "busybox", "true"]).success().stdout.trim().to_string();
+    assert_eq!(limits(&limited), format!("{} {}", mib(10), mib(20)));
+    let unlimited = daemon.docker(&["create", "busybox", "true"]).success().stdout.trim().to_string();
+    let no_swap_limit = daemon.docker(&["create", "--memory", "10m", "--memory-swap", "-1", "busybox", "true"]).success().stdout.trim().to_string();
+    assert_eq!(limits(&no_swap_limit), format!("{} -1", mib(10)));
+    for (id, memory) in [(&limited, "30m"), (&unlimited, "10m"), (&no_swap_limit, "20m")] {
+        let out = daemon.docker(&["update", "--memory", memory, id]).failure();
+        let words = format!(
+            "Cannot update container {id}: Memory limit should be smaller than already set memoryswap limit, update the memoryswap at the same time"
+        );
+        assert!(out.stderr.contains(&words), "{memory}: {}", out.stderr);
+    }
+    let body = serde_json::json!({"Memory": 40u64 << 20}).to_string();
+    let path = format!("/containers/{limited}/update");
+    let status = compat_tests::client::raw_request(&socket(&daemon), "POST", &path, &[("Content-Type", "application/json")], Some(body.as_bytes())).status;
+    assert_eq!(status, 409);
+    assert_eq!(limits(&limited), format!("{} {}", mib(10), mib(20)));
+    daemon.docker(&["update", "--memory", "15m", &limited]).success();
+    assert_eq!(limits(&limited), format!("{} {}", mib(15), mib(20)));
+    daemon.docker(&["update", "--memory", "10m", "--memory-swap", "30m", &unlimited]).success();
+    assert_eq!(limits(&unlimited), format!("{} {}", mib(10), mib(30)));
+}
+
 /// An --rm container keeps "no" restart policy: dockerd refuses another
 /// with a 409 "Cannot update container <id>: Restart policy cannot be
 /// updated because AutoRemove is enabled for the container", and keeps it.

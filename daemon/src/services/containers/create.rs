@@ -32,6 +32,7 @@ impl ContainerService {
         }
         validate_host_config(&host_config)?;
         let resource_warnings = super::resources::Limits::of(&host_config).check(false)?;
+        super::resources::Limits::default_swap(&mut host_config);
         super::mounts::validate(&host_config)?;
         super::mounts::bind_daemon_root(&mut host_config, &self.data_root)?;
         super::health::validate(config.healthcheck.as_ref())?;

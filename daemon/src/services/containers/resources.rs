@@ -24,6 +24,14 @@ pub(super) struct Limits {
 }
 
 impl Limits {
+    /// dockerd's `adaptContainerSettings`: a memory limit without a swap
+    /// limit gets twice the memory as swap, stored (and shown) as such.
+    pub fn default_swap(hc: &mut HostConfig) {
+        if hc.memory > 0 && hc.memory_swap == 0 {
+            hc.memory_swap = hc.memory.saturating_mul(2);
+        }
+    }
+
     pub fn of(hc: &HostConfig) -> Self {
         let other = |key: &str| hc.other.get(key).and_then(Value::as_i64).unwrap_or(0);
         Limits {
@@ -113,6 +121,10 @@ impl Limits {
         }
         if new.cpu_quota > 0 && cur.nano_cpus > 0 {
             return Some("Conflicting options: CPU Quota cannot be updated as NanoCPUs has already been set");
+        }
+        // Even over an unlimited swap (-1) or none: dockerd's rule, as is.
+        if new.memory != 0 && new.memory > cur.memory_swap && new.memory_swap == 0 {
+            return Some("Memory limit should be smaller than already set memoryswap limit, update the memoryswap at the same time");
         }
         None
     }

@@ -14,6 +14,8 @@ impl ContainerService {
         let entry = self.lookup(name)?;
         let mut record = entry.record.lock().await;
         let mut hc = record.host_config.clone();
+        // Records from before the default was stored.
+        Limits::default_swap(&mut hc);
         let limits = Limits::of_update(&req);
         limits.check(true)?;
         if let Some(conflict) = limits.conflict_with(&Limits::of(&hc)) {

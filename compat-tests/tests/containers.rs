@@ -72,10 +72,14 @@ fn processes_get_dockerds_environment() {
     let env = daemon.inspect_format("{{json .Config.Env}}", &id);
     assert_eq!(env, format!("[\"{path}\"]"));
 
-    daemon.docker(&["run", "-d", "--name", "envx", "-e", "A=1", "-e", "B=2", "busybox", "sleep", "300"]).success();
-    let out = daemon.docker(&["exec", "-e", "B=3", "-e", "C=4", "envx", "env"]).success();
+    // One variable per command: the CLI (28) may send several `-e` out of
+    // order under load, to dockerd as well.
+    daemon.docker(&["run", "-d", "--name", "envx", "-e", "A=1", "busybox", "sleep", "300"]).success();
     let host = daemon.inspect_format("{{.Config.Hostname}}", "envx");
-    assert_eq!(out.stdout, format!("{path}\nHOSTNAME={host}\nA=1\nB=3\nC=4\nHOME=/root\n"));
+    let out = daemon.docker(&["exec", "-e", "A=3", "envx", "env"]).success();
+    assert_eq!(out.stdout, format!("{path}\nHOSTNAME={host}\nA=3\nHOME=/root\n"));
+    let out = daemon.docker(&["exec", "-e", "C=4", "envx", "env"]).success();
+    assert_eq!(out.stdout, format!("{path}\nHOSTNAME={host}\nA=1\nC=4\nHOME=/root\n"));
     let out = daemon.docker(&["exec", "-t", "envx", "env"]).success();
     assert!(out.stdout.replace('\r', "").contains(&format!("HOSTNAME={host}\nTERM=xterm\n")), "{}", out.stdout);
 }
@@ -515,6 +519,9 @@ fn user_groups_workdir_env_hostname_and_binds() {
     assert_eq!(run_in(&daemon, &["--user", "nobody"], &["id", "-u"]), "65534\n");
     assert_eq!(run_in(&daemon, &["--user", "1000:1000"], &["id", "-u"]), "1000\n");
     assert_eq!(run_in(&daemon, &["--user", "1000:1000"], &["id", "-g"]), "1000\n");
+    // The primary group is an additional group too, as dockerd sets it.
+    assert_eq!(run_in(&daemon, &["--user", "1000:1000"], &["id", "-G"]), "1000\n");
+    assert_eq!(run_in(&daemon, &["--user", "1000"], &["id", "-G"]), "0\n");
     let groups = run_in(&daemon, &["--user", "nobody", "--group-add", "root", "--group-add", "4242"], &["id", "-G"]);
     let groups: Vec<&str> = groups.split_whitespace().collect();
     assert!(groups.contains(&"0") && groups.contains(&"4242"), "{groups:?}");

@@ -94,10 +94,12 @@ pub fn resolve(user: &str, group_add: &[String], files: &RootfsFiles) -> Result<
     if let Some(g) = group_part.filter(|g| !g.is_empty()) {
         gid = lookup_group(g, &groups)?;
     }
-    let mut additional: Vec<u32> = match (&name, group_part) {
-        (Some(n), None) => groups.iter().filter(|g| g.members.contains(n)).map(|g| g.gid).collect(),
-        _ => vec![],
-    };
+    // The primary group is an additional group too, as dockerd sets it
+    // (moby's fix for CVE-2022-36109): a process that drops it keeps it.
+    let mut additional: Vec<u32> = vec![gid];
+    if let (Some(n), None) = (&name, group_part) {
+        additional.extend(groups.iter().filter(|g| g.members.contains(n)).map(|g| g.gid));
+    }
     for g in group_add {
         let id = lookup_group(g, &groups)?;
         if !additional.contains(&id) {
@@ -132,11 +134,11 @@ mod tests {
     #[test]
     fn names_numbers_and_groups() {
         let (_d, f) = files();
-        assert_eq!(resolve("", &[], &f).unwrap(), ProcessUser { uid: 0, gid: 0, additional_gids: vec![] });
-        assert_eq!(resolve("www", &[], &f).unwrap(), ProcessUser { uid: 33, gid: 34, additional_gids: vec![50] });
-        assert_eq!(resolve("1000:1000", &[], &f).unwrap(), ProcessUser { uid: 1000, gid: 1000, additional_gids: vec![] });
+        assert_eq!(resolve("", &[], &f).unwrap(), ProcessUser { uid: 0, gid: 0, additional_gids: vec![0] });
+        assert_eq!(resolve("www", &[], &f).unwrap(), ProcessUser { uid: 33, gid: 34, additional_gids: vec![34, 50] });
+        assert_eq!(resolve("1000:1000", &[], &f).unwrap(), ProcessUser { uid: 1000, gid: 1000, additional_gids: vec![1000] });
         assert_eq!(resolve("www:root", &["staff".into()], &f).unwrap().gid, 0);
-        assert_eq!(resolve("www:root", &["staff".into()], &f).unwrap().additional_gids, vec![50]);
+        assert_eq!(resolve("www:root", &["staff".into()], &f).unwrap().additional_gids, vec![0, 50]);
         assert!(resolve("nobody", &[], &f).unwrap_err().to_string().contains("unable to find user nobody"));
         assert!(resolve("0:nogroup", &[], &f).is_err());
     }

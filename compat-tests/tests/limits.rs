@@ -292,6 +292,25 @@ fn memory_and_cpu_limits_are_checked_as_dockerd_checks_them() {
     daemon.docker(&["rm", "-f", &id]).success();
 }
 
+/// dockerd warns at create when the OOM killer is disabled without a
+/// memory limit (on cgroup v1; v2 has no such control and drops the flag
+/// with its own warning), and creates the container all the same.
+#[test]
+fn disabling_the_oom_killer_without_a_memory_limit_is_warned_about() {
+    let daemon = Berthd::start_with_busybox();
+    let v2 = std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+    let words = if v2 {
+        "WARNING: Your kernel does not support OomKillDisable. OomKillDisable discarded."
+    } else {
+        "WARNING: OOM killer is disabled for the container, but no memory limit is set, this can result in the system running out of resources."
+    };
+    let out = daemon.docker(&["create", "--oom-kill-disable", "busybox", "true"]).success();
+    assert!(out.stderr.contains(words), "{}", out.stderr);
+    assert_eq!(out.stdout.trim().len(), 64, "{}", out.stdout);
+    let out = daemon.docker(&["create", "--oom-kill-disable", "--memory", "10m", "busybox", "true"]).success();
+    assert_eq!(out.stderr.contains("WARNING"), v2, "{}", out.stderr);
+}
+
 /// dockerd stores twice the memory as the swap limit when only a memory
 /// limit is given, and an update may then not raise the memory above the
 /// stored swap without a swap of its own (a 409), whatever the swap is.

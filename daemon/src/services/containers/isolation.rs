@@ -70,6 +70,7 @@ impl ContainerService {
         if let Some(warning) = discard_unsupported_blkio_weight(hc) {
             warnings.push(warning);
         }
+        warnings.extend(oom_kill_disable_warning(hc));
         if extras.ipc_mode().is_empty() {
             hc.other.insert("IpcMode".into(), json!(self.defaults().ipc_mode));
         }
@@ -227,6 +228,23 @@ pub(super) fn discard_unsupported_blkio_weight(hc: &mut HostConfig) -> Option<St
     }
     hc.other.insert("BlkioWeight".into(), json!(0));
     Some("Your kernel does not support Block I/O weight or the cgroup is not mounted. Weight discarded.".into())
+}
+
+/// dockerd's words for `--oom-kill-disable`: discarded where the kernel
+/// has no such control (cgroup v2), and risky without a memory limit.
+fn oom_kill_disable_warning(hc: &mut HostConfig) -> Option<String> {
+    if hc.other.get("OomKillDisable").and_then(Value::as_bool) != Some(true) {
+        return None;
+    }
+    let version = if std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists() { "2" } else { "1" };
+    if !crate::backends::host::CgroupFeatures::read(version).oom_kill_disable {
+        hc.other.remove("OomKillDisable");
+        return Some("Your kernel does not support OomKillDisable. OomKillDisable discarded.".into());
+    }
+    (hc.memory == 0).then(|| {
+        "OOM killer is disabled for the container, but no memory limit is set, this can result in the system running out of resources."
+            .into()
+    })
 }
 
 /// runc's refusals of sysctls that would change the host's namespaces,

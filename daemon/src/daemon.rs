@@ -215,7 +215,7 @@ pub fn container_defaults_for_host(
     mut defaults: crate::config::container_defaults::ContainerDefaults,
 ) -> crate::config::container_defaults::ContainerDefaults {
     if defaults.cgroupns_mode.is_empty() {
-        let v2 = std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+        let v2 = crate::backends::host::cgroup_version() == "2";
         defaults.cgroupns_mode = if v2 { "private" } else { "host" }.to_string();
     }
     defaults

@@ -35,8 +35,17 @@ impl HostInfo {
             os_version: field("VERSION_ID").unwrap_or_default(),
             ncpu: std::thread::available_parallelism().map(|n| n.get() as u64).unwrap_or(1),
             mem_total: mem_total().unwrap_or(0),
-            cgroup_version: if Path::new("/sys/fs/cgroup/cgroup.controllers").exists() { "2" } else { "1" },
+            cgroup_version: cgroup_version(),
         }
+    }
+}
+
+/// "2" on a unified (v2) cgroup hierarchy, else "1".
+pub fn cgroup_version() -> &'static str {
+    if Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+        "2"
+    } else {
+        "1"
     }
 }
 

@@ -7,7 +7,7 @@
 
 /// dockerd's default `PATH`, for a process whose image and config set
 /// none (`Config.Env` does not get it).
-pub(super) const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// The process environment: the daemon's defaults, `links`, then `own`.
 pub(super) fn process_env(hostname: &str, tty: bool, links: Vec<String>, own: &[String]) -> Vec<String> {

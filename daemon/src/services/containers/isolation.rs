@@ -213,7 +213,7 @@ fn apply_joined(spec: &mut Value, joined: &JoinedNamespaces) {
 /// warning (runc would fail the start otherwise).
 pub(super) fn discard_unsupported_blkio_weight(hc: &mut HostConfig) -> Option<String> {
     let weight = hc.other.get("BlkioWeight").and_then(Value::as_i64).filter(|w| *w > 0)?;
-    let supported = if std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+    let supported = if crate::backends::host::cgroup_version() == "2" {
         std::path::Path::new("/sys/fs/cgroup/cgroup.subtree_control").exists()
             && std::fs::read_to_string("/sys/fs/cgroup/cgroup.controllers").is_ok_and(|c| c.contains("io"))
     } else {
@@ -236,8 +236,8 @@ fn oom_kill_disable_warning(hc: &mut HostConfig) -> Option<String> {
     if hc.other.get("OomKillDisable").and_then(Value::as_bool) != Some(true) {
         return None;
     }
-    let version = if std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists() { "2" } else { "1" };
-    if !crate::backends::host::CgroupFeatures::read(version).oom_kill_disable {
+    use crate::backends::host::{cgroup_version, CgroupFeatures};
+    if !CgroupFeatures::read(cgroup_version()).oom_kill_disable {
         hc.other.remove("OomKillDisable");
         return Some("Your kernel does not support OomKillDisable. OomKillDisable discarded.".into());
     }

@@ -18,18 +18,12 @@ impl ContainerService {
                 "Renaming a container with the same name as its current name".into(),
             ));
         }
-        let allocating = |text: String| format!("Error when allocating new name: {text}");
-        let new_name = naming::validate(&slashed).map_err(|e| match e {
-            ServiceError::InvalidParameter(text) => ServiceError::InvalidParameter(allocating(text)),
-            other => other,
-        })?;
+        const ALLOCATING: &str = "Error when allocating new name";
+        let new_name = naming::validate(&slashed).map_err(|e| e.wrapped(ALLOCATING))?;
         let old_name = {
             let mut reg = self.registry_mut();
             if let Some(holder) = reg.names.get(&new_name) {
-                return Err(match super::create::name_conflict(&new_name, holder) {
-                    ServiceError::Conflict(text) => ServiceError::Conflict(allocating(text)),
-                    other => other,
-                });
+                return Err(super::create::name_conflict(&new_name, holder).wrapped(ALLOCATING));
             }
             let old_name = std::mem::replace(&mut record.name, new_name.clone());
             if let Err(e) = self.save(&record) {

@@ -152,11 +152,16 @@ pub fn parse_signal(text: &str) -> Result<u32, ServiceError> {
         "RTMIN" => SIGRTMIN,
         "RTMAX" => SIGRTMAX,
         // Go's table names RTMIN+1..RTMIN+15 and RTMAX-14..RTMAX-1.
-        _ => match (name.strip_prefix("RTMIN+"), name.strip_prefix("RTMAX-")) {
-            (Some(n), _) if n.parse::<i32>().is_ok_and(|n| (1..=15).contains(&n)) => SIGRTMIN + n.parse::<i32>().unwrap_or(0),
-            (_, Some(n)) if n.parse::<i32>().is_ok_and(|n| (1..=14).contains(&n)) => SIGRTMAX - n.parse::<i32>().unwrap_or(0),
-            _ => return Err(ServiceError::InvalidParameter(format!("Invalid signal: {text}"))),
-        },
+        _ => {
+            let offset = |prefix: &str, most: i32| {
+                name.strip_prefix(prefix).and_then(|n| n.parse::<i32>().ok()).filter(|n| (1..=most).contains(n))
+            };
+            match (offset("RTMIN+", 15), offset("RTMAX-", 14)) {
+                (Some(n), _) => SIGRTMIN + n,
+                (_, Some(n)) => SIGRTMAX - n,
+                _ => return Err(ServiceError::InvalidParameter(format!("Invalid signal: {text}"))),
+            }
+        }
     };
     Ok(number as u32)
 }

@@ -229,8 +229,6 @@ impl NetworkService {
     }
 }
 
-/// IPAM `AuxiliaryAddresses` of every config entry, each inside its
-/// network's subnet of the same family.
 /// The bridge driver's options as moby's `fromLabels` reads them (Go's
 /// `strconv` rules and words), then its MTU check; the rest are kept as given.
 fn check_bridge_options(options: &BTreeMap<String, String>) -> Result<(), ServiceError> {
@@ -277,6 +275,8 @@ pub(super) fn go_bool(value: &str) -> Option<bool> {
     }
 }
 
+/// IPAM `AuxiliaryAddresses` of every config entry, each inside its
+/// network's subnet of the same family.
 fn aux_addresses(
     requested: &[IpamConfig],
     subnet: &ipam::Subnet,

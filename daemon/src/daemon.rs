@@ -148,8 +148,11 @@ async fn serve_until_signal(
         })
         .collect();
     let (stop, stopped) = watch::channel(false);
+    // Installed before the first request is served: a SIGINT or SIGTERM
+    // that comes right after would otherwise still kill the process.
+    let signals = Signals::install();
     tokio::spawn(async move {
-        wait_for_signal(&reloader).await;
+        wait_for_signal(signals, &reloader).await;
         let _ = stop.send(true);
     });
     tracing::info!(
@@ -186,12 +189,29 @@ async fn containerd_address(config: &Config, managed: &mut Option<ManagedContain
     Ok(socket)
 }
 
+/// The signals berthd handles; each is caught from the moment its stream
+/// is made.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> Option<Self> {
+        let (Ok(term), Ok(int), Ok(hup)) =
+            (signal(SignalKind::terminate()), signal(SignalKind::interrupt()), signal(SignalKind::hangup()))
+        else {
+            tracing::error!("cannot install signal handlers; stop berthd with SIGKILL");
+            return None;
+        };
+        Some(Self { term, int, hup })
+    }
+}
+
 /// Reload on SIGHUP until SIGTERM or SIGINT.
-async fn wait_for_signal(reloader: &crate::reload::Reloader) {
-    let (Ok(mut term), Ok(mut int), Ok(mut hup)) =
-        (signal(SignalKind::terminate()), signal(SignalKind::interrupt()), signal(SignalKind::hangup()))
-    else {
-        tracing::error!("cannot install signal handlers; stop berthd with SIGKILL");
+async fn wait_for_signal(signals: Option<Signals>, reloader: &crate::reload::Reloader) {
+    let Some(Signals { mut term, mut int, mut hup }) = signals else {
         return std::future::pending().await;
     };
     let name = loop {
